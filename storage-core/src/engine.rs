@@ -1,0 +1,433 @@
+//! The engine's API: what the S3 layer calls.
+
+use crate::error::{Error, Rejection, Result};
+use crate::index::{self, BucketEntry, Index, ObjectEntry};
+use crate::log_entry::{ChunkPiece, LogEntry, ObjectRecord, PartRecord, UploadRecord};
+use crate::recovery;
+use crate::segment::SegmentReader;
+use crate::writer::{Appended, AppendRequest, Command, Writer, WriterLimits};
+use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    /// A segment is sealed once it reaches this size (a batch may overshoot it).
+    pub segment_size_limit_bytes: u64,
+    /// Bodies are cut into chunk records of this size as they stream in.
+    pub chunk_size_bytes: usize,
+    /// Group commit takes at most this many bytes / records per fsync.
+    pub max_batch_bytes: u64,
+    pub max_batch_records: usize,
+    /// Requests waiting for the writer; senders wait when it is full.
+    pub queue_depth: usize,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> EngineConfig {
+        EngineConfig {
+            data_dir: data_dir.into(),
+            segment_size_limit_bytes: 256 * 1024 * 1024,
+            chunk_size_bytes: 1024 * 1024,
+            max_batch_bytes: 16 * 1024 * 1024,
+            max_batch_records: 1024,
+            queue_depth: 1024,
+        }
+    }
+}
+
+/// A body ready to be committed: small enough to live in the commit record itself, or
+/// already written as chunk records.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Inline(Bytes),
+    Chunks(Vec<ChunkPiece>),
+}
+
+/// Listing parameters, as ListObjects(V2) gives them.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    /// Only keys (and common prefixes) strictly greater than this.
+    pub start_after: Option<String>,
+    pub max_keys: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    pub objects: Vec<(String, ObjectEntry)>,
+    pub common_prefixes: Vec<String>,
+    pub is_truncated: bool,
+    /// The last key or common prefix returned: where the next page starts after.
+    pub last: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    index: Index,
+    db: sled::Db,
+    reader: SegmentReader,
+    commands: mpsc::Sender<Command>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    chunk_size_bytes: usize,
+    _lock: File,
+}
+
+impl Engine {
+    /// Opens (or creates) a data directory: takes its lock, opens the index, replays the
+    /// log past the index's applied position, and starts the writer.
+    pub fn open(config: EngineConfig) -> Result<Engine> {
+        assert!(config.chunk_size_bytes > 0 && config.chunk_size_bytes as u64 <= crate::record::MAX_PAYLOAD_BYTES);
+        let segments_dir = config.data_dir.join("segments");
+        std::fs::create_dir_all(&segments_dir)?;
+        let lock_path = config.data_dir.join("LOCK");
+        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(Error::Locked(format!(
+                    "{} is locked: another quarry process is using this data directory",
+                    config.data_dir.display()
+                )));
+            }
+            Err(TryLockError::Error(e)) => return Err(Error::Io(e)),
+        }
+        let db = sled::Config::new().path(config.data_dir.join("index")).open()?;
+        let index = Index::new(db.open_tree("index")?);
+        let started = std::time::Instant::now();
+        let recovered = recovery::replay(&segments_dir, &index)?;
+        tracing::info!(
+            records = recovered.records_replayed,
+            torn_bytes = recovered.torn_bytes_truncated,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "log replayed into the index"
+        );
+        let limits = WriterLimits {
+            segment_size_limit_bytes: config.segment_size_limit_bytes,
+            max_batch_bytes: config.max_batch_bytes,
+            max_batch_records: config.max_batch_records,
+        };
+        let writer = Writer::open(
+            segments_dir.clone(),
+            index.clone(),
+            recovered.active_segment_id,
+            recovered.active_len_bytes,
+            recovered.next_lsn,
+            limits,
+        )?;
+        let (commands, receiver) = mpsc::channel(config.queue_depth);
+        let writer_thread = std::thread::Builder::new()
+            .name("quarry-writer".into())
+            .spawn(move || writer.run(receiver))?;
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                index,
+                db,
+                reader: SegmentReader::new(segments_dir),
+                commands,
+                writer_thread: Mutex::new(Some(writer_thread)),
+                chunk_size_bytes: config.chunk_size_bytes,
+                _lock: lock,
+            }),
+        })
+    }
+
+    pub fn index(&self) -> &Index {
+        &self.inner.index
+    }
+
+    /// Syncs and commits everything written, stops the writer, flushes the index.
+    pub async fn close(&self) -> Result<()> {
+        let (done, wait) = oneshot::channel();
+        if self.inner.commands.send(Command::Shutdown(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+        let thread = self.inner.writer_thread.lock().expect("writer handle poisoned").take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        self.inner.db.flush_async().await?;
+        Ok(())
+    }
+
+    async fn append(&self, entry: LogEntry, payload: Bytes, durable: bool) -> Result<Appended> {
+        let (reply, answer) = oneshot::channel();
+        let request = AppendRequest { entry, payload, durable, reply };
+        self.inner.commands.send(Command::Append(request)).await.map_err(|_| Error::Closed)?;
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    // ---- buckets ----
+
+    pub async fn create_bucket(&self, bucket: &str, created_ms: i64) -> Result<()> {
+        let entry = LogEntry::BucketCreate { bucket: bucket.to_owned(), created_ms };
+        self.append(entry, Bytes::new(), true).await.map(|_| ())
+    }
+
+    pub async fn delete_bucket(&self, bucket: &str) -> Result<()> {
+        let entry = LogEntry::BucketDelete { bucket: bucket.to_owned() };
+        self.append(entry, Bytes::new(), true).await.map(|_| ())
+    }
+
+    pub fn bucket(&self, bucket: &str) -> Result<Option<BucketEntry>> {
+        self.inner.index.bucket(bucket)
+    }
+
+    pub fn buckets(&self) -> Result<Vec<(String, BucketEntry)>> {
+        self.inner.index.buckets()
+    }
+
+    // ---- objects ----
+
+    /// Streams a body into chunk records; see [`BodyWriter`].
+    pub fn body_writer(&self) -> BodyWriter {
+        BodyWriter {
+            engine: self.clone(),
+            buffer: BytesMut::new(),
+            chunks: Vec::new(),
+            size_bytes: 0,
+            chunk_size_bytes: self.inner.chunk_size_bytes,
+        }
+    }
+
+    /// Makes `record` the current object under its key, atomically and durably.
+    pub async fn put_object(&self, mut record: ObjectRecord, body: Body) -> Result<ObjectEntry> {
+        let payload = attach_body(&mut record.chunks, &mut record.inline, body);
+        let meta = record.meta.clone();
+        let chunks = record.chunks.clone();
+        let inline = record.inline;
+        let appended = self.append(LogEntry::Object(record), payload.clone(), true).await?;
+        let chunks = if inline { vec![ChunkPiece { lsn: appended.lsn, len: payload.len() as u64 }] } else { chunks };
+        Ok(ObjectEntry { lsn: appended.lsn, meta, chunks })
+    }
+
+    pub fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectEntry>> {
+        self.inner.index.object(bucket, key)
+    }
+
+    /// Deletes a key (a tombstone in the log). Deleting a missing key is not an error.
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
+        if self.bucket(bucket)?.is_none() {
+            return Err(Error::Rejected(Rejection::NoSuchBucket));
+        }
+        if self.object(bucket, key)?.is_none() {
+            return Ok(());
+        }
+        let entry = LogEntry::Tombstone { bucket: bucket.to_owned(), key: key.to_owned() };
+        self.append(entry, Bytes::new(), true).await.map(|_| ())
+    }
+
+    /// Reads `range` of an object's body, chunk by chunk, each verified.
+    pub fn read(&self, object: &ObjectEntry, range: Range<u64>) -> ObjectReader {
+        assert!(range.start <= range.end && range.end <= object.meta.size_bytes, "read range out of bounds");
+        let mut pieces = VecDeque::new();
+        let mut piece_start = 0u64;
+        for piece in &object.chunks {
+            let piece_end = piece_start + piece.len;
+            let from = range.start.max(piece_start);
+            let to = range.end.min(piece_end);
+            if from < to {
+                pieces.push_back((*piece, (from - piece_start)..(to - piece_start)));
+            }
+            piece_start = piece_end;
+        }
+        ObjectReader { engine: self.clone(), pieces }
+    }
+
+    pub fn list_objects(&self, bucket: &str, query: &ListQuery) -> Result<ListPage> {
+        list_objects(&self.inner.index, bucket, query)
+    }
+
+    // ---- multipart ----
+
+    pub async fn create_upload(&self, upload: UploadRecord) -> Result<()> {
+        self.append(LogEntry::UploadCreate(upload), Bytes::new(), true).await.map(|_| ())
+    }
+
+    pub async fn put_part(&self, mut part: PartRecord, body: Body) -> Result<()> {
+        let payload = attach_body(&mut part.chunks, &mut part.inline, body);
+        self.append(LogEntry::Part(part), payload, true).await.map(|_| ())
+    }
+
+    pub async fn complete_upload(&self, upload_id: &str, object: ObjectRecord) -> Result<ObjectEntry> {
+        let (meta, chunks) = (object.meta.clone(), object.chunks.clone());
+        let entry = LogEntry::UploadComplete { upload_id: upload_id.to_owned(), object };
+        let appended = self.append(entry, Bytes::new(), true).await?;
+        Ok(ObjectEntry { lsn: appended.lsn, meta, chunks })
+    }
+
+    pub async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
+        let entry =
+            LogEntry::UploadAbort { bucket: bucket.to_owned(), key: key.to_owned(), upload_id: upload_id.to_owned() };
+        self.append(entry, Bytes::new(), true).await.map(|_| ())
+    }
+}
+
+fn attach_body(chunks: &mut Vec<ChunkPiece>, inline: &mut bool, body: Body) -> Bytes {
+    match body {
+        Body::Inline(bytes) => {
+            chunks.clear();
+            *inline = true;
+            bytes
+        }
+        Body::Chunks(pieces) => {
+            *chunks = pieces;
+            *inline = false;
+            Bytes::new()
+        }
+    }
+}
+
+/// Writes a streamed body as chunk records of `chunk_size_bytes`, holding at most one
+/// chunk in memory. A body that ends before its first chunk is full stays in memory
+/// and goes inline into the commit record.
+pub struct BodyWriter {
+    engine: Engine,
+    buffer: BytesMut,
+    chunks: Vec<ChunkPiece>,
+    size_bytes: u64,
+    chunk_size_bytes: usize,
+}
+
+impl BodyWriter {
+    pub fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+
+    pub async fn write(&mut self, mut data: Bytes) -> Result<()> {
+        self.size_bytes += data.len() as u64;
+        while !data.is_empty() {
+            let room = self.chunk_size_bytes - self.buffer.len();
+            let take = room.min(data.len());
+            self.buffer.extend_from_slice(&data.split_to(take));
+            if self.buffer.len() == self.chunk_size_bytes {
+                self.flush_chunk().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush_chunk(&mut self) -> Result<()> {
+        let payload = self.buffer.split().freeze();
+        let len = payload.len() as u64;
+        let appended = self.engine.append(LogEntry::Chunk, payload, false).await?;
+        self.chunks.push(ChunkPiece { lsn: appended.lsn, len });
+        Ok(())
+    }
+
+    pub async fn finish(mut self) -> Result<Body> {
+        if self.chunks.is_empty() {
+            return Ok(Body::Inline(self.buffer.freeze()));
+        }
+        if !self.buffer.is_empty() {
+            self.flush_chunk().await?;
+        }
+        Ok(Body::Chunks(self.chunks))
+    }
+}
+
+/// Yields an object's bytes chunk by chunk; every chunk is checksum-verified before
+/// any of its bytes are returned.
+pub struct ObjectReader {
+    engine: Engine,
+    pieces: VecDeque<(ChunkPiece, Range<u64>)>,
+}
+
+impl ObjectReader {
+    pub async fn next_chunk(&mut self) -> Option<Result<Bytes>> {
+        let (piece, range) = self.pieces.pop_front()?;
+        Some(self.read_piece(piece, range).await)
+    }
+
+    async fn read_piece(&self, piece: ChunkPiece, range: Range<u64>) -> Result<Bytes> {
+        let location = self
+            .engine
+            .inner
+            .index
+            .chunk_location(piece.lsn)?
+            .ok_or_else(|| Error::Corrupt(format!("no record for chunk lsn {}", piece.lsn)))?;
+        let engine = self.engine.clone();
+        let record = tokio::task::spawn_blocking(move || engine.inner.reader.read(location))
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))?
+            .inspect_err(|e| tracing::error!(lsn = piece.lsn, "read of a damaged record refused: {e}"))?;
+        if record.prefix.lsn != piece.lsn || record.payload.len() as u64 != piece.len {
+            return Err(Error::Corrupt(format!("record at the location of chunk lsn {} is another record", piece.lsn)));
+        }
+        Ok(record.payload.slice(range.start as usize..range.end as usize))
+    }
+}
+
+fn list_objects(index: &Index, bucket: &str, query: &ListQuery) -> Result<ListPage> {
+    let mut page = ListPage::default();
+    let prefix = query.prefix.as_str();
+    let start_after = query.start_after.as_deref();
+    let mut from: Vec<u8> = match start_after {
+        Some(s) if s >= prefix => {
+            let mut v = s.as_bytes().to_vec();
+            v.push(0);
+            v
+        }
+        _ => prefix.as_bytes().to_vec(),
+    };
+    let mut emitted = 0usize;
+    'scan: loop {
+        for item in index.objects_from(bucket, &from) {
+            let (key, entry) = item?;
+            if !key.starts_with(prefix) {
+                break 'scan;
+            }
+            let group = query
+                .delimiter
+                .as_deref()
+                .filter(|d| !d.is_empty())
+                .and_then(|d| key[prefix.len()..].find(d).map(|at| key[..prefix.len() + at + d.len()].to_owned()));
+            if let Some(common_prefix) = group {
+                from = index::prefix_successor(common_prefix.as_bytes()).expect("a prefix ending in a delimiter");
+                if start_after.is_some_and(|s| common_prefix.as_str() <= s) {
+                    continue 'scan;
+                }
+                if emitted == query.max_keys {
+                    page.is_truncated = true;
+                    break 'scan;
+                }
+                emitted += 1;
+                page.last = Some(common_prefix.clone());
+                page.common_prefixes.push(common_prefix);
+                continue 'scan;
+            }
+            if emitted == query.max_keys {
+                page.is_truncated = true;
+                break 'scan;
+            }
+            emitted += 1;
+            page.last = Some(key.clone());
+            page.objects.push((key, entry));
+        }
+        break;
+    }
+    Ok(page)
+}
+
+
+impl Drop for Inner {
+    /// Stops the writer (it syncs what it has) and waits for it, so that the data
+    /// directory is free again once the engine is gone.
+    fn drop(&mut self) {
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.commands, closed));
+        if let Some(thread) = self.writer_thread.get_mut().ok().and_then(Option::take) {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! Engine errors. `Rejected` is a logical refusal decided while applying a record
+//! (nothing was written); everything else is a failure of the machinery.
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Rejected(Rejection),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("index error: {0}")]
+    Index(#[from] sled::Error),
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    #[error("the data directory is in use by another process: {0}")]
+    Locked(String),
+    #[error("the storage engine has shut down")]
+    Closed,
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+}
+
+impl Error {
+    /// True when the failure is the disk being full (ENOSPC / EDQUOT).
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, Error::Io(e) if matches!(e.raw_os_error(), Some(28) | Some(122)))
+    }
+}
+
+/// Why a record was refused when applied. Decided by the writer in log order, so the
+/// decision is free of races and the same on replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("the bucket does not exist")]
+    NoSuchBucket,
+    #[error("the bucket already exists")]
+    BucketAlreadyExists,
+    #[error("the bucket is not empty")]
+    BucketNotEmpty,
+    #[error("the multipart upload does not exist")]
+    NoSuchUpload,
+    #[error("a precondition of the write did not hold")]
+    PreconditionFailed,
+}

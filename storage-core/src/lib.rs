@@ -1,0 +1,19 @@
+//! Quarry's storage engine: an append-only log of checksummed records in segment
+//! files (the source of truth), a sled index derived from it, and recovery that
+//! replays the log into the index on start.
+//!
+//! Start at [`Engine`]; `ARCHITECTURE.md` at the repository root has the map.
+
+mod engine;
+mod error;
+pub mod index;
+pub mod log_entry;
+pub mod record;
+mod recovery;
+pub mod segment;
+mod writer;
+
+pub use engine::{Body, BodyWriter, Engine, EngineConfig, ListPage, ListQuery, ObjectReader};
+pub use error::{Error, Rejection, Result};
+pub use index::{BucketEntry, ObjectEntry, PartEntry, UploadEntry};
+pub use log_entry::{ChunkPiece, ObjectMeta, ObjectRecord, PartRecord, StoredChecksum, UploadRecord};

@@ -1,0 +1,152 @@
+//! What a record says: the typed header of every record kind, and the object metadata
+//! it carries. These types are the durable log format (JSON in the record header), so
+//! fields are only ever added, with serde defaults.
+
+use crate::record::RecordKind;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One piece of an object's body: the LSN of the record whose payload holds the bytes
+/// (a chunk, an inline object, or an inline part) and the number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkPiece {
+    pub lsn: u64,
+    pub len: u64,
+}
+
+/// A checksum the client asked for (x-amz-checksum-*), verified and kept with the object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredChecksum {
+    /// "CRC32" | "CRC32C" | "CRC64NVME" | "SHA1" | "SHA256"
+    pub algorithm: String,
+    /// base64 of the digest; composite multipart checksums end in "-N"
+    pub value: String,
+    /// "FULL_OBJECT" | "COMPOSITE"
+    pub checksum_type: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectMeta {
+    pub size_bytes: u64,
+    /// Unquoted: hex MD5 of the body, or for multipart hex MD5 of the part MD5s + "-N".
+    pub etag: String,
+    pub last_modified_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_encoding: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_disposition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_language: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<String>,
+    /// The Expires header as unix milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub user_metadata: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<StoredChecksum>,
+    /// For a multipart object: the size of each part, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_sizes: Option<Vec<u64>>,
+}
+
+/// What is put under a key: the metadata and where its bytes are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRecord {
+    pub bucket: String,
+    pub key: String,
+    pub meta: ObjectMeta,
+    /// The body, in order. For an inline object this is empty in the log (the record's
+    /// own payload is the body) and filled with the record's own LSN in the index.
+    pub chunks: Vec<ChunkPiece>,
+    #[serde(default)]
+    pub inline: bool,
+    /// Conditional write: fail with PreconditionFailed if the key exists.
+    #[serde(default)]
+    pub if_none_match: bool,
+    /// Conditional write: fail with PreconditionFailed unless the current ETag is this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_match: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadRecord {
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: String,
+    pub initiated_ms: i64,
+    /// Metadata given at CreateMultipartUpload (size and ETag are filled at completion).
+    pub meta: ObjectMeta,
+    /// x-amz-checksum-algorithm / x-amz-checksum-type given at creation, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_type: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartRecord {
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: String,
+    pub part_number: u32,
+    pub size_bytes: u64,
+    /// Unquoted hex MD5 of the part.
+    pub etag: String,
+    pub last_modified_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<StoredChecksum>,
+    pub chunks: Vec<ChunkPiece>,
+    #[serde(default)]
+    pub inline: bool,
+}
+
+/// The typed header of a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LogEntry {
+    /// A piece of a body being streamed in; the payload is the bytes.
+    Chunk,
+    Object(ObjectRecord),
+    Tombstone {
+        bucket: String,
+        key: String,
+    },
+    BucketCreate {
+        bucket: String,
+        created_ms: i64,
+    },
+    BucketDelete {
+        bucket: String,
+    },
+    UploadCreate(UploadRecord),
+    Part(PartRecord),
+    UploadComplete {
+        upload_id: String,
+        object: ObjectRecord,
+    },
+    UploadAbort {
+        bucket: String,
+        key: String,
+        upload_id: String,
+    },
+}
+
+impl LogEntry {
+    pub fn kind(&self) -> RecordKind {
+        match self {
+            LogEntry::Chunk => RecordKind::Chunk,
+            LogEntry::Object(_) => RecordKind::Object,
+            LogEntry::Tombstone { .. } => RecordKind::Tombstone,
+            LogEntry::BucketCreate { .. } => RecordKind::BucketCreate,
+            LogEntry::BucketDelete { .. } => RecordKind::BucketDelete,
+            LogEntry::UploadCreate(_) => RecordKind::UploadCreate,
+            LogEntry::Part(_) => RecordKind::Part,
+            LogEntry::UploadComplete { .. } => RecordKind::UploadComplete,
+            LogEntry::UploadAbort { .. } => RecordKind::UploadAbort,
+        }
+    }
+}

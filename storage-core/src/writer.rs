@@ -1,0 +1,302 @@
+//! The one writer: appends records to the active segment with group commit.
+//!
+//! Requests arrive on a bounded channel. The writer takes every request waiting (up to a
+//! batch limit), decides each against the index (`index::apply`; a rejected request is
+//! answered at once and never written), writes the accepted records with positioned
+//! writes, then — if any request asked for durability — fdatasyncs once and commits the
+//! batch's index changes plus the applied-LSN watermark in one sled batch. Only then are
+//! the requests answered.
+//!
+//! Chunk records (pieces of a body still streaming in) do not ask for durability: they
+//! are answered once written, and their index entries wait in `pending` until the next
+//! fsync. So the index never gets ahead of what is durable in the log, and an object's
+//! chunks are durable no later than its commit record.
+
+use crate::error::{Error, Result};
+use crate::index::{self, AppliedPosition, Index, Overlay, RecordLocation, View};
+use crate::log_entry::LogEntry;
+use crate::record::{self, EncodedRecord};
+use crate::segment::segment_path;
+use bytes::Bytes;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use tokio::sync::{mpsc, oneshot};
+
+/// Records smaller than this are gathered in memory and written together.
+const COALESCE_LIMIT_BYTES: usize = 256 * 1024;
+
+pub struct AppendRequest {
+    pub entry: LogEntry,
+    pub payload: Bytes,
+    pub durable: bool,
+    pub reply: oneshot::Sender<Result<Appended>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Appended {
+    pub lsn: u64,
+}
+
+pub enum Command {
+    Append(AppendRequest),
+    /// Sync and commit everything, then stop.
+    Shutdown(oneshot::Sender<()>),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct WriterLimits {
+    pub segment_size_limit_bytes: u64,
+    pub max_batch_bytes: u64,
+    pub max_batch_records: usize,
+}
+
+struct ActiveSegment {
+    id: u64,
+    file: File,
+    len_bytes: u64,
+}
+
+pub struct Writer {
+    segments_dir: PathBuf,
+    index: Index,
+    active: ActiveSegment,
+    next_lsn: u64,
+    /// Applied and written, waiting for the next fsync to be committed to sled.
+    pending: Overlay,
+    pending_applied: Option<AppliedPosition>,
+    limits: WriterLimits,
+    /// Set after an fsync failure: the state of the file is unknown, so refuse writes
+    /// until a restart replays the log.
+    poisoned: Option<String>,
+}
+
+impl Writer {
+    pub fn open(
+        segments_dir: PathBuf,
+        index: Index,
+        active_segment_id: u64,
+        active_len_bytes: u64,
+        next_lsn: u64,
+        limits: WriterLimits,
+    ) -> Result<Writer> {
+        let path = segment_path(&segments_dir, active_segment_id);
+        let file = OpenOptions::new().create(true).write(true).truncate(false).open(&path)?;
+        assert!(file.metadata()?.len() == active_len_bytes, "active segment length must be known exactly");
+        sync_dir(&segments_dir)?;
+        Ok(Writer {
+            segments_dir,
+            index,
+            active: ActiveSegment { id: active_segment_id, file, len_bytes: active_len_bytes },
+            next_lsn,
+            pending: Overlay::default(),
+            pending_applied: None,
+            limits,
+            poisoned: None,
+        })
+    }
+
+    /// Runs until shutdown or until every sender is gone.
+    pub fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        while let Some(first) = commands.blocking_recv() {
+            let mut batch = Vec::new();
+            let mut batch_bytes = 0u64;
+            let mut shutdown = None;
+            let mut next = Some(first);
+            while let Some(command) = next.take() {
+                match command {
+                    Command::Append(request) => {
+                        batch_bytes += request.payload.len() as u64;
+                        batch.push(request);
+                    }
+                    Command::Shutdown(done) => {
+                        shutdown = Some(done);
+                        break;
+                    }
+                }
+                if batch.len() < self.limits.max_batch_records && batch_bytes < self.limits.max_batch_bytes {
+                    next = commands.try_recv().ok();
+                }
+            }
+            if !batch.is_empty() {
+                self.process(batch);
+            }
+            if let Some(done) = shutdown {
+                self.finish();
+                let _ = done.send(());
+                return;
+            }
+        }
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        if let Err(e) = self.sync_and_commit() {
+            tracing::error!("final sync of the log failed: {e}");
+        }
+    }
+
+    fn process(&mut self, batch: Vec<AppendRequest>) {
+        if let Some(why) = &self.poisoned {
+            for request in batch {
+                let _ = request.reply.send(Err(Error::Io(std::io::Error::other(why.clone()))));
+            }
+            return;
+        }
+        // Encode first: an LSN per request (a rejected one leaves a gap, which is fine:
+        // LSNs only need to increase).
+        let encoded: Vec<EncodedRecord> = batch
+            .iter()
+            .map(|r| {
+                let lsn = self.next_lsn;
+                self.next_lsn += 1;
+                record::encode(lsn, &r.entry, r.payload.clone())
+            })
+            .collect();
+        let batch_len: u64 = encoded.iter().map(|e| e.len()).sum();
+        if self.active.len_bytes > 0
+            && self.active.len_bytes + batch_len > self.limits.segment_size_limit_bytes
+            && let Err(e) = self.roll_segment()
+        {
+            self.fail_all(batch, &e);
+            return;
+        }
+
+        let batch_start = self.active.len_bytes;
+        let mut offset = batch_start;
+        let mut top = Overlay::default();
+        let mut accepted = Vec::with_capacity(batch.len());
+        let mut write_buf: Vec<u8> = Vec::new();
+        let mut write_buf_offset = offset;
+        let mut write_error = None;
+        for (request, rec) in batch.into_iter().zip(encoded) {
+            let prefix = record::decode_prefix(&rec.head).expect("freshly encoded prefix");
+            let location = RecordLocation { segment_id: self.active.id, offset, record_len: rec.len() };
+            let mut view = View { tree: &self.index.tree, lower: &self.pending, top: &mut top };
+            let decision = index::apply(&mut view, &request.entry, prefix.lsn, location, rec.payload.len() as u64);
+            match decision {
+                Err(e) => {
+                    let _ = request.reply.send(Err(e));
+                    continue;
+                }
+                Ok(Err(rejection)) => {
+                    let _ = request.reply.send(Err(Error::Rejected(rejection)));
+                    continue;
+                }
+                Ok(Ok(())) => {}
+            }
+            if write_error.is_none() {
+                write_error = self.write_record(&rec, &mut write_buf, &mut write_buf_offset).err();
+            }
+            offset += rec.len();
+            accepted.push((request, Appended { lsn: prefix.lsn }));
+        }
+        if write_error.is_none() && !write_buf.is_empty() {
+            write_error = self.active.file.write_all_at(&write_buf, write_buf_offset).err();
+        }
+        if let Some(e) = write_error {
+            // Nothing of this batch was acknowledged: cut it off and go on.
+            if let Err(truncate_error) = self.active.file.set_len(batch_start) {
+                self.poisoned = Some(format!("could not cut off a failed write: {truncate_error}"));
+            }
+            let error = Error::Io(e);
+            for (request, _) in accepted {
+                let _ = request.reply.send(Err(clone_error(&error)));
+            }
+            return;
+        }
+        self.active.len_bytes = offset;
+        let Some(last) = accepted.last().map(|(_, a)| a.lsn) else { return };
+        self.pending.absorb(top);
+        self.pending_applied =
+            Some(AppliedPosition { lsn: last, segment_id: self.active.id, end_offset: self.active.len_bytes });
+
+        if accepted.iter().any(|(r, _)| r.durable)
+            && let Err(e) = self.sync_and_commit()
+        {
+            for (request, _) in accepted {
+                let _ = request.reply.send(Err(clone_error(&e)));
+            }
+            return;
+        }
+        for (request, appended) in accepted {
+            let _ = request.reply.send(Ok(appended));
+        }
+    }
+
+    /// Writes one record at the end of the batch so far: small ones are gathered in
+    /// `buf` (which starts at `buf_offset`), large ones written straight from their
+    /// buffers.
+    fn write_record(&self, rec: &EncodedRecord, buf: &mut Vec<u8>, buf_offset: &mut u64) -> std::io::Result<()> {
+        if rec.len() as usize <= COALESCE_LIMIT_BYTES {
+            buf.extend_from_slice(&rec.head);
+            buf.extend_from_slice(&rec.payload);
+            buf.extend_from_slice(&rec.checksum);
+            return Ok(());
+        }
+        let file = &self.active.file;
+        let mut at = *buf_offset;
+        if !buf.is_empty() {
+            file.write_all_at(buf, at)?;
+            at += buf.len() as u64;
+            buf.clear();
+        }
+        file.write_all_at(&rec.head, at)?;
+        at += rec.head.len() as u64;
+        file.write_all_at(&rec.payload, at)?;
+        at += rec.payload.len() as u64;
+        file.write_all_at(&rec.checksum, at)?;
+        at += rec.checksum.len() as u64;
+        *buf_offset = at;
+        Ok(())
+    }
+
+    /// Makes everything written durable, then publishes the pending index changes.
+    fn sync_and_commit(&mut self) -> Result<()> {
+        let Some(applied) = self.pending_applied else { return Ok(()) };
+        if let Err(e) = self.active.file.sync_data() {
+            self.poisoned = Some(format!("fdatasync of segment {} failed: {e}", self.active.id));
+            return Err(Error::Io(e));
+        }
+        let pending = std::mem::take(&mut self.pending);
+        self.index.tree.apply_batch(pending.into_batch(Some(applied)))?;
+        self.pending_applied = None;
+        Ok(())
+    }
+
+    /// Seals the active segment (fsync) and starts the next one.
+    fn roll_segment(&mut self) -> Result<()> {
+        self.sync_and_commit()?;
+        self.active.file.sync_all()?;
+        let id = self.active.id + 1;
+        let path = segment_path(&self.segments_dir, id);
+        let file = OpenOptions::new().create_new(true).write(true).open(&path)?;
+        sync_dir(&self.segments_dir)?;
+        tracing::debug!(segment = id, "started a new segment");
+        self.active = ActiveSegment { id, file, len_bytes: 0 };
+        Ok(())
+    }
+
+    fn fail_all(&self, batch: Vec<AppendRequest>, error: &Error) {
+        for request in batch {
+            let _ = request.reply.send(Err(clone_error(error)));
+        }
+    }
+}
+
+pub fn sync_dir(dir: &std::path::Path) -> Result<()> {
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Errors go to many requests; keep the OS error code so "disk full" stays visible.
+fn clone_error(error: &Error) -> Error {
+    match error {
+        Error::Io(e) => Error::Io(match e.raw_os_error() {
+            Some(code) => std::io::Error::from_raw_os_error(code),
+            None => std::io::Error::new(e.kind(), e.to_string()),
+        }),
+        Error::Rejected(r) => Error::Rejected(*r),
+        other => Error::Io(std::io::Error::other(other.to_string())),
+    }
+}
