@@ -5,7 +5,7 @@ use crate::index::{self, BucketEntry, Index, ObjectEntry};
 use crate::log_entry::{ChunkPiece, LogEntry, ObjectRecord, PartRecord, UploadRecord};
 use crate::recovery;
 use crate::segment::SegmentReader;
-use crate::writer::{Appended, AppendRequest, Command, Writer, WriterLimits};
+use crate::writer::{AppendRequest, Appended, Command, Writer, WriterLimits};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions, TryLockError};
@@ -126,9 +126,8 @@ impl Engine {
             limits,
         )?;
         let (commands, receiver) = mpsc::channel(config.queue_depth);
-        let writer_thread = std::thread::Builder::new()
-            .name("quarry-writer".into())
-            .spawn(move || writer.run(receiver))?;
+        let writer_thread =
+            std::thread::Builder::new().name("quarry-writer".into()).spawn(move || writer.run(receiver))?;
         Ok(Engine {
             inner: Arc::new(Inner {
                 index,
@@ -418,7 +417,6 @@ fn list_objects(index: &Index, bucket: &str, query: &ListQuery) -> Result<ListPa
     }
     Ok(page)
 }
-
 
 impl Drop for Inner {
     /// Stops the writer (it syncs what it has) and waits for it, so that the data

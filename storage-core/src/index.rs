@@ -323,10 +323,7 @@ impl View<'_> {
         }
         for layer in [&*self.lower, &*self.top] {
             let upper = prefix_successor(prefix);
-            let range = (
-                Bound::Included(prefix.to_vec()),
-                upper.map(Bound::Excluded).unwrap_or(Bound::Unbounded),
-            );
+            let range = (Bound::Included(prefix.to_vec()), upper.map(Bound::Excluded).unwrap_or(Bound::Unbounded));
             for (k, v) in layer.writes.range(range) {
                 keys.insert(k.clone(), v.is_some());
             }
@@ -427,9 +424,7 @@ fn decide(view: &View<'_>, entry: &LogEntry) -> Result<Result<(), Rejection>> {
         LogEntry::BucketCreate { bucket, .. } if bucket_exists(bucket)? => Err(Rejection::BucketAlreadyExists),
         LogEntry::BucketCreate { .. } => Ok(()),
         LogEntry::BucketDelete { bucket } if !bucket_exists(bucket)? => Err(Rejection::NoSuchBucket),
-        LogEntry::BucketDelete { bucket } if view.has_prefix(&object_prefix(bucket))? => {
-            Err(Rejection::BucketNotEmpty)
-        }
+        LogEntry::BucketDelete { bucket } if view.has_prefix(&object_prefix(bucket))? => Err(Rejection::BucketNotEmpty),
         LogEntry::BucketDelete { .. } => Ok(()),
         LogEntry::UploadCreate(upload) if !bucket_exists(&upload.bucket)? => Err(Rejection::NoSuchBucket),
         LogEntry::UploadCreate(_) => Ok(()),
@@ -463,7 +458,7 @@ fn object_preconditions(view: &View<'_>, object: &ObjectRecord) -> Result<Result
         return Ok(Err(Rejection::PreconditionFailed));
     }
     if let Some(want) = &object.if_match
-        && existing.as_ref().is_none_or(|e| &e.meta.etag != want)
+        && existing.as_ref().is_none_or(|e| want != "*" && &e.meta.etag != want)
     {
         return Ok(Err(Rejection::PreconditionFailed));
     }
@@ -478,7 +473,11 @@ fn put_object(view: &mut View<'_>, object: &ObjectRecord, lsn: u64, chunks: Vec<
         return Ok(()); // already holds a newer version (idempotent replay)
     }
     let total: u64 = chunks.iter().map(|c| c.len).sum();
-    assert_eq!(total, object.meta.size_bytes, "object {}/{}: chunks do not add up to its size", object.bucket, object.key);
+    assert_eq!(
+        total, object.meta.size_bytes,
+        "object {}/{}: chunks do not add up to its size",
+        object.bucket, object.key
+    );
     view.insert(k, to_json(&ObjectEntry { lsn, meta: object.meta.clone(), chunks }));
     Ok(())
 }

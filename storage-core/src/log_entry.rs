@@ -67,7 +67,8 @@ pub struct ObjectRecord {
     /// Conditional write: fail with PreconditionFailed if the key exists.
     #[serde(default)]
     pub if_none_match: bool,
-    /// Conditional write: fail with PreconditionFailed unless the current ETag is this.
+    /// Conditional write: fail with PreconditionFailed unless the current ETag is this
+    /// ("*": unless the key exists).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub if_match: Option<String>,
 }

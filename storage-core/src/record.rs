@@ -126,12 +126,8 @@ pub fn encode(lsn: u64, entry: &LogEntry, payload: Bytes) -> EncodedRecord {
     let header = serde_json::to_vec(entry).expect("log entries always serialize");
     assert!(header.len() <= MAX_HEADER_BYTES, "record header too large: {} bytes", header.len());
     assert!(payload.len() as u64 <= MAX_PAYLOAD_BYTES, "record payload too large");
-    let prefix = RecordPrefix {
-        kind: entry.kind(),
-        lsn,
-        header_len: header.len() as u32,
-        payload_len: payload.len() as u64,
-    };
+    let prefix =
+        RecordPrefix { kind: entry.kind(), lsn, header_len: header.len() as u32, payload_len: payload.len() as u64 };
     let mut head = Vec::with_capacity(PREFIX_BYTES + header.len());
     head.extend_from_slice(&prefix.encode());
     head.extend_from_slice(&header);

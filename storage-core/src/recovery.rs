@@ -77,11 +77,7 @@ pub fn replay(segments_dir: &Path, index: &Index) -> Result<Recovered> {
             }
             max_lsn = max_lsn.max(lsn);
             replayed += 1;
-            position = Some(AppliedPosition {
-                lsn,
-                segment_id: id,
-                end_offset: location.offset + location.record_len,
-            });
+            position = Some(AppliedPosition { lsn, segment_id: id, end_offset: location.offset + location.record_len });
             if replayed.is_multiple_of(REPLAY_BATCH_RECORDS as u64) {
                 index.tree.apply_batch(std::mem::take(&mut overlay).into_batch(position))?;
             }

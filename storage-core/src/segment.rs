@@ -65,7 +65,11 @@ pub fn scan(
             return Ok(ScanEnd { valid_end: offset, file_len, damage: Some(damage(offset, what)) });
         }
         let Some(prefix) = RecordPrefix::decode(&prefix_bytes) else {
-            return Ok(ScanEnd { valid_end: offset, file_len, damage: Some(damage(offset, "bad record prefix".into())) });
+            return Ok(ScanEnd {
+                valid_end: offset,
+                file_len,
+                damage: Some(damage(offset, "bad record prefix".into())),
+            });
         };
         let record_len = prefix.record_len();
         if offset + record_len > file_len {
@@ -79,7 +83,9 @@ pub fn scan(
                 on_record(RecordLocation { segment_id, offset, record_len }, decoded)?;
                 offset += record_len;
             }
-            Err(e) => return Ok(ScanEnd { valid_end: offset, file_len, damage: Some(damage(offset, e.to_string())) }),
+            Err(e) => {
+                return Ok(ScanEnd { valid_end: offset, file_len, damage: Some(damage(offset, e.to_string())) });
+            }
         }
     }
     Ok(ScanEnd { valid_end: offset, file_len, damage: None })

@@ -206,7 +206,9 @@ impl Writer {
             return;
         }
         self.active.len_bytes = offset;
-        let Some(last) = accepted.last().map(|(_, a)| a.lsn) else { return };
+        let Some(last) = accepted.last().map(|(_, a)| a.lsn) else {
+            return;
+        };
         self.pending.absorb(top);
         self.pending_applied =
             Some(AppliedPosition { lsn: last, segment_id: self.active.id, end_offset: self.active.len_bytes });
@@ -253,7 +255,9 @@ impl Writer {
 
     /// Makes everything written durable, then publishes the pending index changes.
     fn sync_and_commit(&mut self) -> Result<()> {
-        let Some(applied) = self.pending_applied else { return Ok(()) };
+        let Some(applied) = self.pending_applied else {
+            return Ok(());
+        };
         if let Err(e) = self.active.file.sync_data() {
             self.poisoned = Some(format!("fdatasync of segment {} failed: {e}", self.active.id));
             return Err(Error::Io(e));

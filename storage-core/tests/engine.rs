@@ -129,7 +129,8 @@ async fn rejections_and_listing() {
     let keys: Vec<_> = page.objects.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(keys, ["c"]);
     assert_eq!(page.common_prefixes, ["a/", "b/", "d/"]);
-    let q = ListQuery { delimiter: Some("/".into()), max_keys: 2, start_after: Some("a/".into()), ..Default::default() };
+    let q =
+        ListQuery { delimiter: Some("/".into()), max_keys: 2, start_after: Some("a/".into()), ..Default::default() };
     let page = engine.list_objects("b", &q).unwrap();
     assert_eq!(page.common_prefixes, ["b/"]);
     assert_eq!(page.objects.len(), 1);

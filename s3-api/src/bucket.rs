@@ -1,0 +1,133 @@
+//! ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation.
+
+use crate::QuarryS3;
+use crate::error::engine_error;
+use crate::meta::{now_ms, timestamp};
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+pub async fn list_buckets(s3: &QuarryS3, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+    let caller = req.credentials.as_ref().map(|c| c.access_key.as_str()).unwrap_or_default();
+    let prefix = req.input.prefix.as_deref().unwrap_or("");
+    let buckets = s3
+        .engine
+        .buckets()
+        .map_err(engine_error)?
+        .into_iter()
+        .filter(|(name, _)| name.starts_with(prefix) && s3.keys.lists(caller, name))
+        .map(|(name, entry)| Bucket {
+            name: Some(name),
+            creation_date: Some(timestamp(entry.created_ms)),
+            bucket_region: Some(s3.config.region.clone()),
+        })
+        .collect();
+    Ok(S3Response::new(ListBucketsOutput {
+        buckets: Some(buckets),
+        owner: Some(crate::owner()),
+        prefix: req.input.prefix,
+        continuation_token: None,
+    }))
+}
+
+pub async fn create_bucket(
+    s3: &QuarryS3,
+    req: S3Request<CreateBucketInput>,
+) -> S3Result<S3Response<CreateBucketOutput>> {
+    let bucket = &req.input.bucket;
+    validate_bucket_name(bucket)?;
+    let location = req
+        .input
+        .create_bucket_configuration
+        .as_ref()
+        .and_then(|c| c.location_constraint.as_ref())
+        .map(|l| l.as_str().to_owned());
+    if let Some(location) = location
+        && location != s3.config.region
+    {
+        return Err(s3_error!(
+            InvalidLocationConstraint,
+            "This server serves region {}; the bucket cannot be created in {location}",
+            s3.config.region
+        ));
+    }
+    s3.engine.create_bucket(bucket, now_ms()).await.map_err(engine_error)?;
+    Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")), ..Default::default() }))
+}
+
+pub async fn head_bucket(s3: &QuarryS3, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+    s3.require_bucket(&req.input.bucket)?;
+    Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(s3.config.region.clone()), ..Default::default() }))
+}
+
+pub async fn delete_bucket(
+    s3: &QuarryS3,
+    req: S3Request<DeleteBucketInput>,
+) -> S3Result<S3Response<DeleteBucketOutput>> {
+    s3.engine.delete_bucket(&req.input.bucket).await.map_err(engine_error)?;
+    Ok(S3Response::new(DeleteBucketOutput::default()))
+}
+
+pub async fn get_bucket_location(
+    s3: &QuarryS3,
+    req: S3Request<GetBucketLocationInput>,
+) -> S3Result<S3Response<GetBucketLocationOutput>> {
+    s3.require_bucket(&req.input.bucket)?;
+    // S3 answers an empty LocationConstraint for us-east-1.
+    let location_constraint =
+        (s3.config.region != "us-east-1").then(|| BucketLocationConstraint::from(s3.config.region.clone()));
+    Ok(S3Response::new(GetBucketLocationOutput { location_constraint }))
+}
+
+/// The S3 bucket naming rules (general purpose buckets).
+pub fn validate_bucket_name(name: &str) -> S3Result<()> {
+    let invalid = |why: &str| Err(s3_error!(InvalidBucketName, "The specified bucket is not valid: {why}"));
+    if !(3..=63).contains(&name.len()) {
+        return invalid("a bucket name must be 3 to 63 characters long");
+    }
+    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-') {
+        return invalid("only lowercase letters, digits, dots and hyphens are allowed");
+    }
+    let first_last = [name.as_bytes()[0], name.as_bytes()[name.len() - 1]];
+    if !first_last.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+        return invalid("a bucket name must begin and end with a letter or digit");
+    }
+    if name.contains("..") || name.contains(".-") || name.contains("-.") {
+        return invalid("dots may not be adjacent to dots or hyphens");
+    }
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return invalid("a bucket name must not look like an IP address");
+    }
+    if ["xn--", "sthree-", "amzn-s3-demo-"].iter().any(|p| name.starts_with(p))
+        || ["-s3alias", "--ol-s3", ".mrap", "--x-s3"].iter().any(|s| name.ends_with(s))
+    {
+        return invalid("the name uses a reserved prefix or suffix");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_bucket_name;
+
+    #[test]
+    fn bucket_names() {
+        for ok in ["abc", "my-bucket.logs", "a1b2c3", &"a".repeat(63)] {
+            assert!(validate_bucket_name(ok).is_ok(), "{ok} should be valid");
+        }
+        for bad in [
+            "ab",
+            "ABC",
+            "-abc",
+            "abc-",
+            "a..b",
+            "a.-b",
+            "192.168.1.1",
+            "xn--abc",
+            "abc-s3alias",
+            "a_b",
+            &"a".repeat(64),
+        ] {
+            assert!(validate_bucket_name(bad).is_err(), "{bad} should be invalid");
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! DeleteObject and DeleteObjects: a tombstone per deleted key.
+
+use crate::QuarryS3;
+use crate::error::engine_error;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+/// S3 accepts at most this many keys per DeleteObjects request.
+const MAX_KEYS_PER_DELETE: usize = 1000;
+
+pub async fn delete_object(
+    s3: &QuarryS3,
+    req: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
+    s3.engine.delete_object(&req.input.bucket, &req.input.key).await.map_err(engine_error)?;
+    Ok(S3Response::new(DeleteObjectOutput::default()))
+}
+
+pub async fn delete_objects(
+    s3: &QuarryS3,
+    req: S3Request<DeleteObjectsInput>,
+) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let input = req.input;
+    s3.require_bucket(&input.bucket)?;
+    let objects = input.delete.objects;
+    if objects.len() > MAX_KEYS_PER_DELETE {
+        return Err(s3_error!(MalformedXML, "A DeleteObjects request may name at most {MAX_KEYS_PER_DELETE} keys"));
+    }
+    let quiet = input.delete.quiet.unwrap_or(false);
+    let mut deleted = Vec::new();
+    let mut errors = Vec::new();
+    for object in objects {
+        match s3.engine.delete_object(&input.bucket, &object.key).await {
+            Ok(()) if quiet => {}
+            Ok(()) => deleted.push(DeletedObject { key: Some(object.key), ..Default::default() }),
+            Err(e) => {
+                let e = engine_error(e);
+                errors.push(Error {
+                    code: Some(e.code().as_str().to_owned()),
+                    key: Some(object.key),
+                    message: e.message().map(str::to_owned),
+                    version_id: None,
+                });
+            }
+        }
+    }
+    Ok(S3Response::new(DeleteObjectsOutput { deleted: Some(deleted), errors: Some(errors), ..Default::default() }))
+}

@@ -1,0 +1,204 @@
+//! GetObject and HeadObject: conditional requests, ranges, part numbers, and the body
+//! streamed chunk by chunk (each chunk verified before it is sent).
+
+use crate::QuarryS3;
+use crate::error::engine_error;
+use crate::meta::{checksum_fields, etag, timestamp, user_metadata};
+use bytes::Bytes;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+use std::ops::Range as ByteRange;
+use storage_core::{Engine, ObjectEntry};
+
+/// Chunks read ahead of the client per download (bounds memory per GET).
+const READ_AHEAD_CHUNKS: usize = 2;
+
+/// The conditional headers of a GET or HEAD.
+pub struct Conditions<'a> {
+    pub if_match: Option<&'a ETagCondition>,
+    pub if_none_match: Option<&'a ETagCondition>,
+    pub if_modified_since: Option<&'a Timestamp>,
+    pub if_unmodified_since: Option<&'a Timestamp>,
+}
+
+fn etag_matches(condition: &ETagCondition, current: &str) -> bool {
+    match condition {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(tag) => tag.value() == current,
+    }
+}
+
+/// RFC 9110 §13.2.2 order, as S3 applies it: If-Match, else If-Unmodified-Since (412);
+/// then If-None-Match, else If-Modified-Since (304). Dates compare at whole seconds.
+pub fn check_conditions(c: &Conditions<'_>, entry: &ObjectEntry, not_modified_code: bool) -> S3Result<()> {
+    let last_modified_s = entry.meta.last_modified_ms.div_euclid(1000);
+    let seconds = |t: &Timestamp| crate::meta::millis(t).div_euclid(1000);
+    match (c.if_match, c.if_unmodified_since) {
+        (Some(m), _) if !etag_matches(m, &entry.meta.etag) => return Err(precondition_failed()),
+        (None, Some(t)) if last_modified_s > seconds(t) => return Err(precondition_failed()),
+        _ => {}
+    }
+    let not_modified = match (c.if_none_match, c.if_modified_since) {
+        (Some(m), _) => etag_matches(m, &entry.meta.etag),
+        (None, Some(t)) => last_modified_s <= seconds(t),
+        _ => false,
+    };
+    if not_modified {
+        return Err(if not_modified_code { s3_error!(NotModified) } else { precondition_failed() });
+    }
+    Ok(())
+}
+
+fn precondition_failed() -> s3s::S3Error {
+    s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
+}
+
+/// The bytes a request asks for: a Range header, a part number, or everything.
+fn requested_range(
+    entry: &ObjectEntry,
+    range: Option<&Range>,
+    part_number: Option<i32>,
+) -> S3Result<Option<ByteRange<u64>>> {
+    let size = entry.meta.size_bytes;
+    if let Some(part_number) = part_number {
+        if range.is_some() {
+            return Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber query parameter"));
+        }
+        let sizes = entry.meta.part_sizes.clone().unwrap_or_else(|| vec![size]);
+        let index = usize::try_from(part_number).ok().filter(|n| (1..=sizes.len()).contains(n));
+        let Some(index) = index else {
+            return Err(crate::error::custom(
+                "InvalidPartNumber",
+                http::StatusCode::RANGE_NOT_SATISFIABLE,
+                "The requested partnumber is not satisfiable",
+            ));
+        };
+        let start: u64 = sizes[..index - 1].iter().sum();
+        return Ok(Some(start..start + sizes[index - 1]));
+    }
+    match range {
+        None => Ok(None),
+        Some(range) => range
+            .check(size)
+            .map(Some)
+            .map_err(|_| s3_error!(InvalidRange, "The requested range is not satisfiable (object size {size})")),
+    }
+}
+
+pub fn lookup(s3: &QuarryS3, bucket: &str, key: &str) -> S3Result<ObjectEntry> {
+    match s3.engine.object(bucket, key).map_err(engine_error)? {
+        Some(entry) => Ok(entry),
+        None => {
+            s3.require_bucket(bucket)?;
+            Err(s3_error!(NoSuchKey, "The specified key does not exist."))
+        }
+    }
+}
+
+/// The object's bytes as a stream. A reader task stays `READ_AHEAD_CHUNKS` ahead and
+/// stops as soon as the client goes away.
+pub fn body_stream(engine: &Engine, entry: &ObjectEntry, range: ByteRange<u64>) -> StreamingBlob {
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(READ_AHEAD_CHUNKS);
+    let mut reader = engine.read(entry, range);
+    tokio::spawn(async move {
+        while let Some(chunk) = reader.next_chunk().await {
+            let item = chunk.map_err(|e| std::io::Error::other(e.to_string()));
+            let failed = item.is_err();
+            if sender.send(item).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    StreamingBlob::wrap(futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)))
+}
+
+fn response_overrides<T>(value: Option<T>, fallback: Option<T>) -> Option<T> {
+    value.or(fallback)
+}
+
+pub async fn get_object(s3: &QuarryS3, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+    let input = req.input;
+    let entry = lookup(s3, &input.bucket, &input.key)?;
+    let conditions = Conditions {
+        if_match: input.if_match.as_ref(),
+        if_none_match: input.if_none_match.as_ref(),
+        if_modified_since: input.if_modified_since.as_ref(),
+        if_unmodified_since: input.if_unmodified_since.as_ref(),
+    };
+    check_conditions(&conditions, &entry, true)?;
+    let size = entry.meta.size_bytes;
+    let partial = requested_range(&entry, input.range.as_ref(), input.part_number)?;
+    let range = partial.clone().unwrap_or(0..size);
+    let content_range = partial.as_ref().map(|r| format!("bytes {}-{}/{size}", r.start, r.end - 1));
+    // A checksum describes the whole object: only sent for a whole-object GET.
+    let checksum_wanted =
+        partial.is_none() && input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
+    let checksums = checksum_fields(entry.meta.checksum.as_ref().filter(|_| checksum_wanted));
+    let meta = &entry.meta;
+    let output = GetObjectOutput {
+        body: Some(body_stream(&s3.engine, &entry, range.clone())),
+        content_length: Some((range.end - range.start) as i64),
+        content_range,
+        accept_ranges: Some("bytes".into()),
+        e_tag: Some(etag(&meta.etag)),
+        last_modified: Some(timestamp(meta.last_modified_ms)),
+        content_type: response_overrides(input.response_content_type, meta.content_type.clone()),
+        content_encoding: response_overrides(input.response_content_encoding, meta.content_encoding.clone()),
+        content_disposition: response_overrides(input.response_content_disposition, meta.content_disposition.clone()),
+        content_language: response_overrides(input.response_content_language, meta.content_language.clone()),
+        cache_control: response_overrides(input.response_cache_control, meta.cache_control.clone()),
+        expires: response_overrides(input.response_expires, meta.expires_ms.map(timestamp)),
+        metadata: user_metadata(meta),
+        parts_count: meta.part_sizes.as_ref().map(|p| p.len() as i32),
+        checksum_crc32: checksums.crc32,
+        checksum_crc32c: checksums.crc32c,
+        checksum_crc64nvme: checksums.crc64nvme,
+        checksum_sha1: checksums.sha1,
+        checksum_sha256: checksums.sha256,
+        checksum_type: checksums.checksum_type,
+        ..Default::default()
+    };
+    Ok(S3Response::new(output))
+}
+
+pub async fn head_object(s3: &QuarryS3, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+    let input = req.input;
+    let entry = lookup(s3, &input.bucket, &input.key)?;
+    let conditions = Conditions {
+        if_match: input.if_match.as_ref(),
+        if_none_match: input.if_none_match.as_ref(),
+        if_modified_since: input.if_modified_since.as_ref(),
+        if_unmodified_since: input.if_unmodified_since.as_ref(),
+    };
+    check_conditions(&conditions, &entry, true)?;
+    let size = entry.meta.size_bytes;
+    let partial = requested_range(&entry, input.range.as_ref(), input.part_number)?;
+    let range = partial.clone().unwrap_or(0..size);
+    let checksum_wanted =
+        partial.is_none() && input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
+    let checksums = checksum_fields(entry.meta.checksum.as_ref().filter(|_| checksum_wanted));
+    let meta = &entry.meta;
+    let output = HeadObjectOutput {
+        content_length: Some((range.end - range.start) as i64),
+        content_range: partial.as_ref().map(|r| format!("bytes {}-{}/{size}", r.start, r.end - 1)),
+        accept_ranges: Some("bytes".into()),
+        e_tag: Some(etag(&meta.etag)),
+        last_modified: Some(timestamp(meta.last_modified_ms)),
+        content_type: response_overrides(input.response_content_type, meta.content_type.clone()),
+        content_encoding: response_overrides(input.response_content_encoding, meta.content_encoding.clone()),
+        content_disposition: response_overrides(input.response_content_disposition, meta.content_disposition.clone()),
+        content_language: response_overrides(input.response_content_language, meta.content_language.clone()),
+        cache_control: response_overrides(input.response_cache_control, meta.cache_control.clone()),
+        expires: response_overrides(input.response_expires, meta.expires_ms.map(timestamp)),
+        metadata: user_metadata(meta),
+        parts_count: meta.part_sizes.as_ref().map(|p| p.len() as i32),
+        checksum_crc32: checksums.crc32,
+        checksum_crc32c: checksums.crc32c,
+        checksum_crc64nvme: checksums.crc64nvme,
+        checksum_sha1: checksums.sha1,
+        checksum_sha256: checksums.sha256,
+        checksum_type: checksums.checksum_type,
+        ..Default::default()
+    };
+    Ok(S3Response::new(output))
+}

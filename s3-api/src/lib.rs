@@ -1,0 +1,155 @@
+//! The S3 protocol on top of storage-core. s3s parses requests, verifies SigV4 and
+//! serializes responses; this crate maps each S3 operation onto the engine, one file
+//! per operation family (bucket, put, get, delete, copy, list, multipart).
+
+mod auth;
+mod body;
+mod bucket;
+mod checksum;
+mod copy;
+mod delete;
+mod error;
+mod get;
+mod list;
+mod meta;
+mod multipart;
+mod put;
+
+pub use auth::{AccessLevel, KeyConfig, KeyStore};
+
+use s3s::dto::*;
+use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
+use std::sync::Arc;
+use storage_core::Engine;
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The largest object a single PutObject may upload.
+    pub max_object_size_bytes: u64,
+    pub region: String,
+}
+
+/// The S3 implementation: the engine, the keys, and the settings.
+#[derive(Clone)]
+pub struct QuarryS3 {
+    engine: Engine,
+    keys: Arc<KeyStore>,
+    config: Arc<ApiConfig>,
+}
+
+impl QuarryS3 {
+    fn require_bucket(&self, bucket: &str) -> S3Result<()> {
+        match self.engine.bucket(bucket).map_err(error::engine_error)? {
+            Some(_) => Ok(()),
+            None => Err(s3_error!(NoSuchBucket, "The specified bucket does not exist")),
+        }
+    }
+}
+
+fn owner() -> Owner {
+    Owner { id: Some("quarry".into()), display_name: Some("quarry".into()) }
+}
+
+/// The S3 service (SigV4 auth and per-key access checks included), ready for hyper.
+pub fn service(engine: Engine, keys: Arc<KeyStore>, config: ApiConfig) -> S3Service {
+    let s3 = QuarryS3 { engine, keys: keys.clone(), config: Arc::new(config) };
+    let mut builder = S3ServiceBuilder::new(s3);
+    builder.set_auth(auth::Auth(keys.clone()));
+    builder.set_access(auth::Access(keys));
+    builder.build()
+}
+
+#[async_trait::async_trait]
+impl S3 for QuarryS3 {
+    async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+        bucket::list_buckets(self, req).await
+    }
+
+    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+        bucket::create_bucket(self, req).await
+    }
+
+    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+        bucket::head_bucket(self, req).await
+    }
+
+    async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
+        bucket::delete_bucket(self, req).await
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        bucket::get_bucket_location(self, req).await
+    }
+
+    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+        put::put_object(self, req).await
+    }
+
+    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+        get::get_object(self, req).await
+    }
+
+    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+        get::head_object(self, req).await
+    }
+
+    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+        delete::delete_object(self, req).await
+    }
+
+    async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        delete::delete_objects(self, req).await
+    }
+
+    async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+        copy::copy_object(self, req).await
+    }
+
+    async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
+        list::list_objects(self, req).await
+    }
+
+    async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+        list::list_objects_v2(self, req).await
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        list::list_multipart_uploads(self, req).await
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        multipart::create_multipart_upload(self, req).await
+    }
+
+    async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+        multipart::upload_part(self, req).await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        multipart::complete_multipart_upload(self, req).await
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        multipart::abort_multipart_upload(self, req).await
+    }
+
+    async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+        multipart::list_parts(self, req).await
+    }
+}

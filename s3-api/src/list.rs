@@ -1,0 +1,229 @@
+//! ListObjectsV2, ListObjects (v1) and ListMultipartUploads: ordered range scans of the
+//! index, with prefix, delimiter (CommonPrefixes), pagination and encoding-type=url.
+
+use crate::QuarryS3;
+use crate::error::engine_error;
+use crate::meta::{etag, timestamp};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as TOKEN_BASE64;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+use storage_core::{ListPage, ListQuery};
+
+/// The most keys one page may hold, whatever max-keys asks for.
+const MAX_KEYS_PER_PAGE: usize = 1000;
+
+fn max_keys(requested: Option<i32>) -> S3Result<usize> {
+    match requested {
+        None => Ok(MAX_KEYS_PER_PAGE),
+        Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "max-keys must not be negative")),
+        Some(n) => Ok((n as usize).min(MAX_KEYS_PER_PAGE)),
+    }
+}
+
+/// encoding-type=url: S3 percent-encodes keys and prefixes in the response, so that
+/// keys with characters XML cannot carry survive. Everything but unreserved characters
+/// and '/' is encoded.
+struct Encoder {
+    url: bool,
+}
+
+impl Encoder {
+    fn new(encoding_type: Option<&EncodingType>) -> S3Result<Encoder> {
+        match encoding_type.map(EncodingType::as_str) {
+            None => Ok(Encoder { url: false }),
+            Some(t) if t == EncodingType::URL => Ok(Encoder { url: true }),
+            Some(other) => Err(s3_error!(InvalidArgument, "Invalid Encoding Method specified in Request: {other}")),
+        }
+    }
+
+    fn apply(&self, value: String) -> String {
+        if !self.url {
+            return value;
+        }
+        urlencoding::encode(&value).replace("%2F", "/")
+    }
+
+    fn opt(&self, value: Option<String>) -> Option<String> {
+        value.map(|v| self.apply(v))
+    }
+}
+
+fn object(encoder: &Encoder, key: String, entry: &storage_core::ObjectEntry) -> Object {
+    Object {
+        key: Some(encoder.apply(key)),
+        size: Some(entry.meta.size_bytes as i64),
+        e_tag: Some(etag(&entry.meta.etag)),
+        last_modified: Some(timestamp(entry.meta.last_modified_ms)),
+        storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+        checksum_algorithm: entry.meta.checksum.as_ref().map(|c| vec![ChecksumAlgorithm::from(c.algorithm.clone())]),
+        checksum_type: entry.meta.checksum.as_ref().map(|c| ChecksumType::from(c.checksum_type.clone())),
+        owner: None,
+        restore_status: None,
+    }
+}
+
+fn list_page(s3: &QuarryS3, bucket: &str, query: &ListQuery) -> S3Result<ListPage> {
+    s3.require_bucket(bucket)?;
+    s3.engine.list_objects(bucket, query).map_err(engine_error)
+}
+
+fn contents(encoder: &Encoder, page: &mut ListPage) -> (Vec<Object>, Vec<CommonPrefix>) {
+    let objects = std::mem::take(&mut page.objects).into_iter().map(|(k, e)| object(encoder, k, &e)).collect();
+    let prefixes = std::mem::take(&mut page.common_prefixes)
+        .into_iter()
+        .map(|p| CommonPrefix { prefix: Some(encoder.apply(p)) })
+        .collect();
+    (objects, prefixes)
+}
+
+pub async fn list_objects_v2(
+    s3: &QuarryS3,
+    req: S3Request<ListObjectsV2Input>,
+) -> S3Result<S3Response<ListObjectsV2Output>> {
+    let input = req.input;
+    let encoder = Encoder::new(input.encoding_type.as_ref())?;
+    let resume_after = match &input.continuation_token {
+        Some(token) => Some(decode_token(token)?),
+        None => input.start_after.clone(),
+    };
+    let query = ListQuery {
+        prefix: input.prefix.clone().unwrap_or_default(),
+        delimiter: input.delimiter.clone(),
+        start_after: resume_after,
+        max_keys: max_keys(input.max_keys)?,
+    };
+    let mut page = list_page(s3, &input.bucket, &query)?;
+    let (objects, prefixes) = contents(&encoder, &mut page);
+    let next_token = page.last.as_deref().filter(|_| page.is_truncated).map(|last| TOKEN_BASE64.encode(last));
+    Ok(S3Response::new(ListObjectsV2Output {
+        name: Some(input.bucket),
+        prefix: Some(encoder.apply(query.prefix)),
+        delimiter: encoder.opt(input.delimiter),
+        max_keys: Some(query.max_keys as i32),
+        key_count: Some((objects.len() + prefixes.len()) as i32),
+        is_truncated: Some(page.is_truncated),
+        continuation_token: input.continuation_token,
+        next_continuation_token: next_token,
+        start_after: encoder.opt(input.start_after),
+        encoding_type: input.encoding_type,
+        contents: Some(objects),
+        common_prefixes: Some(prefixes),
+        request_charged: None,
+    }))
+}
+
+pub async fn list_objects(s3: &QuarryS3, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
+    let input = req.input;
+    let encoder = Encoder::new(input.encoding_type.as_ref())?;
+    let query = ListQuery {
+        prefix: input.prefix.clone().unwrap_or_default(),
+        delimiter: input.delimiter.clone(),
+        start_after: input.marker.clone().filter(|m| !m.is_empty()),
+        max_keys: max_keys(input.max_keys)?,
+    };
+    let mut page = list_page(s3, &input.bucket, &query)?;
+    let (objects, prefixes) = contents(&encoder, &mut page);
+    // S3 documents NextMarker only with a delimiter; sending it always helps clients
+    // that paginate without one, and is what most S3 servers do.
+    let next_marker = page.last.clone().filter(|_| page.is_truncated);
+    Ok(S3Response::new(ListObjectsOutput {
+        name: Some(input.bucket),
+        prefix: Some(encoder.apply(query.prefix)),
+        marker: Some(encoder.apply(input.marker.unwrap_or_default())),
+        delimiter: encoder.opt(input.delimiter),
+        max_keys: Some(query.max_keys as i32),
+        is_truncated: Some(page.is_truncated),
+        next_marker: encoder.opt(next_marker),
+        encoding_type: input.encoding_type,
+        contents: Some(objects),
+        common_prefixes: Some(prefixes),
+        request_charged: None,
+    }))
+}
+
+fn decode_token(token: &str) -> S3Result<String> {
+    TOKEN_BASE64
+        .decode(token)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| s3_error!(InvalidArgument, "The continuation token provided is incorrect"))
+}
+
+pub async fn list_multipart_uploads(
+    s3: &QuarryS3,
+    req: S3Request<ListMultipartUploadsInput>,
+) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+    let input = req.input;
+    s3.require_bucket(&input.bucket)?;
+    let encoder = Encoder::new(input.encoding_type.as_ref())?;
+    let limit = max_keys(input.max_uploads)?;
+    let prefix = input.prefix.clone().unwrap_or_default();
+    let key_marker = input.key_marker.clone().unwrap_or_default();
+    let upload_id_marker = input.upload_id_marker.clone().unwrap_or_default();
+    let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
+
+    let mut uploads = Vec::new();
+    let mut prefixes: Vec<String> = Vec::new();
+    let mut is_truncated = false;
+    let mut next = (None, None);
+    for entry in s3.engine.index().uploads(&input.bucket).map_err(engine_error)? {
+        let upload = entry.upload;
+        if !upload.key.starts_with(&prefix) {
+            continue;
+        }
+        // After the markers: keys past key-marker, or the same key with a later upload id.
+        let after_marker = upload.key.as_str() > key_marker.as_str()
+            || (upload.key == key_marker && !upload_id_marker.is_empty() && upload.upload_id > upload_id_marker);
+        if !key_marker.is_empty() && !after_marker {
+            continue;
+        }
+        let group = delimiter.as_deref().and_then(|d| {
+            upload.key[prefix.len()..].find(d).map(|at| upload.key[..prefix.len() + at + d.len()].to_owned())
+        });
+        if let Some(group) = &group
+            && prefixes.last() == Some(group)
+        {
+            continue;
+        }
+        if uploads.len() + prefixes.len() == limit {
+            is_truncated = true;
+            break;
+        }
+        match group {
+            Some(group) => {
+                next = (Some(group.clone()), None);
+                prefixes.push(group);
+            }
+            None => {
+                next = (Some(upload.key.clone()), Some(upload.upload_id.clone()));
+                uploads.push(MultipartUpload {
+                    key: Some(encoder.apply(upload.key)),
+                    upload_id: Some(upload.upload_id),
+                    initiated: Some(timestamp(upload.initiated_ms)),
+                    storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+                    owner: Some(crate::owner()),
+                    initiator: Some(Initiator { id: Some("quarry".into()), display_name: Some("quarry".into()) }),
+                    checksum_algorithm: upload.checksum_algorithm.map(ChecksumAlgorithm::from),
+                    checksum_type: upload.checksum_type.map(ChecksumType::from),
+                });
+            }
+        }
+    }
+    let (next_key_marker, next_upload_id_marker) = if is_truncated { next } else { (None, None) };
+    Ok(S3Response::new(ListMultipartUploadsOutput {
+        bucket: Some(input.bucket),
+        prefix: Some(encoder.apply(prefix)),
+        delimiter: encoder.opt(input.delimiter),
+        key_marker: Some(encoder.apply(key_marker)),
+        upload_id_marker: Some(upload_id_marker),
+        next_key_marker: encoder.opt(next_key_marker),
+        next_upload_id_marker,
+        max_uploads: Some(limit as i32),
+        is_truncated: Some(is_truncated),
+        uploads: Some(uploads),
+        common_prefixes: Some(prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(encoder.apply(p)) }).collect()),
+        encoding_type: input.encoding_type,
+        request_charged: None,
+    }))
+}

@@ -1,0 +1,129 @@
+//! Conversions between s3s's types and the engine's object metadata.
+
+use s3s::dto::{ETag, Metadata, Timestamp};
+use s3s::{S3Result, s3_error};
+use std::collections::BTreeMap;
+use storage_core::{ObjectMeta, StoredChecksum};
+
+pub fn now_ms() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970");
+    now.as_millis() as i64
+}
+
+pub fn timestamp(ms: i64) -> Timestamp {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    Timestamp::from(at)
+}
+
+pub fn millis(timestamp: &Timestamp) -> i64 {
+    let at: time::OffsetDateTime = timestamp.clone().into();
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+pub fn etag(value: &str) -> ETag {
+    ETag::Strong(value.to_owned())
+}
+
+/// The headers an object keeps, as the request gave them.
+#[derive(Debug, Default, Clone)]
+pub struct ContentHeaders {
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub cache_control: Option<String>,
+    pub expires: Option<Timestamp>,
+    pub metadata: Option<Metadata>,
+}
+
+/// User metadata may hold at most this much (S3's limit for x-amz-meta-*).
+const MAX_USER_METADATA_BYTES: usize = 2 * 1024;
+
+impl ContentHeaders {
+    /// Metadata for a new object (size, ETag, time and checksum are filled by the caller).
+    pub fn into_meta(self) -> S3Result<ObjectMeta> {
+        let user_metadata: BTreeMap<String, String> = self.metadata.unwrap_or_default().into_iter().collect();
+        let user_metadata_bytes: usize = user_metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if user_metadata_bytes > MAX_USER_METADATA_BYTES {
+            return Err(s3_error!(
+                MetadataTooLarge,
+                "Your metadata headers exceed the maximum allowed metadata size ({MAX_USER_METADATA_BYTES} bytes)"
+            ));
+        }
+        Ok(ObjectMeta {
+            content_type: self.content_type,
+            content_encoding: self.content_encoding.and_then(strip_aws_chunked),
+            content_disposition: self.content_disposition,
+            content_language: self.content_language,
+            cache_control: self.cache_control,
+            expires_ms: self.expires.as_ref().map(millis),
+            user_metadata,
+            ..ObjectMeta::default()
+        })
+    }
+}
+
+/// `aws-chunked` is how the body was sent, not how it is stored: S3 drops it.
+fn strip_aws_chunked(encoding: String) -> Option<String> {
+    let kept: Vec<&str> = encoding
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("aws-chunked"))
+        .collect();
+    if kept.is_empty() { None } else { Some(kept.join(", ")) }
+}
+
+pub fn user_metadata(meta: &ObjectMeta) -> Option<Metadata> {
+    if meta.user_metadata.is_empty() {
+        return None;
+    }
+    Some(meta.user_metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+/// The checksum fields of a response, for whichever algorithm the object has.
+#[derive(Debug, Default)]
+pub struct ChecksumFields {
+    pub crc32: Option<String>,
+    pub crc32c: Option<String>,
+    pub crc64nvme: Option<String>,
+    pub sha1: Option<String>,
+    pub sha256: Option<String>,
+    pub checksum_type: Option<s3s::dto::ChecksumType>,
+}
+
+pub fn checksum_fields(checksum: Option<&StoredChecksum>) -> ChecksumFields {
+    let mut fields = ChecksumFields::default();
+    let Some(checksum) = checksum else {
+        return fields;
+    };
+    let value = Some(checksum.value.clone());
+    match checksum.algorithm.as_str() {
+        "CRC32" => fields.crc32 = value,
+        "CRC32C" => fields.crc32c = value,
+        "CRC64NVME" => fields.crc64nvme = value,
+        "SHA1" => fields.sha1 = value,
+        "SHA256" => fields.sha256 = value,
+        _ => return fields,
+    }
+    fields.checksum_type = Some(s3s::dto::ChecksumType::from(checksum.checksum_type.clone()));
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_chunked_is_dropped_from_content_encoding() {
+        assert_eq!(strip_aws_chunked("aws-chunked".into()), None);
+        assert_eq!(strip_aws_chunked("aws-chunked, gzip".into()), Some("gzip".into()));
+        assert_eq!(strip_aws_chunked("gzip".into()), Some("gzip".into()));
+    }
+
+    #[test]
+    fn timestamps_round_trip_to_the_millisecond() {
+        let ms = 1_700_000_000_123;
+        assert_eq!(millis(&timestamp(ms)), ms);
+    }
+}

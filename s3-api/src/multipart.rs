@@ -1,0 +1,381 @@
+//! Multipart uploads. Parts are stored like object bodies (chunk records, or inline in
+//! the part record); completing an upload writes one record that lists the chosen
+//! parts' chunks in order — no part byte is copied.
+
+use crate::QuarryS3;
+use crate::body::{self, DeclaredChecksums, Expectations};
+use crate::checksum::{self, Algorithm, COMPOSITE, FULL_OBJECT};
+use crate::error::engine_error;
+use crate::meta::{ContentHeaders, checksum_fields, etag, now_ms, timestamp};
+use md5::{Digest, Md5};
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+use std::collections::HashMap;
+use storage_core::{ObjectRecord, PartEntry, PartRecord, UploadEntry, UploadRecord};
+
+/// S3's limits: part numbers 1..=10000, every part but the last at least 5 MiB.
+const MAX_PART_NUMBER: i32 = 10_000;
+const MIN_PART_SIZE_BYTES: u64 = 5 * 1024 * 1024;
+/// A part may be at most 5 GiB.
+const MAX_PART_SIZE_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+const MAX_PARTS_PER_PAGE: usize = 1000;
+
+fn no_such_upload() -> s3s::S3Error {
+    s3_error!(
+        NoSuchUpload,
+        "The specified multipart upload does not exist. The upload ID might be invalid, or the upload might have been aborted or completed."
+    )
+}
+
+fn upload(s3: &QuarryS3, bucket: &str, key: &str, upload_id: &str) -> S3Result<UploadEntry> {
+    s3.require_bucket(bucket)?;
+    s3.engine.index().upload(bucket, key, upload_id).map_err(engine_error)?.ok_or_else(no_such_upload)
+}
+
+/// Upload ids sort by creation time (ListMultipartUploads lists them in that order).
+fn new_upload_id() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{:020x}{:016x}", nanos as u64, rand::random::<u64>())
+}
+
+pub async fn create_multipart_upload(
+    s3: &QuarryS3,
+    req: S3Request<CreateMultipartUploadInput>,
+) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    let input = req.input;
+    s3.require_bucket(&input.bucket)?;
+    let algorithm = input
+        .checksum_algorithm
+        .as_ref()
+        .map(|a| {
+            Algorithm::parse(a.as_str()).ok_or_else(|| s3_error!(InvalidRequest, "Unsupported checksum algorithm"))
+        })
+        .transpose()?;
+    let checksum_type = input.checksum_type.as_ref().map(|t| t.as_str().to_owned());
+    if let Some(t) = &checksum_type {
+        let supported = match (t.as_str(), algorithm) {
+            (FULL_OBJECT, Some(a)) => a.supports_full_object(),
+            (COMPOSITE, Some(a)) => a != Algorithm::Crc64Nvme,
+            _ => false,
+        };
+        if !supported {
+            return Err(s3_error!(
+                InvalidRequest,
+                "The checksum type {t} is not supported with this checksum algorithm"
+            ));
+        }
+    }
+    let meta = ContentHeaders {
+        content_type: input.content_type,
+        content_encoding: input.content_encoding,
+        content_disposition: input.content_disposition,
+        content_language: input.content_language,
+        cache_control: input.cache_control,
+        expires: input.expires,
+        metadata: input.metadata,
+    }
+    .into_meta()?;
+    let upload_id = new_upload_id();
+    let record = UploadRecord {
+        bucket: input.bucket.clone(),
+        key: input.key.clone(),
+        upload_id: upload_id.clone(),
+        initiated_ms: now_ms(),
+        meta,
+        checksum_algorithm: algorithm.map(|a| a.name().to_owned()),
+        checksum_type: checksum_type.clone(),
+    };
+    s3.engine.create_upload(record).await.map_err(engine_error)?;
+    Ok(S3Response::new(CreateMultipartUploadOutput {
+        bucket: Some(input.bucket),
+        key: Some(input.key),
+        upload_id: Some(upload_id),
+        checksum_algorithm: input.checksum_algorithm,
+        checksum_type: checksum_type.map(ChecksumType::from),
+        ..Default::default()
+    }))
+}
+
+pub async fn upload_part(s3: &QuarryS3, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+    let S3Request { input, headers, trailing_headers, .. } = req;
+    if !(1..=MAX_PART_NUMBER).contains(&input.part_number) {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive"
+        ));
+    }
+    let upload = upload(s3, &input.bucket, &input.key, &input.upload_id)?;
+    // Parts carry the upload's algorithm if it named one; else what the client sends.
+    let fallback =
+        upload.upload.checksum_algorithm.as_deref().and_then(Algorithm::parse).unwrap_or(Algorithm::Crc64Nvme);
+    let declared = DeclaredChecksums {
+        values: [
+            input.checksum_crc32.as_ref(),
+            input.checksum_crc32c.as_ref(),
+            input.checksum_crc64nvme.as_ref(),
+            input.checksum_sha1.as_ref(),
+            input.checksum_sha256.as_ref(),
+        ],
+        sdk_algorithm: input.checksum_algorithm.as_ref(),
+    };
+    let plan = body::plan_checksum(declared, &headers, fallback)?;
+    let ingested = body::ingest(
+        &s3.engine,
+        input.body,
+        Expectations {
+            content_length: input.content_length,
+            content_md5: input.content_md5.as_deref(),
+            checksum: plan,
+            max_size_bytes: MAX_PART_SIZE_BYTES.min(s3.config.max_object_size_bytes),
+            trailing_headers,
+        },
+    )
+    .await?;
+    let part = PartRecord {
+        bucket: input.bucket,
+        key: input.key,
+        upload_id: input.upload_id,
+        part_number: input.part_number as u32,
+        size_bytes: ingested.size_bytes,
+        etag: hex::encode(ingested.md5),
+        last_modified_ms: now_ms(),
+        checksum: Some(ingested.checksum),
+        chunks: Vec::new(),
+        inline: false,
+    };
+    let (part_etag, checksum) = (part.etag.clone(), part.checksum.clone());
+    s3.engine.put_part(part, ingested.body).await.map_err(engine_error)?;
+    let checksums = checksum_fields(checksum.as_ref());
+    Ok(S3Response::new(UploadPartOutput {
+        e_tag: Some(etag(&part_etag)),
+        checksum_crc32: checksums.crc32,
+        checksum_crc32c: checksums.crc32c,
+        checksum_crc64nvme: checksums.crc64nvme,
+        checksum_sha1: checksums.sha1,
+        checksum_sha256: checksums.sha256,
+        ..Default::default()
+    }))
+}
+
+/// A part's checksum value as the client listed it in CompleteMultipartUpload.
+fn listed_checksum(part: &CompletedPart, algorithm: Algorithm) -> Option<&String> {
+    match algorithm {
+        Algorithm::Crc32 => part.checksum_crc32.as_ref(),
+        Algorithm::Crc32c => part.checksum_crc32c.as_ref(),
+        Algorithm::Crc64Nvme => part.checksum_crc64nvme.as_ref(),
+        Algorithm::Sha1 => part.checksum_sha1.as_ref(),
+        Algorithm::Sha256 => part.checksum_sha256.as_ref(),
+    }
+}
+
+pub async fn complete_multipart_upload(
+    s3: &QuarryS3,
+    req: S3Request<CompleteMultipartUploadInput>,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let input = req.input;
+    let upload = upload(s3, &input.bucket, &input.key, &input.upload_id)?.upload;
+    let listed = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
+    if listed.is_empty() {
+        return Err(s3_error!(MalformedXML, "You must specify at least one part"));
+    }
+    let mut stored: HashMap<u32, PartEntry> = s3
+        .engine
+        .index()
+        .parts(&upload.upload_id)
+        .map_err(engine_error)?
+        .into_iter()
+        .map(|p| (p.part.part_number, p))
+        .collect();
+
+    let invalid_part = |n: i32| {
+        s3_error!(
+            InvalidPart,
+            "One or more of the specified parts could not be found (part {n}). The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."
+        )
+    };
+    let mut chosen: Vec<PartRecord> = Vec::with_capacity(listed.len());
+    let mut previous = 0;
+    for part in &listed {
+        let number = part.part_number.ok_or_else(|| s3_error!(MalformedXML, "A part is missing its PartNumber"))?;
+        if number <= previous {
+            return Err(s3_error!(
+                InvalidPartOrder,
+                "The list of parts was not in ascending order. The parts list must be specified in order by part number."
+            ));
+        }
+        previous = number;
+        let entry = u32::try_from(number).ok().and_then(|n| stored.remove(&n)).ok_or_else(|| invalid_part(number))?;
+        if part.e_tag.as_ref().is_some_and(|t| t.value() != entry.part.etag) {
+            return Err(invalid_part(number));
+        }
+        if let Some(checksum) = &entry.part.checksum
+            && let Some(algorithm) = Algorithm::parse(&checksum.algorithm)
+            && listed_checksum(part, algorithm).is_some_and(|v| v.trim() != checksum.value)
+        {
+            return Err(invalid_part(number));
+        }
+        chosen.push(entry.part);
+    }
+    if let Some(small) = chosen[..chosen.len() - 1].iter().find(|p| p.size_bytes < MIN_PART_SIZE_BYTES) {
+        return Err(s3_error!(
+            EntityTooSmall,
+            "Your proposed upload is smaller than the minimum allowed size: part {} is {} bytes; every part but the last must be at least {MIN_PART_SIZE_BYTES} bytes",
+            small.part_number,
+            small.size_bytes
+        ));
+    }
+
+    let mut md5_of_md5s = Md5::new();
+    for part in &chosen {
+        md5_of_md5s
+            .update(hex::decode(&part.etag).map_err(|_| s3_error!(InternalError, "stored part ETag is not hex"))?);
+    }
+    let object_checksum = completed_checksum(&upload, &chosen)?;
+    if let Some(ours) = &object_checksum {
+        let theirs = match Algorithm::parse(&ours.algorithm) {
+            Some(Algorithm::Crc32) => input.checksum_crc32.as_ref(),
+            Some(Algorithm::Crc32c) => input.checksum_crc32c.as_ref(),
+            Some(Algorithm::Crc64Nvme) => input.checksum_crc64nvme.as_ref(),
+            Some(Algorithm::Sha1) => input.checksum_sha1.as_ref(),
+            Some(Algorithm::Sha256) => input.checksum_sha256.as_ref(),
+            None => None,
+        };
+        // A composite value may be sent with or without its "-N" suffix.
+        let base = ours.value.split('-').next().unwrap_or_default();
+        if let Some(theirs) = theirs
+            && theirs.trim() != ours.value
+            && theirs.trim() != base
+        {
+            return Err(s3_error!(
+                BadDigest,
+                "The {} you specified did not match the calculated checksum.",
+                ours.algorithm
+            ));
+        }
+    }
+
+    let mut meta = upload.meta.clone();
+    meta.size_bytes = chosen.iter().map(|p| p.size_bytes).sum();
+    meta.etag = format!("{}-{}", hex::encode(md5_of_md5s.finalize()), chosen.len());
+    meta.last_modified_ms = now_ms();
+    meta.checksum = object_checksum;
+    meta.part_sizes = Some(chosen.iter().map(|p| p.size_bytes).collect());
+    let record = ObjectRecord {
+        bucket: input.bucket.clone(),
+        key: input.key.clone(),
+        meta,
+        chunks: chosen.iter().flat_map(|p| p.chunks.iter().copied()).collect(),
+        inline: false,
+        if_none_match: matches!(input.if_none_match, Some(ETagCondition::Any)),
+        if_match: match &input.if_match {
+            Some(ETagCondition::ETag(tag)) => Some(tag.value().to_owned()),
+            Some(ETagCondition::Any) => Some("*".to_owned()),
+            None => None,
+        },
+    };
+    let entry = s3.engine.complete_upload(&upload.upload_id, record).await.map_err(engine_error)?;
+    let checksums = checksum_fields(entry.meta.checksum.as_ref());
+    Ok(S3Response::new(CompleteMultipartUploadOutput {
+        bucket: Some(input.bucket.clone()),
+        key: Some(input.key.clone()),
+        location: Some(format!("/{}/{}", input.bucket, input.key)),
+        e_tag: Some(etag(&entry.meta.etag)),
+        checksum_crc32: checksums.crc32,
+        checksum_crc32c: checksums.crc32c,
+        checksum_crc64nvme: checksums.crc64nvme,
+        checksum_sha1: checksums.sha1,
+        checksum_sha256: checksums.sha256,
+        checksum_type: checksums.checksum_type,
+        ..Default::default()
+    }))
+}
+
+/// The whole object's checksum: the upload's algorithm (CRC64NVME when it named none,
+/// as S3 does), FULL_OBJECT or COMPOSITE as asked. `None` if a part lacks a value of
+/// that algorithm (possible only when the upload named no algorithm).
+fn completed_checksum(upload: &UploadRecord, parts: &[PartRecord]) -> S3Result<Option<storage_core::StoredChecksum>> {
+    let named = upload.checksum_algorithm.as_deref().and_then(Algorithm::parse);
+    let algorithm = named.unwrap_or(Algorithm::Crc64Nvme);
+    let checksum_type = match (&upload.checksum_type, named) {
+        (Some(t), _) => t.clone(),
+        (None, Some(a)) if a != Algorithm::Crc64Nvme => COMPOSITE.to_owned(),
+        _ => FULL_OBJECT.to_owned(),
+    };
+    let mut values = Vec::with_capacity(parts.len());
+    for part in parts {
+        match &part.checksum {
+            Some(c) if c.algorithm == algorithm.name() => values.push((c.value.clone(), part.size_bytes)),
+            _ if named.is_some() => {
+                return Err(s3_error!(
+                    InvalidPart,
+                    "Part {} has no {} checksum, which this upload requires",
+                    part.part_number,
+                    algorithm.name()
+                ));
+            }
+            _ => return Ok(None),
+        }
+    }
+    Ok(checksum::combine_parts(algorithm, &checksum_type, &values)
+        .map(|v| checksum::stored(algorithm, v, &checksum_type)))
+}
+
+pub async fn abort_multipart_upload(
+    s3: &QuarryS3,
+    req: S3Request<AbortMultipartUploadInput>,
+) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+    let input = req.input;
+    s3.require_bucket(&input.bucket)?;
+    s3.engine.abort_upload(&input.bucket, &input.key, &input.upload_id).await.map_err(engine_error)?;
+    Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+}
+
+pub async fn list_parts(s3: &QuarryS3, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+    let input = req.input;
+    let upload = upload(s3, &input.bucket, &input.key, &input.upload_id)?.upload;
+    let marker = input.part_number_marker.unwrap_or(0);
+    let limit = match input.max_parts {
+        Some(n) if n < 0 => {
+            return Err(s3_error!(InvalidArgument, "max-parts must not be negative"));
+        }
+        Some(n) => (n as usize).min(MAX_PARTS_PER_PAGE),
+        None => MAX_PARTS_PER_PAGE,
+    };
+    let all = s3.engine.index().parts(&upload.upload_id).map_err(engine_error)?;
+    let after: Vec<PartEntry> = all.into_iter().filter(|p| p.part.part_number as i64 > marker as i64).collect();
+    let is_truncated = after.len() > limit;
+    let page = &after[..after.len().min(limit)];
+    let parts = page
+        .iter()
+        .map(|p| {
+            let checksums = checksum_fields(p.part.checksum.as_ref());
+            Part {
+                part_number: Some(p.part.part_number as i32),
+                size: Some(p.part.size_bytes as i64),
+                e_tag: Some(etag(&p.part.etag)),
+                last_modified: Some(timestamp(p.part.last_modified_ms)),
+                checksum_crc32: checksums.crc32,
+                checksum_crc32c: checksums.crc32c,
+                checksum_crc64nvme: checksums.crc64nvme,
+                checksum_sha1: checksums.sha1,
+                checksum_sha256: checksums.sha256,
+            }
+        })
+        .collect();
+    Ok(S3Response::new(ListPartsOutput {
+        bucket: Some(input.bucket),
+        key: Some(input.key),
+        upload_id: Some(upload.upload_id),
+        part_number_marker: Some(marker),
+        next_part_number_marker: page.last().filter(|_| is_truncated).map(|p| p.part.part_number as i32),
+        max_parts: Some(limit as i32),
+        is_truncated: Some(is_truncated),
+        parts: Some(parts),
+        storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+        owner: Some(crate::owner()),
+        initiator: Some(Initiator { id: Some("quarry".into()), display_name: Some("quarry".into()) }),
+        checksum_algorithm: upload.checksum_algorithm.map(ChecksumAlgorithm::from),
+        checksum_type: upload.checksum_type.map(ChecksumType::from),
+        ..Default::default()
+    }))
+}

@@ -1,0 +1,90 @@
+//! Settings: command-line flags and environment variables over an optional TOML file
+//! over built-in defaults; and the access keys.
+
+use s3_api::KeyConfig;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_ADDRESS: &str = "127.0.0.1:9000";
+pub const DEFAULT_DATA_DIR: &str = "./data";
+pub const DEFAULT_REGION: &str = "us-east-1";
+/// S3's own limit for one PutObject.
+pub const DEFAULT_MAX_OBJECT_SIZE_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+/// Where a generated key pair is kept, inside the data directory.
+pub const GENERATED_CREDENTIALS_FILE: &str = "credentials.toml";
+
+/// The TOML configuration file. Every field is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub address: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub region: Option<String>,
+    pub max_object_size_bytes: Option<u64>,
+    #[serde(default)]
+    pub keys: Vec<KeyConfig>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<FileConfig, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("invalid configuration in {}: {e}", path.display()))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct GeneratedCredentials {
+    access_key: String,
+    secret_key: String,
+}
+
+/// The admin key from QUARRY_ACCESS_KEY / QUARRY_SECRET_KEY, if both are set.
+pub fn env_admin_key() -> Result<Option<KeyConfig>, String> {
+    let access = std::env::var("QUARRY_ACCESS_KEY").ok().filter(|v| !v.is_empty());
+    let secret = std::env::var("QUARRY_SECRET_KEY").ok().filter(|v| !v.is_empty());
+    match (access, secret) {
+        (Some(access_key), Some(secret_key)) => Ok(Some(admin(access_key, secret_key))),
+        (None, None) => Ok(None),
+        _ => Err("set both QUARRY_ACCESS_KEY and QUARRY_SECRET_KEY, or neither".into()),
+    }
+}
+
+fn admin(access_key: String, secret_key: String) -> KeyConfig {
+    KeyConfig { access_key, secret_key, admin: true, buckets: Vec::new(), access: Default::default() }
+}
+
+/// With no key configured at all: the key pair kept in the data directory, generated
+/// (and printed once) on first start.
+pub fn generated_admin_key(data_dir: &Path) -> Result<KeyConfig, String> {
+    let path = data_dir.join(GENERATED_CREDENTIALS_FILE);
+    if path.exists() {
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let saved: GeneratedCredentials =
+            toml::from_str(&text).map_err(|e| format!("invalid credentials file {}: {e}", path.display()))?;
+        return Ok(admin(saved.access_key, saved.secret_key));
+    }
+    const ACCESS_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let pick = |alphabet: &[u8], n: usize| -> String {
+        (0..n).map(|_| alphabet[rand::random_range(0..alphabet.len())] as char).collect()
+    };
+    let access_key = format!("QRY{}", pick(ACCESS_ALPHABET, 17));
+    let secret_key = pick(SECRET_ALPHABET, 40);
+    std::fs::create_dir_all(data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    write_private(&path, &format!("access_key = \"{access_key}\"\nsecret_key = \"{secret_key}\"\n"))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    println!("No credentials were configured; generated an admin key (kept in {}):", path.display());
+    println!("  access key: {access_key}");
+    println!("  secret key: {secret_key}");
+    Ok(admin(access_key, secret_key))
+}
+
+/// Writes a file only its owner can read (mode 0600 from the start, then fsynced).
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
