@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Rejection, Result};
 use crate::index::{self, BucketEntry, Index, ObjectEntry};
+use crate::io::{FsDir, SegmentDir};
 use crate::log_entry::{ChunkPiece, LogEntry, ObjectRecord, PartRecord, UploadRecord};
 use crate::recovery;
 use crate::segment::SegmentReader;
@@ -14,9 +15,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EngineConfig {
     pub data_dir: PathBuf,
+    /// Where the segment files are: `None` means `<data_dir>/segments` on the real file
+    /// system (tests put a fault-injecting `SimDir` here).
+    pub segment_dir: Option<Arc<dyn SegmentDir>>,
     /// A segment is sealed once it reaches this size (a batch may overshoot it).
     pub segment_size_limit_bytes: u64,
     /// Bodies are cut into chunk records of this size as they stream in.
@@ -26,17 +30,21 @@ pub struct EngineConfig {
     pub max_batch_records: usize,
     /// Requests waiting for the writer; senders wait when it is full.
     pub queue_depth: usize,
+    /// Memory sled may use to cache the index (its own default is 1 GiB).
+    pub index_cache_bytes: u64,
 }
 
 impl EngineConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> EngineConfig {
         EngineConfig {
             data_dir: data_dir.into(),
+            segment_dir: None,
             segment_size_limit_bytes: 256 * 1024 * 1024,
             chunk_size_bytes: 1024 * 1024,
             max_batch_bytes: 16 * 1024 * 1024,
             max_batch_records: 1024,
             queue_depth: 1024,
+            index_cache_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -88,8 +96,11 @@ impl Engine {
     /// log past the index's applied position, and starts the writer.
     pub fn open(config: EngineConfig) -> Result<Engine> {
         assert!(config.chunk_size_bytes > 0 && config.chunk_size_bytes as u64 <= crate::record::MAX_PAYLOAD_BYTES);
-        let segments_dir = config.data_dir.join("segments");
-        std::fs::create_dir_all(&segments_dir)?;
+        std::fs::create_dir_all(&config.data_dir)?;
+        let segments: Arc<dyn SegmentDir> = match &config.segment_dir {
+            Some(dir) => dir.clone(),
+            None => Arc::new(FsDir::new(config.data_dir.join("segments"))?),
+        };
         let lock_path = config.data_dir.join("LOCK");
         let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
         match lock.try_lock() {
@@ -102,10 +113,10 @@ impl Engine {
             }
             Err(TryLockError::Error(e)) => return Err(Error::Io(e)),
         }
-        let db = sled::Config::new().path(config.data_dir.join("index")).open()?;
+        let db = open_index(&config)?;
         let index = Index::new(db.open_tree("index")?);
         let started = std::time::Instant::now();
-        let recovered = recovery::replay(&segments_dir, &index)?;
+        let recovered = recovery::replay(segments.as_ref(), &index)?;
         tracing::info!(
             records = recovered.records_replayed,
             torn_bytes = recovered.torn_bytes_truncated,
@@ -118,7 +129,7 @@ impl Engine {
             max_batch_records: config.max_batch_records,
         };
         let writer = Writer::open(
-            segments_dir.clone(),
+            segments.clone(),
             index.clone(),
             recovered.active_segment_id,
             recovered.active_len_bytes,
@@ -132,7 +143,7 @@ impl Engine {
             inner: Arc::new(Inner {
                 index,
                 db,
-                reader: SegmentReader::new(segments_dir),
+                reader: SegmentReader::new(segments),
                 commands,
                 writer_thread: Mutex::new(Some(writer_thread)),
                 chunk_size_bytes: config.chunk_size_bytes,
@@ -162,7 +173,7 @@ impl Engine {
     async fn append(&self, entry: LogEntry, payload: Bytes, durable: bool) -> Result<Appended> {
         let (reply, answer) = oneshot::channel();
         let request = AppendRequest { entry, payload, durable, reply };
-        self.inner.commands.send(Command::Append(request)).await.map_err(|_| Error::Closed)?;
+        self.inner.commands.send(Command::Append(Box::new(request))).await.map_err(|_| Error::Closed)?;
         answer.await.map_err(|_| Error::Closed)?
     }
 
@@ -269,6 +280,25 @@ impl Engine {
         let entry =
             LogEntry::UploadAbort { bucket: bucket.to_owned(), key: key.to_owned(), upload_id: upload_id.to_owned() };
         self.append(entry, Bytes::new(), true).await.map(|_| ())
+    }
+}
+
+/// Opens sled. Holding our own LOCK means no other process uses this directory, so a
+/// sled lock conflict can only be a sled instance of this process that is still
+/// shutting down (its flusher thread lets go shortly after the engine is dropped).
+fn open_index(config: &EngineConfig) -> Result<sled::Db> {
+    const RETRY_FOR_MS: u64 = 5_000;
+    const RETRY_EVERY_MS: u64 = 10;
+    let sled_config = sled::Config::new().path(config.data_dir.join("index")).cache_capacity(config.index_cache_bytes);
+    let mut waited_ms = 0;
+    loop {
+        match sled_config.open() {
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") && waited_ms < RETRY_FOR_MS => {
+                std::thread::sleep(std::time::Duration::from_millis(RETRY_EVERY_MS));
+                waited_ms += RETRY_EVERY_MS;
+            }
+            other => return Ok(other?),
+        }
     }
 }
 

@@ -321,7 +321,7 @@ impl View<'_> {
         for item in self.tree.scan_prefix(prefix) {
             keys.insert(item?.0.to_vec(), true);
         }
-        for layer in [&*self.lower, &*self.top] {
+        for layer in [self.lower, &*self.top] {
             let upper = prefix_successor(prefix);
             let range = (Bound::Included(prefix.to_vec()), upper.map(Bound::Excluded).unwrap_or(Bound::Unbounded));
             for (k, v) in layer.writes.range(range) {

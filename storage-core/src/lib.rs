@@ -7,6 +7,7 @@
 mod engine;
 mod error;
 pub mod index;
+pub mod io;
 pub mod log_entry;
 pub mod record;
 mod recovery;

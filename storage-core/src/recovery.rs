@@ -8,9 +8,8 @@
 
 use crate::error::{Error, Result};
 use crate::index::{self, AppliedPosition, Index, Overlay, View};
-use crate::segment::{self, segment_path};
-use std::fs::OpenOptions;
-use std::path::Path;
+use crate::io::SegmentDir;
+use crate::segment::{self, segment_name};
 
 /// Replay commits the index every this many records, to bound memory.
 const REPLAY_BATCH_RECORDS: usize = 4096;
@@ -24,8 +23,8 @@ pub struct Recovered {
     pub torn_bytes_truncated: u64,
 }
 
-pub fn replay(segments_dir: &Path, index: &Index) -> Result<Recovered> {
-    let ids = segment::list_segments(segments_dir)?;
+pub fn replay(segments: &dyn SegmentDir, index: &Index) -> Result<Recovered> {
+    let ids = segment::list_segments(segments)?;
     let applied = index.applied_position()?;
     let Some(&last_id) = ids.last() else {
         if applied.is_some_and(|a| a.lsn > 0) {
@@ -57,15 +56,15 @@ pub fn replay(segments_dir: &Path, index: &Index) -> Result<Recovered> {
     let mut position: Option<AppliedPosition> = None;
     let empty = Overlay::default();
     for &id in ids.iter().filter(|&&id| id >= start_segment) {
-        let path = segment_path(segments_dir, id);
+        let file = segments.open(&segment_name(id), false)?;
         let from = if id == start_segment { start_offset } else { 0 };
-        let file_len = std::fs::metadata(&path)?.len();
+        let file_len = file.len()?;
         if from > file_len {
             return Err(Error::Corrupt(format!(
                 "the index has applied segment {id} up to byte {from} but the file has only {file_len} bytes"
             )));
         }
-        let end = segment::scan(&path, id, from, |location, record| {
+        let end = segment::scan(file.as_ref(), id, from, |location, record| {
             let lsn = record.prefix.lsn;
             if lsn <= max_lsn {
                 return Err(Error::Corrupt(format!("LSN {lsn} in segment {id} is not above {max_lsn}")));
@@ -90,9 +89,8 @@ pub fn replay(segments_dir: &Path, index: &Index) -> Result<Recovered> {
             // The unacknowledged tail of the last segment: cut it off.
             tracing::warn!("truncating a torn tail ({} bytes): {damage}", end.file_len - end.valid_end);
             torn = end.file_len - end.valid_end;
-            let file = OpenOptions::new().write(true).open(&path)?;
             file.set_len(end.valid_end)?;
-            file.sync_all()?;
+            file.sync()?;
         }
         active_len = end.valid_end;
     }

@@ -2,27 +2,23 @@
 
 use crate::error::{Error, Result};
 use crate::index::RecordLocation;
+use crate::io::{SegmentDir, SegmentFile};
 use crate::record::{self, DecodedRecord, PREFIX_BYTES, RecordPrefix};
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufReader, ErrorKind, Read};
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::io::ErrorKind;
 use std::sync::{Arc, Mutex};
 
 pub const SEGMENT_EXTENSION: &str = "seg";
 
-pub fn segment_path(dir: &Path, segment_id: u64) -> PathBuf {
-    dir.join(format!("{segment_id:020}.{SEGMENT_EXTENSION}"))
+pub fn segment_name(segment_id: u64) -> String {
+    format!("{segment_id:020}.{SEGMENT_EXTENSION}")
 }
 
 /// The ids of every segment file in `dir`, ascending.
-pub fn list_segments(dir: &Path) -> Result<Vec<u64>> {
+pub fn list_segments(dir: &dyn SegmentDir) -> Result<Vec<u64>> {
     let mut ids = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let name = entry?.file_name();
-        let name = name.to_string_lossy();
+    for name in dir.list()? {
         if let Some(stem) = name.strip_suffix(&format!(".{SEGMENT_EXTENSION}"))
             && let Ok(id) = stem.parse::<u64>()
         {
@@ -47,23 +43,24 @@ pub struct ScanEnd {
 /// `on_record` with its location. Stops at the end of the file or at the first record
 /// that is torn or fails verification (reported in `ScanEnd::damage`).
 pub fn scan(
-    path: &Path,
+    file: &dyn SegmentFile,
     segment_id: u64,
     start_offset: u64,
     mut on_record: impl FnMut(RecordLocation, DecodedRecord) -> Result<()>,
 ) -> Result<ScanEnd> {
-    let file = File::open(path)?;
-    let file_len = file.metadata()?.len();
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    std::io::Seek::seek(&mut reader, std::io::SeekFrom::Start(start_offset))?;
+    let file_len = file.len()?;
     let mut offset = start_offset;
-    let damage = |offset: u64, what: String| format!("{} at offset {offset}: {what}", path.display());
+    let damage = |offset: u64, what: String| format!("segment {segment_id} at offset {offset}: {what}");
     while offset < file_len {
         let mut prefix_bytes = [0u8; PREFIX_BYTES];
-        if let Err(e) = reader.read_exact(&mut prefix_bytes) {
-            let what = if e.kind() == ErrorKind::UnexpectedEof { "torn record prefix".into() } else { e.to_string() };
-            return Ok(ScanEnd { valid_end: offset, file_len, damage: Some(damage(offset, what)) });
+        if offset + PREFIX_BYTES as u64 > file_len {
+            return Ok(ScanEnd {
+                valid_end: offset,
+                file_len,
+                damage: Some(damage(offset, "torn record prefix".into())),
+            });
         }
+        file.read_exact_at(&mut prefix_bytes, offset)?;
         let Some(prefix) = RecordPrefix::decode(&prefix_bytes) else {
             return Ok(ScanEnd {
                 valid_end: offset,
@@ -76,16 +73,13 @@ pub fn scan(
             return Ok(ScanEnd { valid_end: offset, file_len, damage: Some(damage(offset, "torn record".into())) });
         }
         let mut bytes = vec![0u8; record_len as usize];
-        bytes[..PREFIX_BYTES].copy_from_slice(&prefix_bytes);
-        reader.read_exact(&mut bytes[PREFIX_BYTES..])?;
+        file.read_exact_at(&mut bytes, offset)?;
         match record::decode(Bytes::from(bytes)) {
             Ok(decoded) => {
                 on_record(RecordLocation { segment_id, offset, record_len }, decoded)?;
                 offset += record_len;
             }
-            Err(e) => {
-                return Ok(ScanEnd { valid_end: offset, file_len, damage: Some(damage(offset, e.to_string())) });
-            }
+            Err(e) => return Ok(ScanEnd { valid_end: offset, file_len, damage: Some(damage(offset, e.to_string())) }),
         }
     }
     Ok(ScanEnd { valid_end: offset, file_len, damage: None })
@@ -93,21 +87,21 @@ pub fn scan(
 
 /// Positioned, verified reads of records, with open segment files cached.
 pub struct SegmentReader {
-    dir: PathBuf,
-    files: Mutex<HashMap<u64, Arc<File>>>,
+    dir: Arc<dyn SegmentDir>,
+    files: Mutex<HashMap<u64, Arc<dyn SegmentFile>>>,
 }
 
 impl SegmentReader {
-    pub fn new(dir: PathBuf) -> SegmentReader {
+    pub fn new(dir: Arc<dyn SegmentDir>) -> SegmentReader {
         SegmentReader { dir, files: Mutex::new(HashMap::new()) }
     }
 
-    fn file(&self, segment_id: u64) -> Result<Arc<File>> {
+    fn file(&self, segment_id: u64) -> Result<Arc<dyn SegmentFile>> {
         let mut files = self.files.lock().expect("segment file cache poisoned");
         if let Some(file) = files.get(&segment_id) {
             return Ok(file.clone());
         }
-        let file = Arc::new(File::open(segment_path(&self.dir, segment_id))?);
+        let file = self.dir.open(&segment_name(segment_id), false)?;
         files.insert(segment_id, file.clone());
         Ok(file)
     }

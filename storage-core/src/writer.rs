@@ -14,13 +14,12 @@
 
 use crate::error::{Error, Result};
 use crate::index::{self, AppliedPosition, Index, Overlay, RecordLocation, View};
+use crate::io::{SegmentDir, SegmentFile};
 use crate::log_entry::LogEntry;
 use crate::record::{self, EncodedRecord};
-use crate::segment::segment_path;
+use crate::segment::segment_name;
 use bytes::Bytes;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Records smaller than this are gathered in memory and written together.
@@ -39,7 +38,7 @@ pub struct Appended {
 }
 
 pub enum Command {
-    Append(AppendRequest),
+    Append(Box<AppendRequest>),
     /// Sync and commit everything, then stop.
     Shutdown(oneshot::Sender<()>),
 }
@@ -53,12 +52,12 @@ pub struct WriterLimits {
 
 struct ActiveSegment {
     id: u64,
-    file: File,
+    file: Arc<dyn SegmentFile>,
     len_bytes: u64,
 }
 
 pub struct Writer {
-    segments_dir: PathBuf,
+    segments: Arc<dyn SegmentDir>,
     index: Index,
     active: ActiveSegment,
     next_lsn: u64,
@@ -73,19 +72,26 @@ pub struct Writer {
 
 impl Writer {
     pub fn open(
-        segments_dir: PathBuf,
+        segments: Arc<dyn SegmentDir>,
         index: Index,
         active_segment_id: u64,
         active_len_bytes: u64,
         next_lsn: u64,
         limits: WriterLimits,
     ) -> Result<Writer> {
-        let path = segment_path(&segments_dir, active_segment_id);
-        let file = OpenOptions::new().create(true).write(true).truncate(false).open(&path)?;
-        assert!(file.metadata()?.len() == active_len_bytes, "active segment length must be known exactly");
-        sync_dir(&segments_dir)?;
+        let name = segment_name(active_segment_id);
+        let file = match segments.open(&name, false) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let file = segments.open(&name, true)?;
+                segments.sync_dir()?;
+                file
+            }
+            Err(e) => return Err(e.into()),
+        };
+        assert!(file.len()? == active_len_bytes, "active segment length must be known exactly");
         Ok(Writer {
-            segments_dir,
+            segments,
             index,
             active: ActiveSegment { id: active_segment_id, file, len_bytes: active_len_bytes },
             next_lsn,
@@ -107,7 +113,7 @@ impl Writer {
                 match command {
                     Command::Append(request) => {
                         batch_bytes += request.payload.len() as u64;
-                        batch.push(request);
+                        batch.push(*request);
                     }
                     Command::Shutdown(done) => {
                         shutdown = Some(done);
@@ -258,7 +264,7 @@ impl Writer {
         let Some(applied) = self.pending_applied else {
             return Ok(());
         };
-        if let Err(e) = self.active.file.sync_data() {
+        if let Err(e) = self.active.file.sync() {
             self.poisoned = Some(format!("fdatasync of segment {} failed: {e}", self.active.id));
             return Err(Error::Io(e));
         }
@@ -271,11 +277,10 @@ impl Writer {
     /// Seals the active segment (fsync) and starts the next one.
     fn roll_segment(&mut self) -> Result<()> {
         self.sync_and_commit()?;
-        self.active.file.sync_all()?;
+        self.active.file.sync()?;
         let id = self.active.id + 1;
-        let path = segment_path(&self.segments_dir, id);
-        let file = OpenOptions::new().create_new(true).write(true).open(&path)?;
-        sync_dir(&self.segments_dir)?;
+        let file = self.segments.open(&segment_name(id), true)?;
+        self.segments.sync_dir()?;
         tracing::debug!(segment = id, "started a new segment");
         self.active = ActiveSegment { id, file, len_bytes: 0 };
         Ok(())
@@ -286,11 +291,6 @@ impl Writer {
             let _ = request.reply.send(Err(clone_error(error)));
         }
     }
-}
-
-pub fn sync_dir(dir: &std::path::Path) -> Result<()> {
-    File::open(dir)?.sync_all()?;
-    Ok(())
 }
 
 /// Errors go to many requests; keep the OS error code so "disk full" stays visible.

@@ -69,7 +69,8 @@ async fn objects_survive_restart_and_deletes_stay_deleted() {
         };
         assert_eq!(get(&engine, "b", &key).await, want, "content of {key} after restart");
     }
-    assert!(storage_core::segment::list_segments(&dir.path().join("segments")).unwrap().len() > 1, "segments rolled");
+    let segments = storage_core::io::FsDir::new(dir.path().join("segments")).unwrap();
+    assert!(storage_core::segment::list_segments(&segments).unwrap().len() > 1, "segments rolled");
 }
 
 #[tokio::test]
@@ -97,8 +98,9 @@ async fn torn_tail_is_truncated() {
         put(&engine, "b", "a", b"hello").await;
         engine.close().await.unwrap();
     }
-    let segs = storage_core::segment::list_segments(&dir.path().join("segments")).unwrap();
-    let path = storage_core::segment::segment_path(&dir.path().join("segments"), *segs.last().unwrap());
+    let segments = storage_core::io::FsDir::new(dir.path().join("segments")).unwrap();
+    let last = *storage_core::segment::list_segments(&segments).unwrap().last().unwrap();
+    let path = dir.path().join("segments").join(storage_core::segment::segment_name(last));
     let mut bytes = std::fs::read(&path).unwrap();
     let good_len = bytes.len();
     bytes.extend_from_slice(b"QRY1\x02\0\0\0garbage-torn-record");
