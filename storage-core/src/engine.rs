@@ -6,6 +6,8 @@ use crate::io::{FsDir, SegmentDir};
 use crate::log_entry::{ChunkPiece, LogEntry, ObjectRecord, PartRecord, UploadRecord};
 use crate::recovery;
 use crate::segment::SegmentReader;
+use crate::sidecar;
+use crate::stats::EngineStats;
 use crate::writer::{AppendRequest, Appended, Command, Writer, WriterLimits};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -32,6 +34,8 @@ pub struct EngineConfig {
     pub queue_depth: usize,
     /// Memory sled may use to cache the index (its own default is 1 GiB).
     pub index_cache_bytes: u64,
+    /// Throw the index away and rebuild it from the log (`quarry admin rebuild-index`).
+    pub rebuild_index: bool,
 }
 
 impl EngineConfig {
@@ -45,6 +49,7 @@ impl EngineConfig {
             max_batch_records: 1024,
             queue_depth: 1024,
             index_cache_bytes: 64 * 1024 * 1024,
+            rebuild_index: false,
         }
     }
 }
@@ -83,10 +88,13 @@ pub struct Engine {
 
 struct Inner {
     index: Index,
+    stats: Arc<EngineStats>,
+    segments: Arc<dyn SegmentDir>,
     db: sled::Db,
     reader: SegmentReader,
     commands: mpsc::Sender<Command>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    sidecar_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     chunk_size_bytes: usize,
     _lock: File,
 }
@@ -113,16 +121,52 @@ impl Engine {
             }
             Err(TryLockError::Error(e)) => return Err(Error::Io(e)),
         }
-        let db = open_index(&config)?;
+        let index_dir = config.data_dir.join("index");
+        if config.rebuild_index && index_dir.exists() {
+            tracing::info!("removing the index to rebuild it from the log");
+            std::fs::remove_dir_all(&index_dir)?;
+        }
+        let db = match open_index(&config) {
+            Ok(db) => db,
+            Err(e) if index_dir.exists() => {
+                // The index is derived data: set the unreadable one aside and rebuild.
+                let aside = config.data_dir.join(format!("index.unreadable-{}", now_ms()));
+                tracing::error!("the index cannot be opened ({e}); moving it to {} and rebuilding it", aside.display());
+                std::fs::rename(&index_dir, &aside)?;
+                open_index(&config)?
+            }
+            Err(e) => return Err(e),
+        };
         let index = Index::new(db.open_tree("index")?);
+        let stats = Arc::new(EngineStats::default());
+        sidecar::remove_partials(segments.as_ref())?;
         let started = std::time::Instant::now();
-        let recovered = recovery::replay(segments.as_ref(), &index)?;
+        let recovered = recovery::replay(segments.as_ref(), &index, &stats)?;
         tracing::info!(
             records = recovered.records_replayed,
             torn_bytes = recovered.torn_bytes_truncated,
+            damaged_regions = recovered.damaged.len(),
+            sidecar_hits = EngineStats::get(&stats.sidecar_hits),
+            sidecar_misses = EngineStats::get(&stats.sidecar_misses),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "log replayed into the index"
         );
+
+        // Sealed segments without a sidecar (sealed just before a crash, or whose
+        // sidecar was lost) get one in the background.
+        let (sealed, sealed_receiver) = std::sync::mpsc::channel();
+        let existing: std::collections::HashSet<String> = segments.list()?.into_iter().collect();
+        for id in crate::segment::list_segments(segments.as_ref())? {
+            if id != recovered.active_segment_id && !existing.contains(&sidecar::sidecar_name(id)) {
+                let _ = sealed.send(id);
+            }
+        }
+        let sidecar_thread = {
+            let (dir, stats) = (segments.clone(), stats.clone());
+            std::thread::Builder::new()
+                .name("quarry-sidecars".into())
+                .spawn(move || sidecar::run_builder(dir, stats, sealed_receiver))?
+        };
         let limits = WriterLimits {
             segment_size_limit_bytes: config.segment_size_limit_bytes,
             max_batch_bytes: config.max_batch_bytes,
@@ -135,6 +179,7 @@ impl Engine {
             recovered.active_len_bytes,
             recovered.next_lsn,
             limits,
+            sealed,
         )?;
         let (commands, receiver) = mpsc::channel(config.queue_depth);
         let writer_thread =
@@ -142,10 +187,13 @@ impl Engine {
         Ok(Engine {
             inner: Arc::new(Inner {
                 index,
+                stats,
+                segments: segments.clone(),
                 db,
                 reader: SegmentReader::new(segments),
                 commands,
                 writer_thread: Mutex::new(Some(writer_thread)),
+                sidecar_thread: Mutex::new(Some(sidecar_thread)),
                 chunk_size_bytes: config.chunk_size_bytes,
                 _lock: lock,
             }),
@@ -154,6 +202,14 @@ impl Engine {
 
     pub fn index(&self) -> &Index {
         &self.inner.index
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.inner.stats
+    }
+
+    pub(crate) fn segments(&self) -> Arc<dyn SegmentDir> {
+        self.inner.segments.clone()
     }
 
     /// Syncs and commits everything written, stops the writer, flushes the index.
@@ -283,6 +339,10 @@ impl Engine {
     }
 }
 
+fn now_ms() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis())
+}
+
 /// Opens sled. Holding our own LOCK means no other process uses this directory, so a
 /// sled lock conflict can only be a sled instance of this process that is still
 /// shutting down (its flusher thread lets go shortly after the engine is dropped).
@@ -389,7 +449,12 @@ impl ObjectReader {
         let record = tokio::task::spawn_blocking(move || engine.inner.reader.read(location))
             .await
             .map_err(|e| Error::Io(std::io::Error::other(e)))?
-            .inspect_err(|e| tracing::error!(lsn = piece.lsn, "read of a damaged record refused: {e}"))?;
+            .inspect_err(|e| {
+                if matches!(e, Error::Corrupt(_)) {
+                    EngineStats::add(&self.engine.inner.stats.corrupt_reads, 1);
+                }
+                tracing::error!(lsn = piece.lsn, "read of a damaged record refused: {e}");
+            })?;
         if record.prefix.lsn != piece.lsn || record.payload.len() as u64 != piece.len {
             return Err(Error::Corrupt(format!("record at the location of chunk lsn {} is another record", piece.lsn)));
         }
@@ -455,6 +520,10 @@ impl Drop for Inner {
         let (closed, _) = mpsc::channel(1);
         drop(std::mem::replace(&mut self.commands, closed));
         if let Some(thread) = self.writer_thread.get_mut().ok().and_then(Option::take) {
+            let _ = thread.join();
+        }
+        // The writer held the last sender: the builder finishes its queue and stops.
+        if let Some(thread) = self.sidecar_thread.get_mut().ok().and_then(Option::take) {
             let _ = thread.join();
         }
     }

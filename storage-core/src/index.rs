@@ -251,6 +251,18 @@ impl Index {
         Ok(out)
     }
 
+    /// Every data-bearing record: (lsn, location).
+    pub fn chunk_locations(&self) -> impl Iterator<Item = Result<(u64, RecordLocation)>> + use<> {
+        self.tree.scan_prefix([CHUNK]).map(|item| {
+            let (k, v) = item?;
+            let lsn =
+                u64::from_be_bytes(k[1..9].try_into().map_err(|_| crate::Error::Corrupt("bad chunk key".into()))?);
+            let location = RecordLocation::decode(&v)
+                .ok_or_else(|| crate::Error::Corrupt(format!("bad location of chunk {lsn}")))?;
+            Ok((lsn, location))
+        })
+    }
+
     pub fn chunk_location(&self, lsn: u64) -> Result<Option<RecordLocation>> {
         Ok(self.tree.get(chunk_key(lsn))?.and_then(|v| RecordLocation::decode(&v)))
     }

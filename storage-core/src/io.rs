@@ -23,7 +23,7 @@ pub trait SegmentDir: Send + Sync + 'static {
 }
 
 pub trait SegmentFile: Send + Sync {
-    fn len(&self) -> io::Result<u64>;
+    fn len_bytes(&self) -> io::Result<u64>;
     /// Fills `buf` from `offset`; `UnexpectedEof` if the file is shorter.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
@@ -79,7 +79,7 @@ impl SegmentDir for FsDir {
 struct FsFile(File);
 
 impl SegmentFile for FsFile {
-    fn len(&self) -> io::Result<u64> {
+    fn len_bytes(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
 
@@ -264,7 +264,7 @@ impl SegmentDir for SimDir {
 }
 
 impl SegmentFile for SimFile {
-    fn len(&self) -> io::Result<u64> {
+    fn len_bytes(&self) -> io::Result<u64> {
         Ok(self.data.lock().unwrap().current.len() as u64)
     }
 

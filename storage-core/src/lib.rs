@@ -11,10 +11,15 @@ pub mod io;
 pub mod log_entry;
 pub mod record;
 mod recovery;
+mod scrub;
 pub mod segment;
+pub mod sidecar;
+mod stats;
 mod writer;
 
 pub use engine::{Body, BodyWriter, Engine, EngineConfig, ListPage, ListQuery, ObjectReader};
 pub use error::{Error, Rejection, Result};
 pub use index::{BucketEntry, ObjectEntry, PartEntry, UploadEntry};
 pub use log_entry::{ChunkPiece, ObjectMeta, ObjectRecord, PartRecord, StoredChecksum, UploadRecord};
+pub use scrub::ScrubReport;
+pub use stats::EngineStats;

@@ -142,6 +142,9 @@ pub fn encode(lsn: u64, entry: &LogEntry, payload: Bytes) -> EncodedRecord {
 pub struct DecodedRecord {
     pub prefix: RecordPrefix,
     pub entry: LogEntry,
+    /// The header as stored (JSON of `entry`). A slice of the whole record: copy it
+    /// before keeping it, or the payload stays in memory too.
+    pub header: Bytes,
     pub payload: Bytes,
 }
 
@@ -166,7 +169,12 @@ pub fn decode(bytes: Bytes) -> Result<DecodedRecord> {
     if entry.kind() != prefix.kind {
         return Err(Error::Corrupt(format!("record lsn {} kind byte disagrees with header", prefix.lsn)));
     }
-    Ok(DecodedRecord { prefix, entry, payload: bytes.slice(header_end..body_end) })
+    Ok(DecodedRecord {
+        prefix,
+        entry,
+        header: bytes.slice(PREFIX_BYTES..header_end),
+        payload: bytes.slice(header_end..body_end),
+    })
 }
 
 pub fn decode_prefix(bytes: &[u8]) -> Result<RecordPrefix> {

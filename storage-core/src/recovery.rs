@@ -2,28 +2,77 @@
 //!
 //! The index records the position through which it has applied the log. Replay reads
 //! every record after it, in order, and applies it with the same `index::apply` the
-//! writer uses. A record cut off at the end of the last segment (a crash mid-write; it
-//! was never acknowledged, since acknowledgement follows fsync) is truncated away.
-//! Damage anywhere else is an error: it is never silently dropped.
+//! writer uses. A sealed segment is read from its sidecar when it has a valid one
+//! (headers and locations only), else scanned record by record.
+//!
+//! Damage: a record cut off at the end of the last segment (a crash mid-write; never
+//! acknowledged, since acknowledgement follows fsync) is truncated away. Any other
+//! damage — inside a sealed segment, or with valid records after it — is reported
+//! (log, counter, `Recovered::damaged`) and skipped; the records around it are kept.
 
 use crate::error::{Error, Result};
-use crate::index::{self, AppliedPosition, Index, Overlay, View};
+use crate::index::{self, AppliedPosition, Index, Overlay, RecordLocation, View};
 use crate::io::SegmentDir;
-use crate::segment::{self, segment_name};
+use crate::log_entry::LogEntry;
+use crate::segment::{self, DamagedRange, segment_name};
+use crate::sidecar;
+use crate::stats::EngineStats;
 
 /// Replay commits the index every this many records, to bound memory.
-const REPLAY_BATCH_RECORDS: usize = 4096;
+const REPLAY_BATCH_RECORDS: u64 = 4096;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Recovered {
     pub active_segment_id: u64,
     pub active_len_bytes: u64,
     pub next_lsn: u64,
     pub records_replayed: u64,
     pub torn_bytes_truncated: u64,
+    pub damaged: Vec<DamagedRange>,
 }
 
-pub fn replay(segments: &dyn SegmentDir, index: &Index) -> Result<Recovered> {
+/// Applies records in order, committing the index every `REPLAY_BATCH_RECORDS`.
+struct Replayer<'a> {
+    index: &'a Index,
+    overlay: Overlay,
+    empty: Overlay,
+    position: Option<AppliedPosition>,
+    max_lsn: u64,
+    replayed: u64,
+}
+
+impl Replayer<'_> {
+    fn apply(&mut self, entry: &LogEntry, lsn: u64, location: RecordLocation, payload_len: u64) -> Result<()> {
+        if lsn <= self.max_lsn {
+            return Err(Error::Corrupt(format!(
+                "LSN {lsn} in segment {} at {} is not above {}",
+                location.segment_id, location.offset, self.max_lsn
+            )));
+        }
+        let mut view = View { tree: &self.index.tree, lower: &self.empty, top: &mut self.overlay };
+        if let Err(rejection) = index::apply(&mut view, entry, lsn, location, payload_len)? {
+            tracing::warn!(lsn, "replay: record rejected ({rejection}); it has no effect");
+        }
+        self.max_lsn = lsn;
+        self.replayed += 1;
+        self.position = Some(AppliedPosition {
+            lsn,
+            segment_id: location.segment_id,
+            end_offset: location.offset + location.record_len,
+        });
+        if self.replayed.is_multiple_of(REPLAY_BATCH_RECORDS) {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        self.index.tree.apply_batch(std::mem::take(&mut self.overlay).into_batch(self.position))?;
+        Ok(())
+    }
+}
+
+pub fn replay(segments: &dyn SegmentDir, index: &Index, stats: &EngineStats) -> Result<Recovered> {
     let ids = segment::list_segments(segments)?;
     let applied = index.applied_position()?;
     let Some(&last_id) = ids.last() else {
@@ -36,6 +85,7 @@ pub fn replay(segments: &dyn SegmentDir, index: &Index) -> Result<Recovered> {
             next_lsn: 1,
             records_replayed: 0,
             torn_bytes_truncated: 0,
+            damaged: Vec::new(),
         });
     };
     let (start_segment, start_offset) = match applied {
@@ -48,59 +98,101 @@ pub fn replay(segments: &dyn SegmentDir, index: &Index) -> Result<Recovered> {
         None => (ids[0], 0),
     };
 
-    let mut max_lsn = applied.map_or(0, |a| a.lsn);
-    let mut replayed = 0u64;
+    let mut replayer = Replayer {
+        index,
+        overlay: Overlay::default(),
+        empty: Overlay::default(),
+        position: None,
+        max_lsn: applied.map_or(0, |a| a.lsn),
+        replayed: 0,
+    };
     let mut torn = 0u64;
     let mut active_len = 0u64;
-    let mut overlay = Overlay::default();
-    let mut position: Option<AppliedPosition> = None;
-    let empty = Overlay::default();
+    let mut damaged = Vec::new();
     for &id in ids.iter().filter(|&&id| id >= start_segment) {
         let file = segments.open(&segment_name(id), false)?;
         let from = if id == start_segment { start_offset } else { 0 };
-        let file_len = file.len()?;
+        let file_len = file.len_bytes()?;
         if from > file_len {
             return Err(Error::Corrupt(format!(
                 "the index has applied segment {id} up to byte {from} but the file has only {file_len} bytes"
             )));
         }
-        let end = segment::scan(file.as_ref(), id, from, |location, record| {
-            let lsn = record.prefix.lsn;
-            if lsn <= max_lsn {
-                return Err(Error::Corrupt(format!("LSN {lsn} in segment {id} is not above {max_lsn}")));
-            }
-            let mut view = View { tree: &index.tree, lower: &empty, top: &mut overlay };
-            let outcome = index::apply(&mut view, &record.entry, lsn, location, record.payload.len() as u64)?;
-            if let Err(rejection) = outcome {
-                tracing::warn!(lsn, "replay: record rejected ({rejection}); it has no effect");
-            }
-            max_lsn = max_lsn.max(lsn);
-            replayed += 1;
-            position = Some(AppliedPosition { lsn, segment_id: id, end_offset: location.offset + location.record_len });
-            if replayed.is_multiple_of(REPLAY_BATCH_RECORDS as u64) {
-                index.tree.apply_batch(std::mem::take(&mut overlay).into_batch(position))?;
-            }
-            Ok(())
-        })?;
-        if let Some(damage) = end.damage {
-            if id != last_id {
-                return Err(Error::Corrupt(format!("damaged record in sealed segment: {damage}")));
-            }
-            // The unacknowledged tail of the last segment: cut it off.
-            tracing::warn!("truncating a torn tail ({} bytes): {damage}", end.file_len - end.valid_end);
-            torn = end.file_len - end.valid_end;
-            file.set_len(end.valid_end)?;
-            file.sync()?;
+        let sealed = id != last_id;
+        if sealed && from < file_len && replay_from_sidecar(segments, id, from, file_len, &mut replayer, stats)? {
+            continue;
         }
-        active_len = end.valid_end;
+        let end = segment::scan(file.as_ref(), id, from, true, |location, record| {
+            replayer.apply(&record.entry, record.prefix.lsn, location, record.prefix.payload_len)
+        })?;
+        damaged.extend(end.damaged);
+        if let Some(what) = end.tail_damage {
+            if sealed {
+                damaged.push(DamagedRange { segment_id: id, start: end.valid_end, end: end.file_len, what });
+            } else {
+                // The unacknowledged tail of the last segment: cut it off.
+                tracing::warn!("truncating a torn tail ({} bytes): {what}", end.file_len - end.valid_end);
+                torn = end.file_len - end.valid_end;
+                file.set_len(end.valid_end)?;
+                file.sync()?;
+            }
+        }
+        active_len = if sealed { end.file_len } else { end.valid_end };
     }
-    index.tree.apply_batch(overlay.into_batch(position))?;
+    replayer.commit()?;
     index.tree.flush()?;
+    for range in &damaged {
+        tracing::error!("damaged log region, skipped: {range}");
+    }
+    EngineStats::add(&stats.damaged_regions, damaged.len() as u64);
     Ok(Recovered {
         active_segment_id: last_id,
         active_len_bytes: active_len,
-        next_lsn: max_lsn + 1,
-        records_replayed: replayed,
+        next_lsn: replayer.max_lsn + 1,
+        records_replayed: replayer.replayed,
         torn_bytes_truncated: torn,
+        damaged,
     })
+}
+
+/// Replays a sealed segment's records from `from` using its sidecar. `Ok(false)` when
+/// there is no usable sidecar (the caller scans instead).
+fn replay_from_sidecar(
+    segments: &dyn SegmentDir,
+    id: u64,
+    from: u64,
+    file_len: u64,
+    replayer: &mut Replayer<'_>,
+    stats: &EngineStats,
+) -> Result<bool> {
+    let entries = match sidecar::read(segments, id) {
+        Ok(Some(entries)) => entries,
+        Ok(None) => {
+            EngineStats::add(&stats.sidecar_misses, 1);
+            tracing::info!(segment = id, "no sidecar; scanning the segment");
+            return Ok(false);
+        }
+        Err(e) => {
+            EngineStats::add(&stats.sidecar_misses, 1);
+            tracing::warn!(segment = id, "unusable sidecar ({e}); scanning the segment");
+            return Ok(false);
+        }
+    };
+    let covers_file = entries.last().map_or(0, |e| e.location.offset + e.location.record_len) == file_len;
+    let decoded: Result<Vec<LogEntry>> = entries.iter().map(|e| e.entry()).collect();
+    let decoded = match decoded {
+        Ok(decoded) if covers_file => decoded,
+        _ => {
+            EngineStats::add(&stats.sidecar_misses, 1);
+            tracing::warn!(segment = id, "sidecar does not match its segment; scanning the segment");
+            return Ok(false);
+        }
+    };
+    EngineStats::add(&stats.sidecar_hits, 1);
+    for (entry, decoded) in entries.iter().zip(&decoded) {
+        if entry.location.offset >= from {
+            replayer.apply(decoded, entry.lsn, entry.location, entry.payload_len)?;
+        }
+    }
+    Ok(true)
 }

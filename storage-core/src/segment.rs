@@ -29,60 +29,103 @@ pub fn list_segments(dir: &dyn SegmentDir) -> Result<Vec<u64>> {
     Ok(ids)
 }
 
+/// A stretch of a segment that holds no valid record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedRange {
+    pub segment_id: u64,
+    pub start: u64,
+    pub end: u64,
+    pub what: String,
+}
+
+impl std::fmt::Display for DamagedRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "segment {} bytes {}..{}: {}", self.segment_id, self.start, self.end, self.what)
+    }
+}
+
 /// How a scan of a segment ended.
 #[derive(Debug)]
 pub struct ScanEnd {
     /// Offset just past the last valid record.
     pub valid_end: u64,
     pub file_len: u64,
-    /// Why the scan stopped before `file_len`, if it did.
-    pub damage: Option<String>,
+    /// Damage with valid records after it (only when resyncing).
+    pub damaged: Vec<DamagedRange>,
+    /// Why the scan stopped before `file_len`, if it did: nothing valid follows.
+    pub tail_damage: Option<String>,
+}
+
+/// Tries to read one verified record at `offset`. `Err(what)` if there is none.
+fn record_at(file: &dyn SegmentFile, offset: u64, file_len: u64) -> Result<std::result::Result<DecodedRecord, String>> {
+    if offset + PREFIX_BYTES as u64 > file_len {
+        return Ok(Err("torn record prefix".into()));
+    }
+    let mut prefix_bytes = [0u8; PREFIX_BYTES];
+    file.read_exact_at(&mut prefix_bytes, offset)?;
+    let Some(prefix) = RecordPrefix::decode(&prefix_bytes) else { return Ok(Err("bad record prefix".into())) };
+    let record_len = prefix.record_len();
+    if offset + record_len > file_len {
+        return Ok(Err("torn record".into()));
+    }
+    let mut bytes = vec![0u8; record_len as usize];
+    file.read_exact_at(&mut bytes, offset)?;
+    Ok(record::decode(Bytes::from(bytes)).map_err(|e| e.to_string()))
+}
+
+/// After damage at `from`, the offset of the next verified record, if any.
+fn next_record(file: &dyn SegmentFile, from: u64, file_len: u64) -> Result<Option<u64>> {
+    const WINDOW_BYTES: u64 = 1 << 20;
+    let mut window_start = from;
+    while window_start < file_len {
+        let window_end = (window_start + WINDOW_BYTES + record::MAGIC.len() as u64).min(file_len);
+        let mut window = vec![0u8; (window_end - window_start) as usize];
+        file.read_exact_at(&mut window, window_start)?;
+        for at in window.windows(record::MAGIC.len()).enumerate().filter(|(_, w)| *w == record::MAGIC).map(|(i, _)| i) {
+            let offset = window_start + at as u64;
+            if record_at(file, offset, file_len)?.is_ok() {
+                return Ok(Some(offset));
+            }
+        }
+        window_start += WINDOW_BYTES;
+    }
+    Ok(None)
 }
 
 /// Reads every record of a segment from `start_offset`, verifying each, and calls
-/// `on_record` with its location. Stops at the end of the file or at the first record
-/// that is torn or fails verification (reported in `ScanEnd::damage`).
+/// `on_record` with its location. At a record that is torn or fails verification:
+/// without `resync` the scan stops there; with `resync` it looks for the next valid
+/// record and goes on, reporting the skipped stretch in `damaged`. Either way, damage
+/// with nothing valid after it ends the scan (`tail_damage`).
 pub fn scan(
     file: &dyn SegmentFile,
     segment_id: u64,
     start_offset: u64,
+    resync: bool,
     mut on_record: impl FnMut(RecordLocation, DecodedRecord) -> Result<()>,
 ) -> Result<ScanEnd> {
-    let file_len = file.len()?;
+    let file_len = file.len_bytes()?;
     let mut offset = start_offset;
-    let damage = |offset: u64, what: String| format!("segment {segment_id} at offset {offset}: {what}");
+    let mut damaged = Vec::new();
     while offset < file_len {
-        let mut prefix_bytes = [0u8; PREFIX_BYTES];
-        if offset + PREFIX_BYTES as u64 > file_len {
-            return Ok(ScanEnd {
-                valid_end: offset,
-                file_len,
-                damage: Some(damage(offset, "torn record prefix".into())),
-            });
-        }
-        file.read_exact_at(&mut prefix_bytes, offset)?;
-        let Some(prefix) = RecordPrefix::decode(&prefix_bytes) else {
-            return Ok(ScanEnd {
-                valid_end: offset,
-                file_len,
-                damage: Some(damage(offset, "bad record prefix".into())),
-            });
-        };
-        let record_len = prefix.record_len();
-        if offset + record_len > file_len {
-            return Ok(ScanEnd { valid_end: offset, file_len, damage: Some(damage(offset, "torn record".into())) });
-        }
-        let mut bytes = vec![0u8; record_len as usize];
-        file.read_exact_at(&mut bytes, offset)?;
-        match record::decode(Bytes::from(bytes)) {
+        match record_at(file, offset, file_len)? {
             Ok(decoded) => {
+                let record_len = decoded.prefix.record_len();
                 on_record(RecordLocation { segment_id, offset, record_len }, decoded)?;
                 offset += record_len;
             }
-            Err(e) => return Ok(ScanEnd { valid_end: offset, file_len, damage: Some(damage(offset, e.to_string())) }),
+            Err(what) => {
+                let next = if resync { next_record(file, offset + 1, file_len)? } else { None };
+                let Some(next) = next else {
+                    let tail_damage = Some(format!("segment {segment_id} at offset {offset}: {what}"));
+                    return Ok(ScanEnd { valid_end: offset, file_len, damaged, tail_damage });
+                };
+                damaged.push(DamagedRange { segment_id, start: offset, end: next, what });
+                offset = next;
+            }
         }
     }
-    Ok(ScanEnd { valid_end: offset, file_len, damage: None })
+    Ok(ScanEnd { valid_end: offset, file_len, damaged, tail_damage: None })
 }
 
 /// Positioned, verified reads of records, with open segment files cached.

@@ -68,6 +68,8 @@ pub struct Writer {
     /// Set after an fsync failure: the state of the file is unknown, so refuse writes
     /// until a restart replays the log.
     poisoned: Option<String>,
+    /// Told the id of every segment this writer seals (the sidecar builder listens).
+    sealed: std::sync::mpsc::Sender<u64>,
 }
 
 impl Writer {
@@ -78,6 +80,7 @@ impl Writer {
         active_len_bytes: u64,
         next_lsn: u64,
         limits: WriterLimits,
+        sealed: std::sync::mpsc::Sender<u64>,
     ) -> Result<Writer> {
         let name = segment_name(active_segment_id);
         let file = match segments.open(&name, false) {
@@ -89,7 +92,7 @@ impl Writer {
             }
             Err(e) => return Err(e.into()),
         };
-        assert!(file.len()? == active_len_bytes, "active segment length must be known exactly");
+        assert!(file.len_bytes()? == active_len_bytes, "active segment length must be known exactly");
         Ok(Writer {
             segments,
             index,
@@ -99,6 +102,7 @@ impl Writer {
             pending_applied: None,
             limits,
             poisoned: None,
+            sealed,
         })
     }
 
@@ -282,7 +286,8 @@ impl Writer {
         let file = self.segments.open(&segment_name(id), true)?;
         self.segments.sync_dir()?;
         tracing::debug!(segment = id, "started a new segment");
-        self.active = ActiveSegment { id, file, len_bytes: 0 };
+        let sealed_id = std::mem::replace(&mut self.active, ActiveSegment { id, file, len_bytes: 0 }).id;
+        let _ = self.sealed.send(sealed_id); // no builder (shutting down): the next start builds it
         Ok(())
     }
 
