@@ -159,10 +159,46 @@ fn too_large(max_size_bytes: u64) -> S3Error {
 }
 
 /// A failure while reading the body: s3s reports signature and payload-hash mismatches
-/// of streaming uploads this way.
+/// of uploads this way. Its error types are private, so they are told apart by their
+/// text (s3s is pinned; `body_errors_map_to_s3_codes` guards the mapping).
 fn body_error(error: s3s::StdError) -> S3Error {
-    match error.downcast::<S3Error>() {
-        Ok(s3_error) => *s3_error,
-        Err(other) => s3_error!(IncompleteBody, "Error reading the request body: {other}"),
+    let error = match error.downcast::<S3Error>() {
+        Ok(s3_error) => return *s3_error,
+        Err(other) => other,
+    };
+    let text = error.to_string();
+    if text.contains("Sha256Mismatch") {
+        crate::error::custom(
+            "XAmzContentSHA256Mismatch",
+            http::StatusCode::BAD_REQUEST,
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        )
+    } else if text.contains("SignatureMismatch") {
+        s3_error!(
+            SignatureDoesNotMatch,
+            "The request signature we calculated does not match the signature you provided (chunk signature)."
+        )
+    } else {
+        s3_error!(IncompleteBody, "Error reading the request body: {text}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::body_error;
+
+    #[test]
+    fn body_errors_map_to_s3_codes() {
+        let cases = [
+            ("UploadStreamError: Sha256Mismatch", "XAmzContentSHA256Mismatch", 400),
+            ("AwsChunkedStreamError: SignatureMismatch", "SignatureDoesNotMatch", 403),
+            ("AwsChunkedStreamError: Incomplete", "IncompleteBody", 400),
+        ];
+        for (text, code, status) in cases {
+            let error = body_error(Box::new(std::io::Error::other(text)));
+            assert_eq!(error.code().as_str(), code, "{text}");
+            let actual = error.status_code().or_else(|| error.code().status_code()).map(|s| s.as_u16());
+            assert_eq!(actual, Some(status), "{text}");
+        }
     }
 }

@@ -51,7 +51,7 @@ pub async fn create_bucket(
         ));
     }
     s3.engine.create_bucket(bucket, now_ms()).await.map_err(engine_error)?;
-    Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")), ..Default::default() }))
+    Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")) }))
 }
 
 pub async fn head_bucket(s3: &QuarryS3, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {

@@ -66,7 +66,27 @@ async fn route(s3: S3Service, request: http::Request<Incoming>) -> Result<s3s::H
         response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain"));
         return Ok(response);
     }
-    hyper::service::Service::call(&s3, request).await
+    hyper::service::Service::call(&s3, merge_repeated_headers(request)).await
+}
+
+/// Headers that clients may send as several lines, which s3s refuses as duplicates.
+/// The SDKs send `Content-Encoding: gzip` and `Content-Encoding: aws-chunked` as two
+/// lines on a streaming upload; HTTP says such lines equal one comma-joined line.
+const MERGEABLE_HEADERS: [http::header::HeaderName; 1] = [http::header::CONTENT_ENCODING];
+
+fn merge_repeated_headers<B>(mut request: http::Request<B>) -> http::Request<B> {
+    for name in MERGEABLE_HEADERS {
+        let headers = request.headers_mut();
+        if headers.get_all(&name).iter().count() < 2 {
+            continue;
+        }
+        let joined: Vec<&str> = headers.get_all(&name).iter().filter_map(|v| v.to_str().ok()).collect();
+        // SigV4 canonicalizes repeated headers as their values joined by a bare ",".
+        if let Ok(value) = http::HeaderValue::from_str(&joined.join(",")) {
+            headers.insert(name, value);
+        }
+    }
+    request
 }
 
 async fn shutdown_signal() {

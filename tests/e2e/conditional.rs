@@ -1,0 +1,139 @@
+//! Conditional GET / HEAD: If-Match, If-None-Match, If-Modified-Since,
+//! If-Unmodified-Since (and the precedence rules between them).
+
+use aws_sdk_s3::primitives::DateTime;
+
+use crate::harness::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_get_and_head() {
+    let server = Server::start();
+    let s3 = server.client();
+    let bucket = "conditional";
+    let key = "obj";
+    create_bucket(&s3, bucket).await;
+    let data = b"conditional body".to_vec();
+    let etag = put(&s3, bucket, key, &data).await;
+    assert_eq!(etag, etag_of(&data), "PutObject ETag");
+    let head = s3.head_object().bucket(bucket).key(key).send().await.ok_or_panic("HeadObject");
+    let last_modified = *head.last_modified().expect("HeadObject Last-Modified");
+    let lm = last_modified.secs();
+    let past = DateTime::from_secs(lm - 86_400);
+    let future = DateTime::from_secs(lm + 86_400);
+    let wrong_etag = "\"0123456789abcdef0123456789abcdef\"";
+
+    // ---- If-Match ----
+    let out =
+        s3.get_object().bucket(bucket).key(key).if_match(&etag).send().await.ok_or_panic("GET If-Match: matching ETag");
+    let body = collect_body(out.body, "GET If-Match matching").await;
+    assert_bytes_eq(&body, &data, "GET If-Match matching");
+    s3.get_object().bucket(bucket).key(key).if_match("*").send().await.ok_or_panic("GET If-Match: *");
+    s3.head_object().bucket(bucket).key(key).if_match(&etag).send().await.ok_or_panic("HEAD If-Match: matching ETag");
+    expect_s3_error(
+        s3.get_object().bucket(bucket).key(key).if_match(wrong_etag).send().await,
+        412,
+        &["PreconditionFailed"],
+        "GET If-Match: mismatching ETag",
+    );
+    expect_s3_error(
+        s3.head_object().bucket(bucket).key(key).if_match(wrong_etag).send().await,
+        412,
+        &[],
+        "HEAD If-Match: mismatching ETag",
+    );
+
+    // ---- If-None-Match ----
+    expect_s3_error(
+        s3.get_object().bucket(bucket).key(key).if_none_match(&etag).send().await,
+        304,
+        &[],
+        "GET If-None-Match: matching ETag",
+    );
+    expect_s3_error(
+        s3.head_object().bucket(bucket).key(key).if_none_match(&etag).send().await,
+        304,
+        &[],
+        "HEAD If-None-Match: matching ETag",
+    );
+    let out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .if_none_match(wrong_etag)
+        .send()
+        .await
+        .ok_or_panic("GET If-None-Match: other ETag");
+    let body = collect_body(out.body, "GET If-None-Match other").await;
+    assert_bytes_eq(&body, &data, "GET If-None-Match other ETag");
+
+    // ---- If-Modified-Since ----
+    expect_s3_error(
+        s3.get_object().bucket(bucket).key(key).if_modified_since(future).send().await,
+        304,
+        &[],
+        "GET If-Modified-Since: date after Last-Modified",
+    );
+    expect_s3_error(
+        s3.head_object().bucket(bucket).key(key).if_modified_since(future).send().await,
+        304,
+        &[],
+        "HEAD If-Modified-Since: date after Last-Modified",
+    );
+    let out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .if_modified_since(past)
+        .send()
+        .await
+        .ok_or_panic("GET If-Modified-Since: date before Last-Modified");
+    let body = collect_body(out.body, "GET If-Modified-Since past").await;
+    assert_bytes_eq(&body, &data, "GET If-Modified-Since past");
+
+    // ---- If-Unmodified-Since ----
+    expect_s3_error(
+        s3.get_object().bucket(bucket).key(key).if_unmodified_since(past).send().await,
+        412,
+        &["PreconditionFailed"],
+        "GET If-Unmodified-Since: date before Last-Modified",
+    );
+    expect_s3_error(
+        s3.head_object().bucket(bucket).key(key).if_unmodified_since(past).send().await,
+        412,
+        &[],
+        "HEAD If-Unmodified-Since: date before Last-Modified",
+    );
+    s3.get_object()
+        .bucket(bucket)
+        .key(key)
+        .if_unmodified_since(future)
+        .send()
+        .await
+        .ok_or_panic("GET If-Unmodified-Since: date after Last-Modified");
+
+    // ---- Precedence (as documented for GetObject) ----
+    // If-Match true + If-Unmodified-Since false => 200.
+    s3.get_object()
+        .bucket(bucket)
+        .key(key)
+        .if_match(&etag)
+        .if_unmodified_since(past)
+        .send()
+        .await
+        .ok_or_panic("GET If-Match (true) + If-Unmodified-Since (false) must be 200");
+    // If-None-Match false + If-Modified-Since true => 304.
+    expect_s3_error(
+        s3.get_object().bucket(bucket).key(key).if_none_match(&etag).if_modified_since(past).send().await,
+        304,
+        &[],
+        "GET If-None-Match (false) + If-Modified-Since (true)",
+    );
+
+    // Conditions on a missing key are still 404.
+    expect_s3_error(
+        s3.get_object().bucket(bucket).key("missing").if_match(&etag).send().await,
+        404,
+        &["NoSuchKey"],
+        "GET If-Match on a missing key",
+    );
+}

@@ -1,0 +1,25 @@
+//! End-to-end tests for Quarry.
+//!
+//! Every test spawns the real `quarry` binary (built by cargo for this test
+//! target, see `CARGO_BIN_EXE_quarry`) on an ephemeral port with its own temporary
+//! data directory, and talks to it with the official AWS SDK for Rust (plus a raw
+//! hyper client where exact HTTP behaviour matters, e.g. presigned URLs).
+//!
+//! Run with `cargo test -p quarry --test e2e` (optionally followed by a filter such
+//! as `-- listing`). A failing test prints the tail of the server's stderr; set
+//! `QUARRY_E2E_KEEP_TMP=1` to also keep its temp dir (data dir, logs) for inspection.
+
+mod harness;
+
+mod access;
+mod auth;
+mod buckets;
+mod conditional;
+mod integrity;
+mod limits;
+mod listing;
+mod memory;
+mod multipart;
+mod objects;
+mod presigned;
+mod restart;
