@@ -10,11 +10,19 @@ use hyper_util::server::graceful::GracefulShutdown;
 use s3s::service::S3Service;
 use std::net::SocketAddr;
 use std::time::Duration;
+use storage_core::{Engine, EngineStats};
 
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE_MS: u64 = 30_000;
 
-pub async fn serve(address: SocketAddr, s3: S3Service) -> Result<(), String> {
+/// When and how fast the background scrub runs.
+#[derive(Debug, Clone, Copy)]
+pub struct ScrubSchedule {
+    pub interval_secs: u64,
+    pub rate_bytes_per_sec: u64,
+}
+
+pub async fn serve(address: SocketAddr, s3: S3Service, engine: Engine, scrub: ScrubSchedule) -> Result<(), String> {
     let listener =
         tokio::net::TcpListener::bind(address).await.map_err(|e| format!("cannot listen on {address}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
@@ -22,6 +30,7 @@ pub async fn serve(address: SocketAddr, s3: S3Service) -> Result<(), String> {
     println!("quarry listening on http://{local}");
     tracing::info!("listening on http://{local}");
 
+    let scrubber = tokio::spawn(background_scrub(engine.clone(), scrub));
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
@@ -37,8 +46,9 @@ pub async fn serve(address: SocketAddr, s3: S3Service) -> Result<(), String> {
                         continue;
                     }
                 };
-                let s3 = s3.clone();
-                let service = service_fn(move |request: http::Request<Incoming>| route(s3.clone(), request));
+                let (s3, engine) = (s3.clone(), engine.clone());
+                let service =
+                    service_fn(move |request: http::Request<Incoming>| route(s3.clone(), engine.clone(), request));
                 let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
@@ -51,6 +61,7 @@ pub async fn serve(address: SocketAddr, s3: S3Service) -> Result<(), String> {
         }
     }
     drop(listener);
+    scrubber.abort();
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(Duration::from_millis(SHUTDOWN_GRACE_MS)) => {
@@ -60,13 +71,75 @@ pub async fn serve(address: SocketAddr, s3: S3Service) -> Result<(), String> {
     Ok(())
 }
 
-async fn route(s3: S3Service, request: http::Request<Incoming>) -> Result<s3s::HttpResponse, s3s::HttpError> {
-    if request.uri().path() == "/health" && request.method() == http::Method::GET {
-        let mut response = http::Response::new(s3s::Body::from(Bytes::from_static(b"ok\n")));
-        response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain"));
-        return Ok(response);
+/// Our own paths first. "health", "ready" and "metrics" are valid bucket names, so only
+/// an exact GET of the path with no query is taken; everything else is S3.
+async fn route(
+    s3: S3Service,
+    engine: Engine,
+    request: http::Request<Incoming>,
+) -> Result<s3s::HttpResponse, s3s::HttpError> {
+    if request.method() == http::Method::GET && request.uri().query().is_none() {
+        match request.uri().path() {
+            "/health" => return Ok(text(http::StatusCode::OK, "ok\n".into())),
+            "/ready" if engine.disk_full() => {
+                return Ok(text(http::StatusCode::SERVICE_UNAVAILABLE, "disk full: read-only\n".into()));
+            }
+            "/ready" => return Ok(text(http::StatusCode::OK, "ready\n".into())),
+            "/metrics" => return Ok(text(http::StatusCode::OK, metrics(&engine))),
+            _ => {}
+        }
     }
     hyper::service::Service::call(&s3, merge_repeated_headers(request)).await
+}
+
+fn text(status: http::StatusCode, body: String) -> s3s::HttpResponse {
+    let mut response = http::Response::new(s3s::Body::from(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; version=0.0.4"));
+    response
+}
+
+/// Prometheus text exposition of the engine's counters.
+fn metrics(engine: &Engine) -> String {
+    let stats = engine.stats();
+    let counters = [
+        ("quarry_sidecar_hits_total", "Sealed segments replayed from their sidecar", &stats.sidecar_hits),
+        ("quarry_sidecar_misses_total", "Sealed segments scanned for lack of a valid sidecar", &stats.sidecar_misses),
+        ("quarry_sidecars_written_total", "Sidecars written", &stats.sidecars_written),
+        ("quarry_corrupt_reads_total", "Reads refused because stored data failed verification", &stats.corrupt_reads),
+        ("quarry_damaged_regions_total", "Damaged log regions found by replay or scrub", &stats.damaged_regions),
+        ("quarry_scrubbed_bytes_total", "Bytes verified by scrubs", &stats.scrubbed_bytes),
+    ];
+    let mut out = String::new();
+    for (name, help, counter) in counters {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n", EngineStats::get(counter)));
+    }
+    let full = u8::from(engine.disk_full());
+    out.push_str("# HELP quarry_disk_full 1 while writes are refused for lack of disk space\n");
+    out.push_str(&format!("# TYPE quarry_disk_full gauge\nquarry_disk_full {full}\n"));
+    out
+}
+
+/// Re-verifies the whole log every `interval_secs`, paced to `rate_bytes_per_sec`.
+async fn background_scrub(engine: Engine, schedule: ScrubSchedule) {
+    if schedule.interval_secs == 0 {
+        return;
+    }
+    loop {
+        tokio::time::sleep(Duration::from_secs(schedule.interval_secs)).await;
+        let scrubbing = engine.clone();
+        let rate = Some(schedule.rate_bytes_per_sec);
+        match tokio::task::spawn_blocking(move || scrubbing.scrub(rate)).await {
+            Ok(Ok(report)) if report.is_clean() => {
+                tracing::info!(records = report.records, bytes = report.bytes, "background scrub: no damage")
+            }
+            Ok(Ok(report)) => tracing::error!("background scrub found damage:\n{report}"),
+            Ok(Err(e)) => tracing::error!("background scrub failed: {e}"),
+            Err(e) => tracing::error!("background scrub panicked: {e}"),
+        }
+    }
 }
 
 /// Headers that clients may send as several lines, which s3s refuses as duplicates.

@@ -1,5 +1,6 @@
 //! `quarry`: the S3-compatible object store you can query with SQL.
 
+mod admin;
 mod config;
 mod http;
 
@@ -21,6 +22,11 @@ struct Cli {
 enum Command {
     /// Run the server (the default).
     Serve(ServeArgs),
+    /// Maintenance of a data directory (the server must be stopped).
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
 }
 
 #[derive(Args, Default)]
@@ -40,6 +46,15 @@ struct ServeArgs {
     /// Region reported to clients [default: us-east-1]
     #[arg(long, env = "QUARRY_REGION")]
     region: Option<String>,
+    /// Disk space kept in reserve so deletes work when the disk is full [default: 32 MiB]
+    #[arg(long, env = "QUARRY_DISK_RESERVE_BYTES")]
+    disk_reserve_bytes: Option<u64>,
+    /// Seconds between background scrubs; 0 turns them off [default: 86400]
+    #[arg(long, env = "QUARRY_SCRUB_INTERVAL_SECS")]
+    scrub_interval_secs: Option<u64>,
+    /// Read rate of the background scrub [default: 64 MiB/s]
+    #[arg(long, env = "QUARRY_SCRUB_RATE_BYTES_PER_SEC")]
+    scrub_rate_bytes_per_sec: Option<u64>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -49,10 +64,13 @@ fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(args).map(|()| true),
+        Command::Admin { command } => admin::run(command),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        // The command ran but found a problem (e.g. scrub found damage).
+        Ok(false) => std::process::ExitCode::from(2),
         Err(message) => {
             eprintln!("quarry: {message}");
             std::process::ExitCode::FAILURE
@@ -81,8 +99,21 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     }
     let keys = Arc::new(s3_api::KeyStore::new(keys)?);
 
-    let engine =
-        Engine::open(EngineConfig::new(&data_dir)).map_err(|e| format!("cannot open {}: {e}", data_dir.display()))?;
+    let mut engine_config = EngineConfig::new(&data_dir);
+    if let Some(bytes) = args.disk_reserve_bytes.or(file.disk_reserve_bytes) {
+        engine_config.disk_reserve_bytes = bytes;
+    }
+    let scrub = http::ScrubSchedule {
+        interval_secs: args
+            .scrub_interval_secs
+            .or(file.scrub_interval_secs)
+            .unwrap_or(config::DEFAULT_SCRUB_INTERVAL_SECS),
+        rate_bytes_per_sec: args
+            .scrub_rate_bytes_per_sec
+            .or(file.scrub_rate_bytes_per_sec)
+            .unwrap_or(config::DEFAULT_SCRUB_RATE_BYTES_PER_SEC),
+    };
+    let engine = Engine::open(engine_config).map_err(|e| format!("cannot open {}: {e}", data_dir.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("quarry-worker")
@@ -90,7 +121,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
         let service = s3_api::service(engine.clone(), keys, api);
-        let served = http::serve(address, service).await;
+        let served = http::serve(address, service, engine.clone(), scrub).await;
         tracing::info!("shutting down: syncing the log and the index");
         if let Err(e) = engine.close().await {
             tracing::error!("error while closing the engine: {e}");

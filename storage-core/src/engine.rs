@@ -7,6 +7,7 @@ use crate::log_entry::{ChunkPiece, LogEntry, ObjectRecord, PartRecord, UploadRec
 use crate::recovery;
 use crate::segment::SegmentReader;
 use crate::sidecar;
+use crate::space::SpaceGuard;
 use crate::stats::EngineStats;
 use crate::writer::{AppendRequest, Appended, Command, Writer, WriterLimits};
 use bytes::{Bytes, BytesMut};
@@ -36,6 +37,8 @@ pub struct EngineConfig {
     pub index_cache_bytes: u64,
     /// Throw the index away and rebuild it from the log (`quarry admin rebuild-index`).
     pub rebuild_index: bool,
+    /// Space kept in reserve so deletes still work when the disk fills up (0: none).
+    pub disk_reserve_bytes: u64,
 }
 
 impl EngineConfig {
@@ -50,6 +53,7 @@ impl EngineConfig {
             queue_depth: 1024,
             index_cache_bytes: 64 * 1024 * 1024,
             rebuild_index: false,
+            disk_reserve_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -86,7 +90,17 @@ pub struct Engine {
     inner: Arc<Inner>,
 }
 
+/// What start-up found and did.
+#[derive(Debug, Clone)]
+pub struct RecoverySummary {
+    pub records_replayed: u64,
+    pub torn_bytes_truncated: u64,
+    pub damaged: Vec<String>,
+    pub elapsed_ms: u64,
+}
+
 struct Inner {
+    recovery: RecoverySummary,
     index: Index,
     stats: Arc<EngineStats>,
     segments: Arc<dyn SegmentDir>,
@@ -95,6 +109,7 @@ struct Inner {
     commands: mpsc::Sender<Command>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     sidecar_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    space: Arc<SpaceGuard>,
     chunk_size_bytes: usize,
     _lock: File,
 }
@@ -172,6 +187,7 @@ impl Engine {
             max_batch_bytes: config.max_batch_bytes,
             max_batch_records: config.max_batch_records,
         };
+        let space = Arc::new(SpaceGuard::new(config.data_dir.join("reserve"), config.disk_reserve_bytes));
         let writer = Writer::open(
             segments.clone(),
             index.clone(),
@@ -180,12 +196,19 @@ impl Engine {
             recovered.next_lsn,
             limits,
             sealed,
+            space.clone(),
         )?;
         let (commands, receiver) = mpsc::channel(config.queue_depth);
         let writer_thread =
             std::thread::Builder::new().name("quarry-writer".into()).spawn(move || writer.run(receiver))?;
         Ok(Engine {
             inner: Arc::new(Inner {
+                recovery: RecoverySummary {
+                    records_replayed: recovered.records_replayed,
+                    torn_bytes_truncated: recovered.torn_bytes_truncated,
+                    damaged: recovered.damaged.iter().map(ToString::to_string).collect(),
+                    elapsed_ms: started.elapsed().as_millis() as u64,
+                },
                 index,
                 stats,
                 segments: segments.clone(),
@@ -194,6 +217,7 @@ impl Engine {
                 commands,
                 writer_thread: Mutex::new(Some(writer_thread)),
                 sidecar_thread: Mutex::new(Some(sidecar_thread)),
+                space,
                 chunk_size_bytes: config.chunk_size_bytes,
                 _lock: lock,
             }),
@@ -204,8 +228,17 @@ impl Engine {
         &self.inner.index
     }
 
+    pub fn recovery(&self) -> &RecoverySummary {
+        &self.inner.recovery
+    }
+
     pub fn stats(&self) -> &EngineStats {
         &self.inner.stats
+    }
+
+    /// True while the data disk is full (writes refused, reads and deletes served).
+    pub fn disk_full(&self) -> bool {
+        self.inner.space.is_full()
     }
 
     pub(crate) fn segments(&self) -> Arc<dyn SegmentDir> {

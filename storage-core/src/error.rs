@@ -13,7 +13,7 @@ pub enum Error {
     Index(#[from] sled::Error),
     #[error("corrupt data: {0}")]
     Corrupt(String),
-    #[error("the data directory is in use by another process: {0}")]
+    #[error("{0}")]
     Locked(String),
     #[error("the storage engine has shut down")]
     Closed,

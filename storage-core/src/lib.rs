@@ -14,10 +14,11 @@ mod recovery;
 mod scrub;
 pub mod segment;
 pub mod sidecar;
+mod space;
 mod stats;
 mod writer;
 
-pub use engine::{Body, BodyWriter, Engine, EngineConfig, ListPage, ListQuery, ObjectReader};
+pub use engine::{Body, BodyWriter, Engine, EngineConfig, ListPage, ListQuery, ObjectReader, RecoverySummary};
 pub use error::{Error, Rejection, Result};
 pub use index::{BucketEntry, ObjectEntry, PartEntry, UploadEntry};
 pub use log_entry::{ChunkPiece, ObjectMeta, ObjectRecord, PartRecord, StoredChecksum, UploadRecord};

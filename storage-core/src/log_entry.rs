@@ -137,6 +137,11 @@ pub enum LogEntry {
 }
 
 impl LogEntry {
+    /// Records that only take data away: still accepted when the disk is full.
+    pub fn is_deletion(&self) -> bool {
+        matches!(self, LogEntry::Tombstone { .. } | LogEntry::BucketDelete { .. } | LogEntry::UploadAbort { .. })
+    }
+
     pub fn kind(&self) -> RecordKind {
         match self {
             LogEntry::Chunk => RecordKind::Chunk,

@@ -18,6 +18,7 @@ use crate::io::{SegmentDir, SegmentFile};
 use crate::log_entry::LogEntry;
 use crate::record::{self, EncodedRecord};
 use crate::segment::segment_name;
+use crate::space::SpaceGuard;
 use bytes::Bytes;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -70,6 +71,7 @@ pub struct Writer {
     poisoned: Option<String>,
     /// Told the id of every segment this writer seals (the sidecar builder listens).
     sealed: std::sync::mpsc::Sender<u64>,
+    space: Arc<SpaceGuard>,
 }
 
 impl Writer {
@@ -81,6 +83,7 @@ impl Writer {
         next_lsn: u64,
         limits: WriterLimits,
         sealed: std::sync::mpsc::Sender<u64>,
+        space: Arc<SpaceGuard>,
     ) -> Result<Writer> {
         let name = segment_name(active_segment_id);
         let file = match segments.open(&name, false) {
@@ -103,6 +106,7 @@ impl Writer {
             limits,
             poisoned: None,
             sealed,
+            space,
         })
     }
 
@@ -153,6 +157,20 @@ impl Writer {
             }
             return;
         }
+        // Disk full: refuse at once whatever adds data; deletions go on.
+        self.space.recheck();
+        let batch: Vec<AppendRequest> = if self.space.is_full() {
+            let (allowed, refused): (Vec<_>, Vec<_>) = batch.into_iter().partition(|r| r.entry.is_deletion());
+            for request in refused {
+                let _ = request.reply.send(Err(no_space()));
+            }
+            if allowed.is_empty() {
+                return;
+            }
+            allowed
+        } else {
+            batch
+        };
         // Encode first: an LSN per request (a rejected one leaves a gap, which is fine:
         // LSNs only need to increase).
         let encoded: Vec<EncodedRecord> = batch
@@ -205,6 +223,9 @@ impl Writer {
             write_error = self.active.file.write_all_at(&write_buf, write_buf_offset).err();
         }
         if let Some(e) = write_error {
+            if e.raw_os_error() == Some(ENOSPC) {
+                self.space.on_no_space();
+            }
             // Nothing of this batch was acknowledged: cut it off and go on.
             if let Err(truncate_error) = self.active.file.set_len(batch_start) {
                 self.poisoned = Some(format!("could not cut off a failed write: {truncate_error}"));
@@ -273,7 +294,12 @@ impl Writer {
             return Err(Error::Io(e));
         }
         let pending = std::mem::take(&mut self.pending);
-        self.index.tree.apply_batch(pending.into_batch(Some(applied)))?;
+        if let Err(e) = self.index.tree.apply_batch(pending.into_batch(Some(applied))) {
+            // The records are durable but the index lost their changes: only a replay
+            // (a restart) makes the index right again.
+            self.poisoned = Some(format!("the index could not be updated: {e}"));
+            return Err(e.into());
+        }
         self.pending_applied = None;
         Ok(())
     }
@@ -296,6 +322,12 @@ impl Writer {
             let _ = request.reply.send(Err(clone_error(error)));
         }
     }
+}
+
+const ENOSPC: i32 = 28;
+
+fn no_space() -> Error {
+    Error::Io(std::io::Error::from_raw_os_error(ENOSPC))
 }
 
 /// Errors go to many requests; keep the OS error code so "disk full" stays visible.

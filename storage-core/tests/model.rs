@@ -112,6 +112,7 @@ impl Harness {
         config.chunk_size_bytes = CHUNK_BYTES;
         config.segment_size_limit_bytes = 8 * 1024;
         config.index_cache_bytes = 1024 * 1024;
+        config.disk_reserve_bytes = 0;
         config
     }
 
