@@ -9,7 +9,7 @@ use crate::segment::SegmentReader;
 use crate::sidecar;
 use crate::space::SpaceGuard;
 use crate::stats::EngineStats;
-use crate::writer::{AppendRequest, Appended, Command, Writer, WriterLimits};
+use crate::writer::{AppendRequest, Appended, Command, LogEnd, Writer, WriterLimits};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions, TryLockError};
@@ -191,9 +191,11 @@ impl Engine {
         let writer = Writer::open(
             segments.clone(),
             index.clone(),
-            recovered.active_segment_id,
-            recovered.active_len_bytes,
-            recovered.next_lsn,
+            LogEnd {
+                active_segment_id: recovered.active_segment_id,
+                active_len_bytes: recovered.active_len_bytes,
+                next_lsn: recovered.next_lsn,
+            },
             limits,
             sealed,
             space.clone(),

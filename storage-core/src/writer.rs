@@ -44,6 +44,14 @@ pub enum Command {
     Shutdown(oneshot::Sender<()>),
 }
 
+/// Where the log ends (after recovery): the writer appends from here.
+#[derive(Debug, Clone, Copy)]
+pub struct LogEnd {
+    pub active_segment_id: u64,
+    pub active_len_bytes: u64,
+    pub next_lsn: u64,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct WriterLimits {
     pub segment_size_limit_bytes: u64,
@@ -78,13 +86,12 @@ impl Writer {
     pub fn open(
         segments: Arc<dyn SegmentDir>,
         index: Index,
-        active_segment_id: u64,
-        active_len_bytes: u64,
-        next_lsn: u64,
+        log_end: LogEnd,
         limits: WriterLimits,
         sealed: std::sync::mpsc::Sender<u64>,
         space: Arc<SpaceGuard>,
     ) -> Result<Writer> {
+        let LogEnd { active_segment_id, active_len_bytes, next_lsn } = log_end;
         let name = segment_name(active_segment_id);
         let file = match segments.open(&name, false) {
             Ok(file) => file,
