@@ -15,6 +15,8 @@ mod access;
 mod auth;
 mod buckets;
 mod conditional;
+mod crash_cycles;
+mod disk_full;
 mod integrity;
 mod limits;
 mod listing;
