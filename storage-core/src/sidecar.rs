@@ -87,7 +87,8 @@ pub fn decode(segment_id: u64, bytes: &[u8]) -> Result<Vec<SidecarEntry>> {
     if count > (body_end as u64) / FIXED_ENTRY_BYTES as u64 {
         return Err(bad("entry count larger than the file"));
     }
-    let mut entries = Vec::with_capacity(count as usize);
+    // The count is only a claim until the entries are parsed: cap what it reserves.
+    let mut entries = Vec::with_capacity((count as usize).min(4096));
     let mut at = 16usize;
     let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
     let mut previous_end = 0u64;
@@ -108,7 +109,7 @@ pub fn decode(segment_id: u64, bytes: &[u8]) -> Result<Vec<SidecarEntry>> {
         if offset < previous_end {
             return Err(bad("entries out of order"));
         }
-        previous_end = offset + record_len;
+        previous_end = offset.checked_add(record_len).ok_or_else(|| bad("entry ends past the largest offset"))?;
         let header = Bytes::copy_from_slice(&bytes[at..at + header_len]);
         at += header_len;
         entries.push(SidecarEntry {
@@ -233,6 +234,17 @@ mod tests {
         ];
         assert_eq!(decode(3, &encode(&entries)).unwrap(), entries);
         assert_eq!(decode(3, &encode(&[])).unwrap(), vec![]);
+    }
+
+    /// Found by the sidecar_decode fuzz target: an entry at offset u64::MAX overflowed
+    /// `offset + record_len` (a panic in debug builds, a silent wrap in release).
+    #[test]
+    fn entry_at_the_largest_offset_is_refused_not_overflowed() {
+        let input = hex::decode(
+            "514944583030303101000000000000000100000000000000ffffffffffffffff40000000000000000000000000000000010000000080d52d3199d9b4f3f3760dfb6b22b48f6813ad43ed6941b06eb021b66e40c4b3",
+        )
+        .unwrap();
+        assert!(decode(3, &input).is_err());
     }
 
     #[test]
