@@ -80,10 +80,27 @@ pub struct Ingested {
     pub checksum: StoredChecksum,
 }
 
-pub async fn ingest(engine: &Engine, blob: Option<StreamingBlob>, expect: Expectations<'_>) -> S3Result<Ingested> {
+/// Before refusing a body early, read (and discard) up to this much of it, so the client
+/// — still sending — reads our error instead of a reset connection.
+const DRAIN_LIMIT_BYTES: u64 = 8 * 1024 * 1024;
+
+async fn drain(blob: &mut StreamingBlob) {
+    let mut drained = 0u64;
+    while drained < DRAIN_LIMIT_BYTES {
+        match blob.next().await {
+            Some(Ok(data)) => drained += data.len() as u64,
+            _ => return,
+        }
+    }
+}
+
+pub async fn ingest(engine: &Engine, mut blob: Option<StreamingBlob>, expect: Expectations<'_>) -> S3Result<Ingested> {
     if let Some(length) = expect.content_length
         && length as u64 > expect.max_size_bytes
     {
+        if let Some(blob) = blob.as_mut() {
+            drain(blob).await;
+        }
         return Err(too_large(expect.max_size_bytes));
     }
     let expected_md5 = expect
@@ -104,6 +121,7 @@ pub async fn ingest(engine: &Engine, blob: Option<StreamingBlob>, expect: Expect
         while let Some(frame) = blob.next().await {
             let data = frame.map_err(body_error)?;
             if writer.size_bytes() + data.len() as u64 > expect.max_size_bytes {
+                drain(&mut blob).await;
                 return Err(too_large(expect.max_size_bytes));
             }
             md5.update(&data);

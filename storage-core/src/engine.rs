@@ -64,6 +64,46 @@ impl EngineConfig {
 pub enum Body {
     Inline(Bytes),
     Chunks(Vec<ChunkPiece>),
+    /// Chunks just streamed in, referenced by nothing yet: the guard keeps compaction
+    /// from reclaiming them until the commit is done (or the body is dropped).
+    Streamed(Vec<ChunkPiece>, Arc<InflightGuard>),
+}
+
+/// Chunk records of bodies being uploaded: the smallest LSN of each, so compaction
+/// keeps every unreferenced chunk at or above the smallest one.
+#[derive(Debug, Default)]
+pub struct Inflight {
+    first_lsns: Mutex<std::collections::BTreeMap<u64, usize>>,
+}
+
+impl Inflight {
+    fn register(self: &Arc<Self>, lsn: u64) -> InflightGuard {
+        *self.first_lsns.lock().unwrap().entry(lsn).or_insert(0) += 1;
+        InflightGuard { registry: self.clone(), lsn }
+    }
+
+    /// The smallest chunk LSN of any body not yet committed.
+    pub fn min_lsn(&self) -> Option<u64> {
+        self.first_lsns.lock().unwrap().keys().next().copied()
+    }
+}
+
+#[derive(Debug)]
+pub struct InflightGuard {
+    registry: Arc<Inflight>,
+    lsn: u64,
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        let mut lsns = self.registry.first_lsns.lock().unwrap();
+        if let Some(count) = lsns.get_mut(&self.lsn) {
+            *count -= 1;
+            if *count == 0 {
+                lsns.remove(&self.lsn);
+            }
+        }
+    }
 }
 
 /// Listing parameters, as ListObjects(V2) gives them.
@@ -110,6 +150,9 @@ struct Inner {
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     sidecar_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     space: Arc<SpaceGuard>,
+    inflight: Arc<Inflight>,
+    compaction: tokio::sync::Mutex<()>,
+    last_compaction: Mutex<Option<crate::compactor::CompactionReport>>,
     chunk_size_bytes: usize,
     _lock: File,
 }
@@ -155,6 +198,7 @@ impl Engine {
         let index = Index::new(db.open_tree("index")?);
         let stats = Arc::new(EngineStats::default());
         sidecar::remove_partials(segments.as_ref())?;
+        crate::compactor::finish_interrupted(segments.as_ref(), &index)?;
         let started = std::time::Instant::now();
         let recovered = recovery::replay(segments.as_ref(), &index, &stats)?;
         tracing::info!(
@@ -220,6 +264,9 @@ impl Engine {
                 writer_thread: Mutex::new(Some(writer_thread)),
                 sidecar_thread: Mutex::new(Some(sidecar_thread)),
                 space,
+                inflight: Arc::new(Inflight::default()),
+                compaction: tokio::sync::Mutex::new(()),
+                last_compaction: Mutex::new(None),
                 chunk_size_bytes: config.chunk_size_bytes,
                 _lock: lock,
             }),
@@ -245,6 +292,56 @@ impl Engine {
 
     pub(crate) fn segments(&self) -> Arc<dyn SegmentDir> {
         self.inner.segments.clone()
+    }
+
+    // ---- for the compactor ----
+
+    pub(crate) fn inflight_min_lsn(&self) -> Option<u64> {
+        self.inner.inflight.min_lsn()
+    }
+
+    pub(crate) fn compaction_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.inner.compaction
+    }
+
+    pub fn last_compaction(&self) -> Option<crate::compactor::CompactionReport> {
+        self.inner.last_compaction.lock().unwrap().clone()
+    }
+
+    pub(crate) fn set_last_compaction(&self, report: crate::compactor::CompactionReport) {
+        *self.inner.last_compaction.lock().unwrap() = Some(report);
+    }
+
+    pub(crate) fn evict_segments(&self, ids: &[u64]) {
+        self.inner.reader.evict(ids);
+    }
+
+    async fn control<T>(&self, command: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        self.inner.commands.send(command(reply)).await.map_err(|_| Error::Closed)?;
+        answer.await.map_err(|_| Error::Closed)
+    }
+
+    pub(crate) async fn track_references(&self, on: bool) -> Result<()> {
+        self.control(|reply| Command::TrackReferences(on, reply)).await
+    }
+
+    /// Seals the active segment (if it holds anything).
+    pub async fn roll(&self) -> Result<Option<u64>> {
+        self.control(Command::Roll).await?
+    }
+
+    pub(crate) async fn install(
+        &self,
+        temporary_name: String,
+        final_name: String,
+        moved: Vec<(u64, crate::index::RecordLocation)>,
+        dropped: Vec<u64>,
+    ) -> Result<()> {
+        self.control(|reply| {
+            Command::Swap(Box::new(crate::writer::SwapRequest { temporary_name, final_name, moved, dropped, reply }))
+        })
+        .await?
     }
 
     /// Syncs and commits everything written, stops the writer, flushes the index.
@@ -298,11 +395,13 @@ impl Engine {
             chunks: Vec::new(),
             size_bytes: 0,
             chunk_size_bytes: self.inner.chunk_size_bytes,
+            guard: None,
         }
     }
 
     /// Makes `record` the current object under its key, atomically and durably.
     pub async fn put_object(&self, mut record: ObjectRecord, body: Body) -> Result<ObjectEntry> {
+        let _guard = guard_of(&body);
         let payload = attach_body(&mut record.chunks, &mut record.inline, body);
         let meta = record.meta.clone();
         let chunks = record.chunks.clone();
@@ -356,6 +455,7 @@ impl Engine {
     }
 
     pub async fn put_part(&self, mut part: PartRecord, body: Body) -> Result<()> {
+        let _guard = guard_of(&body);
         let payload = attach_body(&mut part.chunks, &mut part.inline, body);
         self.append(LogEntry::Part(part), payload, true).await.map(|_| ())
     }
@@ -397,6 +497,13 @@ fn open_index(config: &EngineConfig) -> Result<sled::Db> {
     }
 }
 
+fn guard_of(body: &Body) -> Option<Arc<InflightGuard>> {
+    match body {
+        Body::Streamed(_, guard) => Some(guard.clone()),
+        _ => None,
+    }
+}
+
 fn attach_body(chunks: &mut Vec<ChunkPiece>, inline: &mut bool, body: Body) -> Bytes {
     match body {
         Body::Inline(bytes) => {
@@ -404,7 +511,7 @@ fn attach_body(chunks: &mut Vec<ChunkPiece>, inline: &mut bool, body: Body) -> B
             *inline = true;
             bytes
         }
-        Body::Chunks(pieces) => {
+        Body::Chunks(pieces) | Body::Streamed(pieces, _) => {
             *chunks = pieces;
             *inline = false;
             Bytes::new()
@@ -421,6 +528,7 @@ pub struct BodyWriter {
     chunks: Vec<ChunkPiece>,
     size_bytes: u64,
     chunk_size_bytes: usize,
+    guard: Option<InflightGuard>,
 }
 
 impl BodyWriter {
@@ -445,6 +553,9 @@ impl BodyWriter {
         let payload = self.buffer.split().freeze();
         let len = payload.len() as u64;
         let appended = self.engine.append(LogEntry::Chunk, payload, false).await?;
+        if self.guard.is_none() {
+            self.guard = Some(self.engine.inner.inflight.register(appended.lsn));
+        }
         self.chunks.push(ChunkPiece { lsn: appended.lsn, len });
         Ok(())
     }
@@ -456,7 +567,8 @@ impl BodyWriter {
         if !self.buffer.is_empty() {
             self.flush_chunk().await?;
         }
-        Ok(Body::Chunks(self.chunks))
+        let guard = self.guard.take().expect("a body with chunks registered its first one");
+        Ok(Body::Streamed(std::mem::take(&mut self.chunks), Arc::new(guard)))
     }
 }
 
@@ -481,15 +593,28 @@ impl ObjectReader {
             .chunk_location(piece.lsn)?
             .ok_or_else(|| Error::Corrupt(format!("no record for chunk lsn {}", piece.lsn)))?;
         let engine = self.engine.clone();
-        let record = tokio::task::spawn_blocking(move || engine.inner.reader.read(location))
-            .await
-            .map_err(|e| Error::Io(std::io::Error::other(e)))?
-            .inspect_err(|e| {
-                if matches!(e, Error::Corrupt(_)) {
-                    EngineStats::add(&self.engine.inner.stats.corrupt_reads, 1);
-                }
-                tracing::error!(lsn = piece.lsn, "read of a damaged record refused: {e}");
-            })?;
+        let lsn = piece.lsn;
+        let record = tokio::task::spawn_blocking(move || match engine.inner.reader.read(location) {
+            // Compaction moved the record and removed the old segment between our
+            // lookup and the read: look it up again.
+            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                let moved = engine
+                    .inner
+                    .index
+                    .chunk_location(lsn)?
+                    .ok_or_else(|| Error::Corrupt(format!("no record for chunk lsn {lsn}")))?;
+                engine.inner.reader.read(moved)
+            }
+            other => other,
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))?
+        .inspect_err(|e| {
+            if matches!(e, Error::Corrupt(_)) {
+                EngineStats::add(&self.engine.inner.stats.corrupt_reads, 1);
+            }
+            tracing::error!(lsn = piece.lsn, "read of a damaged record refused: {e}");
+        })?;
         if record.prefix.lsn != piece.lsn || record.payload.len() as u64 != piece.len {
             return Err(Error::Corrupt(format!("record at the location of chunk lsn {} is another record", piece.lsn)));
         }

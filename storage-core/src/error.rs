@@ -42,4 +42,6 @@ pub enum Rejection {
     NoSuchUpload,
     #[error("a precondition of the write did not hold")]
     PreconditionFailed,
+    #[error("the stored pieces this write refers to are gone (retry the request)")]
+    MissingChunks,
 }

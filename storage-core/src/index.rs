@@ -150,6 +150,10 @@ pub fn part_key(upload_id: &str, part_number: u32) -> Vec<u8> {
     k
 }
 
+pub fn encode_location(location: &RecordLocation) -> [u8; 24] {
+    location.encode()
+}
+
 pub fn chunk_key(lsn: u64) -> [u8; 9] {
     let mut k = [0u8; 9];
     k[0] = CHUNK;
@@ -356,6 +360,11 @@ impl View<'_> {
         Ok(!self.keys_with_prefix(prefix)?.is_empty())
     }
 
+    /// Makes the payload of the record at `location` addressable by its LSN.
+    pub fn register_chunk(&mut self, lsn: u64, location: RecordLocation) {
+        self.insert(chunk_key(lsn).to_vec(), location.encode().to_vec());
+    }
+
     fn json<T: for<'de> Deserialize<'de>>(&self, key: &[u8]) -> Result<Option<T>> {
         self.get(key)?.map(|v| from_json(&v)).transpose()
     }
@@ -420,6 +429,7 @@ pub fn apply(
             remove_upload(view, &object.bucket, &object.key, upload_id)?;
         }
         LogEntry::UploadAbort { bucket, key, upload_id } => remove_upload(view, bucket, key, upload_id)?,
+        LogEntry::Replaces { .. } => {}
     }
     Ok(Ok(()))
 }
@@ -430,8 +440,21 @@ fn decide(view: &View<'_>, entry: &LogEntry) -> Result<Result<(), Rejection>> {
     let upload_exists = |bucket: &str, key: &str, upload_id: &str| -> Result<bool> {
         Ok(view.get(&upload_key(bucket, key, upload_id))?.is_some())
     };
+    let chunks_exist = |chunks: &[ChunkPiece]| -> Result<bool> {
+        for piece in chunks.iter().filter(|p| p.len > 0) {
+            if view.get(&chunk_key(piece.lsn))?.is_none() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
     Ok(match entry {
-        LogEntry::Chunk | LogEntry::Tombstone { .. } => Ok(()),
+        LogEntry::Chunk | LogEntry::Tombstone { .. } | LogEntry::Replaces { .. } => Ok(()),
+        // Every piece an object names must exist (a body whose chunks compaction
+        // reclaimed in the meantime is refused, never committed broken).
+        LogEntry::Object(object) if !object.inline && !chunks_exist(&object.chunks)? => Err(Rejection::MissingChunks),
+        LogEntry::UploadComplete { object, .. } if !chunks_exist(&object.chunks)? => Err(Rejection::MissingChunks),
+        LogEntry::Part(part) if !part.inline && !chunks_exist(&part.chunks)? => Err(Rejection::MissingChunks),
         LogEntry::Object(object) => object_preconditions(view, object)?,
         LogEntry::BucketCreate { bucket, .. } if bucket_exists(bucket)? => Err(Rejection::BucketAlreadyExists),
         LogEntry::BucketCreate { .. } => Ok(()),

@@ -4,6 +4,7 @@
 //!
 //! Start at [`Engine`]; `ARCHITECTURE.md` at the repository root has the map.
 
+mod compactor;
 mod engine;
 mod error;
 pub mod index;
@@ -18,6 +19,7 @@ mod space;
 mod stats;
 mod writer;
 
+pub use compactor::{CompactionOptions, CompactionReport, SegmentUsage};
 pub use engine::{Body, BodyWriter, Engine, EngineConfig, ListPage, ListQuery, ObjectReader, RecoverySummary};
 pub use error::{Error, Rejection, Result};
 pub use index::{BucketEntry, ObjectEntry, PartEntry, UploadEntry};

@@ -134,6 +134,11 @@ pub enum LogEntry {
         key: String,
         upload_id: String,
     },
+    /// First record of a compaction output: the segments it replaces. Its presence under
+    /// its final name means they may be deleted. No effect on the index.
+    Replaces {
+        segments: Vec<u64>,
+    },
 }
 
 impl LogEntry {
@@ -153,6 +158,7 @@ impl LogEntry {
             LogEntry::Part(_) => RecordKind::Part,
             LogEntry::UploadComplete { .. } => RecordKind::UploadComplete,
             LogEntry::UploadAbort { .. } => RecordKind::UploadAbort,
+            LogEntry::Replaces { .. } => RecordKind::Replaces,
         }
     }
 }

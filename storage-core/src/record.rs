@@ -40,6 +40,7 @@ pub enum RecordKind {
     Part = 7,
     UploadComplete = 8,
     UploadAbort = 9,
+    Replaces = 10,
 }
 
 impl RecordKind {
@@ -55,6 +56,7 @@ impl RecordKind {
             7 => Part,
             8 => UploadComplete,
             9 => UploadAbort,
+            10 => Replaces,
             _ => return None,
         })
     }

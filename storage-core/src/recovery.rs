@@ -43,6 +43,9 @@ struct Replayer<'a> {
 
 impl Replayer<'_> {
     fn apply(&mut self, entry: &LogEntry, lsn: u64, location: RecordLocation, payload_len: u64) -> Result<()> {
+        if matches!(entry, LogEntry::Replaces { .. }) {
+            return Ok(()); // a compaction output's header: no LSN of its own, no effect
+        }
         if lsn <= self.max_lsn {
             return Err(Error::Corrupt(format!(
                 "LSN {lsn} in segment {} at {} is not above {}",
@@ -50,6 +53,10 @@ impl Replayer<'_> {
             )));
         }
         let mut view = View { tree: &self.index.tree, lower: &self.empty, top: &mut self.overlay };
+        // A record in the log holds its bytes whatever its logical fate: keep them addressable.
+        if payload_len > 0 {
+            view.register_chunk(lsn, location);
+        }
         if let Err(rejection) = index::apply(&mut view, entry, lsn, location, payload_len)? {
             tracing::warn!(lsn, "replay: record rejected ({rejection}); it has no effect");
         }
@@ -80,7 +87,7 @@ pub fn replay(segments: &dyn SegmentDir, index: &Index, stats: &EngineStats) -> 
             return Err(Error::Corrupt("the index has applied records but there are no segment files".into()));
         }
         return Ok(Recovered {
-            active_segment_id: 1,
+            active_segment_id: segment::FIRST_SEGMENT_ID,
             active_len_bytes: 0,
             next_lsn: 1,
             records_replayed: 0,

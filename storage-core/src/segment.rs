@@ -11,6 +11,16 @@ use std::sync::{Arc, Mutex};
 
 pub const SEGMENT_EXTENSION: &str = "seg";
 
+/// Segment ids are `major * GENERATIONS + generation`. The writer gives each new segment
+/// the next major; compacting a run of sealed segments that ends at id `b` writes its
+/// output as `b + 1`, so sorting ids still sorts records by LSN.
+pub const GENERATIONS: u64 = 1 << 16;
+pub const FIRST_SEGMENT_ID: u64 = GENERATIONS;
+
+pub fn next_major(segment_id: u64) -> u64 {
+    (segment_id / GENERATIONS + 1) * GENERATIONS
+}
+
 pub fn segment_name(segment_id: u64) -> String {
     format!("{segment_id:020}.{SEGMENT_EXTENSION}")
 }
@@ -57,7 +67,11 @@ pub struct ScanEnd {
 }
 
 /// Tries to read one verified record at `offset`. `Err(what)` if there is none.
-fn record_at(file: &dyn SegmentFile, offset: u64, file_len: u64) -> Result<std::result::Result<DecodedRecord, String>> {
+pub fn record_at(
+    file: &dyn SegmentFile,
+    offset: u64,
+    file_len: u64,
+) -> Result<std::result::Result<DecodedRecord, String>> {
     if offset + PREFIX_BYTES as u64 > file_len {
         return Ok(Err("torn record prefix".into()));
     }
@@ -147,6 +161,14 @@ impl SegmentReader {
         let file = self.dir.open(&segment_name(segment_id), false)?;
         files.insert(segment_id, file.clone());
         Ok(file)
+    }
+
+    /// Forgets open files of segments that compaction removed.
+    pub fn evict(&self, segment_ids: &[u64]) {
+        let mut files = self.files.lock().expect("segment file cache poisoned");
+        for id in segment_ids {
+            files.remove(id);
+        }
     }
 
     /// Reads the record at `location` and verifies its checksum. Never returns bytes that

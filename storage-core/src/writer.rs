@@ -20,6 +20,7 @@ use crate::record::{self, EncodedRecord};
 use crate::segment::segment_name;
 use crate::space::SpaceGuard;
 use bytes::Bytes;
+use std::collections::HashSet;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -42,6 +43,25 @@ pub enum Command {
     Append(Box<AppendRequest>),
     /// Sync and commit everything, then stop.
     Shutdown(oneshot::Sender<()>),
+    /// Start (true) or stop (false) recording which chunk LSNs new records reference.
+    TrackReferences(bool, oneshot::Sender<()>),
+    /// Seal the active segment now (if it holds anything); answers the sealed id.
+    Roll(oneshot::Sender<Result<Option<u64>>>),
+    /// Install a compaction output (see `SwapRequest`).
+    Swap(Box<SwapRequest>),
+}
+
+/// Installs a verified compaction output, done by the writer so that no record can
+/// reference a dropped chunk between the check and the commit.
+pub struct SwapRequest {
+    /// The output, written and fsynced under a temporary name.
+    pub temporary_name: String,
+    pub final_name: String,
+    /// New locations of the records with a payload that were copied.
+    pub moved: Vec<(u64, RecordLocation)>,
+    /// LSNs of records with a payload that were left behind.
+    pub dropped: Vec<u64>,
+    pub reply: oneshot::Sender<Result<()>>,
 }
 
 /// Where the log ends (after recovery): the writer appends from here.
@@ -80,6 +100,9 @@ pub struct Writer {
     /// Told the id of every segment this writer seals (the sidecar builder listens).
     sealed: std::sync::mpsc::Sender<u64>,
     space: Arc<SpaceGuard>,
+    /// While a compaction runs: every chunk LSN referenced by a record written since it
+    /// took its snapshot of the index.
+    referenced: Option<HashSet<u64>>,
 }
 
 impl Writer {
@@ -114,6 +137,7 @@ impl Writer {
             poisoned: None,
             sealed,
             space,
+            referenced: None,
         })
     }
 
@@ -123,6 +147,7 @@ impl Writer {
             let mut batch = Vec::new();
             let mut batch_bytes = 0u64;
             let mut shutdown = None;
+            let mut control = None;
             let mut next = Some(first);
             while let Some(command) = next.take() {
                 match command {
@@ -134,6 +159,11 @@ impl Writer {
                         shutdown = Some(done);
                         break;
                     }
+                    other => {
+                        // Control commands run after the appends received before them.
+                        control = Some(other);
+                        break;
+                    }
                 }
                 if batch.len() < self.limits.max_batch_records && batch_bytes < self.limits.max_batch_bytes {
                     next = commands.try_recv().ok();
@@ -141,6 +171,9 @@ impl Writer {
             }
             if !batch.is_empty() {
                 self.process(batch);
+            }
+            if let Some(command) = control {
+                self.control(command);
             }
             if let Some(done) = shutdown {
                 self.finish();
@@ -180,6 +213,7 @@ impl Writer {
         };
         // Encode first: an LSN per request (a rejected one leaves a gap, which is fine:
         // LSNs only need to increase).
+        let last_lsn_before_batch = self.next_lsn - 1;
         let encoded: Vec<EncodedRecord> = batch
             .iter()
             .map(|r| {
@@ -191,7 +225,7 @@ impl Writer {
         let batch_len: u64 = encoded.iter().map(|e| e.len()).sum();
         if self.active.len_bytes > 0
             && self.active.len_bytes + batch_len > self.limits.segment_size_limit_bytes
-            && let Err(e) = self.roll_segment()
+            && let Err(e) = self.roll_segment(last_lsn_before_batch)
         {
             self.fail_all(batch, &e);
             return;
@@ -224,6 +258,9 @@ impl Writer {
                 write_error = self.write_record(&rec, &mut write_buf, &mut write_buf_offset).err();
             }
             offset += rec.len();
+            if let Some(referenced) = self.referenced.as_mut() {
+                referenced.extend(referenced_chunks(&request.entry));
+            }
             accepted.push((request, Appended { lsn: prefix.lsn }));
         }
         if write_error.is_none() && !write_buf.is_empty() {
@@ -262,6 +299,57 @@ impl Writer {
         for (request, appended) in accepted {
             let _ = request.reply.send(Ok(appended));
         }
+    }
+
+    fn control(&mut self, command: Command) {
+        match command {
+            Command::TrackReferences(on, done) => {
+                self.referenced = on.then(HashSet::new);
+                let _ = done.send(());
+            }
+            Command::Roll(done) => {
+                let result = if self.active.len_bytes == 0 {
+                    Ok(None)
+                } else {
+                    let id = self.active.id;
+                    self.roll_segment(self.next_lsn - 1).map(|()| Some(id))
+                };
+                let _ = done.send(result);
+            }
+            Command::Swap(swap) => {
+                let result = self.swap(&swap);
+                let _ = swap.reply.send(result);
+            }
+            Command::Append(_) | Command::Shutdown(_) => unreachable!("handled by run"),
+        }
+    }
+
+    fn swap(&mut self, swap: &SwapRequest) -> Result<()> {
+        if let Some(referenced) = &self.referenced
+            && let Some(lsn) = swap.dropped.iter().find(|lsn| referenced.contains(lsn))
+        {
+            return Err(Error::Rejected(crate::error::Rejection::MissingChunks)).inspect_err(|_| {
+                tracing::info!(lsn, "compaction output not installed: a new record references a chunk it drops");
+            });
+        }
+        // Everything written so far is made durable and committed first, so the batch
+        // below is the only thing changing the index.
+        self.sync_and_commit()?;
+        // The commit point: from here the output replaces its inputs, even after a crash.
+        self.segments.rename(&swap.temporary_name, &swap.final_name)?;
+        self.segments.sync_dir()?;
+        let mut batch = sled::Batch::default();
+        for (lsn, location) in &swap.moved {
+            batch.insert(&index::chunk_key(*lsn)[..], &index::encode_location(location)[..]);
+        }
+        for lsn in &swap.dropped {
+            batch.remove(&index::chunk_key(*lsn)[..]);
+        }
+        if let Err(e) = self.index.tree.apply_batch(batch) {
+            self.poisoned = Some(format!("the index could not take a compaction: {e}"));
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     /// Writes one record at the end of the batch so far: small ones are gathered in
@@ -311,13 +399,18 @@ impl Writer {
         Ok(())
     }
 
-    /// Seals the active segment (fsync) and starts the next one.
-    fn roll_segment(&mut self) -> Result<()> {
+    /// Seals the active segment (fsync) and starts the next one. `last_lsn` is the LSN
+    /// of the last record written before the roll.
+    fn roll_segment(&mut self, last_lsn: u64) -> Result<()> {
         self.sync_and_commit()?;
         self.active.file.sync()?;
-        let id = self.active.id + 1;
+        let id = crate::segment::next_major(self.active.id);
         let file = self.segments.open(&segment_name(id), true)?;
         self.segments.sync_dir()?;
+        // The applied position moves into the new segment: the sealed one may be
+        // compacted away, and replay must not start from a segment that is gone.
+        let applied = AppliedPosition { lsn: last_lsn, segment_id: id, end_offset: 0 };
+        self.index.tree.apply_batch(Overlay::default().into_batch(Some(applied)))?;
         tracing::debug!(segment = id, "started a new segment");
         let sealed_id = std::mem::replace(&mut self.active, ActiveSegment { id, file, len_bytes: 0 }).id;
         let _ = self.sealed.send(sealed_id); // no builder (shutting down): the next start builds it
@@ -329,6 +422,17 @@ impl Writer {
             let _ = request.reply.send(Err(clone_error(error)));
         }
     }
+}
+
+/// The chunk LSNs a record makes an object or part depend on.
+fn referenced_chunks(entry: &LogEntry) -> Vec<u64> {
+    let pieces = match entry {
+        LogEntry::Object(object) => &object.chunks,
+        LogEntry::UploadComplete { object, .. } => &object.chunks,
+        LogEntry::Part(part) => &part.chunks,
+        _ => return Vec::new(),
+    };
+    pieces.iter().map(|p| p.lsn).collect()
 }
 
 const ENOSPC: i32 = 28;

@@ -1,0 +1,613 @@
+//! Segment compaction: rewrite sealed segments keeping only live records, so deleted
+//! and overwritten bytes leave the disk.
+//!
+//! The discipline (see DESIGN.md, "The compactor"):
+//! * A run of adjacent sealed segments `a..=b` is rewritten into one output with id
+//!   `b + 1` (the next generation), so sorting segment ids still sorts LSNs. Records keep
+//!   their LSNs. The output's first record, `Replaces { segments }`, names its inputs.
+//! * The output is written under a temporary name, fsynced, then read back and verified
+//!   (every record's checksum, the exact list of LSNs) before anything points to it.
+//! * The writer installs it: it refuses if a record written since the compactor's
+//!   snapshot references a chunk the output drops; else it renames the output into place
+//!   (the commit point) and repoints the index in one batch. Only then are the inputs
+//!   deleted. A crash anywhere leaves either the inputs or the output in charge
+//!   (`finish_interrupted` completes a committed swap at start-up).
+//! * What is kept: current commit records (objects, buckets, uploads, parts), every
+//!   record whose payload a current object or part references (as a plain chunk if its
+//!   own header is no longer current, so a rebuild cannot bring it back to life), chunks
+//!   of bodies still uploading, and each tombstone for which an older record of its key
+//!   survives anywhere. Everything else goes.
+//! * Erasure: a segment (the active one included) that holds dead payload bytes for half
+//!   the erasure deadline is compacted whatever its dead ratio.
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::index::{self, Index, RecordLocation};
+use crate::io::SegmentDir;
+use crate::log_entry::LogEntry;
+use crate::record::{self, RecordKind};
+use crate::segment::{self, GENERATIONS, segment_name};
+use crate::sidecar::{self, SidecarEntry, sidecar_name};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// Index keys `D<segment id>`: when compaction first saw dead payload in a segment.
+const DEAD_SINCE: u8 = b'D';
+
+#[derive(Debug, Clone, Copy)]
+pub struct CompactionOptions {
+    /// Rewrite a sealed segment once this fraction of its bytes is dead.
+    pub dead_ratio_threshold: f64,
+    /// Dead object bytes leave the disk within this time.
+    pub erasure_deadline_ms: u64,
+    /// Rewrite every segment holding anything dead, now (the admin command).
+    pub force: bool,
+    /// Pace reads and writes to this rate.
+    pub max_bytes_per_sec: Option<u64>,
+    /// Outputs are cut at about this size.
+    pub max_output_bytes: u64,
+}
+
+impl Default for CompactionOptions {
+    fn default() -> CompactionOptions {
+        CompactionOptions {
+            dead_ratio_threshold: 0.5,
+            erasure_deadline_ms: 24 * 60 * 60 * 1000,
+            force: false,
+            max_bytes_per_sec: None,
+            max_output_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// How much of a segment is live.
+#[derive(Debug, Clone, Serialize)]
+pub struct SegmentUsage {
+    pub id: u64,
+    pub bytes: u64,
+    pub live_bytes: u64,
+    pub dead_bytes: u64,
+    /// Bytes of object data that no object references any more.
+    pub dead_payload_bytes: u64,
+    pub sealed: bool,
+    pub dead_since_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CompactionReport {
+    pub started_ms: i64,
+    pub elapsed_ms: u64,
+    pub segments_in: Vec<u64>,
+    pub segments_out: Vec<u64>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub records_kept: u64,
+    pub records_dropped: u64,
+    /// Outputs not installed because a concurrent write referenced a dropped chunk.
+    pub conflicts: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Keep,
+    KeepAsChunk,
+    Drop,
+    /// Tombstone-like: kept unless no older record of its key survives.
+    Deletion,
+}
+
+struct SegmentPlan {
+    id: u64,
+    bytes: u64,
+    entries: Vec<SidecarEntry>,
+    decoded: Vec<LogEntry>,
+    fates: Vec<Fate>,
+}
+
+impl SegmentPlan {
+    fn live_bytes(&self) -> u64 {
+        self.entries
+            .iter()
+            .zip(&self.fates)
+            .filter(|(_, f)| **f != Fate::Drop)
+            .map(|(e, _)| e.location.record_len)
+            .sum()
+    }
+
+    fn dead_payload_bytes(&self) -> u64 {
+        self.entries.iter().zip(&self.fates).filter(|(_, f)| **f == Fate::Drop).map(|(e, _)| e.payload_len).sum()
+    }
+}
+
+/// What the index says is alive.
+struct Liveness {
+    /// LSNs of current commit records: objects, buckets, uploads, parts.
+    current: HashSet<u64>,
+    /// Chunk LSNs referenced by current objects and parts.
+    referenced: HashSet<u64>,
+    /// Unreferenced chunks at or above this LSN belong to bodies still uploading.
+    inflight_from: Option<u64>,
+}
+
+fn liveness(index: &Index, inflight_from: Option<u64>) -> Result<Liveness> {
+    let mut live = Liveness { current: HashSet::new(), referenced: HashSet::new(), inflight_from };
+    for (bucket, entry) in index.buckets()? {
+        live.current.insert(entry.lsn);
+        for item in index.objects_from(&bucket, b"") {
+            let (_, object) = item?;
+            live.current.insert(object.lsn);
+            live.referenced.extend(object.chunks.iter().map(|c| c.lsn));
+        }
+        for upload in index.uploads(&bucket)? {
+            live.current.insert(upload.lsn);
+            for part in index.parts(&upload.upload.upload_id)? {
+                live.current.insert(part.lsn);
+                live.referenced.extend(part.part.chunks.iter().map(|c| c.lsn));
+            }
+        }
+    }
+    Ok(live)
+}
+
+fn fate(live: &Liveness, entry: &SidecarEntry, decoded: &LogEntry) -> Fate {
+    if matches!(decoded, LogEntry::Replaces { .. }) {
+        return Fate::Drop;
+    }
+    if decoded.is_deletion() {
+        return Fate::Deletion;
+    }
+    if live.current.contains(&entry.lsn) {
+        return Fate::Keep;
+    }
+    let referenced = live.referenced.contains(&entry.lsn);
+    let uploading = entry.kind == RecordKind::Chunk && live.inflight_from.is_some_and(|from| entry.lsn >= from);
+    if entry.payload_len > 0 && (referenced || uploading) {
+        return if entry.kind == RecordKind::Chunk { Fate::Keep } else { Fate::KeepAsChunk };
+    }
+    Fate::Drop
+}
+
+/// The records of a segment: from its sidecar, or by scanning it.
+fn segment_records(dir: &dyn SegmentDir, id: u64, sealed: bool) -> Result<(u64, Vec<SidecarEntry>, Vec<LogEntry>)> {
+    let file = dir.open(&segment_name(id), false)?;
+    let bytes = file.len_bytes()?;
+    if sealed && let Ok(Some(entries)) = sidecar::read(dir, id) {
+        let covers = entries.last().map_or(0, |e| e.location.offset + e.location.record_len) == bytes;
+        let decoded: Result<Vec<LogEntry>> = entries.iter().map(SidecarEntry::entry).collect();
+        if let (true, Ok(decoded)) = (covers, decoded) {
+            return Ok((bytes, entries, decoded));
+        }
+    }
+    let mut entries = Vec::new();
+    let mut decoded = Vec::new();
+    let end = segment::scan(file.as_ref(), id, 0, false, |location, record| {
+        entries.push(SidecarEntry {
+            lsn: record.prefix.lsn,
+            location,
+            payload_len: record.prefix.payload_len,
+            kind: record.prefix.kind,
+            header: bytes::Bytes::new(),
+        });
+        decoded.push(record.entry);
+        Ok(())
+    })?;
+    if let (Some(what), true) = (end.tail_damage, sealed) {
+        return Err(Error::Corrupt(format!("not compacting a damaged segment: {what}")));
+    }
+    // The active segment is measured up to what is fully written.
+    Ok((end.valid_end.min(bytes), entries, decoded))
+}
+
+fn dead_since_key(id: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = DEAD_SINCE;
+    k[1..].copy_from_slice(&id.to_be_bytes());
+    k
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The state of every segment and the runs of sealed segments to rewrite.
+struct Plan {
+    segments: Vec<SegmentPlan>,
+    usage: Vec<SegmentUsage>,
+    /// Indexes into `segments` of each run to rewrite.
+    runs: Vec<Vec<usize>>,
+    /// The active segment holds dead bytes that must go: seal it and plan again.
+    roll_active: bool,
+}
+
+fn plan(engine: &Engine, options: &CompactionOptions) -> Result<Plan> {
+    let dir = engine.segments();
+    let index = engine.index();
+    let live = liveness(index, engine.inflight_min_lsn())?;
+    let ids = segment::list_segments(dir.as_ref())?;
+    let now = now_ms();
+    let mut segments = Vec::with_capacity(ids.len());
+    let mut usage = Vec::with_capacity(ids.len());
+    for (i, &id) in ids.iter().enumerate() {
+        let sealed = i + 1 < ids.len();
+        let (bytes, entries, decoded) = segment_records(dir.as_ref(), id, sealed)?;
+        let fates = entries.iter().zip(&decoded).map(|(e, d)| fate(&live, e, d)).collect();
+        let plan = SegmentPlan { id, bytes, entries, decoded, fates };
+        let dead_payload = plan.dead_payload_bytes();
+        let key = dead_since_key(id);
+        let dead_since = if dead_payload > 0 {
+            match index.tree.get(key)? {
+                Some(v) => Some(i64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]))),
+                None => {
+                    index.tree.insert(key, &now.to_be_bytes())?;
+                    Some(now)
+                }
+            }
+        } else {
+            index.tree.remove(key)?;
+            None
+        };
+        let live_bytes = plan.live_bytes();
+        usage.push(SegmentUsage {
+            id,
+            bytes,
+            live_bytes,
+            dead_bytes: bytes.saturating_sub(live_bytes),
+            dead_payload_bytes: dead_payload,
+            sealed,
+            dead_since_ms: dead_since,
+        });
+        segments.push(plan);
+    }
+    let erasure_due = |u: &SegmentUsage| {
+        u.dead_payload_bytes > 0 && u.dead_since_ms.is_some_and(|t| now - t >= options.erasure_deadline_ms as i64 / 2)
+    };
+    let wanted = |u: &SegmentUsage| {
+        u.dead_bytes > 0
+            && (options.force || u.dead_bytes as f64 >= options.dead_ratio_threshold * u.bytes as f64 || erasure_due(u))
+    };
+    let roll_active = usage.last().is_some_and(|u| u.dead_payload_bytes > 0 && (options.force || erasure_due(u)));
+    let mut runs: Vec<Vec<usize>> = Vec::new();
+    let mut run: Vec<usize> = Vec::new();
+    let mut run_live = 0u64;
+    for (i, u) in usage.iter().enumerate().filter(|(_, u)| u.sealed) {
+        let continues = run.last().is_some_and(|&last| last + 1 == i);
+        if !wanted(u) || !continues || run_live + u.live_bytes > options.max_output_bytes {
+            if !run.is_empty() {
+                runs.push(std::mem::take(&mut run));
+            }
+            run_live = 0;
+        }
+        if wanted(u) {
+            run.push(i);
+            run_live += u.live_bytes;
+        }
+    }
+    if !run.is_empty() {
+        runs.push(run);
+    }
+    // An output needs a free generation after its last input.
+    runs.retain(|run| !(segments[*run.last().unwrap()].id + 1).is_multiple_of(GENERATIONS));
+    decide_deletions(&mut segments, &runs);
+    Ok(Plan { segments, usage, runs, roll_active })
+}
+
+/// A deletion record may go only if no older record that it cancels survives anywhere
+/// (else a rebuild from the log would resurrect what it deleted).
+fn decide_deletions(segments: &mut [SegmentPlan], runs: &[Vec<usize>]) {
+    let rewritten: HashSet<usize> = runs.iter().flatten().copied().collect();
+    let mut oldest_object: HashMap<(&str, &str), u64> = HashMap::new();
+    let mut oldest_in_bucket: HashMap<&str, u64> = HashMap::new();
+    let mut oldest_upload: HashMap<&str, u64> = HashMap::new();
+    let note = |map_lsn: &mut u64, lsn: u64| *map_lsn = (*map_lsn).min(lsn);
+    for (i, plan) in segments.iter().enumerate() {
+        for ((entry, decoded), fate) in plan.entries.iter().zip(&plan.decoded).zip(&plan.fates) {
+            let survives = !rewritten.contains(&i) || *fate == Fate::Keep;
+            if !survives {
+                continue;
+            }
+            let lsn = entry.lsn;
+            match decoded {
+                LogEntry::Object(o) | LogEntry::UploadComplete { object: o, .. } => {
+                    note(oldest_object.entry((&o.bucket, &o.key)).or_insert(u64::MAX), lsn);
+                    note(oldest_in_bucket.entry(&o.bucket).or_insert(u64::MAX), lsn);
+                }
+                LogEntry::BucketCreate { bucket, .. } => note(oldest_in_bucket.entry(bucket).or_insert(u64::MAX), lsn),
+                LogEntry::UploadCreate(u) => {
+                    note(oldest_upload.entry(&u.upload_id).or_insert(u64::MAX), lsn);
+                    note(oldest_in_bucket.entry(&u.bucket).or_insert(u64::MAX), lsn);
+                }
+                LogEntry::Part(p) => note(oldest_upload.entry(&p.upload_id).or_insert(u64::MAX), lsn),
+                _ => {}
+            }
+        }
+    }
+    let older = |map: Option<&u64>, lsn: u64| map.is_some_and(|&oldest| oldest < lsn);
+    let mut decisions: Vec<(usize, usize, Fate)> = Vec::new();
+    for &i in &rewritten {
+        let plan = &segments[i];
+        for (j, (entry, decoded)) in plan.entries.iter().zip(&plan.decoded).enumerate() {
+            if plan.fates[j] != Fate::Deletion {
+                continue;
+            }
+            let needed = match decoded {
+                LogEntry::Tombstone { bucket, key } => {
+                    older(oldest_object.get(&(bucket.as_str(), key.as_str())), entry.lsn)
+                }
+                LogEntry::BucketDelete { bucket } => older(oldest_in_bucket.get(bucket.as_str()), entry.lsn),
+                LogEntry::UploadAbort { upload_id, .. } => older(oldest_upload.get(upload_id.as_str()), entry.lsn),
+                _ => true,
+            };
+            decisions.push((i, j, if needed { Fate::Keep } else { Fate::Drop }));
+        }
+    }
+    for (i, j, fate) in decisions {
+        segments[i].fates[j] = fate;
+    }
+    // Outside rewritten segments deletions simply stay.
+    for plan in segments.iter_mut() {
+        for fate in plan.fates.iter_mut().filter(|f| **f == Fate::Deletion) {
+            *fate = Fate::Keep;
+        }
+    }
+}
+
+/// A verified output waiting to be installed.
+struct Output {
+    inputs: Vec<u64>,
+    output_id: u64,
+    temporary_name: String,
+    moved: Vec<(u64, RecordLocation)>,
+    dropped: Vec<u64>,
+    bytes_in: u64,
+    bytes_out: u64,
+    records_kept: u64,
+    records_dropped: u64,
+}
+
+/// Paces I/O to a rate.
+struct Pacer {
+    started: Instant,
+    bytes: u64,
+    rate: Option<u64>,
+}
+
+impl Pacer {
+    fn add(&mut self, bytes: u64) {
+        self.bytes += bytes;
+        if let Some(rate) = self.rate.filter(|r| *r > 0) {
+            let due = Duration::from_secs_f64(self.bytes as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(self.started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+}
+
+fn write_output(dir: &dyn SegmentDir, run: &[&SegmentPlan], rate: Option<u64>) -> Result<Output> {
+    let inputs: Vec<u64> = run.iter().map(|p| p.id).collect();
+    let output_id = inputs.last().unwrap() + 1;
+    assert!(!output_id.is_multiple_of(GENERATIONS), "no free generation after segment {}", output_id - 1);
+    if dir.list()?.contains(&segment_name(output_id)) {
+        return Err(Error::Corrupt(format!("compaction output {output_id} exists already")));
+    }
+    let temporary_name = format!("{}.tmp", segment_name(output_id));
+    let _ = dir.remove(&temporary_name);
+    let result = (|| {
+        let out = dir.open(&temporary_name, true)?;
+        let first_lsn = run.iter().flat_map(|p| p.entries.first()).map(|e| e.lsn).next().unwrap_or(1).max(1);
+        let header = record::encode(first_lsn, &LogEntry::Replaces { segments: inputs.clone() }, bytes::Bytes::new());
+        let mut offset = 0u64;
+        let write = |rec: &record::EncodedRecord, at: u64| -> Result<()> {
+            out.write_all_at(&rec.head, at)?;
+            out.write_all_at(&rec.payload, at + rec.head.len() as u64)?;
+            out.write_all_at(&rec.checksum, at + rec.head.len() as u64 + rec.payload.len() as u64)?;
+            Ok(())
+        };
+        write(&header, offset)?;
+        offset += header.len();
+        let mut pacer = Pacer { started: Instant::now(), bytes: 0, rate };
+        let mut output = Output {
+            inputs: inputs.clone(),
+            output_id,
+            temporary_name: temporary_name.clone(),
+            moved: Vec::new(),
+            dropped: Vec::new(),
+            bytes_in: run.iter().map(|p| p.bytes).sum(),
+            bytes_out: 0,
+            records_kept: 0,
+            records_dropped: 0,
+        };
+        let mut expected_lsns = vec![first_lsn];
+        for plan in run {
+            let input = dir.open(&segment_name(plan.id), false)?;
+            let input_len = input.len_bytes()?;
+            for (entry, fate) in plan.entries.iter().zip(&plan.fates) {
+                if *fate == Fate::Drop {
+                    output.records_dropped += 1;
+                    if entry.payload_len > 0 {
+                        output.dropped.push(entry.lsn);
+                    }
+                    continue;
+                }
+                // Read back verified: compaction never copies a damaged record.
+                let original =
+                    segment::record_at(input.as_ref(), entry.location.offset, input_len)?.map_err(|what| {
+                        Error::Corrupt(format!("segment {} at {}: {what}", plan.id, entry.location.offset))
+                    })?;
+                let entry_out = if *fate == Fate::KeepAsChunk { LogEntry::Chunk } else { original.entry };
+                let rec = record::encode(entry.lsn, &entry_out, original.payload);
+                write(&rec, offset)?;
+                if entry.payload_len > 0 {
+                    output
+                        .moved
+                        .push((entry.lsn, RecordLocation { segment_id: output_id, offset, record_len: rec.len() }));
+                }
+                offset += rec.len();
+                output.records_kept += 1;
+                expected_lsns.push(entry.lsn);
+                pacer.add(entry.location.record_len * 2);
+            }
+        }
+        out.sync()?;
+        output.bytes_out = offset;
+        // Verify before anything points at it: read every record back.
+        let mut found = Vec::with_capacity(expected_lsns.len());
+        let end = segment::scan(out.as_ref(), output_id, 0, false, |_, record| {
+            found.push(record.prefix.lsn);
+            Ok(())
+        })?;
+        if end.tail_damage.is_some() || end.valid_end != offset || found != expected_lsns {
+            return Err(Error::Corrupt(format!(
+                "compaction output {output_id} failed verification ({} records read back, {} expected)",
+                found.len(),
+                expected_lsns.len()
+            )));
+        }
+        Ok(output)
+    })();
+    if result.is_err() {
+        let _ = dir.remove(&temporary_name);
+    }
+    result
+}
+
+impl Engine {
+    /// Measures how much of each segment is live (for `quarry admin status`).
+    pub fn segment_usage(&self) -> Result<Vec<SegmentUsage>> {
+        Ok(plan(self, &CompactionOptions::default())?.usage)
+    }
+
+    /// Runs one compaction pass. One at a time; concurrent reads and writes go on.
+    pub async fn compact(&self, options: CompactionOptions) -> Result<CompactionReport> {
+        let _one_at_a_time = self.compaction_lock().lock().await;
+        let started = Instant::now();
+        let mut report = CompactionReport { started_ms: now_ms(), ..Default::default() };
+        self.track_references(true).await?;
+        let result = self.compact_tracked(options, &mut report).await;
+        self.track_references(false).await?;
+        report.elapsed_ms = started.elapsed().as_millis() as u64;
+        result?;
+        self.set_last_compaction(report.clone());
+        Ok(report)
+    }
+
+    async fn compact_tracked(&self, options: CompactionOptions, report: &mut CompactionReport) -> Result<()> {
+        let engine = self.clone();
+        let mut planned = tokio::task::spawn_blocking(move || plan(&engine, &options)).await.map_err(join_error)??;
+        if planned.roll_active {
+            self.roll().await?;
+            let engine = self.clone();
+            planned = tokio::task::spawn_blocking(move || plan(&engine, &options)).await.map_err(join_error)??;
+        }
+        let planned = std::sync::Arc::new(planned);
+        for r in 0..planned.runs.len() {
+            let (engine, plan) = (self.clone(), planned.clone());
+            let output = tokio::task::spawn_blocking(move || {
+                let run: Vec<&SegmentPlan> = plan.runs[r].iter().map(|&i| &plan.segments[i]).collect();
+                write_output(engine.segments().as_ref(), &run, options.max_bytes_per_sec)
+            })
+            .await
+            .map_err(join_error)??;
+            let final_name = segment_name(output.output_id);
+            match self
+                .install(output.temporary_name.clone(), final_name, output.moved.clone(), output.dropped.clone())
+                .await
+            {
+                Ok(()) => {}
+                Err(Error::Rejected(_)) => {
+                    let _ = self.segments().remove(&output.temporary_name);
+                    report.conflicts += 1;
+                    continue;
+                }
+                Err(e) => {
+                    let _ = self.segments().remove(&output.temporary_name);
+                    return Err(e);
+                }
+            }
+            // Installed: the inputs may go.
+            let engine = self.clone();
+            let (inputs, output_id) = (output.inputs.clone(), output.output_id);
+            tokio::task::spawn_blocking(move || engine.remove_compacted(&inputs, output_id))
+                .await
+                .map_err(join_error)??;
+            report.segments_in.extend(&output.inputs);
+            report.segments_out.push(output.output_id);
+            report.bytes_in += output.bytes_in;
+            report.bytes_out += output.bytes_out;
+            report.records_kept += output.records_kept;
+            report.records_dropped += output.records_dropped;
+        }
+        Ok(())
+    }
+
+    fn remove_compacted(&self, inputs: &[u64], output_id: u64) -> Result<()> {
+        let dir = self.segments();
+        self.evict_segments(inputs);
+        for &id in inputs {
+            dir.remove(&segment_name(id))?;
+            match dir.remove(&sidecar_name(id)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+            self.index().tree.remove(dead_since_key(id))?;
+        }
+        dir.sync_dir()?;
+        if let Err(e) = sidecar::build(dir.as_ref(), output_id) {
+            tracing::warn!(segment = output_id, "sidecar of a compaction output not written: {e}");
+        }
+        Ok(())
+    }
+}
+
+fn join_error(e: tokio::task::JoinError) -> Error {
+    Error::Io(std::io::Error::other(e))
+}
+
+/// At start-up, before replay: a compaction output present under its final name was
+/// installed, so inputs it names that still exist (a crash came before their removal)
+/// are removed, and the index is pointed at the output. Temporary outputs are removed.
+pub fn finish_interrupted(dir: &dyn SegmentDir, index: &Index) -> Result<()> {
+    for name in dir.list()? {
+        if name.ends_with(".seg.tmp") {
+            dir.remove(&name)?;
+        }
+    }
+    let ids = segment::list_segments(dir)?;
+    let present: HashSet<u64> = ids.iter().copied().collect();
+    for &id in &ids {
+        let file = dir.open(&segment_name(id), false)?;
+        let len = file.len_bytes()?;
+        let Ok(first) = segment::record_at(file.as_ref(), 0, len)? else { continue };
+        let LogEntry::Replaces { segments } = first.entry else { continue };
+        let leftovers: Vec<u64> = segments.into_iter().filter(|s| present.contains(s)).collect();
+        if leftovers.is_empty() {
+            continue;
+        }
+        tracing::warn!(output = id, ?leftovers, "finishing an interrupted compaction");
+        let mut batch = sled::Batch::default();
+        let mut moved = HashSet::new();
+        segment::scan(file.as_ref(), id, 0, false, |location, record| {
+            if record.prefix.payload_len > 0 {
+                batch.insert(&index::chunk_key(record.prefix.lsn)[..], &index::encode_location(&location)[..]);
+                moved.insert(record.prefix.lsn);
+            }
+            Ok(())
+        })?;
+        // Locations of dropped records pointed into the leftovers: forget them.
+        for item in index.chunk_locations() {
+            let (lsn, location) = item?;
+            if leftovers.contains(&location.segment_id) && !moved.contains(&lsn) {
+                batch.remove(&index::chunk_key(lsn)[..]);
+            }
+        }
+        index.tree.apply_batch(batch)?;
+        index.tree.flush()?;
+        for leftover in &leftovers {
+            dir.remove(&segment_name(*leftover))?;
+            let _ = dir.remove(&sidecar_name(*leftover));
+        }
+        dir.sync_dir()?;
+    }
+    Ok(())
+}
