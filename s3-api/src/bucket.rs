@@ -94,6 +94,9 @@ pub fn validate_bucket_name(name: &str) -> S3Result<()> {
     if name.contains("..") || name.contains(".-") || name.contains("-.") {
         return invalid("dots may not be adjacent to dots or hyphens");
     }
+    if name == crate::ADMIN_BUCKET {
+        return invalid("the name is reserved by this server");
+    }
     if name.parse::<std::net::Ipv4Addr>().is_ok() {
         return invalid("a bucket name must not look like an IP address");
     }

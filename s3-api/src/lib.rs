@@ -2,6 +2,7 @@
 //! serializes responses; this crate maps each S3 operation onto the engine, one file
 //! per operation family (bucket, put, get, delete, copy, list, multipart).
 
+mod admin;
 mod auth;
 mod body;
 mod bucket;
@@ -15,6 +16,7 @@ mod meta;
 mod multipart;
 mod put;
 
+pub use admin::ADMIN_BUCKET;
 pub use auth::{AccessLevel, KeyConfig, KeyStore};
 
 use s3s::dto::*;
@@ -28,6 +30,8 @@ pub struct ApiConfig {
     /// The largest object a single PutObject may upload.
     pub max_object_size_bytes: u64,
     pub region: String,
+    /// What `POST /quarry-admin/compact` uses (forced on top).
+    pub compaction: storage_core::CompactionOptions,
 }
 
 /// The S3 implementation: the engine, the keys, and the settings.
@@ -53,10 +57,12 @@ fn owner() -> Owner {
 
 /// The S3 service (SigV4 auth and per-key access checks included), ready for hyper.
 pub fn service(engine: Engine, keys: Arc<KeyStore>, config: ApiConfig) -> S3Service {
+    let admin = admin::AdminRoute { engine: engine.clone(), keys: keys.clone(), compaction: config.compaction };
     let s3 = QuarryS3 { engine, keys: keys.clone(), config: Arc::new(config) };
     let mut builder = S3ServiceBuilder::new(s3);
     builder.set_auth(auth::Auth(keys.clone()));
     builder.set_access(auth::Access(keys));
+    builder.set_route(admin);
     builder.build()
 }
 

@@ -7,10 +7,21 @@ use storage_core::{Engine, EngineConfig, EngineStats};
 
 #[derive(Subcommand)]
 pub enum AdminCommand {
-    /// Throw the index away and rebuild it from the log (sidecars where valid).
+    /// Throw the index away and rebuild it from the log (sidecars where valid). Offline.
     RebuildIndex(DataDirArgs),
-    /// Re-read and verify every record; list damaged regions and objects.
+    /// Re-read and verify every record; list damaged regions and objects. Offline.
     Scrub(ScrubArgs),
+    /// Compact every segment holding dead data now, on a running server; wait for it.
+    Compact(EndpointArgs),
+    /// Segments, live and dead bytes, last compaction of a running server (JSON).
+    Status(EndpointArgs),
+}
+
+#[derive(Args)]
+pub struct EndpointArgs {
+    /// The server [credentials: QUARRY_ACCESS_KEY / QUARRY_SECRET_KEY of an admin key]
+    #[arg(long, env = "QUARRY_ENDPOINT", default_value = "http://127.0.0.1:9000")]
+    endpoint: String,
 }
 
 #[derive(Args)]
@@ -31,6 +42,8 @@ pub struct ScrubArgs {
 
 pub fn run(command: AdminCommand) -> Result<bool, String> {
     match command {
+        AdminCommand::Compact(args) => remote(args, "POST", "/quarry-admin/compact"),
+        AdminCommand::Status(args) => remote(args, "GET", "/quarry-admin/status"),
         AdminCommand::RebuildIndex(args) => {
             let mut config = EngineConfig::new(&args.data_dir);
             config.rebuild_index = true;
@@ -56,6 +69,17 @@ pub fn run(command: AdminCommand) -> Result<bool, String> {
             Ok(report.is_clean())
         }
     }
+}
+
+fn remote(args: EndpointArgs, method: &str, path: &str) -> Result<bool, String> {
+    let endpoint = crate::admin_client::Endpoint::from_env(args.endpoint)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let (status, body) = runtime.block_on(endpoint.call(method, path))?;
+    if status != 200 {
+        return Err(format!("{method} {path}: HTTP {status}\n{body}"));
+    }
+    println!("{body}");
+    Ok(true)
 }
 
 fn open(config: EngineConfig) -> Result<Engine, String> {

@@ -122,6 +122,25 @@ fn metrics(engine: &Engine) -> String {
     out
 }
 
+/// A compaction pass every `interval_secs`: segments past the dead-ratio threshold, and
+/// any holding dead object bytes for half the erasure deadline.
+pub async fn background_compaction(engine: Engine, options: storage_core::CompactionOptions, interval_secs: u64) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(interval_secs)).await;
+        match engine.compact(options).await {
+            Ok(report) if report.segments_in.is_empty() => {}
+            Ok(report) => tracing::info!(
+                segments_in = ?report.segments_in,
+                bytes_in = report.bytes_in,
+                bytes_out = report.bytes_out,
+                elapsed_ms = report.elapsed_ms,
+                "compacted"
+            ),
+            Err(e) => tracing::error!("background compaction failed: {e}"),
+        }
+    }
+}
+
 /// Re-verifies the whole log every `interval_secs`, paced to `rate_bytes_per_sec`.
 async fn background_scrub(engine: Engine, schedule: ScrubSchedule) {
     if schedule.interval_secs == 0 {

@@ -1,6 +1,7 @@
 //! `quarry`: the S3-compatible object store you can query with SQL.
 
 mod admin;
+mod admin_client;
 mod config;
 mod http;
 
@@ -55,6 +56,18 @@ struct ServeArgs {
     /// Read rate of the background scrub [default: 64 MiB/s]
     #[arg(long, env = "QUARRY_SCRUB_RATE_BYTES_PER_SEC")]
     scrub_rate_bytes_per_sec: Option<u64>,
+    /// Seconds between background compaction passes [default: 60]
+    #[arg(long, env = "QUARRY_COMPACTION_INTERVAL_SECS")]
+    compaction_interval_secs: Option<u64>,
+    /// Compact a segment once this fraction of it is dead [default: 0.5]
+    #[arg(long, env = "QUARRY_COMPACTION_DEAD_RATIO")]
+    compaction_dead_ratio: Option<f64>,
+    /// Bytes of deleted or overwritten objects leave the disk within this time [default: 86400]
+    #[arg(long, env = "QUARRY_ERASURE_DEADLINE_SECS")]
+    erasure_deadline_secs: Option<u64>,
+    /// I/O rate of background compaction [default: 64 MiB/s]
+    #[arg(long, env = "QUARRY_COMPACTION_RATE_BYTES_PER_SEC")]
+    compaction_rate_bytes_per_sec: Option<u64>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -85,7 +98,30 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     };
     let address = args.address.or(file.address).unwrap_or_else(|| config::DEFAULT_ADDRESS.parse().unwrap());
     let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| config::DEFAULT_DATA_DIR.into());
+    let erasure_deadline_secs =
+        args.erasure_deadline_secs.or(file.erasure_deadline_secs).unwrap_or(config::DEFAULT_ERASURE_DEADLINE_SECS);
+    let compaction = storage_core::CompactionOptions {
+        dead_ratio_threshold: args
+            .compaction_dead_ratio
+            .or(file.compaction_dead_ratio)
+            .unwrap_or(config::DEFAULT_COMPACTION_DEAD_RATIO),
+        erasure_deadline_ms: erasure_deadline_secs.saturating_mul(1000),
+        force: false,
+        max_bytes_per_sec: Some(
+            args.compaction_rate_bytes_per_sec
+                .or(file.compaction_rate_bytes_per_sec)
+                .unwrap_or(config::DEFAULT_COMPACTION_RATE_BYTES_PER_SEC),
+        ),
+        ..storage_core::CompactionOptions::default()
+    };
+    // Passes come often enough to meet the erasure deadline (it allows half of it).
+    let compaction_interval_secs = args
+        .compaction_interval_secs
+        .or(file.compaction_interval_secs)
+        .unwrap_or(config::DEFAULT_COMPACTION_INTERVAL_SECS)
+        .min((erasure_deadline_secs / 4).max(1));
     let api = s3_api::ApiConfig {
+        compaction,
         max_object_size_bytes: args
             .max_object_size_bytes
             .or(file.max_object_size_bytes)
@@ -121,7 +157,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
         let service = s3_api::service(engine.clone(), keys, api);
+        let compactor = tokio::spawn(http::background_compaction(engine.clone(), compaction, compaction_interval_secs));
         let served = http::serve(address, service, engine.clone(), scrub).await;
+        compactor.abort();
         tracing::info!("shutting down: syncing the log and the index");
         if let Err(e) = engine.close().await {
             tracing::error!("error while closing the engine: {e}");

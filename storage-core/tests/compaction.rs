@@ -366,3 +366,49 @@ async fn deleted_bytes_are_erased_by_compaction_and_by_the_deadline() {
 fn rand_seed() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
 }
+
+/// The scale: 1 GB of objects (default chunk and segment sizes), 90% deleted,
+/// one compaction: the segment files come back to within 10% of the live data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_90_percent_of_1_gb_and_compacting_returns_the_space() {
+    const OBJECTS: u64 = 1000;
+    const OBJECT_BYTES: usize = 1 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = EngineConfig::new(dir.path());
+    cfg.disk_reserve_bytes = 0;
+    let engine = Engine::open(cfg).unwrap();
+    engine.create_bucket("b", 1).await.unwrap();
+    let block = Bytes::from(body(5, OBJECT_BYTES));
+    let mut tasks = Vec::new();
+    for t in 0..8u64 {
+        let (engine, block) = (engine.clone(), block.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in (t..OBJECTS).step_by(8) {
+                let mut writer = engine.body_writer();
+                writer.write(block.clone()).await.unwrap();
+                let body = writer.finish().await.unwrap();
+                engine.put_object(record(&format!("o{i:04}"), OBJECT_BYTES as u64), body).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for i in (0..OBJECTS).filter(|i| i % 10 != 0) {
+        engine.delete_object("b", &format!("o{i:04}")).await.unwrap();
+    }
+    let before = segment_bytes(dir.path());
+    let live_bytes = (OBJECTS / 10) * OBJECT_BYTES as u64;
+    engine.compact(CompactionOptions { force: true, ..Default::default() }).await.unwrap();
+    let after = segment_bytes(dir.path());
+    eprintln!("1 GB test: {before} bytes of segments before, {after} after, {live_bytes} live");
+    assert!(before >= OBJECTS * OBJECT_BYTES as u64, "all the data was written ({before} bytes)");
+    assert!(
+        after as f64 <= live_bytes as f64 * 1.10,
+        "after deleting 90% and compacting: {after} bytes of segments for {live_bytes} live bytes"
+    );
+    let keep = read(&engine, "o0500").await.unwrap();
+    assert_eq!(keep.len(), OBJECT_BYTES);
+    assert_eq!(keep, block.to_vec());
+    assert_eq!(read(&engine, "o0501").await, None);
+}

@@ -17,6 +17,7 @@ mod buckets;
 mod conditional;
 mod crash_cycles;
 mod disk_full;
+mod erasure;
 mod integrity;
 mod limits;
 mod listing;
