@@ -157,6 +157,102 @@ pub async fn upload_part(s3: &QuarryS3, req: S3Request<UploadPartInput>) -> S3Re
     }))
 }
 
+/// UploadPartCopy: the part points at (a range of) the source object's chunk records.
+/// Only its ETag and checksum need the bytes, which are read, never written again.
+pub async fn upload_part_copy(
+    s3: &QuarryS3,
+    req: S3Request<UploadPartCopyInput>,
+) -> S3Result<S3Response<UploadPartCopyOutput>> {
+    let input = req.input;
+    if !(1..=MAX_PART_NUMBER).contains(&input.part_number) {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive"
+        ));
+    }
+    let CopySource::Bucket { bucket: source_bucket, key: source_key, version_id } = &input.copy_source else {
+        return Err(s3_error!(NotImplemented, "Only bucket/key copy sources are supported"));
+    };
+    if version_id.as_deref().is_some_and(|v| v != "null") {
+        return Err(s3_error!(NoSuchVersion, "Versioning is not enabled; only the current version can be copied"));
+    }
+    let upload = upload(s3, &input.bucket, &input.key, &input.upload_id)?;
+    let source = crate::get::lookup(s3, source_bucket, source_key)?;
+    let conditions = crate::get::Conditions {
+        if_match: input.copy_source_if_match.as_ref(),
+        if_none_match: input.copy_source_if_none_match.as_ref(),
+        if_modified_since: input.copy_source_if_modified_since.as_ref(),
+        if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+    };
+    crate::get::check_conditions(&conditions, &source, false)?;
+    let size = source.meta.size_bytes;
+    let range = match &input.copy_source_range {
+        None => 0..size,
+        Some(text) => parse_copy_range(text, size)?,
+    };
+    if range.end - range.start > MAX_PART_SIZE_BYTES {
+        return Err(s3_error!(EntityTooLarge, "A part may be at most {MAX_PART_SIZE_BYTES} bytes"));
+    }
+    let algorithm =
+        upload.upload.checksum_algorithm.as_deref().and_then(Algorithm::parse).unwrap_or(Algorithm::Crc64Nvme);
+    let mut md5 = Md5::new();
+    let mut hasher = algorithm.hasher();
+    let mut reader = s3.engine.read(&source, range.clone());
+    while let Some(chunk) = reader.next_chunk().await {
+        let chunk = chunk.map_err(engine_error)?;
+        md5.update(&chunk);
+        hasher.update(&chunk);
+    }
+    let checksum = checksum::stored(algorithm, hasher.finish(), FULL_OBJECT);
+    let pieces = storage_core::slice_pieces(&source.chunks, range.clone());
+    let part = PartRecord {
+        bucket: input.bucket,
+        key: input.key,
+        upload_id: input.upload_id,
+        part_number: input.part_number as u32,
+        size_bytes: range.end - range.start,
+        etag: hex::encode(md5.finalize()),
+        last_modified_ms: now_ms(),
+        checksum: Some(checksum.clone()),
+        chunks: Vec::new(),
+        inline: false,
+    };
+    let (part_etag, last_modified) = (part.etag.clone(), part.last_modified_ms);
+    s3.engine.put_part(part, storage_core::Body::Chunks(pieces)).await.map_err(engine_error)?;
+    let checksums = checksum_fields(Some(&checksum));
+    Ok(S3Response::new(UploadPartCopyOutput {
+        copy_part_result: Some(CopyPartResult {
+            e_tag: Some(etag(&part_etag)),
+            last_modified: Some(timestamp(last_modified)),
+            checksum_crc32: checksums.crc32,
+            checksum_crc32c: checksums.crc32c,
+            checksum_crc64nvme: checksums.crc64nvme,
+            checksum_sha1: checksums.sha1,
+            checksum_sha256: checksums.sha256,
+        }),
+        ..Default::default()
+    }))
+}
+
+/// `x-amz-copy-source-range: bytes=first-last`, inclusive, inside the source.
+fn parse_copy_range(text: &str, size: u64) -> S3Result<std::ops::Range<u64>> {
+    let invalid = || {
+        s3_error!(
+            InvalidArgument,
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy"
+        )
+    };
+    let (first, last) = text.trim().strip_prefix("bytes=").and_then(|r| r.split_once('-')).ok_or_else(invalid)?;
+    let (first, last): (u64, u64) = (first.parse().map_err(|_| invalid())?, last.parse().map_err(|_| invalid())?);
+    if first > last {
+        return Err(invalid());
+    }
+    if last >= size {
+        return Err(s3_error!(InvalidRange, "Range specified is not valid for source object of size: {size}"));
+    }
+    Ok(first..last + 1)
+}
+
 /// A part's checksum value as the client listed it in CompleteMultipartUpload.
 fn listed_checksum(part: &CompletedPart, algorithm: Algorithm) -> Option<&String> {
     match algorithm {

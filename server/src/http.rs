@@ -89,7 +89,19 @@ async fn route(
             _ => {}
         }
     }
-    hyper::service::Service::call(&s3, merge_repeated_headers(request)).await
+    let expects_continue =
+        request.headers().get(http::header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let empty_body = request.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0");
+    let mut response = hyper::service::Service::call(&s3, merge_repeated_headers(request)).await?;
+    // A request with "Expect: 100-continue" whose body we never read (empty, or refused
+    // first) gets its final response without a 100 Continue. botocore (bundled in the
+    // aws cli 1.x) then keeps that status line on the pooled connection and misreads
+    // the next response on it, waiting until its read timeout. Closing the connection
+    // resets the client; it costs one reconnect.
+    if expects_continue && (empty_body || !response.status().is_success()) {
+        response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+    }
+    Ok(response)
 }
 
 fn text(status: http::StatusCode, body: String) -> s3s::HttpResponse {

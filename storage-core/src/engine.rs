@@ -407,7 +407,8 @@ impl Engine {
         let chunks = record.chunks.clone();
         let inline = record.inline;
         let appended = self.append(LogEntry::Object(record), payload.clone(), true).await?;
-        let chunks = if inline { vec![ChunkPiece { lsn: appended.lsn, len: payload.len() as u64 }] } else { chunks };
+        let chunks =
+            if inline { vec![ChunkPiece { lsn: appended.lsn, len: payload.len() as u64, offset: 0 }] } else { chunks };
         Ok(ObjectEntry { lsn: appended.lsn, meta, chunks })
     }
 
@@ -556,7 +557,7 @@ impl BodyWriter {
         if self.guard.is_none() {
             self.guard = Some(self.engine.inner.inflight.register(appended.lsn));
         }
-        self.chunks.push(ChunkPiece { lsn: appended.lsn, len });
+        self.chunks.push(ChunkPiece { lsn: appended.lsn, len, offset: 0 });
         Ok(())
     }
 
@@ -615,10 +616,11 @@ impl ObjectReader {
             }
             tracing::error!(lsn = piece.lsn, "read of a damaged record refused: {e}");
         })?;
-        if record.prefix.lsn != piece.lsn || record.payload.len() as u64 != piece.len {
+        if record.prefix.lsn != piece.lsn || (record.payload.len() as u64) < piece.offset + piece.len {
             return Err(Error::Corrupt(format!("record at the location of chunk lsn {} is another record", piece.lsn)));
         }
-        Ok(record.payload.slice(range.start as usize..range.end as usize))
+        let start = (piece.offset + range.start) as usize;
+        Ok(record.payload.slice(start..start + (range.end - range.start) as usize))
     }
 }
 

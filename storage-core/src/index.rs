@@ -390,7 +390,7 @@ pub fn apply(
         view.insert(chunk_key(lsn).to_vec(), own_location.encode().to_vec());
     }
     let own_chunks = |chunks: &[ChunkPiece], inline: bool| {
-        if inline { vec![ChunkPiece { lsn, len: payload_len }] } else { chunks.to_vec() }
+        if inline { vec![ChunkPiece { lsn, len: payload_len, offset: 0 }] } else { chunks.to_vec() }
     };
     match entry {
         LogEntry::Chunk => {}

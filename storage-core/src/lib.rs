@@ -23,6 +23,6 @@ pub use compactor::{CompactionOptions, CompactionReport, SegmentUsage};
 pub use engine::{Body, BodyWriter, Engine, EngineConfig, ListPage, ListQuery, ObjectReader, RecoverySummary};
 pub use error::{Error, Rejection, Result};
 pub use index::{BucketEntry, ObjectEntry, PartEntry, UploadEntry};
-pub use log_entry::{ChunkPiece, ObjectMeta, ObjectRecord, PartRecord, StoredChecksum, UploadRecord};
+pub use log_entry::{ChunkPiece, ObjectMeta, ObjectRecord, PartRecord, StoredChecksum, UploadRecord, slice_pieces};
 pub use scrub::ScrubReport;
 pub use stats::EngineStats;

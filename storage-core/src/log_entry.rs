@@ -6,12 +6,36 @@ use crate::record::RecordKind;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// One piece of an object's body: the LSN of the record whose payload holds the bytes
-/// (a chunk, an inline object, or an inline part) and the number of bytes.
+/// One piece of an object's body: bytes `[offset, offset + len)` of the payload of the
+/// record with this LSN (a chunk, an inline object, or an inline part). The offset is
+/// non-zero only when a copy took part of a record (UploadPartCopy with a range).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkPiece {
     pub lsn: u64,
     pub len: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub offset: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+/// The pieces that hold bytes `range` of a body made of `pieces` (no byte is copied:
+/// the result points into the same records).
+pub fn slice_pieces(pieces: &[ChunkPiece], range: std::ops::Range<u64>) -> Vec<ChunkPiece> {
+    let mut out = Vec::new();
+    let mut start = 0u64;
+    for piece in pieces {
+        let end = start + piece.len;
+        let from = range.start.max(start);
+        let to = range.end.min(end);
+        if from < to {
+            out.push(ChunkPiece { lsn: piece.lsn, len: to - from, offset: piece.offset + (from - start) });
+        }
+        start = end;
+    }
+    out
 }
 
 /// A checksum the client asked for (x-amz-checksum-*), verified and kept with the object.
@@ -160,5 +184,21 @@ impl LogEntry {
             LogEntry::UploadAbort { .. } => RecordKind::UploadAbort,
             LogEntry::Replaces { .. } => RecordKind::Replaces,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slicing_pieces_keeps_offsets() {
+        let pieces = [ChunkPiece { lsn: 1, len: 10, offset: 0 }, ChunkPiece { lsn: 2, len: 10, offset: 5 }];
+        assert_eq!(slice_pieces(&pieces, 0..20), pieces.to_vec());
+        assert_eq!(
+            slice_pieces(&pieces, 8..13),
+            vec![ChunkPiece { lsn: 1, len: 2, offset: 8 }, ChunkPiece { lsn: 2, len: 3, offset: 5 }]
+        );
+        assert_eq!(slice_pieces(&pieces, 12..12), vec![]);
     }
 }
