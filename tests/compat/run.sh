@@ -1,0 +1,659 @@
+#!/usr/bin/env bash
+# Real-client compatibility suite for Quarry.
+#
+# Starts a fresh `quarry serve` on a free loopback port with an empty data dir,
+# then drives it with the real AWS CLI (v1, from PyPI) and with boto3
+# (tests/compat/boto3_suite.py), both from a private, pinned venv.
+#
+# Usage:
+#   bash tests/compat/run.sh [PATH/TO/quarry]
+#
+# Environment:
+#   QUARRY_BIN           server binary to test (same as the argument); when
+#                        neither is given, `cargo build -p quarry` is run and
+#                        the debug binary of the cargo target dir is used.
+#   QUARRY_COMPAT_VENV   venv location (default ~/.cache/quarry/compat-venv);
+#                        rebuilt when requirements.txt or the Python changes.
+#   QUARRY_COMPAT_PYTHON Python used to create the venv (default python3).
+#   QUARRY_COMPAT_KEEP=1 keep the temp dir (server data + logs) afterwards.
+#
+# Exit status is non-zero if anything failed; the last line is
+# `N passed, M failed`.
+
+set -euo pipefail
+shopt -s inherit_errexit
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$HERE/../.." && pwd)
+REQUIREMENTS=$HERE/requirements.txt
+VENV=${QUARRY_COMPAT_VENV:-$HOME/.cache/quarry/compat-venv}
+BOOT_PYTHON=${QUARRY_COMPAT_PYTHON:-python3}
+
+ACCESS_KEY=quarry-compat-access
+SECRET_KEY=quarry-compat-secret-0123456789abcdef
+STARTUP_TIMEOUT=60   # seconds for the listening line, then again for /health
+BUCKET=compat-cli
+
+WORK=
+SERVER_PID=
+SERVER_LOG_SHOWN=
+PASSED=0
+FAILED=0
+FAILED_NAMES=()
+
+log() { printf '[compat %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+die() {
+    printf '[compat %s] ERROR: %s\n' "$(date +%H:%M:%S)" "$*" >&2
+    exit 1
+}
+
+show_server_log() {
+    [[ -n $SERVER_LOG_SHOWN || -z $WORK ]] && return 0
+    SERVER_LOG_SHOWN=1
+    local f shown=
+    for f in "$WORK/server.stdout" "$WORK/server.stderr"; do
+        [[ -s $f ]] || continue
+        printf -- '----- last 60 lines of %s -----\n' "${f##*/}" >&2
+        tail -n 60 "$f" | sed $'s/\e\\[[0-9;]*m//g' >&2 # without colour codes
+        shown=1
+    done
+    if [[ -n $shown ]]; then
+        printf -- '----- end of server log -----\n' >&2
+    else
+        printf -- '(the server printed nothing on stdout or stderr)\n' >&2
+    fi
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT
+    if [[ -n $SERVER_PID ]]; then
+        # the server's process group (see start_server)
+        if kill -0 -- "-$SERVER_PID" 2>/dev/null; then
+            kill -TERM -- "-$SERVER_PID" 2>/dev/null || true
+            local i
+            for ((i = 0; i < 100; i++)); do
+                kill -0 -- "-$SERVER_PID" 2>/dev/null || break
+                sleep 0.1
+            done
+            if kill -0 -- "-$SERVER_PID" 2>/dev/null; then
+                log "server (pid $SERVER_PID) ignored SIGTERM for 10s; sending SIGKILL"
+                kill -KILL -- "-$SERVER_PID" 2>/dev/null || true
+            fi
+        fi
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    if ((rc != 0)); then
+        show_server_log
+    fi
+    if [[ -n $WORK && -d $WORK ]]; then
+        if [[ ${QUARRY_COMPAT_KEEP:-} == 1 ]]; then
+            log "keeping $WORK (QUARRY_COMPAT_KEEP=1)"
+        else
+            rm -rf -- "$WORK"
+        fi
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------
+# venv with the pinned clients
+# ---------------------------------------------------------------------------
+
+ensure_venv() {
+    command -v "$BOOT_PYTHON" >/dev/null || die "'$BOOT_PYTHON' not found (set QUARRY_COMPAT_PYTHON)"
+    [[ -f $REQUIREMENTS ]] || die "missing $REQUIREMENTS"
+    local key stamp
+    key=$({
+        cat "$REQUIREMENTS"
+        "$BOOT_PYTHON" -c 'import sys; print(sys.version, sys.executable)'
+    } | sha256sum | cut -d' ' -f1)
+    stamp=$VENV/.quarry-requirements.sha256
+
+    mkdir -p "$(dirname "$VENV")"
+    # Serialise concurrent runs sharing one venv.
+    exec 9>"$VENV.lock"
+    if command -v flock >/dev/null; then
+        flock 9
+    fi
+
+    if [[ -f $stamp && $(<"$stamp") == "$key" ]] &&
+        "$VENV/bin/python" -c 'import boto3, awscli' 2>/dev/null; then
+        log "reusing venv $VENV (requirements hash ${key:0:12})"
+    else
+        if [[ -e $VENV ]]; then
+            # Refuse to delete something that is not a venv (e.g. a mistyped path).
+            if [[ -f $VENV/pyvenv.cfg ]] || [[ -d $VENV && -z $(ls -A "$VENV") ]]; then
+                rm -rf -- "$VENV"
+            else
+                die "$VENV exists and is not a venv; refusing to delete it"
+            fi
+        fi
+        log "creating venv $VENV (requirements hash ${key:0:12})"
+        "$BOOT_PYTHON" -m venv "$VENV" || die "could not create a venv with $BOOT_PYTHON"
+        PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install \
+            --no-input --quiet -r "$REQUIREMENTS" ||
+            die "pip install -r $REQUIREMENTS failed"
+        printf '%s\n' "$key" >"$stamp"
+    fi
+    exec 9>&-
+
+    PY=$VENV/bin/python
+    AWS_BIN=$VENV/bin/aws
+    [[ -x $AWS_BIN ]] || die "venv has no aws executable at $AWS_BIN"
+    log "clients: $("$AWS_BIN" --version 2>&1 | head -n1); boto3 $("$PY" -c 'import boto3; print(boto3.__version__)')"
+}
+
+# ---------------------------------------------------------------------------
+# server binary and process
+# ---------------------------------------------------------------------------
+
+resolve_binary() {
+    local bin=${1:-${QUARRY_BIN:-}}
+    if [[ -n $bin ]]; then
+        [[ $bin == /* ]] || bin=$PWD/$bin
+        [[ -f $bin && -x $bin ]] || die "server binary '$bin' is not an executable file"
+        SERVER_BIN=$bin
+        log "using server binary $SERVER_BIN"
+        return
+    fi
+    command -v cargo >/dev/null || die "no QUARRY_BIN given and cargo not found"
+    log "no server binary given: cargo build -p quarry"
+    (cd "$REPO_ROOT" && cargo build -p quarry) || die "cargo build -p quarry failed"
+    local target_dir
+    target_dir=$(cd "$REPO_ROOT" && cargo metadata --format-version 1 --no-deps |
+        "$BOOT_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])') ||
+        die "could not find the cargo target dir (cargo metadata failed)"
+    SERVER_BIN=$target_dir/debug/quarry
+    [[ -x $SERVER_BIN ]] || die "cargo build -p quarry succeeded but $SERVER_BIN is missing"
+    log "using server binary $SERVER_BIN"
+}
+
+start_server() {
+    mkdir -p "$WORK/data"
+    log "starting: quarry serve --address 127.0.0.1:0 --data-dir $WORK/data"
+    # Own process group (job control on just for this launch), so cleanup also
+    # reaches children if QUARRY_BIN is a wrapper script.
+    set -m
+    QUARRY_ACCESS_KEY=$ACCESS_KEY QUARRY_SECRET_KEY=$SECRET_KEY \
+        "$SERVER_BIN" serve --address 127.0.0.1:0 --data-dir "$WORK/data" \
+        </dev/null >"$WORK/server.stdout" 2>"$WORK/server.stderr" &
+    SERVER_PID=$!
+    set +m
+
+    local deadline=$((SECONDS + STARTUP_TIMEOUT)) line='' rc
+    while :; do
+        line=$(grep -m1 -E '^quarry listening on ' "$WORK/server.stdout" || true)
+        [[ -n $line ]] && break
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            rc=0
+            wait "$SERVER_PID" || rc=$?
+            SERVER_PID=
+            die "server exited with status $rc before printing 'quarry listening on http://IP:PORT'"
+        fi
+        ((SECONDS < deadline)) ||
+            die "expected the line 'quarry listening on http://IP:PORT' on stdout within ${STARTUP_TIMEOUT}s; got none"
+        sleep 0.1
+    done
+    local re='^quarry listening on http://([0-9.]+):([0-9]+)$'
+    [[ $line =~ $re ]] ||
+        die "expected the listening line to match $re; got: $line"
+    local ip=${BASH_REMATCH[1]} port=${BASH_REMATCH[2]}
+    ((port > 0)) || die "expected the real port in the listening line; got port $port"
+    ENDPOINT=http://$ip:$port
+    log "server pid $SERVER_PID listening on $ENDPOINT"
+
+    local code=
+    deadline=$((SECONDS + STARTUP_TIMEOUT))
+    while :; do
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$ENDPOINT/health" || true)
+        [[ $code == 200 ]] && break
+        kill -0 "$SERVER_PID" 2>/dev/null || die "server exited while waiting for GET /health"
+        ((SECONDS < deadline)) ||
+            die "expected GET $ENDPOINT/health -> 200 within ${STARTUP_TIMEOUT}s; got HTTP '${code:-no response}'"
+        sleep 0.2
+    done
+    log "GET /health -> 200"
+}
+
+# ---------------------------------------------------------------------------
+# check helpers
+# ---------------------------------------------------------------------------
+
+# fail WHAT EXPECTED GOT  -- print a readable mismatch and return 1
+fail() {
+    local nl=$'\n' pad=$'\n                '
+    {
+        printf '    %s\n' "$1"
+        printf '      expected: %s\n' "${2//$nl/$pad}"
+        printf '      got:      %s\n' "${3//$nl/$pad}"
+    } >&2
+    return 1
+}
+
+expect_eq() { # WHAT EXPECTED GOT
+    [[ $2 == "$3" ]] || fail "$1" "$2" "$3"
+}
+
+quote_cmd() { printf '%q ' "$@" | sed 's/ $//'; }
+
+show_output() { # FILE...
+    local f
+    for f in "$@"; do
+        [[ -s $f ]] && head -n 40 "$f" | sed 's/^/      | /' >&2
+    done
+    return 0
+}
+
+# must CMD... -- run CMD; on success print its stdout, on failure report and return 1
+must() {
+    local rc=0
+    "$@" >"$WORK/cmd.out" 2>"$WORK/cmd.err" || rc=$?
+    if ((rc != 0)); then
+        fail "command: $(quote_cmd "$@")" "exit status 0" "exit status $rc; its output:" || true
+        show_output "$WORK/cmd.out" "$WORK/cmd.err"
+        return 1
+    fi
+    cat "$WORK/cmd.out"
+}
+
+# must_fail PATTERN CMD... -- CMD must exit non-zero with PATTERN (ERE) in its output
+must_fail() {
+    local pattern=$1 rc=0
+    shift
+    "$@" >"$WORK/cmd.out" 2>"$WORK/cmd.err" || rc=$?
+    if ((rc == 0)); then
+        fail "command: $(quote_cmd "$@")" "a non-zero exit status (error matching /$pattern/)" "exit status 0; its output:" || true
+        show_output "$WORK/cmd.out" "$WORK/cmd.err"
+        return 1
+    fi
+    if ! cat "$WORK/cmd.out" "$WORK/cmd.err" | grep -Eq -- "$pattern"; then
+        fail "command: $(quote_cmd "$@")" "an error matching /$pattern/" "exit status $rc with output:" || true
+        show_output "$WORK/cmd.out" "$WORK/cmd.err"
+        return 1
+    fi
+}
+
+expect_same_file() { # WHAT EXPECTED_FILE GOT_FILE
+    if ! cmp -s -- "$2" "$3"; then
+        local detail
+        detail=$(cmp -- "$2" "$3" 2>&1 || true)
+        fail "$1" "$(wc -c <"$2") bytes identical to $2" "$(wc -c <"$3" 2>/dev/null || echo missing) bytes; $detail"
+    fi
+}
+
+aws() { "$AWS_BIN" --endpoint-url "$ENDPOINT" "$@"; }
+
+http_status() { # URL [OUTFILE] -- HTTP status of a plain GET ("000" if no response)
+    curl -s -o "${2:-/dev/null}" -w '%{http_code}' --max-time 60 "$1" || true
+}
+
+head_field() { # KEY FIELD -- one field of `aws s3api head-object` for $BUCKET
+    must aws s3api head-object --bucket "$BUCKET" --key "$1" --query "$2" --output text
+}
+
+# Keys and sizes under a prefix, "KEY<TAB>SIZE" per line, C-sorted, prefix stripped.
+remote_listing() { # PREFIX
+    local out
+    out=$(must aws s3api list-objects-v2 --bucket "$BUCKET" --prefix "$1" \
+        --query 'Contents[].[Key, Size]' --output json)
+    "$PY" -c '
+import json, sys
+prefix = sys.argv[1]
+rows = json.loads(sys.stdin.read()) or []
+for key, size in rows:
+    assert key.startswith(prefix), key
+    print(f"{key[len(prefix):]}\t{size}")
+' "$1" <<<"$out" | LC_ALL=C sort
+}
+
+local_listing() { # DIR
+    (cd "$1" && find . -type f -printf '%P\t%s\n') | LC_ALL=C sort
+}
+
+md5_of() { md5sum -- "$1" | cut -d' ' -f1; }
+
+# S3 multipart ETag of FILE uploaded in PART_SIZE parts: md5(concat(md5(part)))-N
+multipart_etag() { # FILE PART_SIZE
+    "$PY" - "$1" "$2" <<'EOF'
+import hashlib, sys
+path, part = sys.argv[1], int(sys.argv[2])
+digests = []
+with open(path, "rb") as f:
+    while chunk := f.read(part):
+        digests.append(hashlib.md5(chunk).digest())
+print(f'"{hashlib.md5(b"".join(digests)).hexdigest()}-{len(digests)}"')
+EOF
+}
+
+run_check() { # NAME FUNCTION
+    local name=$1 fn=$2 rc=0 t0=$EPOCHREALTIME
+    set +e
+    (
+        set -e
+        "$fn"
+    )
+    rc=$?
+    set -e
+    local dt
+    dt=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
+    if ((rc == 0)); then
+        PASSED=$((PASSED + 1))
+        printf 'PASS  %-46s %6ss\n' "$name" "$dt"
+    else
+        FAILED=$((FAILED + 1))
+        FAILED_NAMES+=("$name")
+        printf 'FAIL  %-46s %6ss  (exit status %s)\n' "$name" "$dt" "$rc"
+    fi
+}
+
+# ---------------------------------------------------------------------------
+# test data
+# ---------------------------------------------------------------------------
+
+SMALL_SIZE=1024
+BIG_SIZE=$((100 * 1024 * 1024))
+AWSCLI_CHUNK=$((8 * 1024 * 1024)) # awscli default multipart_chunksize
+
+make_data() {
+    mkdir -p "$WORK/up" "$WORK/dl"
+    head -c "$SMALL_SIZE" /dev/urandom >"$WORK/up/small.bin"
+    head -c "$BIG_SIZE" /dev/urandom >"$WORK/up/big.bin"
+    head -c 300000 /dev/urandom >"$WORK/up/stream.bin"
+    SMALL_MD5=$(md5_of "$WORK/up/small.bin")
+    BIG_ETAG=$(multipart_etag "$WORK/up/big.bin" "$AWSCLI_CHUNK")
+
+    # A deterministic tree: nested dirs, ~50 files from 0 bytes to 9 MiB (one
+    # file above the 8 MiB multipart threshold), a few awkward names. mtimes are
+    # set an hour back so a re-sync must transfer nothing.
+    "$PY" - "$WORK/tree" <<'EOF'
+import os, random, sys, time
+root = sys.argv[1]
+rng = random.Random(20240607)
+dirs = ["", "a", "a/b", "a/b/c", "a/b/c/d", "docs", "docs/with space", "x/y/z", "unicode-ü"]
+sizes = [0, 1, 2, 17, 100, 511, 512, 1000, 1023, 1024, 1025, 4095, 4096, 4097,
+         10000, 65535, 65536, 65537, 100000, 262144, 1 << 20, (1 << 20) + 3,
+         3 * (1 << 20) + 11]
+paths = []
+for i in range(44):
+    paths.append((os.path.join(dirs[i % len(dirs)], f"file-{i:02d}.bin"), sizes[i % len(sizes)]))
+paths += [
+    ("big/nine-mib.bin", 9 * (1 << 20) + 7),
+    ("docs/with space/name with spaces.txt", 321),
+    ("docs/plus+sign.txt", 222),
+    ("unicode-ü/ünïcödé-ファイル.txt", 123),
+    ("a/equals=and&amp;semi.txt", 77),
+    (".hidden", 5),
+]
+old = time.time() - 3600
+for rel, size in paths:
+    p = os.path.join(root, rel)
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    with open(p, "wb") as f:
+        f.write(rng.randbytes(size))
+    os.utime(p, (old, old))
+print(len(paths))
+EOF
+}
+
+# ---------------------------------------------------------------------------
+# aws cli checks (run in order; later checks use earlier state)
+# ---------------------------------------------------------------------------
+
+check_mb() {
+    out=$(must aws s3 mb "s3://$BUCKET")
+    expect_eq "output of aws s3 mb" "make_bucket: $BUCKET" "$out"
+    must aws s3api head-bucket --bucket "$BUCKET" >/dev/null
+}
+
+check_ls_buckets() {
+    out=$(must aws s3 ls)
+    # Fresh server: exactly our bucket, as "YYYY-MM-DD HH:MM:SS NAME".
+    re="^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} $BUCKET\$"
+    [[ $out =~ $re ]] || fail "aws s3 ls (bucket list) on a fresh server" "one line 'DATE TIME $BUCKET'" "$out"
+}
+
+check_cp_small_up() {
+    must aws s3 cp --no-progress "$WORK/up/small.bin" "s3://$BUCKET/single/small.bin" >/dev/null
+    expect_eq "ContentLength of single/small.bin" "$SMALL_SIZE" "$(head_field single/small.bin ContentLength)"
+    expect_eq "ETag of single/small.bin (MD5 of the bytes)" "\"$SMALL_MD5\"" "$(head_field single/small.bin ETag)"
+}
+
+check_cp_big_up_multipart() {
+    must aws s3 cp --no-progress "$WORK/up/big.bin" "s3://$BUCKET/single/big.bin" >/dev/null
+    expect_eq "ContentLength of single/big.bin" "$BIG_SIZE" "$(head_field single/big.bin ContentLength)"
+    etag=$(head_field single/big.bin ETag)
+    [[ $etag =~ ^\"[0-9a-f]{32}-[0-9]+\"$ ]] ||
+        fail "ETag of single/big.bin has the multipart form" '"<32 hex>-N"' "$etag"
+    expect_eq "ETag of single/big.bin (md5 of the 8 MiB part md5s, -13)" "$BIG_ETAG" "$etag"
+}
+
+check_ls_objects() {
+    out=$(must aws s3 ls "s3://$BUCKET/single/")
+    got=$(awk '{ print $3, $4 }' <<<"$out" | LC_ALL=C sort)
+    expected=$(printf '%s\n' "$BIG_SIZE big.bin" "$SMALL_SIZE small.bin" | LC_ALL=C sort)
+    expect_eq "sizes and names from aws s3 ls s3://$BUCKET/single/" "$expected" "$got"
+    out=$(must aws s3 ls "s3://$BUCKET/")
+    expect_eq "aws s3 ls s3://$BUCKET/ (one common prefix)" "PRE single/" "$(awk '{ $1 = $1 } 1' <<<"$out")"
+}
+
+check_cp_down() {
+    must aws s3 cp --no-progress "s3://$BUCKET/single/small.bin" "$WORK/dl/small.bin" >/dev/null
+    expect_same_file "downloaded single/small.bin" "$WORK/up/small.bin" "$WORK/dl/small.bin"
+    must aws s3 cp --no-progress "s3://$BUCKET/single/big.bin" "$WORK/dl/big.bin" >/dev/null
+    expect_same_file "downloaded single/big.bin" "$WORK/up/big.bin" "$WORK/dl/big.bin"
+    rm -f "$WORK/dl/big.bin"
+}
+
+check_cp_stream() {
+    must aws s3 cp - "s3://$BUCKET/stream/obj.bin" <"$WORK/up/stream.bin" >/dev/null
+    must aws s3 cp "s3://$BUCKET/stream/obj.bin" - >"$WORK/dl/stream.bin"
+    expect_same_file "stdin upload read back to stdout" "$WORK/up/stream.bin" "$WORK/dl/stream.bin"
+}
+
+check_sync_up() {
+    must aws s3 sync --no-progress "$WORK/tree" "s3://$BUCKET/tree/" >/dev/null
+    expect_eq "keys and sizes under tree/ after sync up" \
+        "$(local_listing "$WORK/tree")" "$(remote_listing tree/)"
+}
+
+check_sync_up_again_is_noop() {
+    out=$(must aws s3 sync --no-progress "$WORK/tree" "s3://$BUCKET/tree/")
+    expect_eq "output of a second, identical aws s3 sync up (nothing to transfer)" "" "$out"
+}
+
+check_sync_down() {
+    must aws s3 sync --no-progress "s3://$BUCKET/tree/" "$WORK/tree-down" >/dev/null
+    if ! d=$(diff -r "$WORK/tree" "$WORK/tree-down" 2>&1); then
+        fail "diff -r of the uploaded tree and the tree synced back" "no differences" "$d"
+    fi
+}
+
+check_sync_down_again_is_noop() {
+    out=$(must aws s3 sync --no-progress "s3://$BUCKET/tree/" "$WORK/tree-down")
+    expect_eq "output of a second, identical aws s3 sync down (nothing to transfer)" "" "$out"
+}
+
+check_mv_small() {
+    must aws s3 mv --no-progress "s3://$BUCKET/single/small.bin" "s3://$BUCKET/moved/small.bin" >/dev/null
+    must_fail '(404|Not Found)' aws s3api head-object --bucket "$BUCKET" --key single/small.bin
+    expect_eq "ContentLength of moved/small.bin" "$SMALL_SIZE" "$(head_field moved/small.bin ContentLength)"
+    must aws s3 cp --no-progress "s3://$BUCKET/moved/small.bin" "$WORK/dl/moved-small.bin" >/dev/null
+    expect_same_file "moved/small.bin read back" "$WORK/up/small.bin" "$WORK/dl/moved-small.bin"
+}
+
+check_mv_big_multipart_copy() {
+    # Above the multipart threshold the CLI copies server-side with UploadPartCopy.
+    must aws s3 mv --no-progress "s3://$BUCKET/single/big.bin" "s3://$BUCKET/moved/big.bin" >/dev/null
+    must_fail '(404|Not Found)' aws s3api head-object --bucket "$BUCKET" --key single/big.bin
+    expect_eq "ContentLength of moved/big.bin" "$BIG_SIZE" "$(head_field moved/big.bin ContentLength)"
+    must aws s3 cp --no-progress "s3://$BUCKET/moved/big.bin" "$WORK/dl/moved-big.bin" >/dev/null
+    expect_same_file "moved/big.bin read back" "$WORK/up/big.bin" "$WORK/dl/moved-big.bin"
+    rm -f "$WORK/dl/moved-big.bin"
+}
+
+check_rm_recursive() {
+    n_tree=$(remote_listing tree/ | wc -l)
+    ((n_tree > 0)) || fail "objects under tree/ before aws s3 rm --recursive" "some (from the sync checks)" "none"
+    others=$(remote_listing "" | grep -v '^tree/' || true)
+    out=$(must aws s3 rm --recursive "s3://$BUCKET/tree/")
+    expect_eq "number of 'delete:' lines from aws s3 rm --recursive" "$n_tree" "$(grep -c '^delete: ' <<<"$out" || true)"
+    expect_eq "keys left under tree/ after aws s3 rm --recursive" "" "$(remote_listing tree/)"
+    expect_eq "keys outside tree/ after aws s3 rm --recursive (untouched)" "$others" "$(remote_listing "")"
+}
+
+check_presign() {
+    url=$(must aws s3 presign "s3://$BUCKET/moved/small.bin" --expires-in 600)
+    [[ $url == "$ENDPOINT/$BUCKET/moved/small.bin?"* ]] ||
+        fail "presigned URL is path-style" "$ENDPOINT/$BUCKET/moved/small.bin?..." "$url"
+    [[ $url == *X-Amz-Algorithm=AWS4-HMAC-SHA256* && $url == *X-Amz-Signature=* ]] ||
+        fail "presigned URL is SigV4" "X-Amz-Algorithm=AWS4-HMAC-SHA256 and X-Amz-Signature=" "$url"
+    code=$(http_status "$url" "$WORK/dl/presigned.bin")
+    expect_eq "HTTP status of curl on the presigned URL" 200 "$code"
+    expect_same_file "body fetched by curl from the presigned URL" "$WORK/up/small.bin" "$WORK/dl/presigned.bin"
+}
+
+check_presign_rejects_tampering_and_expiry() {
+    url=$(must aws s3 presign "s3://$BUCKET/moved/small.bin" --expires-in 600)
+    sig=${url##*X-Amz-Signature=}
+    sig=${sig%%&*}
+    # flip the first hex digit of the signature
+    if [[ ${sig:0:1} == 0 ]]; then first=1; else first=0; fi
+    bad_url=${url/X-Amz-Signature=$sig/X-Amz-Signature=$first${sig:1}}
+    code=$(http_status "$bad_url")
+    expect_eq "HTTP status for a presigned URL with an altered signature" 403 "$code"
+    bad_url=${url/moved\/small.bin/moved\/big.bin}
+    code=$(http_status "$bad_url")
+    expect_eq "HTTP status for a presigned URL reused for another key" 403 "$code"
+    url=$(must aws s3 presign "s3://$BUCKET/moved/small.bin" --expires-in 1)
+    sleep 2.5
+    code=$(http_status "$url")
+    expect_eq "HTTP status for an expired presigned URL (--expires-in 1, fetched 2.5s later)" 403 "$code"
+}
+
+check_auth_rejected() {
+    code=$(http_status "$ENDPOINT/$BUCKET/moved/small.bin")
+    expect_eq "HTTP status of an unsigned GET of a private object" 403 "$code"
+    must_fail 'SignatureDoesNotMatch' env AWS_SECRET_ACCESS_KEY=wrong-secret-key \
+        "$AWS_BIN" --endpoint-url "$ENDPOINT" s3 ls "s3://$BUCKET/"
+    must_fail 'InvalidAccessKeyId' env AWS_ACCESS_KEY_ID=AKIDUNKNOWNCOMPAT \
+        "$AWS_BIN" --endpoint-url "$ENDPOINT" s3 ls "s3://$BUCKET/"
+}
+
+check_rb_nonempty_fails() {
+    must_fail 'BucketNotEmpty' aws s3 rb "s3://$BUCKET"
+    must aws s3api head-bucket --bucket "$BUCKET" >/dev/null
+}
+
+check_rb() {
+    must aws s3 rm --recursive "s3://$BUCKET/" >/dev/null
+    out=$(must aws s3 rb "s3://$BUCKET")
+    expect_eq "output of aws s3 rb" "remove_bucket: $BUCKET" "$out"
+    must_fail '(404|Not Found|NoSuchBucket)' aws s3api head-bucket --bucket "$BUCKET"
+    out=$(must aws s3 ls)
+    if grep -q " $BUCKET\$" <<<"$out"; then
+        fail "aws s3 ls after aws s3 rb" "no line for $BUCKET" "$out"
+    fi
+}
+
+check_server_alive() {
+    kill -0 "$SERVER_PID" 2>/dev/null || fail "server process after the checks" "still running" "exited"
+    code=$(http_status "$ENDPOINT/health")
+    expect_eq "GET /health after the checks" 200 "$code"
+}
+
+# ---------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------
+
+main() {
+    ensure_venv
+    resolve_binary "${1:-}"
+
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/quarry-compat.XXXXXX")
+
+    # Clients talk only to our server, with only our settings.
+    local v
+    while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep '^AWS_' || true)
+    export NO_PROXY=127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}
+    export no_proxy=$NO_PROXY
+    export PYTHONUTF8=1 PYTHONIOENCODING=utf-8 PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+    mkdir -p "$WORK/aws"
+    cat >"$WORK/aws/config" <<'EOF'
+[default]
+region = us-east-1
+max_attempts = 1
+s3 =
+    addressing_style = path
+    signature_version = s3v4
+EOF
+    export AWS_CONFIG_FILE=$WORK/aws/config
+    export AWS_SHARED_CREDENTIALS_FILE=$WORK/aws/credentials-none
+    export AWS_ACCESS_KEY_ID=$ACCESS_KEY AWS_SECRET_ACCESS_KEY=$SECRET_KEY
+    export AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true AWS_PAGER=
+
+    start_server
+
+    log "generating test data in $WORK"
+    make_data >/dev/null
+
+    log "aws cli checks ($("$AWS_BIN" --version 2>&1 | cut -d' ' -f1))"
+    run_check "aws s3 mb" check_mb
+    run_check "aws s3 ls (buckets)" check_ls_buckets
+    run_check "aws s3 cp up 1 KiB" check_cp_small_up
+    run_check "aws s3 cp up 100 MiB (multipart ETag)" check_cp_big_up_multipart
+    run_check "aws s3 ls (objects, common prefix)" check_ls_objects
+    run_check "aws s3 cp down + cmp" check_cp_down
+    run_check "aws s3 cp stdin -> stdout" check_cp_stream
+    run_check "aws s3 sync up (tree)" check_sync_up
+    run_check "aws s3 sync up again transfers nothing" check_sync_up_again_is_noop
+    run_check "aws s3 sync down + diff -r" check_sync_down
+    run_check "aws s3 sync down again transfers nothing" check_sync_down_again_is_noop
+    run_check "aws s3 mv 1 KiB (CopyObject)" check_mv_small
+    run_check "aws s3 mv 100 MiB (UploadPartCopy)" check_mv_big_multipart_copy
+    run_check "aws s3 rm --recursive" check_rm_recursive
+    run_check "aws s3 presign + curl" check_presign
+    run_check "presigned URL tampered/expired -> 403" check_presign_rejects_tampering_and_expiry
+    run_check "unsigned / bad-key requests rejected" check_auth_rejected
+    run_check "aws s3 rb of non-empty bucket fails" check_rb_nonempty_fails
+    run_check "aws s3 rb" check_rb
+    run_check "server alive after aws cli checks" check_server_alive
+    local cli_passed=$PASSED cli_failed=$FAILED
+
+    log "boto3 checks (tests/compat/boto3_suite.py)"
+    local rc=0
+    QUARRY_COMPAT_ENDPOINT=$ENDPOINT "$PY" "$HERE/boto3_suite.py" \
+        --workdir "$WORK/boto3" --summary-file "$WORK/boto3.summary" || rc=$?
+    # Summary file: "PASSED FAILED" on line 1, then one failed check name per line.
+    local b_passed=0 b_failed=0
+    if [[ -f $WORK/boto3.summary ]] && read -r b_passed b_failed <"$WORK/boto3.summary"; then
+        while IFS= read -r v; do FAILED_NAMES+=("boto3: $v"); done < <(tail -n +2 "$WORK/boto3.summary")
+        if ((rc != 0 && b_failed == 0)); then
+            b_failed=1
+            FAILED_NAMES+=("boto3 suite exited with status $rc")
+        fi
+    else
+        b_passed=0
+        b_failed=1
+        FAILED_NAMES+=("boto3 suite crashed (exit status $rc, no summary)")
+    fi
+    PASSED=$((PASSED + b_passed))
+    FAILED=$((FAILED + b_failed))
+
+    run_check "server alive after boto3 checks" check_server_alive
+
+    echo
+    log "aws cli: $cli_passed ok / $cli_failed failing; boto3: $b_passed ok / $b_failed failing"
+    if ((FAILED > 0)); then
+        log "failed checks:"
+        printf '  - %s\n' "${FAILED_NAMES[@]}"
+        show_server_log
+    fi
+    printf '%d passed, %d failed\n' "$PASSED" "$FAILED"
+    ((FAILED == 0))
+}
+
+main "$@"
