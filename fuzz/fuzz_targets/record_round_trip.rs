@@ -67,7 +67,7 @@ struct Object {
     bucket: String,
     key: String,
     meta: Meta,
-    chunks: Vec<(u64, u64)>,
+    chunks: Vec<(u64, u64, u64)>,
     inline: bool,
     if_none_match: bool,
     if_match: Option<String>,
@@ -94,7 +94,7 @@ struct Part {
     etag: String,
     last_modified_ms: i64,
     checksum: Option<Checksum>,
-    chunks: Vec<(u64, u64)>,
+    chunks: Vec<(u64, u64, u64)>,
     inline: bool,
 }
 
@@ -102,8 +102,8 @@ fn checksum(c: Checksum) -> StoredChecksum {
     StoredChecksum { algorithm: c.algorithm, value: c.value, checksum_type: c.checksum_type }
 }
 
-fn chunks(c: Vec<(u64, u64)>) -> Vec<ChunkPiece> {
-    c.into_iter().map(|(lsn, len)| ChunkPiece { lsn, len }).collect()
+fn chunks(c: Vec<(u64, u64, u64)>) -> Vec<ChunkPiece> {
+    c.into_iter().map(|(lsn, len, offset)| ChunkPiece { lsn, len, offset }).collect()
 }
 
 fn meta(m: Meta) -> ObjectMeta {
