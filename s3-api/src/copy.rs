@@ -3,19 +3,25 @@
 use crate::QuarryS3;
 use crate::error::engine_error;
 use crate::get::{Conditions, check_conditions, lookup};
-use crate::meta::{ContentHeaders, checksum_fields, etag, now_ms, timestamp};
+use crate::meta::{SetChecksums, checksum_fields, content_headers, etag, now_ms, timestamp};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use storage_core::{Body, ObjectRecord};
 
-pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
-    let input = req.input;
-    let CopySource::Bucket { bucket: source_bucket, key: source_key, version_id } = &input.copy_source else {
+/// The bucket and key of a copy source (the current version only: no versioning).
+pub fn copy_source(source: &CopySource) -> S3Result<(&str, &str)> {
+    let CopySource::Bucket { bucket, key, version_id } = source else {
         return Err(s3_error!(NotImplemented, "Only bucket/key copy sources are supported"));
     };
     if version_id.as_deref().is_some_and(|v| v != "null") {
         return Err(s3_error!(NoSuchVersion, "Versioning is not enabled; only the current version can be copied"));
     }
+    Ok((bucket, key))
+}
+
+pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+    let input = req.input;
+    let (source_bucket, source_key) = copy_source(&input.copy_source)?;
     s3.require_bucket(&input.bucket)?;
     let source = lookup(s3, source_bucket, source_key)?;
     let conditions = Conditions {
@@ -27,27 +33,14 @@ pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Re
     check_conditions(&conditions, &source, false)?;
 
     let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-    let same_object = **source_bucket == *input.bucket && **source_key == *input.key;
+    let same_object = source_bucket == input.bucket && source_key == input.key;
     if same_object && !replace {
         return Err(s3_error!(
             InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
         ));
     }
-    let mut meta = if replace {
-        ContentHeaders {
-            content_type: input.content_type,
-            content_encoding: input.content_encoding,
-            content_disposition: input.content_disposition,
-            content_language: input.content_language,
-            cache_control: input.cache_control,
-            expires: input.expires,
-            metadata: input.metadata,
-        }
-        .into_meta()?
-    } else {
-        source.meta.clone()
-    };
+    let mut meta = if replace { content_headers!(input).into_meta()? } else { source.meta.clone() };
     meta.size_bytes = source.meta.size_bytes;
     meta.etag = source.meta.etag.clone();
     meta.checksum = source.meta.checksum.clone();
@@ -63,18 +56,11 @@ pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Re
         if_match: None,
     };
     let entry = s3.engine.put_object(record, Body::Chunks(source.chunks)).await.map_err(engine_error)?;
-    let checksums = checksum_fields(entry.meta.checksum.as_ref());
-    Ok(S3Response::new(CopyObjectOutput {
-        copy_object_result: Some(CopyObjectResult {
-            e_tag: Some(etag(&entry.meta.etag)),
-            last_modified: Some(timestamp(entry.meta.last_modified_ms)),
-            checksum_crc32: checksums.crc32,
-            checksum_crc32c: checksums.crc32c,
-            checksum_crc64nvme: checksums.crc64nvme,
-            checksum_sha1: checksums.sha1,
-            checksum_sha256: checksums.sha256,
-            checksum_type: checksums.checksum_type,
-        }),
+    let mut result = CopyObjectResult {
+        e_tag: Some(etag(&entry.meta.etag)),
+        last_modified: Some(timestamp(entry.meta.last_modified_ms)),
         ..Default::default()
-    }))
+    };
+    result.set_checksums(checksum_fields(entry.meta.checksum.as_ref()));
+    Ok(S3Response::new(CopyObjectOutput { copy_object_result: Some(result), ..Default::default() }))
 }

@@ -3,7 +3,7 @@
 
 use crate::QuarryS3;
 use crate::error::engine_error;
-use crate::meta::{checksum_fields, etag, timestamp, user_metadata};
+use crate::meta::{SetChecksums, checksum_fields, etag, timestamp, user_metadata};
 use bytes::Bytes;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -112,93 +112,54 @@ pub fn body_stream(engine: &Engine, entry: &ObjectEntry, range: ByteRange<u64>) 
     StreamingBlob::wrap(futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)))
 }
 
-fn response_overrides<T>(value: Option<T>, fallback: Option<T>) -> Option<T> {
-    value.or(fallback)
+/// GET and HEAD check the same conditions and answer with the same headers; their s3s
+/// types differ only in name. Evaluates to (output without body, entry, byte range).
+macro_rules! serve_object {
+    ($s3:expr, $input:expr, $Output:ident) => {{
+        let input = $input;
+        let entry = lookup($s3, &input.bucket, &input.key)?;
+        let conditions = Conditions {
+            if_match: input.if_match.as_ref(),
+            if_none_match: input.if_none_match.as_ref(),
+            if_modified_since: input.if_modified_since.as_ref(),
+            if_unmodified_since: input.if_unmodified_since.as_ref(),
+        };
+        check_conditions(&conditions, &entry, true)?;
+        let size = entry.meta.size_bytes;
+        let partial = requested_range(&entry, input.range.as_ref(), input.part_number)?;
+        let range = partial.clone().unwrap_or(0..size);
+        // A checksum describes the whole object: only sent for a whole-object request.
+        let checksum_wanted =
+            partial.is_none() && input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
+        let meta = &entry.meta;
+        let mut output = $Output {
+            content_length: Some((range.end - range.start) as i64),
+            content_range: partial.as_ref().map(|r| format!("bytes {}-{}/{size}", r.start, r.end - 1)),
+            accept_ranges: Some("bytes".into()),
+            e_tag: Some(etag(&meta.etag)),
+            last_modified: Some(timestamp(meta.last_modified_ms)),
+            content_type: input.response_content_type.or_else(|| meta.content_type.clone()),
+            content_encoding: input.response_content_encoding.or_else(|| meta.content_encoding.clone()),
+            content_disposition: input.response_content_disposition.or_else(|| meta.content_disposition.clone()),
+            content_language: input.response_content_language.or_else(|| meta.content_language.clone()),
+            cache_control: input.response_cache_control.or_else(|| meta.cache_control.clone()),
+            expires: input.response_expires.or_else(|| meta.expires_ms.map(timestamp)),
+            metadata: user_metadata(meta),
+            parts_count: meta.part_sizes.as_ref().map(|p| p.len() as i32),
+            ..Default::default()
+        };
+        output.set_checksums(checksum_fields(meta.checksum.as_ref().filter(|_| checksum_wanted)));
+        (output, entry, range)
+    }};
 }
 
 pub async fn get_object(s3: &QuarryS3, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
-    let input = req.input;
-    let entry = lookup(s3, &input.bucket, &input.key)?;
-    let conditions = Conditions {
-        if_match: input.if_match.as_ref(),
-        if_none_match: input.if_none_match.as_ref(),
-        if_modified_since: input.if_modified_since.as_ref(),
-        if_unmodified_since: input.if_unmodified_since.as_ref(),
-    };
-    check_conditions(&conditions, &entry, true)?;
-    let size = entry.meta.size_bytes;
-    let partial = requested_range(&entry, input.range.as_ref(), input.part_number)?;
-    let range = partial.clone().unwrap_or(0..size);
-    let content_range = partial.as_ref().map(|r| format!("bytes {}-{}/{size}", r.start, r.end - 1));
-    // A checksum describes the whole object: only sent for a whole-object GET.
-    let checksum_wanted =
-        partial.is_none() && input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
-    let checksums = checksum_fields(entry.meta.checksum.as_ref().filter(|_| checksum_wanted));
-    let meta = &entry.meta;
-    let output = GetObjectOutput {
-        body: Some(body_stream(&s3.engine, &entry, range.clone())),
-        content_length: Some((range.end - range.start) as i64),
-        content_range,
-        accept_ranges: Some("bytes".into()),
-        e_tag: Some(etag(&meta.etag)),
-        last_modified: Some(timestamp(meta.last_modified_ms)),
-        content_type: response_overrides(input.response_content_type, meta.content_type.clone()),
-        content_encoding: response_overrides(input.response_content_encoding, meta.content_encoding.clone()),
-        content_disposition: response_overrides(input.response_content_disposition, meta.content_disposition.clone()),
-        content_language: response_overrides(input.response_content_language, meta.content_language.clone()),
-        cache_control: response_overrides(input.response_cache_control, meta.cache_control.clone()),
-        expires: response_overrides(input.response_expires, meta.expires_ms.map(timestamp)),
-        metadata: user_metadata(meta),
-        parts_count: meta.part_sizes.as_ref().map(|p| p.len() as i32),
-        checksum_crc32: checksums.crc32,
-        checksum_crc32c: checksums.crc32c,
-        checksum_crc64nvme: checksums.crc64nvme,
-        checksum_sha1: checksums.sha1,
-        checksum_sha256: checksums.sha256,
-        checksum_type: checksums.checksum_type,
-        ..Default::default()
-    };
+    let (mut output, entry, range) = serve_object!(s3, req.input, GetObjectOutput);
+    output.body = Some(body_stream(&s3.engine, &entry, range));
     Ok(S3Response::new(output))
 }
 
 pub async fn head_object(s3: &QuarryS3, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
-    let input = req.input;
-    let entry = lookup(s3, &input.bucket, &input.key)?;
-    let conditions = Conditions {
-        if_match: input.if_match.as_ref(),
-        if_none_match: input.if_none_match.as_ref(),
-        if_modified_since: input.if_modified_since.as_ref(),
-        if_unmodified_since: input.if_unmodified_since.as_ref(),
-    };
-    check_conditions(&conditions, &entry, true)?;
-    let size = entry.meta.size_bytes;
-    let partial = requested_range(&entry, input.range.as_ref(), input.part_number)?;
-    let range = partial.clone().unwrap_or(0..size);
-    let checksum_wanted =
-        partial.is_none() && input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
-    let checksums = checksum_fields(entry.meta.checksum.as_ref().filter(|_| checksum_wanted));
-    let meta = &entry.meta;
-    let output = HeadObjectOutput {
-        content_length: Some((range.end - range.start) as i64),
-        content_range: partial.as_ref().map(|r| format!("bytes {}-{}/{size}", r.start, r.end - 1)),
-        accept_ranges: Some("bytes".into()),
-        e_tag: Some(etag(&meta.etag)),
-        last_modified: Some(timestamp(meta.last_modified_ms)),
-        content_type: response_overrides(input.response_content_type, meta.content_type.clone()),
-        content_encoding: response_overrides(input.response_content_encoding, meta.content_encoding.clone()),
-        content_disposition: response_overrides(input.response_content_disposition, meta.content_disposition.clone()),
-        content_language: response_overrides(input.response_content_language, meta.content_language.clone()),
-        cache_control: response_overrides(input.response_cache_control, meta.cache_control.clone()),
-        expires: response_overrides(input.response_expires, meta.expires_ms.map(timestamp)),
-        metadata: user_metadata(meta),
-        parts_count: meta.part_sizes.as_ref().map(|p| p.len() as i32),
-        checksum_crc32: checksums.crc32,
-        checksum_crc32c: checksums.crc32c,
-        checksum_crc64nvme: checksums.crc64nvme,
-        checksum_sha1: checksums.sha1,
-        checksum_sha256: checksums.sha256,
-        checksum_type: checksums.checksum_type,
-        ..Default::default()
-    };
+    let (output, _, _) = serve_object!(s3, req.input, HeadObjectOutput);
     Ok(S3Response::new(output))
 }

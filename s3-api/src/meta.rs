@@ -110,6 +110,83 @@ pub fn checksum_fields(checksum: Option<&StoredChecksum>) -> ChecksumFields {
     fields
 }
 
+/// Responses that carry an object's (or part's) checksum.
+pub trait SetChecksums {
+    fn set_checksums(&mut self, fields: ChecksumFields);
+}
+
+macro_rules! impl_set_checksums {
+    ($($output:ty),* $(,)?) => {$(
+        impl SetChecksums for $output {
+            fn set_checksums(&mut self, fields: ChecksumFields) {
+                self.checksum_crc32 = fields.crc32;
+                self.checksum_crc32c = fields.crc32c;
+                self.checksum_crc64nvme = fields.crc64nvme;
+                self.checksum_sha1 = fields.sha1;
+                self.checksum_sha256 = fields.sha256;
+                self.checksum_type = fields.checksum_type;
+            }
+        }
+    )*};
+}
+
+/// Part-level responses have no checksum type.
+macro_rules! impl_set_part_checksums {
+    ($($output:ty),* $(,)?) => {$(
+        impl SetChecksums for $output {
+            fn set_checksums(&mut self, fields: ChecksumFields) {
+                self.checksum_crc32 = fields.crc32;
+                self.checksum_crc32c = fields.crc32c;
+                self.checksum_crc64nvme = fields.crc64nvme;
+                self.checksum_sha1 = fields.sha1;
+                self.checksum_sha256 = fields.sha256;
+            }
+        }
+    )*};
+}
+
+impl_set_checksums!(
+    s3s::dto::PutObjectOutput,
+    s3s::dto::GetObjectOutput,
+    s3s::dto::HeadObjectOutput,
+    s3s::dto::CopyObjectResult,
+    s3s::dto::CompleteMultipartUploadOutput,
+);
+impl_set_part_checksums!(s3s::dto::UploadPartOutput, s3s::dto::Part, s3s::dto::CopyPartResult);
+
+/// The checksum values a request declares (PutObject, UploadPart), in `Algorithm::ALL` order.
+macro_rules! declared_checksums {
+    ($input:expr) => {
+        $crate::body::DeclaredChecksums {
+            values: [
+                $input.checksum_crc32.as_ref(),
+                $input.checksum_crc32c.as_ref(),
+                $input.checksum_crc64nvme.as_ref(),
+                $input.checksum_sha1.as_ref(),
+                $input.checksum_sha256.as_ref(),
+            ],
+            sdk_algorithm: $input.checksum_algorithm.as_ref(),
+        }
+    };
+}
+pub(crate) use declared_checksums;
+
+/// The headers an object was stored with, from a request that sets them.
+macro_rules! content_headers {
+    ($input:expr) => {
+        $crate::meta::ContentHeaders {
+            content_type: $input.content_type,
+            content_encoding: $input.content_encoding,
+            content_disposition: $input.content_disposition,
+            content_language: $input.content_language,
+            cache_control: $input.cache_control,
+            expires: $input.expires,
+            metadata: $input.metadata,
+        }
+    };
+}
+pub(crate) use content_headers;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,10 +3,10 @@
 //! parts' chunks in order — no part byte is copied.
 
 use crate::QuarryS3;
-use crate::body::{self, DeclaredChecksums, Expectations};
+use crate::body::{self, Expectations};
 use crate::checksum::{self, Algorithm, COMPOSITE, FULL_OBJECT};
 use crate::error::engine_error;
-use crate::meta::{ContentHeaders, checksum_fields, etag, now_ms, timestamp};
+use crate::meta::{SetChecksums, checksum_fields, content_headers, declared_checksums, etag, now_ms, timestamp};
 use md5::{Digest, Md5};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -65,16 +65,7 @@ pub async fn create_multipart_upload(
             ));
         }
     }
-    let meta = ContentHeaders {
-        content_type: input.content_type,
-        content_encoding: input.content_encoding,
-        content_disposition: input.content_disposition,
-        content_language: input.content_language,
-        cache_control: input.cache_control,
-        expires: input.expires,
-        metadata: input.metadata,
-    }
-    .into_meta()?;
+    let meta = content_headers!(input).into_meta()?;
     let upload_id = new_upload_id();
     let record = UploadRecord {
         bucket: input.bucket.clone(),
@@ -108,16 +99,7 @@ pub async fn upload_part(s3: &QuarryS3, req: S3Request<UploadPartInput>) -> S3Re
     // Parts carry the upload's algorithm if it named one; else what the client sends.
     let fallback =
         upload.upload.checksum_algorithm.as_deref().and_then(Algorithm::parse).unwrap_or(Algorithm::Crc64Nvme);
-    let declared = DeclaredChecksums {
-        values: [
-            input.checksum_crc32.as_ref(),
-            input.checksum_crc32c.as_ref(),
-            input.checksum_crc64nvme.as_ref(),
-            input.checksum_sha1.as_ref(),
-            input.checksum_sha256.as_ref(),
-        ],
-        sdk_algorithm: input.checksum_algorithm.as_ref(),
-    };
+    let declared = declared_checksums!(input);
     let plan = body::plan_checksum(declared, &headers, fallback)?;
     let ingested = body::ingest(
         &s3.engine,
@@ -145,16 +127,9 @@ pub async fn upload_part(s3: &QuarryS3, req: S3Request<UploadPartInput>) -> S3Re
     };
     let (part_etag, checksum) = (part.etag.clone(), part.checksum.clone());
     s3.engine.put_part(part, ingested.body).await.map_err(engine_error)?;
-    let checksums = checksum_fields(checksum.as_ref());
-    Ok(S3Response::new(UploadPartOutput {
-        e_tag: Some(etag(&part_etag)),
-        checksum_crc32: checksums.crc32,
-        checksum_crc32c: checksums.crc32c,
-        checksum_crc64nvme: checksums.crc64nvme,
-        checksum_sha1: checksums.sha1,
-        checksum_sha256: checksums.sha256,
-        ..Default::default()
-    }))
+    let mut output = UploadPartOutput { e_tag: Some(etag(&part_etag)), ..Default::default() };
+    output.set_checksums(checksum_fields(checksum.as_ref()));
+    Ok(S3Response::new(output))
 }
 
 /// UploadPartCopy: the part points at (a range of) the source object's chunk records.
@@ -170,12 +145,7 @@ pub async fn upload_part_copy(
             "Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive"
         ));
     }
-    let CopySource::Bucket { bucket: source_bucket, key: source_key, version_id } = &input.copy_source else {
-        return Err(s3_error!(NotImplemented, "Only bucket/key copy sources are supported"));
-    };
-    if version_id.as_deref().is_some_and(|v| v != "null") {
-        return Err(s3_error!(NoSuchVersion, "Versioning is not enabled; only the current version can be copied"));
-    }
+    let (source_bucket, source_key) = crate::copy::copy_source(&input.copy_source)?;
     let upload = upload(s3, &input.bucket, &input.key, &input.upload_id)?;
     let source = crate::get::lookup(s3, source_bucket, source_key)?;
     let conditions = crate::get::Conditions {
@@ -219,19 +189,13 @@ pub async fn upload_part_copy(
     };
     let (part_etag, last_modified) = (part.etag.clone(), part.last_modified_ms);
     s3.engine.put_part(part, storage_core::Body::Chunks(pieces)).await.map_err(engine_error)?;
-    let checksums = checksum_fields(Some(&checksum));
-    Ok(S3Response::new(UploadPartCopyOutput {
-        copy_part_result: Some(CopyPartResult {
-            e_tag: Some(etag(&part_etag)),
-            last_modified: Some(timestamp(last_modified)),
-            checksum_crc32: checksums.crc32,
-            checksum_crc32c: checksums.crc32c,
-            checksum_crc64nvme: checksums.crc64nvme,
-            checksum_sha1: checksums.sha1,
-            checksum_sha256: checksums.sha256,
-        }),
+    let mut result = CopyPartResult {
+        e_tag: Some(etag(&part_etag)),
+        last_modified: Some(timestamp(last_modified)),
         ..Default::default()
-    }))
+    };
+    result.set_checksums(checksum_fields(Some(&checksum)));
+    Ok(S3Response::new(UploadPartCopyOutput { copy_part_result: Some(result), ..Default::default() }))
 }
 
 /// `x-amz-copy-source-range: bytes=first-last`, inclusive, inside the source.
@@ -370,20 +334,15 @@ pub async fn complete_multipart_upload(
         },
     };
     let entry = s3.engine.complete_upload(&upload.upload_id, record).await.map_err(engine_error)?;
-    let checksums = checksum_fields(entry.meta.checksum.as_ref());
-    Ok(S3Response::new(CompleteMultipartUploadOutput {
+    let mut output = CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),
         location: Some(format!("/{}/{}", input.bucket, input.key)),
         e_tag: Some(etag(&entry.meta.etag)),
-        checksum_crc32: checksums.crc32,
-        checksum_crc32c: checksums.crc32c,
-        checksum_crc64nvme: checksums.crc64nvme,
-        checksum_sha1: checksums.sha1,
-        checksum_sha256: checksums.sha256,
-        checksum_type: checksums.checksum_type,
         ..Default::default()
-    }))
+    };
+    output.set_checksums(checksum_fields(entry.meta.checksum.as_ref()));
+    Ok(S3Response::new(output))
 }
 
 /// The whole object's checksum: the upload's algorithm (CRC64NVME when it named none,
@@ -444,18 +403,15 @@ pub async fn list_parts(s3: &QuarryS3, req: S3Request<ListPartsInput>) -> S3Resu
     let parts = page
         .iter()
         .map(|p| {
-            let checksums = checksum_fields(p.part.checksum.as_ref());
-            Part {
+            let mut part = Part {
                 part_number: Some(p.part.part_number as i32),
                 size: Some(p.part.size_bytes as i64),
                 e_tag: Some(etag(&p.part.etag)),
                 last_modified: Some(timestamp(p.part.last_modified_ms)),
-                checksum_crc32: checksums.crc32,
-                checksum_crc32c: checksums.crc32c,
-                checksum_crc64nvme: checksums.crc64nvme,
-                checksum_sha1: checksums.sha1,
-                checksum_sha256: checksums.sha256,
-            }
+                ..Default::default()
+            };
+            part.set_checksums(checksum_fields(p.part.checksum.as_ref()));
+            part
         })
         .collect();
     Ok(S3Response::new(ListPartsOutput {

@@ -2,10 +2,10 @@
 //! (with If-None-Match / If-Match decided by the writer, race-free).
 
 use crate::QuarryS3;
-use crate::body::{self, DeclaredChecksums, Expectations};
+use crate::body::{self, Expectations};
 use crate::checksum::Algorithm;
 use crate::error::engine_error;
-use crate::meta::{ContentHeaders, checksum_fields, etag, now_ms};
+use crate::meta::{SetChecksums, checksum_fields, content_headers, declared_checksums, etag, now_ms};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use storage_core::ObjectRecord;
@@ -29,16 +29,7 @@ pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Resu
         Some(ETagCondition::ETag(tag)) => Some(tag.value().to_owned()),
         Some(ETagCondition::Any) => Some("*".to_owned()),
     };
-    let declared = DeclaredChecksums {
-        values: [
-            input.checksum_crc32.as_ref(),
-            input.checksum_crc32c.as_ref(),
-            input.checksum_crc64nvme.as_ref(),
-            input.checksum_sha1.as_ref(),
-            input.checksum_sha256.as_ref(),
-        ],
-        sdk_algorithm: input.checksum_algorithm.as_ref(),
-    };
+    let declared = declared_checksums!(input);
     let plan = body::plan_checksum(declared, &headers, Algorithm::Crc64Nvme)?;
     let ingested = body::ingest(
         &s3.engine,
@@ -53,16 +44,7 @@ pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Resu
     )
     .await?;
 
-    let mut meta = ContentHeaders {
-        content_type: input.content_type,
-        content_encoding: input.content_encoding,
-        content_disposition: input.content_disposition,
-        content_language: input.content_language,
-        cache_control: input.cache_control,
-        expires: input.expires,
-        metadata: input.metadata,
-    }
-    .into_meta()?;
+    let mut meta = content_headers!(input).into_meta()?;
     meta.size_bytes = ingested.size_bytes;
     meta.etag = hex::encode(ingested.md5);
     meta.last_modified_ms = now_ms();
@@ -77,16 +59,11 @@ pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Resu
         if_match,
     };
     let entry = s3.engine.put_object(record, ingested.body).await.map_err(engine_error)?;
-    let checksums = checksum_fields(entry.meta.checksum.as_ref());
-    Ok(S3Response::new(PutObjectOutput {
+    let mut output = PutObjectOutput {
         e_tag: Some(etag(&entry.meta.etag)),
         size: Some(entry.meta.size_bytes as i64),
-        checksum_crc32: checksums.crc32,
-        checksum_crc32c: checksums.crc32c,
-        checksum_crc64nvme: checksums.crc64nvme,
-        checksum_sha1: checksums.sha1,
-        checksum_sha256: checksums.sha256,
-        checksum_type: checksums.checksum_type,
         ..Default::default()
-    }))
+    };
+    output.set_checksums(checksum_fields(entry.meta.checksum.as_ref()));
+    Ok(S3Response::new(output))
 }
