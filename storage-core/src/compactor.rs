@@ -262,8 +262,16 @@ fn plan(engine: &Engine, options: &CompactionOptions) -> Result<Plan> {
     let erasure_due = |u: &SegmentUsage| {
         u.dead_payload_bytes > 0 && u.dead_since_ms.is_some_and(|t| now - t >= options.erasure_deadline_ms as i64 / 2)
     };
+    // Records the catalog has not taken in yet must stay where they are.
+    let covered = engine.catalog_covered_lsn();
+    let unflushed: HashSet<u64> = segments
+        .iter()
+        .filter(|p| p.entries.iter().any(|e| e.lsn > covered && e.kind != RecordKind::Replaces))
+        .map(|p| p.id)
+        .collect();
     let wanted = |u: &SegmentUsage| {
-        u.dead_bytes > 0
+        !unflushed.contains(&u.id)
+            && u.dead_bytes > 0
             && (options.force || u.dead_bytes as f64 >= options.dead_ratio_threshold * u.bytes as f64 || erasure_due(u))
     };
     let roll_active = usage.last().is_some_and(|u| u.dead_payload_bytes > 0 && (options.force || erasure_due(u)));
@@ -493,10 +501,15 @@ impl Engine {
     }
 
     async fn compact_tracked(&self, options: CompactionOptions, report: &mut CompactionReport) -> Result<()> {
+        // Bring the catalog up to date first: compaction may only rewrite what it holds.
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || engine.flush_catalog()).await.map_err(join_error)??;
         let engine = self.clone();
         let mut planned = tokio::task::spawn_blocking(move || plan(&engine, &options)).await.map_err(join_error)??;
         if planned.roll_active {
             self.roll().await?;
+            let engine = self.clone();
+            tokio::task::spawn_blocking(move || engine.flush_catalog()).await.map_err(join_error)??;
             let engine = self.clone();
             planned = tokio::task::spawn_blocking(move || plan(&engine, &options)).await.map_err(join_error)??;
         }

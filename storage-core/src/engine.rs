@@ -1,5 +1,6 @@
 //! The engine's API: what the S3 layer calls.
 
+use crate::catalog::Catalog;
 use crate::error::{Error, Rejection, Result};
 use crate::index::{self, BucketEntry, Index, ObjectEntry};
 use crate::io::{FsDir, SegmentDir};
@@ -39,6 +40,8 @@ pub struct EngineConfig {
     pub rebuild_index: bool,
     /// Space kept in reserve so deletes still work when the disk fills up (0: none).
     pub disk_reserve_bytes: u64,
+    /// The Parquet catalog of changes (`None`: no catalog).
+    pub catalog: Option<crate::catalog::CatalogConfig>,
 }
 
 impl EngineConfig {
@@ -54,6 +57,7 @@ impl EngineConfig {
             index_cache_bytes: 64 * 1024 * 1024,
             rebuild_index: false,
             disk_reserve_bytes: 32 * 1024 * 1024,
+            catalog: Some(crate::catalog::CatalogConfig::default()),
         }
     }
 }
@@ -153,6 +157,10 @@ struct Inner {
     inflight: Arc<Inflight>,
     compaction: tokio::sync::Mutex<()>,
     last_compaction: Mutex<Option<crate::compactor::CompactionReport>>,
+    catalog: Option<Arc<Catalog>>,
+    /// Dropping it stops the catalog flusher.
+    catalog_stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+    catalog_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     chunk_size_bytes: usize,
     _lock: File,
 }
@@ -244,6 +252,18 @@ impl Engine {
             sealed,
             space.clone(),
         )?;
+        let (catalog, catalog_stop, catalog_thread) = match config.catalog {
+            None => (None, None, None),
+            Some(catalog_config) => {
+                let catalog = Arc::new(Catalog::open(config.data_dir.join("catalog"), catalog_config)?);
+                let (stop, stopped) = std::sync::mpsc::channel();
+                let (flushing, dir, index) = (catalog.clone(), segments.clone(), index.clone());
+                let thread = std::thread::Builder::new()
+                    .name("quarry-catalog".into())
+                    .spawn(move || crate::catalog::run_flusher(flushing, dir, index, stopped))?;
+                (Some(catalog), Some(stop), Some(thread))
+            }
+        };
         let (commands, receiver) = mpsc::channel(config.queue_depth);
         let writer_thread =
             std::thread::Builder::new().name("quarry-writer".into()).spawn(move || writer.run(receiver))?;
@@ -267,6 +287,9 @@ impl Engine {
                 inflight: Arc::new(Inflight::default()),
                 compaction: tokio::sync::Mutex::new(()),
                 last_compaction: Mutex::new(None),
+                catalog,
+                catalog_stop: Mutex::new(catalog_stop),
+                catalog_thread: Mutex::new(catalog_thread),
                 chunk_size_bytes: config.chunk_size_bytes,
                 _lock: lock,
             }),
@@ -295,6 +318,24 @@ impl Engine {
     }
 
     // ---- for the compactor ----
+
+    /// The Parquet catalog, if this engine keeps one.
+    pub fn catalog(&self) -> Option<&Arc<Catalog>> {
+        self.inner.catalog.as_ref()
+    }
+
+    /// Writes everything durable to the catalog now (blocking).
+    pub fn flush_catalog(&self) -> Result<usize> {
+        match &self.inner.catalog {
+            Some(catalog) => catalog.flush(self.inner.segments.as_ref(), &self.inner.index),
+            None => Ok(0),
+        }
+    }
+
+    /// Records at or below this LSN are in the catalog (all of them without a catalog).
+    pub(crate) fn catalog_covered_lsn(&self) -> u64 {
+        self.inner.catalog.as_ref().map_or(u64::MAX, |c| c.covered_lsn())
+    }
 
     pub(crate) fn inflight_min_lsn(&self) -> Option<u64> {
         self.inner.inflight.min_lsn()
@@ -679,6 +720,12 @@ impl Drop for Inner {
     /// Stops the writer (it syncs what it has) and waits for it, so that the data
     /// directory is free again once the engine is gone.
     fn drop(&mut self) {
+        // The catalog is derived: it stops without a last flush (the next start
+        // resumes from its manifest).
+        drop(self.catalog_stop.get_mut().ok().and_then(Option::take));
+        if let Some(thread) = self.catalog_thread.get_mut().ok().and_then(Option::take) {
+            let _ = thread.join();
+        }
         let (closed, _) = mpsc::channel(1);
         drop(std::mem::replace(&mut self.commands, closed));
         if let Some(thread) = self.writer_thread.get_mut().ok().and_then(Option::take) {

@@ -4,6 +4,7 @@
 //!
 //! Start at [`Engine`]; `ARCHITECTURE.md` at the repository root has the map.
 
+pub mod catalog;
 mod compactor;
 mod engine;
 mod error;

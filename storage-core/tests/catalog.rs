@@ -1,0 +1,210 @@
+//! The Parquet catalog: changes show up in the journal and inventory within seconds,
+//! a crash loses and doubles no journal row, catalog compaction keeps the inventory,
+//! and segment compaction never rewrites changes the catalog has not taken in.
+
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use storage_core::catalog::{Catalog, CatalogConfig};
+use storage_core::{CompactionOptions, Engine, EngineConfig, ObjectMeta, ObjectRecord};
+
+fn config(dir: &Path, flush_interval_ms: u64) -> EngineConfig {
+    let mut config = EngineConfig::new(dir);
+    config.chunk_size_bytes = 4096;
+    config.segment_size_limit_bytes = 64 * 1024;
+    config.disk_reserve_bytes = 0;
+    config.catalog = Some(CatalogConfig { flush_interval_ms, ..Default::default() });
+    config
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+async fn put(engine: &Engine, key: &str, len: usize) {
+    put_at(engine, key, len, now_ms()).await
+}
+
+async fn put_at(engine: &Engine, key: &str, len: usize, last_modified_ms: i64) {
+    let mut writer = engine.body_writer();
+    writer.write(Bytes::from(vec![7u8; len])).await.unwrap();
+    let body = writer.finish().await.unwrap();
+    let mut meta = ObjectMeta {
+        size_bytes: len as u64,
+        etag: format!("etag-{key}-{len}"),
+        last_modified_ms,
+        ..Default::default()
+    };
+    meta.user_metadata.insert("owner".into(), format!("team-{}", len % 3));
+    meta.content_type = Some("text/plain".into());
+    let record = ObjectRecord {
+        bucket: "b".into(),
+        key: key.into(),
+        meta,
+        chunks: vec![],
+        inline: false,
+        if_none_match: false,
+        if_match: None,
+    };
+    engine.put_object(record, body).await.unwrap();
+}
+
+fn catalog(engine: &Engine) -> &Catalog {
+    engine.catalog().expect("the catalog is on")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_reach_the_inventory_within_five_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    // The default flush interval, as the server runs it.
+    let engine = Engine::open(config(dir.path(), CatalogConfig::default().flush_interval_ms)).unwrap();
+    engine.create_bucket("b", 1).await.unwrap();
+    put(&engine, "fresh", 1234).await;
+    let acknowledged = Instant::now();
+    while !catalog(&engine).inventory().unwrap().contains_key(&("b".to_owned(), "fresh".to_owned())) {
+        assert!(acknowledged.elapsed() < Duration::from_secs(5), "PUT not in the inventory 5 s after its ack");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let row = catalog(&engine).inventory().unwrap()[&("b".to_owned(), "fresh".to_owned())].clone();
+    assert_eq!(
+        (row.size, row.etag.as_str(), row.content_type.as_deref()),
+        (1234, "etag-fresh-1234", Some("text/plain"))
+    );
+    assert_eq!(row.user_metadata.get("owner").map(String::as_str), Some("team-1"));
+
+    engine.delete_object("b", "fresh").await.unwrap();
+    let deleted = Instant::now();
+    while catalog(&engine).inventory().unwrap().contains_key(&("b".to_owned(), "fresh".to_owned())) {
+        assert!(deleted.elapsed() < Duration::from_secs(5), "deleted key still in the inventory 5 s after the DELETE");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let journal = catalog(&engine).journal().unwrap();
+    let kinds: Vec<&str> = journal.iter().map(|r| r.record_type.as_str()).collect();
+    assert_eq!(kinds, ["CREATE", "DELETE"]);
+}
+
+/// The journal holds each change exactly once, in LSN order.
+fn assert_exactly_once(engine: &Engine, puts: usize, deletes: usize, what: &str) {
+    let journal = catalog(engine).journal().unwrap();
+    let lsns: Vec<u64> = journal.iter().map(|r| r.sequence_number).collect();
+    let mut unique = lsns.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), lsns.len(), "{what}: doubled journal rows");
+    assert!(lsns.windows(2).all(|w| w[0] < w[1]), "{what}: journal out of LSN order");
+    let creates = journal.iter().filter(|r| r.record_type == "CREATE").count();
+    let removals = journal.iter().filter(|r| r.record_type == "DELETE").count();
+    assert_eq!((creates, removals), (puts, deletes), "{what}: journal rows (CREATE, DELETE)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_loses_and_doubles_no_journal_row() {
+    let dir = tempfile::tempdir().unwrap();
+    // A flush interval far away: the test decides when the catalog flushes.
+    let cfg = config(dir.path(), 3_600_000);
+    {
+        let engine = Engine::open(cfg.clone()).unwrap();
+        engine.create_bucket("b", 1).await.unwrap();
+        for i in 0..50 {
+            put(&engine, &format!("k{i:02}"), 100 + i).await;
+        }
+        engine.flush_catalog().unwrap();
+        for i in 50..100 {
+            put(&engine, &format!("k{i:02}"), 100 + i).await;
+        }
+        for i in 0..10 {
+            engine.delete_object("b", &format!("k{i:02}")).await.unwrap();
+        }
+        // Crash: the engine goes without flushing the catalog (the log has it all).
+    }
+    // A crash between writing a catalog file and the manifest leaves an orphan.
+    std::fs::write(dir.path().join("catalog/journal/00000000000000000001-00000000000000999999.parquet"), b"partial")
+        .unwrap();
+    let engine = Engine::open(cfg.clone()).unwrap();
+    assert!(
+        !dir.path().join("catalog/journal/00000000000000000001-00000000000000999999.parquet").exists(),
+        "an orphan catalog file survived the restart"
+    );
+    let written = engine.flush_catalog().unwrap();
+    assert_eq!(written, 60, "changes replayed from the log after the crash");
+    assert_exactly_once(&engine, 100, 10, "after crash and replay");
+    let inventory = catalog(&engine).inventory().unwrap();
+    let keys: Vec<String> = inventory.keys().map(|(_, k)| k.clone()).collect();
+    let expected: Vec<String> = (10..100).map(|i| format!("k{i:02}")).collect();
+    assert_eq!(keys, expected, "inventory after crash and replay");
+    assert_eq!(engine.flush_catalog().unwrap(), 0, "a second flush finds nothing new");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_compaction_keeps_the_inventory() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(dir.path(), 3_600_000)).unwrap();
+    engine.create_bucket("b", 1).await.unwrap();
+    for round in 0..5 {
+        for i in 0..40 {
+            put(&engine, &format!("k{i:02}"), 10 * round + i).await;
+        }
+        for i in (round..40).step_by(7) {
+            engine.delete_object("b", &format!("k{i:02}")).await.unwrap();
+        }
+        engine.flush_catalog().unwrap();
+    }
+    let before: BTreeMap<_, _> = catalog(&engine).inventory().unwrap();
+    let journal_before = catalog(&engine).journal().unwrap();
+    let files_before = catalog(&engine).files().len();
+    catalog(&engine).compact().unwrap();
+    assert_eq!(catalog(&engine).inventory().unwrap(), before, "inventory before == after catalog compaction");
+    let journal_after = catalog(&engine).journal().unwrap();
+    assert_eq!(journal_after.len(), journal_before.len(), "journal rows before and after catalog compaction");
+    if let Some((i, (a, b))) = journal_after.iter().zip(&journal_before).enumerate().find(|(_, (a, b))| a != b) {
+        panic!("journal row {i} changed by catalog compaction: before {b:?}, after {a:?}");
+    }
+    let files_after = catalog(&engine).files();
+    assert_eq!(files_after.len(), 2, "one base and one journal file remain (was {files_before}): {files_after:?}");
+    // Reopening reads the same.
+    drop(engine);
+    let engine = Engine::open(config(dir.path(), 3_600_000)).unwrap();
+    assert_eq!(catalog(&engine).inventory().unwrap(), before, "after a restart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segment_compaction_never_rewrites_what_the_catalog_has_not_taken_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(dir.path(), 3_600_000)).unwrap();
+    engine.create_bucket("b", 1).await.unwrap();
+    let (mut puts, mut deletes) = (0, 0);
+    for round in 0..3 {
+        for i in 0..60 {
+            put(&engine, &format!("r{round}-k{i:02}"), 3000).await;
+            puts += 1;
+        }
+        for i in 0..55 {
+            engine.delete_object("b", &format!("r{round}-k{i:02}")).await.unwrap();
+            deletes += 1;
+        }
+        // No flush by the test: compaction must bring the catalog up to date first.
+        let report = engine.compact(CompactionOptions { force: true, ..Default::default() }).await.unwrap();
+        assert!(!report.segments_in.is_empty(), "round {round}: something was compacted");
+        assert_exactly_once(&engine, puts, deletes, &format!("after compaction round {round}"));
+    }
+    let inventory = catalog(&engine).inventory().unwrap();
+    assert_eq!(inventory.len(), 15, "5 live keys per round");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journal_rows_past_retention_go_at_compaction_and_the_inventory_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), 3_600_000);
+    cfg.catalog = Some(CatalogConfig { flush_interval_ms: 3_600_000, journal_retention_ms: 24 * 60 * 60 * 1000 });
+    let engine = Engine::open(cfg).unwrap();
+    engine.create_bucket("b", 1).await.unwrap();
+    let two_days_ago = now_ms() - 2 * 24 * 60 * 60 * 1000;
+    put_at(&engine, "old", 10, two_days_ago).await;
+    put(&engine, "new", 20).await;
+    engine.flush_catalog().unwrap();
+    catalog(&engine).compact().unwrap();
+    let journal: Vec<String> = catalog(&engine).journal().unwrap().into_iter().map(|r| r.key).collect();
+    assert_eq!(journal, ["new"], "journal after compaction with a one-day retention");
+    let inventory: Vec<String> = catalog(&engine).inventory().unwrap().into_keys().map(|(_, k)| k).collect();
+    assert_eq!(inventory, ["new", "old"], "the inventory keeps live objects whatever their age");
+}
