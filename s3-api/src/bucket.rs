@@ -55,7 +55,9 @@ pub async fn create_bucket(
 }
 
 pub async fn head_bucket(s3: &QuarryS3, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
-    s3.require_bucket(&req.input.bucket)?;
+    if req.input.bucket != crate::CATALOG_BUCKET {
+        s3.require_bucket(&req.input.bucket)?;
+    }
     Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(s3.config.region.clone()), ..Default::default() }))
 }
 
@@ -63,6 +65,9 @@ pub async fn delete_bucket(
     s3: &QuarryS3,
     req: S3Request<DeleteBucketInput>,
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
+    if req.input.bucket == crate::CATALOG_BUCKET {
+        return Err(crate::catalog::read_only());
+    }
     s3.engine.delete_bucket(&req.input.bucket).await.map_err(engine_error)?;
     Ok(S3Response::new(DeleteBucketOutput::default()))
 }
@@ -94,7 +99,7 @@ pub fn validate_bucket_name(name: &str) -> S3Result<()> {
     if name.contains("..") || name.contains(".-") || name.contains("-.") {
         return invalid("dots may not be adjacent to dots or hyphens");
     }
-    if name == crate::ADMIN_BUCKET {
+    if name == crate::ADMIN_BUCKET || name == crate::CATALOG_BUCKET {
         return invalid("the name is reserved by this server");
     }
     if name.parse::<std::net::Ipv4Addr>().is_ok() {

@@ -154,12 +154,18 @@ macro_rules! serve_object {
 }
 
 pub async fn get_object(s3: &QuarryS3, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+    if req.input.bucket == crate::CATALOG_BUCKET {
+        return crate::catalog::get_object(s3, req.input).await;
+    }
     let (mut output, entry, range) = serve_object!(s3, req.input, GetObjectOutput);
     output.body = Some(body_stream(&s3.engine, &entry, range));
     Ok(S3Response::new(output))
 }
 
 pub async fn head_object(s3: &QuarryS3, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+    if req.input.bucket == crate::CATALOG_BUCKET {
+        return crate::catalog::head_object(s3, req.input).await;
+    }
     let (output, _, _) = serve_object!(s3, req.input, HeadObjectOutput);
     Ok(S3Response::new(output))
 }

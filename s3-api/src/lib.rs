@@ -6,6 +6,7 @@ mod admin;
 mod auth;
 mod body;
 mod bucket;
+mod catalog;
 mod checksum;
 mod copy;
 mod delete;
@@ -18,6 +19,7 @@ mod put;
 
 pub use admin::ADMIN_BUCKET;
 pub use auth::{AccessLevel, KeyConfig, KeyStore};
+pub use catalog::CATALOG_BUCKET;
 
 use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
@@ -43,7 +45,12 @@ pub struct QuarryS3 {
 }
 
 impl QuarryS3 {
+    /// The bucket exists and takes this request (the catalog namespace is read-only:
+    /// the operations that read it answer before asking this).
     fn require_bucket(&self, bucket: &str) -> S3Result<()> {
+        if bucket == CATALOG_BUCKET {
+            return Err(catalog::read_only());
+        }
         match self.engine.bucket(bucket).map_err(error::engine_error)? {
             Some(_) => Ok(()),
             None => Err(s3_error!(NoSuchBucket, "The specified bucket does not exist")),

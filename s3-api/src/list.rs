@@ -8,7 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as TOKEN_BASE64;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
-use storage_core::{ListPage, ListQuery};
+use storage_core::ListQuery;
 
 /// The most keys one page may hold, whatever max-keys asks for.
 const MAX_KEYS_PER_PAGE: usize = 1000;
@@ -63,18 +63,34 @@ fn object(encoder: &Encoder, key: String, entry: &storage_core::ObjectEntry) -> 
     }
 }
 
-fn list_page(s3: &QuarryS3, bucket: &str, query: &ListQuery) -> S3Result<ListPage> {
-    s3.require_bucket(bucket)?;
-    s3.engine.list_objects(bucket, query).map_err(engine_error)
-}
+/// One page of a listing: objects, common prefixes, truncated, last key or prefix.
+pub(crate) type Listed = (Vec<Object>, Vec<CommonPrefix>, bool, Option<String>);
 
-fn contents(encoder: &Encoder, page: &mut ListPage) -> (Vec<Object>, Vec<CommonPrefix>) {
+fn list_page(s3: &QuarryS3, bucket: &str, query: &ListQuery, encoder: &Encoder) -> S3Result<Listed> {
+    if bucket == crate::CATALOG_BUCKET {
+        let (mut objects, mut prefixes, truncated, last) = crate::catalog::list(
+            s3,
+            &query.prefix,
+            query.delimiter.as_deref(),
+            query.start_after.as_deref(),
+            query.max_keys,
+        )?;
+        for o in &mut objects {
+            o.key = encoder.opt(o.key.take());
+        }
+        for p in &mut prefixes {
+            p.prefix = encoder.opt(p.prefix.take());
+        }
+        return Ok((objects, prefixes, truncated, last));
+    }
+    s3.require_bucket(bucket)?;
+    let mut page = s3.engine.list_objects(bucket, query).map_err(engine_error)?;
     let objects = std::mem::take(&mut page.objects).into_iter().map(|(k, e)| object(encoder, k, &e)).collect();
     let prefixes = std::mem::take(&mut page.common_prefixes)
         .into_iter()
         .map(|p| CommonPrefix { prefix: Some(encoder.apply(p)) })
         .collect();
-    (objects, prefixes)
+    Ok((objects, prefixes, page.is_truncated, page.last))
 }
 
 pub async fn list_objects_v2(
@@ -93,16 +109,15 @@ pub async fn list_objects_v2(
         start_after: resume_after,
         max_keys: max_keys(input.max_keys)?,
     };
-    let mut page = list_page(s3, &input.bucket, &query)?;
-    let (objects, prefixes) = contents(&encoder, &mut page);
-    let next_token = page.last.as_deref().filter(|_| page.is_truncated).map(|last| TOKEN_BASE64.encode(last));
+    let (objects, prefixes, is_truncated, last) = list_page(s3, &input.bucket, &query, &encoder)?;
+    let next_token = last.as_deref().filter(|_| is_truncated).map(|last| TOKEN_BASE64.encode(last));
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(input.bucket),
         prefix: Some(encoder.apply(query.prefix)),
         delimiter: encoder.opt(input.delimiter),
         max_keys: Some(query.max_keys as i32),
         key_count: Some((objects.len() + prefixes.len()) as i32),
-        is_truncated: Some(page.is_truncated),
+        is_truncated: Some(is_truncated),
         continuation_token: input.continuation_token,
         next_continuation_token: next_token,
         start_after: encoder.opt(input.start_after),
@@ -122,18 +137,17 @@ pub async fn list_objects(s3: &QuarryS3, req: S3Request<ListObjectsInput>) -> S3
         start_after: input.marker.clone().filter(|m| !m.is_empty()),
         max_keys: max_keys(input.max_keys)?,
     };
-    let mut page = list_page(s3, &input.bucket, &query)?;
-    let (objects, prefixes) = contents(&encoder, &mut page);
+    let (objects, prefixes, is_truncated, last) = list_page(s3, &input.bucket, &query, &encoder)?;
     // S3 documents NextMarker only with a delimiter; sending it always helps clients
     // that paginate without one, and is what most S3 servers do.
-    let next_marker = page.last.clone().filter(|_| page.is_truncated);
+    let next_marker = last.filter(|_| is_truncated);
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(input.bucket),
         prefix: Some(encoder.apply(query.prefix)),
         marker: Some(encoder.apply(input.marker.unwrap_or_default())),
         delimiter: encoder.opt(input.delimiter),
         max_keys: Some(query.max_keys as i32),
-        is_truncated: Some(page.is_truncated),
+        is_truncated: Some(is_truncated),
         next_marker: encoder.opt(next_marker),
         encoding_type: input.encoding_type,
         contents: Some(objects),

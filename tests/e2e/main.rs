@@ -14,6 +14,7 @@ mod harness;
 mod access;
 mod auth;
 mod buckets;
+mod catalog;
 mod conditional;
 mod crash_cycles;
 mod disk_full;
