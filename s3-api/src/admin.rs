@@ -29,8 +29,9 @@ struct Status {
     segments: Vec<storage_core::SegmentUsage>,
     total_bytes: u64,
     live_bytes: u64,
-    /// Parquet catalog files (the catalog is not built yet).
+    /// The catalog's Parquet files and the LSN they cover.
     catalog_files: Vec<String>,
+    catalog_covered_lsn: Option<u64>,
     last_compaction: Option<storage_core::CompactionReport>,
     counters: Counters,
 }
@@ -89,7 +90,8 @@ impl S3Route for AdminRoute {
                     total_bytes: segments.iter().map(|s| s.bytes).sum(),
                     live_bytes: segments.iter().map(|s| s.live_bytes).sum(),
                     segments,
-                    catalog_files: Vec::new(),
+                    catalog_files: self.engine.catalog().map(|c| c.files()).unwrap_or_default(),
+                    catalog_covered_lsn: self.engine.catalog().map(|c| c.covered_lsn()),
                     last_compaction: self.engine.last_compaction(),
                     counters: Counters {
                         corrupt_reads: EngineStats::get(&stats.corrupt_reads),
@@ -103,6 +105,11 @@ impl S3Route for AdminRoute {
             (http::Method::POST, COMPACT_PATH) => {
                 let options = CompactionOptions { force: true, max_bytes_per_sec: None, ..self.compaction };
                 let report = self.engine.compact(options).await.map_err(internal)?;
+                let engine = self.engine.clone();
+                tokio::task::spawn_blocking(move || engine.compact_catalog())
+                    .await
+                    .map_err(|e| s3_error!(InternalError, "{e}"))?
+                    .map_err(internal)?;
                 Ok(json(&report))
             }
             (method, path) => Err(s3_error!(MethodNotAllowed, "{method} is not allowed on {path}")),

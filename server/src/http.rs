@@ -12,6 +12,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use storage_core::{Engine, EngineStats};
 
+/// The background compactor merges the catalog when it has more files than this.
+const CATALOG_FILES_BEFORE_COMPACTION: usize = 32;
+
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE_MS: u64 = 30_000;
 
@@ -139,6 +142,15 @@ fn metrics(engine: &Engine) -> String {
 pub async fn background_compaction(engine: Engine, options: storage_core::CompactionOptions, interval_secs: u64) {
     loop {
         tokio::time::sleep(Duration::from_secs(interval_secs)).await;
+        // The catalog is merged once enough small files pile up.
+        if engine.catalog().is_some_and(|c| c.files().len() > CATALOG_FILES_BEFORE_COMPACTION) {
+            let merging = engine.clone();
+            match tokio::task::spawn_blocking(move || merging.compact_catalog()).await {
+                Ok(Ok(())) => tracing::info!("catalog compacted"),
+                Ok(Err(e)) => tracing::error!("catalog compaction failed: {e}"),
+                Err(e) => tracing::error!("catalog compaction panicked: {e}"),
+            }
+        }
         match engine.compact(options).await {
             Ok(report) if report.segments_in.is_empty() => {}
             Ok(report) => tracing::info!(

@@ -332,6 +332,17 @@ impl Engine {
         }
     }
 
+    /// Merges the catalog's deltas into its base (blocking): see `Catalog::compact`.
+    pub fn compact_catalog(&self) -> Result<()> {
+        match &self.inner.catalog {
+            Some(catalog) => {
+                catalog.flush(self.inner.segments.as_ref(), &self.inner.index)?;
+                catalog.compact()
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Records at or below this LSN are in the catalog (all of them without a catalog).
     pub(crate) fn catalog_covered_lsn(&self) -> u64 {
         self.inner.catalog.as_ref().map_or(u64::MAX, |c| c.covered_lsn())
