@@ -40,12 +40,17 @@ fn entries() -> Vec<LogEntry> {
         inline: false,
         if_none_match: true,
         if_match: Some("*".into()),
+        origin: Some(storage_core::log_entry::Origin {
+            requester: Some("admin".into()),
+            source_ip: Some("127.0.0.1".into()),
+            request_id: Some("0123456789abcdef".into()),
+        }),
     };
     vec![
         LogEntry::Chunk,
         LogEntry::Object(object.clone()),
         LogEntry::Object(ObjectRecord { meta: ObjectMeta::default(), chunks: vec![], inline: true, ..object.clone() }),
-        LogEntry::Tombstone { bucket: "bucket".into(), key: "k".into() },
+        LogEntry::Tombstone { bucket: "bucket".into(), key: "k".into(), origin: None },
         LogEntry::BucketCreate { bucket: "bucket".into(), created_ms: 1 },
         LogEntry::BucketDelete { bucket: "bucket".into() },
         LogEntry::UploadCreate(UploadRecord {

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeMap;
 use storage_core::index::RecordLocation;
-use storage_core::log_entry::{ChunkPiece, LogEntry, ObjectMeta, ObjectRecord, PartRecord, StoredChecksum, UploadRecord};
+use storage_core::log_entry::{ChunkPiece, LogEntry, ObjectMeta, ObjectRecord, Origin, PartRecord, StoredChecksum, UploadRecord};
 use storage_core::record;
 use storage_core::sidecar::{self, SidecarEntry};
 
@@ -70,6 +70,7 @@ struct Object {
     chunks: Vec<(u64, u64, u64)>,
     inline: bool,
     if_none_match: bool,
+    requester: Option<String>,
     if_match: Option<String>,
 }
 
@@ -132,6 +133,7 @@ fn object(o: Object) -> ObjectRecord {
         inline: o.inline,
         if_none_match: o.if_none_match,
         if_match: o.if_match,
+        origin: o.requester.map(|requester| Origin { requester: Some(requester), source_ip: None, request_id: None }),
     }
 }
 
@@ -139,7 +141,7 @@ fn log_entry(e: Entry) -> LogEntry {
     match e {
         Entry::Chunk => LogEntry::Chunk,
         Entry::Object(o) => LogEntry::Object(object(o)),
-        Entry::Tombstone { bucket, key } => LogEntry::Tombstone { bucket, key },
+        Entry::Tombstone { bucket, key } => LogEntry::Tombstone { bucket, key, origin: None },
         Entry::BucketCreate { bucket, created_ms } => LogEntry::BucketCreate { bucket, created_ms },
         Entry::BucketDelete { bucket } => LogEntry::BucketDelete { bucket },
         Entry::UploadCreate(u) => LogEntry::UploadCreate(UploadRecord {

@@ -20,6 +20,7 @@ pub fn copy_source(source: &CopySource) -> S3Result<(&str, &str)> {
 }
 
 pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+    let origin = crate::origin(&req);
     let input = req.input;
     let (source_bucket, source_key) = copy_source(&input.copy_source)?;
     s3.require_bucket(&input.bucket)?;
@@ -54,6 +55,7 @@ pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Re
         inline: false,
         if_none_match: false,
         if_match: None,
+        origin: Some(origin),
     };
     let entry = s3.engine.put_object(record, Body::Chunks(source.chunks)).await.map_err(engine_error)?;
     let mut result = CopyObjectResult {

@@ -12,7 +12,8 @@ pub async fn delete_object(
     s3: &QuarryS3,
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
-    s3.engine.delete_object(&req.input.bucket, &req.input.key).await.map_err(engine_error)?;
+    let origin = crate::origin(&req);
+    s3.engine.delete_object_by(&req.input.bucket, &req.input.key, Some(origin)).await.map_err(engine_error)?;
     Ok(S3Response::new(DeleteObjectOutput::default()))
 }
 
@@ -20,6 +21,7 @@ pub async fn delete_objects(
     s3: &QuarryS3,
     req: S3Request<DeleteObjectsInput>,
 ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let origin = crate::origin(&req);
     let input = req.input;
     s3.require_bucket(&input.bucket)?;
     let objects = input.delete.objects;
@@ -30,7 +32,7 @@ pub async fn delete_objects(
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for object in objects {
-        match s3.engine.delete_object(&input.bucket, &object.key).await {
+        match s3.engine.delete_object_by(&input.bucket, &object.key, Some(origin.clone())).await {
             Ok(()) if quiet => {}
             Ok(()) => deleted.push(DeletedObject { key: Some(object.key), ..Default::default() }),
             Err(e) => {

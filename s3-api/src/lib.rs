@@ -27,6 +27,24 @@ use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 use std::sync::Arc;
 use storage_core::Engine;
 
+/// What the HTTP layer knows about a request, handed to the S3 layer in the request's
+/// extensions: where it came from and the id it is answered with (x-amz-request-id).
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub peer: Option<std::net::SocketAddr>,
+    pub request_id: String,
+}
+
+/// Who made a change, for the catalog's journal.
+fn origin<T>(req: &S3Request<T>) -> storage_core::Origin {
+    let context = req.extensions.get::<RequestContext>();
+    storage_core::Origin {
+        requester: req.credentials.as_ref().map(|c| c.access_key.clone()),
+        source_ip: context.and_then(|c| c.peer).map(|p| p.ip().to_string()),
+        request_id: context.map(|c| c.request_id.clone()),
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// The largest object a single PutObject may upload.

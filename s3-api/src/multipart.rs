@@ -232,6 +232,7 @@ pub async fn complete_multipart_upload(
     s3: &QuarryS3,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let origin = crate::origin(&req);
     let input = req.input;
     let upload = upload(s3, &input.bucket, &input.key, &input.upload_id)?.upload;
     let listed = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
@@ -332,6 +333,7 @@ pub async fn complete_multipart_upload(
             Some(ETagCondition::Any) => Some("*".to_owned()),
             None => None,
         },
+        origin: Some(origin),
     };
     let entry = s3.engine.complete_upload(&upload.upload_id, record).await.map_err(engine_error)?;
     let mut output = CompleteMultipartUploadOutput {

@@ -11,6 +11,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use storage_core::ObjectRecord;
 
 pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+    let origin = crate::origin(&req);
     let S3Request { input, headers, trailing_headers, .. } = req;
     // Refuse early (the commit checks again, atomically).
     s3.require_bucket(&input.bucket)?;
@@ -57,6 +58,7 @@ pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Resu
         inline: false,
         if_none_match,
         if_match,
+        origin: Some(origin),
     };
     let entry = s3.engine.put_object(record, ingested.body).await.map_err(engine_error)?;
     let mut output = PutObjectOutput {

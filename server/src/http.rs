@@ -50,8 +50,9 @@ pub async fn serve(address: SocketAddr, s3: S3Service, engine: Engine, scrub: Sc
                     }
                 };
                 let (s3, engine) = (s3.clone(), engine.clone());
-                let service =
-                    service_fn(move |request: http::Request<Incoming>| route(s3.clone(), engine.clone(), request));
+                let service = service_fn(move |request: http::Request<Incoming>| {
+                    route(s3.clone(), engine.clone(), peer, request)
+                });
                 let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
@@ -79,7 +80,8 @@ pub async fn serve(address: SocketAddr, s3: S3Service, engine: Engine, scrub: Sc
 async fn route(
     s3: S3Service,
     engine: Engine,
-    request: http::Request<Incoming>,
+    peer: SocketAddr,
+    mut request: http::Request<Incoming>,
 ) -> Result<s3s::HttpResponse, s3s::HttpError> {
     if request.method() == http::Method::GET && request.uri().query().is_none() {
         match request.uri().path() {
@@ -95,7 +97,13 @@ async fn route(
     let expects_continue =
         request.headers().get(http::header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let empty_body = request.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0");
+    // Every S3 request gets an id: in the response (x-amz-request-id) and in the journal.
+    let request_id = format!("{:016X}", rand::random::<u64>());
+    request.extensions_mut().insert(s3_api::RequestContext { peer: Some(peer), request_id: request_id.clone() });
     let mut response = hyper::service::Service::call(&s3, merge_repeated_headers(request)).await?;
+    if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-amz-request-id", value);
+    }
     // A request with "Expect: 100-continue" whose body we never read (empty, or refused
     // first) gets its final response without a 100 Continue. botocore (bundled in the
     // aws cli 1.x) then keeps that status line on the pooled connection and misreads

@@ -37,6 +37,7 @@ async fn run(dir: &std::path::Path, objects: u64, catalog: bool) -> f64 {
                     inline: false,
                     if_none_match: false,
                     if_match: None,
+                    origin: None,
                 };
                 engine.put_object(record, body).await.unwrap();
                 i += WRITERS;

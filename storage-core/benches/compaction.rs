@@ -55,6 +55,7 @@ fn main() {
                 inline: false,
                 if_none_match: false,
                 if_match: None,
+                origin: None,
             };
             engine.put_object(record, body).await.unwrap();
         }

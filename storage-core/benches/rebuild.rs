@@ -64,6 +64,7 @@ async fn populate(dir: &Path, objects: u64, object_bytes: usize) -> Duration {
                     inline: false,
                     if_none_match: false,
                     if_match: None,
+                    origin: None,
                 };
                 engine.put_object(record, body).await.unwrap();
                 i += CONCURRENT_WRITERS as u64;

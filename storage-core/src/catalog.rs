@@ -21,7 +21,7 @@
 use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::io::SegmentDir;
-use crate::log_entry::{LogEntry, ObjectRecord};
+use crate::log_entry::{LogEntry, ObjectRecord, Origin};
 use crate::segment::{self, segment_name};
 use arrow_array::builder::{MapBuilder, StringBuilder};
 use arrow_array::{
@@ -71,6 +71,9 @@ pub struct JournalRow {
     pub content_type: Option<String>,
     pub last_modified_ms: Option<i64>,
     pub user_metadata: BTreeMap<String, String>,
+    pub requester: Option<String>,
+    pub source_ip: Option<String>,
+    pub request_id: Option<String>,
 }
 
 /// One row of the `inventory` table: a live object.
@@ -148,7 +151,7 @@ pub fn journal_schema() -> SchemaRef {
         Field::new("content_type", DataType::Utf8, true),
         Field::new("last_modified", timestamp_type(), true),
         Field::new("user_metadata", metadata_type(), true),
-        // Who made the change: not recorded in the log yet (always null for now).
+        // Who made the change (null for records written before the log carried it).
         Field::new("requester", DataType::Utf8, true),
         Field::new("source_ip", DataType::Utf8, true),
         Field::new("request_id", DataType::Utf8, true),
@@ -227,9 +230,9 @@ fn journal_batch(rows: &[JournalRow]) -> Result<RecordBatch> {
         Arc::new(StringArray::from(rows.iter().map(|r| r.content_type.as_deref()).collect::<Vec<_>>())),
         timestamps(rows.iter().map(|r| r.last_modified_ms).collect()),
         metadata_array(rows.iter().map(|r| &r.user_metadata))?,
-        Arc::new(StringArray::from(vec![None::<&str>; rows.len()])),
-        Arc::new(StringArray::from(vec![None::<&str>; rows.len()])),
-        Arc::new(StringArray::from(vec![None::<&str>; rows.len()])),
+        Arc::new(StringArray::from(rows.iter().map(|r| r.requester.as_deref()).collect::<Vec<_>>())),
+        Arc::new(StringArray::from(rows.iter().map(|r| r.source_ip.as_deref()).collect::<Vec<_>>())),
+        Arc::new(StringArray::from(rows.iter().map(|r| r.request_id.as_deref()).collect::<Vec<_>>())),
     ];
     RecordBatch::try_new(journal_schema(), columns).map_err(parquet_error)
 }
@@ -335,6 +338,9 @@ fn journal_rows(batch: &RecordBatch) -> Result<Vec<JournalRow>> {
     let content_types = column::<StringArray>(batch, "content_type")?;
     let modified = column::<TimestampMillisecondArray>(batch, "last_modified")?;
     let metadata = column::<MapArray>(batch, "user_metadata")?;
+    let requesters = column::<StringArray>(batch, "requester")?;
+    let source_ips = column::<StringArray>(batch, "source_ip")?;
+    let request_ids = column::<StringArray>(batch, "request_id")?;
     let text = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_owned());
     Ok((0..batch.num_rows())
         .map(|i| JournalRow {
@@ -348,13 +354,21 @@ fn journal_rows(batch: &RecordBatch) -> Result<Vec<JournalRow>> {
             content_type: text(content_types, i),
             last_modified_ms: (!modified.is_null(i)).then(|| modified.value(i)),
             user_metadata: metadata_at(metadata, i),
+            requester: text(requesters, i),
+            source_ip: text(source_ips, i),
+            request_id: text(request_ids, i),
         })
         .collect())
 }
 
 fn change(entry: &LogEntry, lsn: u64) -> Option<Change> {
+    let who = |origin: &Option<Origin>| {
+        let origin = origin.clone().unwrap_or_default();
+        (origin.requester, origin.source_ip, origin.request_id)
+    };
     let put = |object: &ObjectRecord| {
         let meta = &object.meta;
+        let (requester, source_ip, request_id) = who(&object.origin);
         Change::Put(
             JournalRow {
                 sequence_number: lsn,
@@ -367,6 +381,9 @@ fn change(entry: &LogEntry, lsn: u64) -> Option<Change> {
                 content_type: meta.content_type.clone(),
                 last_modified_ms: Some(meta.last_modified_ms),
                 user_metadata: meta.user_metadata.clone(),
+                requester,
+                source_ip,
+                request_id,
             },
             InventoryRow {
                 bucket: object.bucket.clone(),
@@ -382,7 +399,7 @@ fn change(entry: &LogEntry, lsn: u64) -> Option<Change> {
     };
     match entry {
         LogEntry::Object(object) | LogEntry::UploadComplete { object, .. } => Some(put(object)),
-        LogEntry::Tombstone { bucket, key } => Some(Change::Delete(JournalRow {
+        LogEntry::Tombstone { bucket, key, origin } => Some(Change::Delete(JournalRow {
             sequence_number: lsn,
             record_type: "DELETE".into(),
             record_timestamp_ms: now_ms(),
@@ -393,6 +410,9 @@ fn change(entry: &LogEntry, lsn: u64) -> Option<Change> {
             content_type: None,
             last_modified_ms: None,
             user_metadata: BTreeMap::new(),
+            requester: who(origin).0,
+            source_ip: who(origin).1,
+            request_id: who(origin).2,
         })),
         _ => None,
     }

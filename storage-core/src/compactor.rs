@@ -339,7 +339,7 @@ fn decide_deletions(segments: &mut [SegmentPlan], runs: &[Vec<usize>]) {
                 continue;
             }
             let needed = match decoded {
-                LogEntry::Tombstone { bucket, key } => {
+                LogEntry::Tombstone { bucket, key, .. } => {
                     older(oldest_object.get(&(bucket.as_str(), key.as_str())), entry.lsn)
                 }
                 LogEntry::BucketDelete { bucket } => older(oldest_in_bucket.get(bucket.as_str()), entry.lsn),

@@ -470,13 +470,18 @@ impl Engine {
 
     /// Deletes a key (a tombstone in the log). Deleting a missing key is not an error.
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
+        self.delete_object_by(bucket, key, None).await
+    }
+
+    /// As `delete_object`, recording who asked (for the journal).
+    pub async fn delete_object_by(&self, bucket: &str, key: &str, origin: Option<crate::Origin>) -> Result<()> {
         if self.bucket(bucket)?.is_none() {
             return Err(Error::Rejected(Rejection::NoSuchBucket));
         }
         if self.object(bucket, key)?.is_none() {
             return Ok(());
         }
-        let entry = LogEntry::Tombstone { bucket: bucket.to_owned(), key: key.to_owned() };
+        let entry = LogEntry::Tombstone { bucket: bucket.to_owned(), key: key.to_owned(), origin };
         self.append(entry, Bytes::new(), true).await.map(|_| ())
     }
 

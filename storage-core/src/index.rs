@@ -395,7 +395,7 @@ pub fn apply(
     match entry {
         LogEntry::Chunk => {}
         LogEntry::Object(object) => put_object(view, object, lsn, own_chunks(&object.chunks, object.inline))?,
-        LogEntry::Tombstone { bucket, key } => {
+        LogEntry::Tombstone { bucket, key, .. } => {
             let k = object_key(bucket, key);
             if let Some(existing) = view.json::<ObjectEntry>(&k)?
                 && existing.lsn < lsn

@@ -24,6 +24,8 @@ pub use compactor::{CompactionOptions, CompactionReport, SegmentUsage};
 pub use engine::{Body, BodyWriter, Engine, EngineConfig, ListPage, ListQuery, ObjectReader, RecoverySummary};
 pub use error::{Error, Rejection, Result};
 pub use index::{BucketEntry, ObjectEntry, PartEntry, UploadEntry};
-pub use log_entry::{ChunkPiece, ObjectMeta, ObjectRecord, PartRecord, StoredChecksum, UploadRecord, slice_pieces};
+pub use log_entry::{
+    ChunkPiece, ObjectMeta, ObjectRecord, Origin, PartRecord, StoredChecksum, UploadRecord, slice_pieces,
+};
 pub use scrub::ScrubReport;
 pub use stats::EngineStats;

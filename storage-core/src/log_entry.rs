@@ -77,6 +77,18 @@ pub struct ObjectMeta {
     pub part_sizes: Option<Vec<u64>>,
 }
 
+/// Who made a change, as the journal reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// The access key id that signed the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
 /// What is put under a key: the metadata and where its bytes are.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectRecord {
@@ -95,6 +107,8 @@ pub struct ObjectRecord {
     /// ("*": unless the key exists).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub if_match: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +153,8 @@ pub enum LogEntry {
     Tombstone {
         bucket: String,
         key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<Origin>,
     },
     BucketCreate {
         bucket: String,

@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_every_flipped_byte_is_detected() {
-        let entry = LogEntry::Tombstone { bucket: "b".into(), key: "k/ü".into() };
+        let entry = LogEntry::Tombstone { bucket: "b".into(), key: "k/ü".into(), origin: None };
         let rec = encode(42, &entry, Bytes::from_static(b"payload"));
         let bytes = to_bytes(&rec);
         assert_eq!(bytes.len() as u64, rec.len());

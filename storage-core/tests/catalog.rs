@@ -46,6 +46,7 @@ async fn put_at(engine: &Engine, key: &str, len: usize, last_modified_ms: i64) {
         inline: false,
         if_none_match: false,
         if_match: None,
+        origin: None,
     };
     engine.put_object(record, body).await.unwrap();
 }

@@ -30,6 +30,7 @@ fn record(key: &str, size: u64) -> ObjectRecord {
         inline: false,
         if_none_match: false,
         if_match: None,
+        origin: None,
     }
 }
 

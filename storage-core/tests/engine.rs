@@ -19,6 +19,7 @@ fn record(bucket: &str, key: &str, size: u64) -> ObjectRecord {
         inline: false,
         if_none_match: false,
         if_match: None,
+        origin: None,
     }
 }
 

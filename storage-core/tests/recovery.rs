@@ -32,6 +32,7 @@ async fn put(engine: &Engine, key: &str, data: &[u8]) {
         inline: false,
         if_none_match: false,
         if_match: None,
+        origin: None,
     };
     engine.put_object(record, body).await.unwrap();
 }

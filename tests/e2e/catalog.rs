@@ -17,8 +17,13 @@ async fn flusher_replays_after_kill9_without_losing_or_doubling_rows() {
     }
     // Let the flusher take in the first batch, then change more and kill at once.
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut request_ids = std::collections::BTreeMap::new();
     for i in 0..30 {
-        put(&client, "journaled", &format!("second-{i:02}"), &random_bytes(200 + i)).await;
+        let key = format!("second-{i:02}");
+        let output =
+            client.put_object().bucket("journaled").key(&key).body(random_bytes(200 + i).into()).send().await.unwrap();
+        let id = aws_sdk_s3::operation::RequestId::request_id(&output).map(str::to_owned);
+        request_ids.insert(key, id.unwrap_or_else(|| panic!("PutObject answered without x-amz-request-id")));
     }
     for i in 0..5 {
         client.delete_object().bucket("journaled").key(format!("first-{i:02}")).send().await.unwrap();
@@ -42,6 +47,16 @@ async fn flusher_replays_after_kill9_without_losing_or_doubling_rows() {
     let creates = journal.iter().filter(|r| r.record_type == "CREATE").count();
     let deletes = journal.iter().filter(|r| r.record_type == "DELETE").count();
     assert_eq!((creates, deletes), (60, 5), "journal rows (CREATE, DELETE) after kill -9 and restart");
+
+    // Who made each change: the signing key, the client's address, the request id.
+    for row in &journal {
+        assert_eq!(row.requester.as_deref(), Some(ADMIN_ACCESS_KEY), "requester of journal row {row:?}");
+        assert_eq!(row.source_ip.as_deref(), Some("127.0.0.1"), "source_ip of journal row {row:?}");
+        assert!(row.request_id.as_deref().is_some_and(|id| !id.is_empty()), "request_id of journal row {row:?}");
+        if let Some(id) = request_ids.get(&row.key) {
+            assert_eq!(row.request_id.as_ref(), Some(id), "journal row of {} vs the PUT's x-amz-request-id", row.key);
+        }
+    }
 
     let inventory = Catalog::read_only(catalog_dir).unwrap().inventory().unwrap();
     let mut keys: Vec<String> = inventory.keys().map(|(_, k)| k.clone()).collect();
