@@ -120,6 +120,8 @@ pub struct Catalog {
     config: CatalogConfig,
     manifest: Mutex<Manifest>,
     covered_lsn: Arc<AtomicU64>,
+    /// Failure injection for tests: file operations left before one fails (u64::MAX: never).
+    operations_before_failure: AtomicU64,
 }
 
 fn timestamp_type() -> DataType {
@@ -262,9 +264,11 @@ fn tombstone_batch(rows: &[(String, String, u64)]) -> Result<RecordBatch> {
 }
 
 /// Writes `batch` to `dir/name` atomically (temporary name, fsync, rename, dir fsync).
-fn write_parquet(dir: &Path, name: &str, batch: &RecordBatch) -> Result<()> {
+/// `step` is called before each file operation (failure injection in tests).
+fn write_parquet(dir: &Path, name: &str, batch: &RecordBatch, step: &dyn Fn() -> Result<()>) -> Result<()> {
     let path = dir.join(name);
     let temporary = dir.join(format!("{name}.tmp"));
+    step()?;
     let properties = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(ROWS_PER_ROW_GROUP))
@@ -273,9 +277,13 @@ fn write_parquet(dir: &Path, name: &str, batch: &RecordBatch) -> Result<()> {
     let file = std::fs::File::create(&temporary)?;
     let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties)).map_err(parquet_error)?;
     writer.write(batch).map_err(parquet_error)?;
+    step()?;
     let file = writer.into_inner().map_err(parquet_error)?;
+    step()?;
     file.sync_all()?;
+    step()?;
     std::fs::rename(&temporary, &path)?;
+    step()?;
     std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
@@ -446,7 +454,13 @@ impl Catalog {
             }
         }
         let covered_lsn = Arc::new(AtomicU64::new(manifest.covered_lsn));
-        Ok(Catalog { dir, config, manifest: Mutex::new(manifest), covered_lsn })
+        Ok(Catalog {
+            dir,
+            config,
+            manifest: Mutex::new(manifest),
+            covered_lsn,
+            operations_before_failure: AtomicU64::new(u64::MAX),
+        })
     }
 
     /// Opens a catalog to read it only (e.g. one a running server owns): nothing is
@@ -459,7 +473,13 @@ impl Catalog {
             Err(e) => return Err(e.into()),
         };
         let covered_lsn = Arc::new(AtomicU64::new(manifest.covered_lsn));
-        Ok(Catalog { dir, config: CatalogConfig::default(), manifest: Mutex::new(manifest), covered_lsn })
+        Ok(Catalog {
+            dir,
+            config: CatalogConfig::default(),
+            manifest: Mutex::new(manifest),
+            covered_lsn,
+            operations_before_failure: AtomicU64::new(u64::MAX),
+        })
     }
 
     pub fn config(&self) -> CatalogConfig {
@@ -480,11 +500,33 @@ impl Catalog {
         &self.dir
     }
 
+    /// Makes the `n`-th file operation from now fail (tests: a crash at that step).
+    pub fn fail_after(&self, n: u64) {
+        self.operations_before_failure.store(n, Ordering::SeqCst);
+    }
+
+    /// Counts one file operation; fails once the injected failure point is reached.
+    fn step(&self) -> Result<()> {
+        let left = self.operations_before_failure.load(Ordering::SeqCst);
+        if left == u64::MAX {
+            return Ok(());
+        }
+        if left == 0 {
+            return Err(Error::Io(std::io::Error::other("injected catalog failure")));
+        }
+        self.operations_before_failure.store(left - 1, Ordering::SeqCst);
+        Ok(())
+    }
+
     fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
         let temporary = self.dir.join("manifest.json.tmp");
+        self.step()?;
         std::fs::write(&temporary, serde_json::to_vec_pretty(manifest).expect("manifest serializes"))?;
+        self.step()?;
         std::fs::File::open(&temporary)?.sync_all()?;
+        self.step()?;
         std::fs::rename(&temporary, self.dir.join("manifest.json"))?;
+        self.step()?;
         std::fs::File::open(&self.dir)?.sync_all()?;
         Ok(())
     }
@@ -550,17 +592,17 @@ impl Catalog {
         }
         if !journal.is_empty() {
             let name = format!("journal/{first:020}-{covered:020}.parquet");
-            write_parquet(&self.dir, &name, &journal_batch(&journal)?)?;
+            write_parquet(&self.dir, &name, &journal_batch(&journal)?, &|| self.step())?;
             next.journal.push(name);
         }
         if !upserts.is_empty() {
             let name = format!("inventory/delta-{first:020}-{covered:020}.parquet");
-            write_parquet(&self.dir, &name, &inventory_batch(&upserts)?)?;
+            write_parquet(&self.dir, &name, &inventory_batch(&upserts)?, &|| self.step())?;
             next.inventory_deltas.push(name);
         }
         if !deletes.is_empty() {
             let name = format!("inventory/tombstones-{first:020}-{covered:020}.parquet");
-            write_parquet(&self.dir, &name, &tombstone_batch(&deletes)?)?;
+            write_parquet(&self.dir, &name, &tombstone_batch(&deletes)?, &|| self.step())?;
             next.tombstones.push(name);
         }
         next.covered_lsn = covered;
@@ -632,7 +674,7 @@ impl Catalog {
         let mut next = manifest.clone();
         let covered = manifest.covered_lsn;
         let base = format!("inventory/base-{covered:020}.parquet");
-        write_parquet(&self.dir, &base, &inventory_batch(&inventory)?)?;
+        write_parquet(&self.dir, &base, &inventory_batch(&inventory)?, &|| self.step())?;
         let rows: usize = read_parquet(&self.dir.join(&base))?.iter().map(|b| b.num_rows()).sum();
         if rows != inventory.len() {
             let _ = std::fs::remove_file(self.dir.join(&base));
@@ -654,7 +696,7 @@ impl Catalog {
         if !journal.is_empty() {
             let first = journal[0].sequence_number;
             let name = format!("journal/{first:020}-{covered:020}.merged.parquet");
-            write_parquet(&self.dir, &name, &journal_batch(&journal)?)?;
+            write_parquet(&self.dir, &name, &journal_batch(&journal)?, &|| self.step())?;
             let rows: usize = read_parquet(&self.dir.join(&name))?.iter().map(|b| b.num_rows()).sum();
             if rows != journal.len() {
                 return Err(Error::Corrupt(format!("merged journal has {rows} rows, expected {}", journal.len())));
@@ -662,11 +704,16 @@ impl Catalog {
             next.journal.push(name);
         }
         self.write_manifest(&next)?;
+        // The manifest is the commit point: from here the inputs are orphans, removed now
+        // or, if that fails, at the next start.
         let keep: HashSet<&String> = next.files().collect();
-        for old in manifest.files().filter(|f| !keep.contains(f)) {
-            std::fs::remove_file(self.dir.join(old))?;
-        }
+        let inputs: Vec<String> = manifest.files().filter(|f| !keep.contains(f)).cloned().collect();
         *manifest = next;
+        for input in inputs {
+            if let Err(e) = self.step().and_then(|()| Ok(std::fs::remove_file(self.dir.join(&input))?)) {
+                tracing::warn!("catalog compaction input {input} not removed yet ({e}); it goes at the next start");
+            }
+        }
         Ok(())
     }
 }

@@ -209,3 +209,45 @@ async fn journal_rows_past_retention_go_at_compaction_and_the_inventory_stays() 
     let inventory: Vec<String> = catalog(&engine).inventory().unwrap().into_keys().map(|(_, k)| k).collect();
     assert_eq!(inventory, ["new", "old"], "the inventory keeps live objects whatever their age");
 }
+
+/// A failure (the process dying) at every file operation of a catalog compaction in
+/// turn: after a restart the inventory and the journal are exactly what they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_at_any_step_of_catalog_compaction_leaves_the_same_catalog() {
+    let mut step = 0u64;
+    loop {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(config(dir.path(), 3_600_000)).unwrap();
+        engine.create_bucket("b", 1).await.unwrap();
+        for round in 0..3 {
+            for i in 0..20 {
+                put(&engine, &format!("k{i:02}"), 10 * round + i).await;
+            }
+            for i in (round..20).step_by(5) {
+                engine.delete_object("b", &format!("k{i:02}")).await.unwrap();
+            }
+            engine.flush_catalog().unwrap();
+        }
+        let inventory = catalog(&engine).inventory().unwrap();
+        let journal = catalog(&engine).journal().unwrap();
+
+        catalog(&engine).fail_after(step);
+        let outcome = catalog(&engine).compact();
+        drop(engine); // the process dies here
+        let engine = Engine::open(config(dir.path(), 3_600_000)).unwrap();
+        assert_eq!(
+            catalog(&engine).inventory().unwrap(),
+            inventory,
+            "step {step}: inventory after a failure and restart"
+        );
+        let after = catalog(&engine).journal().unwrap();
+        assert_eq!(after.len(), journal.len(), "step {step}: journal rows after a failure and restart");
+        assert!(after == journal, "step {step}: journal rows changed after a failure and restart");
+        if outcome.is_ok() {
+            break;
+        }
+        step += 1;
+        assert!(step < 1000, "catalog compaction never completed");
+    }
+    assert!(step > 5, "too few failure points were exercised ({step})");
+}
