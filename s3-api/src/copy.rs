@@ -47,16 +47,7 @@ pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Re
     meta.checksum = source.meta.checksum.clone();
     meta.part_sizes = source.meta.part_sizes.clone();
     meta.last_modified_ms = now_ms();
-    let record = ObjectRecord {
-        bucket: input.bucket,
-        key: input.key,
-        meta,
-        chunks: Vec::new(),
-        inline: false,
-        if_none_match: false,
-        if_match: None,
-        origin: Some(origin),
-    };
+    let record = ObjectRecord { origin: Some(origin), ..ObjectRecord::new(input.bucket, input.key, meta) };
     let entry = s3.engine.put_object(record, Body::Chunks(source.chunks)).await.map_err(engine_error)?;
     let mut result = CopyObjectResult {
         e_tag: Some(etag(&entry.meta.etag)),

@@ -29,16 +29,11 @@ async fn run(dir: &std::path::Path, objects: u64, catalog: bool) -> f64 {
                 let mut body = engine.body_writer();
                 body.write(Bytes::from(vec![(i % 251) as u8; 4096])).await.unwrap();
                 let body = body.finish().await.unwrap();
-                let record = ObjectRecord {
-                    bucket: "bench".into(),
-                    key: format!("object-{i:09}"),
-                    meta: ObjectMeta { size_bytes: 4096, etag: format!("{i:032x}"), ..Default::default() },
-                    chunks: vec![],
-                    inline: false,
-                    if_none_match: false,
-                    if_match: None,
-                    origin: None,
-                };
+                let record = ObjectRecord::new(
+                    "bench",
+                    format!("object-{i:09}"),
+                    ObjectMeta { size_bytes: 4096, etag: format!("{i:032x}"), ..Default::default() },
+                );
                 engine.put_object(record, body).await.unwrap();
                 i += WRITERS;
             }

@@ -47,16 +47,11 @@ fn main() {
             let mut writer = engine.body_writer();
             writer.write(block.clone()).await.unwrap();
             let body = writer.finish().await.unwrap();
-            let record = ObjectRecord {
-                bucket: "bench".into(),
-                key: format!("o{i:06}"),
-                meta: ObjectMeta { size_bytes: 1 << 20, etag: "e".into(), ..Default::default() },
-                chunks: vec![],
-                inline: false,
-                if_none_match: false,
-                if_match: None,
-                origin: None,
-            };
+            let record = ObjectRecord::new(
+                "bench",
+                format!("o{i:06}"),
+                ObjectMeta { size_bytes: 1 << 20, etag: "e".into(), ..Default::default() },
+            );
             engine.put_object(record, body).await.unwrap();
         }
         for i in (0..mib).step_by(2) {

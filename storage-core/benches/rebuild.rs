@@ -50,22 +50,14 @@ async fn populate(dir: &Path, objects: u64, object_bytes: usize) -> Duration {
                 let mut body = engine.body_writer();
                 body.write(data).await.unwrap();
                 let body = body.finish().await.unwrap();
-                let record = ObjectRecord {
-                    bucket: "bench".into(),
-                    key: format!("prefix-{:02}/object-{i:09}", i % 97),
-                    meta: ObjectMeta {
-                        size_bytes: object_bytes as u64,
-                        etag: format!("{i:032x}"),
-                        last_modified_ms: 1_700_000_000_000 + i as i64,
-                        content_type: Some("application/octet-stream".into()),
-                        ..Default::default()
-                    },
-                    chunks: vec![],
-                    inline: false,
-                    if_none_match: false,
-                    if_match: None,
-                    origin: None,
+                let meta = ObjectMeta {
+                    size_bytes: object_bytes as u64,
+                    etag: format!("{i:032x}"),
+                    last_modified_ms: 1_700_000_000_000 + i as i64,
+                    content_type: Some("application/octet-stream".into()),
+                    ..Default::default()
                 };
+                let record = ObjectRecord::new("bench", format!("prefix-{:02}/object-{i:09}", i % 97), meta);
                 engine.put_object(record, body).await.unwrap();
                 i += CONCURRENT_WRITERS as u64;
             }

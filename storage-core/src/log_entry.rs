@@ -111,6 +111,23 @@ pub struct ObjectRecord {
     pub origin: Option<Origin>,
 }
 
+impl ObjectRecord {
+    /// An unconditional put of `meta` under `bucket/key`; the body is attached when it
+    /// is committed (`Engine::put_object`).
+    pub fn new(bucket: impl Into<String>, key: impl Into<String>, meta: ObjectMeta) -> ObjectRecord {
+        ObjectRecord {
+            bucket: bucket.into(),
+            key: key.into(),
+            meta,
+            chunks: Vec::new(),
+            inline: false,
+            if_none_match: false,
+            if_match: None,
+            origin: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadRecord {
     pub bucket: String,

@@ -38,16 +38,7 @@ async fn put_at(engine: &Engine, key: &str, len: usize, last_modified_ms: i64) {
     };
     meta.user_metadata.insert("owner".into(), format!("team-{}", len % 3));
     meta.content_type = Some("text/plain".into());
-    let record = ObjectRecord {
-        bucket: "b".into(),
-        key: key.into(),
-        meta,
-        chunks: vec![],
-        inline: false,
-        if_none_match: false,
-        if_match: None,
-        origin: None,
-    };
+    let record = ObjectRecord::new("b", key, meta);
     engine.put_object(record, body).await.unwrap();
 }
 

@@ -22,16 +22,7 @@ fn config(dir: &Path) -> EngineConfig {
 }
 
 fn record(key: &str, size: u64) -> ObjectRecord {
-    ObjectRecord {
-        bucket: "b".into(),
-        key: key.into(),
-        meta: ObjectMeta { size_bytes: size, etag: "e".into(), ..Default::default() },
-        chunks: vec![],
-        inline: false,
-        if_none_match: false,
-        if_match: None,
-        origin: None,
-    }
+    ObjectRecord::new("b", key, ObjectMeta { size_bytes: size, etag: "e".into(), ..Default::default() })
 }
 
 fn body(seed: u64, len: usize) -> Vec<u8> {

@@ -11,16 +11,7 @@ fn config(dir: &std::path::Path) -> EngineConfig {
 }
 
 fn record(bucket: &str, key: &str, size: u64) -> ObjectRecord {
-    ObjectRecord {
-        bucket: bucket.into(),
-        key: key.into(),
-        meta: ObjectMeta { size_bytes: size, etag: format!("etag-{key}"), ..Default::default() },
-        chunks: vec![],
-        inline: false,
-        if_none_match: false,
-        if_match: None,
-        origin: None,
-    }
+    ObjectRecord::new(bucket, key, ObjectMeta { size_bytes: size, etag: format!("etag-{key}"), ..Default::default() })
 }
 
 async fn put(engine: &Engine, bucket: &str, key: &str, data: &[u8]) {

@@ -302,16 +302,7 @@ fn describe(state: &Option<Vec<u8>>) -> String {
 }
 
 fn record(key: &str, size: u64) -> ObjectRecord {
-    ObjectRecord {
-        bucket: BUCKET.into(),
-        key: key.into(),
-        meta: ObjectMeta { size_bytes: size, etag: "x".into(), ..Default::default() },
-        chunks: vec![],
-        inline: false,
-        if_none_match: false,
-        if_match: None,
-        origin: None,
-    }
+    ObjectRecord::new(BUCKET, key, ObjectMeta { size_bytes: size, etag: "x".into(), ..Default::default() })
 }
 
 async fn read_all(engine: &Engine, key: &str) -> storage_core::Result<Option<Vec<u8>>> {

@@ -24,16 +24,11 @@ async fn put(engine: &Engine, key: &str, data: &[u8]) {
     let mut writer = engine.body_writer();
     writer.write(Bytes::copy_from_slice(data)).await.unwrap();
     let body = writer.finish().await.unwrap();
-    let record = ObjectRecord {
-        bucket: "b".into(),
-        key: key.into(),
-        meta: ObjectMeta { size_bytes: data.len() as u64, etag: "e".into(), ..Default::default() },
-        chunks: vec![],
-        inline: false,
-        if_none_match: false,
-        if_match: None,
-        origin: None,
-    };
+    let record = ObjectRecord::new(
+        "b",
+        key,
+        ObjectMeta { size_bytes: data.len() as u64, etag: "e".into(), ..Default::default() },
+    );
     engine.put_object(record, body).await.unwrap();
 }
 
