@@ -35,6 +35,9 @@ pub struct FileConfig {
     pub compaction_dead_ratio: Option<f64>,
     pub erasure_deadline_secs: Option<u64>,
     pub compaction_rate_bytes_per_sec: Option<u64>,
+    pub catalog_flush_interval_ms: Option<u64>,
+    pub catalog_flush_after_changes: Option<u64>,
+    pub journal_retention_days: Option<u64>,
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
 }

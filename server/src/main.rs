@@ -22,8 +22,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (the default).
-    Serve(ServeArgs),
-    /// Maintenance of a data directory (the server must be stopped).
+    Serve(Box<ServeArgs>),
+    /// Maintenance: offline on a data directory (rebuild-index, scrub) or on a running server (status, compact).
     Admin {
         #[command(subcommand)]
         command: admin::AdminCommand,
@@ -68,6 +68,15 @@ struct ServeArgs {
     /// I/O rate of background compaction [default: 64 MiB/s]
     #[arg(long, env = "QUARRY_COMPACTION_RATE_BYTES_PER_SEC")]
     compaction_rate_bytes_per_sec: Option<u64>,
+    /// Changes reach the Parquet catalog within this many milliseconds [default: 1000]
+    #[arg(long, env = "QUARRY_CATALOG_FLUSH_INTERVAL_MS")]
+    catalog_flush_interval_ms: Option<u64>,
+    /// ...or as soon as this many changes wait [default: 100000]
+    #[arg(long, env = "QUARRY_CATALOG_FLUSH_AFTER_CHANGES")]
+    catalog_flush_after_changes: Option<u64>,
+    /// Journal rows older than this are dropped when the catalog is compacted [default: 30]
+    #[arg(long, env = "QUARRY_JOURNAL_RETENTION_DAYS")]
+    journal_retention_days: Option<u64>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -76,8 +85,8 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let result = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
-        Command::Serve(args) => serve(args).map(|()| true),
+    let result = match cli.command.unwrap_or_else(|| Command::Serve(Box::default())) {
+        Command::Serve(args) => serve(*args).map(|()| true),
         Command::Admin { command } => admin::run(command),
     };
     match result {
@@ -139,6 +148,17 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(bytes) = args.disk_reserve_bytes.or(file.disk_reserve_bytes) {
         engine_config.disk_reserve_bytes = bytes;
     }
+    let mut catalog = storage_core::catalog::CatalogConfig::default();
+    if let Some(ms) = args.catalog_flush_interval_ms.or(file.catalog_flush_interval_ms) {
+        catalog.flush_interval_ms = ms;
+    }
+    if let Some(n) = args.catalog_flush_after_changes.or(file.catalog_flush_after_changes) {
+        catalog.flush_after_changes = n;
+    }
+    if let Some(days) = args.journal_retention_days.or(file.journal_retention_days) {
+        catalog.journal_retention_ms = (days as i64).saturating_mul(24 * 60 * 60 * 1000);
+    }
+    engine_config.catalog = Some(catalog);
     let scrub = http::ScrubSchedule {
         interval_secs: args
             .scrub_interval_secs

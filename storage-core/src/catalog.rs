@@ -38,8 +38,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// At most this many changes go into one flush (the rest waits for the next one).
-const MAX_EVENTS_PER_FLUSH: usize = 100_000;
+/// How often the flusher looks whether `flush_after_changes` have piled up.
+const CHECK_EVERY_MS: u64 = 100;
 /// Rows per Parquet row group: small enough for statistics to prune by key.
 const ROWS_PER_ROW_GROUP: usize = 64 * 1024;
 
@@ -47,13 +47,19 @@ const ROWS_PER_ROW_GROUP: usize = 64 * 1024;
 pub struct CatalogConfig {
     /// A change appears in the catalog within about this long.
     pub flush_interval_ms: u64,
+    /// ...or sooner, once this many records wait; also the most one flush takes.
+    pub flush_after_changes: u64,
     /// Journal rows older than this are dropped when the journal is compacted.
     pub journal_retention_ms: i64,
 }
 
 impl Default for CatalogConfig {
     fn default() -> CatalogConfig {
-        CatalogConfig { flush_interval_ms: 1000, journal_retention_ms: 30 * 24 * 60 * 60 * 1000 }
+        CatalogConfig {
+            flush_interval_ms: 1000,
+            flush_after_changes: 100_000,
+            journal_retention_ms: 30 * 24 * 60 * 60 * 1000,
+        }
     }
 }
 
@@ -559,7 +565,7 @@ impl Catalog {
                 if record.prefix.lsn > manifest.covered_lsn {
                     changes.extend(change(&record.entry, record.prefix.lsn));
                     last = (record.prefix.lsn.max(last.0), id, end);
-                    full = changes.len() >= MAX_EVENTS_PER_FLUSH;
+                    full = changes.len() as u64 >= self.config.flush_after_changes.max(1);
                 } else {
                     last = (last.0, id, end);
                 }
@@ -718,15 +724,27 @@ impl Catalog {
     }
 }
 
-/// Flushes every `flush_interval_ms` until `stop` is dropped or signalled.
+/// Flushes every `flush_interval_ms`, or as soon as `flush_after_changes` records wait,
+/// until `stop` is dropped or signalled.
 pub fn run_flusher(
     catalog: Arc<Catalog>,
     segments: Arc<dyn SegmentDir>,
     index: Index,
     stop: std::sync::mpsc::Receiver<()>,
 ) {
-    let interval = std::time::Duration::from_millis(catalog.config().flush_interval_ms.max(10));
-    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(interval) {
+    let config = catalog.config();
+    let interval = std::time::Duration::from_millis(config.flush_interval_ms.max(10));
+    let check = std::time::Duration::from_millis(CHECK_EVERY_MS.min(config.flush_interval_ms.max(10)));
+    let mut last_flush = std::time::Instant::now();
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(check) {
+        // LSNs count records, so this over-counts changes (chunks are records too):
+        // it only makes the flush come a little early.
+        let waiting =
+            index.applied_position().ok().flatten().map_or(0, |a| a.lsn.saturating_sub(catalog.covered_lsn()));
+        if last_flush.elapsed() < interval && waiting < config.flush_after_changes {
+            continue;
+        }
+        last_flush = std::time::Instant::now();
         if let Err(e) = catalog.flush(segments.as_ref(), &index) {
             tracing::warn!("catalog flush failed (will retry): {e}");
         }

@@ -187,7 +187,11 @@ async fn segment_compaction_never_rewrites_what_the_catalog_has_not_taken_in() {
 async fn journal_rows_past_retention_go_at_compaction_and_the_inventory_stays() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path(), 3_600_000);
-    cfg.catalog = Some(CatalogConfig { flush_interval_ms: 3_600_000, journal_retention_ms: 24 * 60 * 60 * 1000 });
+    cfg.catalog = Some(CatalogConfig {
+        flush_interval_ms: 3_600_000,
+        journal_retention_ms: 24 * 60 * 60 * 1000,
+        ..Default::default()
+    });
     let engine = Engine::open(cfg).unwrap();
     engine.create_bucket("b", 1).await.unwrap();
     let two_days_ago = now_ms() - 2 * 24 * 60 * 60 * 1000;
@@ -241,4 +245,23 @@ async fn a_failure_at_any_step_of_catalog_compaction_leaves_the_same_catalog() {
         assert!(step < 1000, "catalog compaction never completed");
     }
     assert!(step > 5, "too few failure points were exercised ({step})");
+}
+
+/// "Every few seconds or N changes": with a long interval, a burst of changes is
+/// flushed as soon as enough of them wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_changes_is_flushed_before_the_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), 3_600_000);
+    cfg.catalog = Some(CatalogConfig { flush_interval_ms: 3_600_000, flush_after_changes: 20, ..Default::default() });
+    let engine = Engine::open(cfg).unwrap();
+    engine.create_bucket("b", 1).await.unwrap();
+    for i in 0..30 {
+        put(&engine, &format!("burst-{i:02}"), 10).await;
+    }
+    let started = Instant::now();
+    while catalog(&engine).journal().unwrap().len() < 20 {
+        assert!(started.elapsed() < Duration::from_secs(5), "20+ waiting changes were not flushed within 5 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
