@@ -80,35 +80,35 @@ fn stream(path: PathBuf, range: ByteRange<u64>) -> StreamingBlob {
     StreamingBlob::wrap(futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)))
 }
 
+/// GET and HEAD of a catalog file answer with the same headers; their s3s types differ
+/// only in name. Evaluates to (output without body, file, byte range).
+macro_rules! serve_file {
+    ($s3:expr, $input:expr, $Output:ident) => {{
+        let file = file(catalog($s3)?, &$input.key)?;
+        let partial = range(&file, $input.range.as_ref())?;
+        let bytes = partial.clone().unwrap_or(0..file.size);
+        let output = $Output {
+            content_length: Some((bytes.end - bytes.start) as i64),
+            content_range: partial.as_ref().map(|r| format!("bytes {}-{}/{}", r.start, r.end - 1, file.size)),
+            accept_ranges: Some("bytes".into()),
+            e_tag: Some(etag(&file.etag)),
+            last_modified: Some(timestamp(file.modified_ms)),
+            content_type: Some("application/vnd.apache.parquet".into()),
+            ..Default::default()
+        };
+        (output, file, bytes)
+    }};
+}
+
 pub async fn get_object(s3: &QuarryS3, input: GetObjectInput) -> S3Result<S3Response<GetObjectOutput>> {
-    let file = file(catalog(s3)?, &input.key)?;
-    let partial = range(&file, input.range.as_ref())?;
-    let bytes = partial.clone().unwrap_or(0..file.size);
-    Ok(S3Response::new(GetObjectOutput {
-        content_length: Some((bytes.end - bytes.start) as i64),
-        content_range: partial.as_ref().map(|r| format!("bytes {}-{}/{}", r.start, r.end - 1, file.size)),
-        accept_ranges: Some("bytes".into()),
-        e_tag: Some(etag(&file.etag)),
-        last_modified: Some(timestamp(file.modified_ms)),
-        content_type: Some("application/vnd.apache.parquet".into()),
-        body: Some(stream(file.path, bytes)),
-        ..Default::default()
-    }))
+    let (mut output, file, bytes) = serve_file!(s3, input, GetObjectOutput);
+    output.body = Some(stream(file.path, bytes));
+    Ok(S3Response::new(output))
 }
 
 pub async fn head_object(s3: &QuarryS3, input: HeadObjectInput) -> S3Result<S3Response<HeadObjectOutput>> {
-    let file = file(catalog(s3)?, &input.key)?;
-    let partial = range(&file, input.range.as_ref())?;
-    let bytes = partial.clone().unwrap_or(0..file.size);
-    Ok(S3Response::new(HeadObjectOutput {
-        content_length: Some((bytes.end - bytes.start) as i64),
-        content_range: partial.as_ref().map(|r| format!("bytes {}-{}/{}", r.start, r.end - 1, file.size)),
-        accept_ranges: Some("bytes".into()),
-        e_tag: Some(etag(&file.etag)),
-        last_modified: Some(timestamp(file.modified_ms)),
-        content_type: Some("application/vnd.apache.parquet".into()),
-        ..Default::default()
-    }))
+    let (output, _, _) = serve_file!(s3, input, HeadObjectOutput);
+    Ok(S3Response::new(output))
 }
 
 /// The catalog's files as a listing: prefix, delimiter, start-after and max-keys.
