@@ -16,6 +16,8 @@ mod list;
 mod meta;
 mod multipart;
 mod put;
+mod select;
+mod sql;
 
 pub use admin::ADMIN_BUCKET;
 pub use auth::{AccessLevel, KeyConfig, KeyStore};
@@ -52,6 +54,8 @@ pub struct ApiConfig {
     pub region: String,
     /// What `POST /quarry-admin/compact` uses (forced on top).
     pub compaction: storage_core::CompactionOptions,
+    /// Time and memory for one SQL query (S3 Select or the SQL endpoint).
+    pub query_limits: quarry_sql::QueryLimits,
 }
 
 /// The S3 implementation: the engine, the keys, and the settings.
@@ -82,13 +86,47 @@ fn owner() -> Owner {
 
 /// The S3 service (SigV4 auth and per-key access checks included), ready for hyper.
 pub fn service(engine: Engine, keys: Arc<KeyStore>, config: ApiConfig) -> S3Service {
-    let admin = admin::AdminRoute { engine: engine.clone(), keys: keys.clone(), compaction: config.compaction };
+    let routes = Routes {
+        admin: admin::AdminRoute { engine: engine.clone(), keys: keys.clone(), compaction: config.compaction },
+        sql: sql::SqlRoute { engine: engine.clone(), keys: keys.clone(), limits: config.query_limits },
+    };
     let s3 = QuarryS3 { engine, keys: keys.clone(), config: Arc::new(config) };
     let mut builder = S3ServiceBuilder::new(s3);
     builder.set_auth(auth::Auth(keys.clone()));
     builder.set_access(auth::Access(keys));
-    builder.set_route(admin);
+    builder.set_route(routes);
     builder.build()
+}
+
+/// Our non-S3 requests: the admin API and the SQL endpoint (s3s takes one route).
+struct Routes {
+    admin: admin::AdminRoute,
+    sql: sql::SqlRoute,
+}
+
+#[async_trait::async_trait]
+impl s3s::route::S3Route for Routes {
+    fn is_match(
+        &self,
+        method: &http::Method,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+        extensions: &mut http::Extensions,
+    ) -> bool {
+        self.admin.is_match(method, uri, headers, extensions) || self.sql.is_match(method, uri, headers, extensions)
+    }
+
+    async fn check_access(&self, req: &mut S3Request<s3s::Body>) -> S3Result<()> {
+        if sql::is_sql_request(&req.method, &req.uri) {
+            self.sql.check_access(req).await
+        } else {
+            self.admin.check_access(req).await
+        }
+    }
+
+    async fn call(&self, req: S3Request<s3s::Body>) -> S3Result<S3Response<s3s::Body>> {
+        if sql::is_sql_request(&req.method, &req.uri) { self.sql.call(req).await } else { self.admin.call(req).await }
+    }
 }
 
 #[async_trait::async_trait]
@@ -189,5 +227,12 @@ impl S3 for QuarryS3 {
 
     async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
         multipart::list_parts(self, req).await
+    }
+
+    async fn select_object_content(
+        &self,
+        req: S3Request<SelectObjectContentInput>,
+    ) -> S3Result<S3Response<SelectObjectContentOutput>> {
+        select::select_object_content(self, req).await
     }
 }

@@ -72,7 +72,7 @@ pub fn run(command: AdminCommand) -> Result<bool, String> {
 }
 
 fn remote(args: EndpointArgs, method: &str, path: &str) -> Result<bool, String> {
-    let endpoint = crate::admin_client::Endpoint::from_env(args.endpoint)?;
+    let endpoint = crate::client::Endpoint::from_env(args.endpoint)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let (status, body) = runtime.block_on(endpoint.call(method, path))?;
     if status != 200 {

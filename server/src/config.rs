@@ -38,6 +38,8 @@ pub struct FileConfig {
     pub catalog_flush_interval_ms: Option<u64>,
     pub catalog_flush_after_changes: Option<u64>,
     pub journal_retention_days: Option<u64>,
+    pub query_memory_bytes: Option<usize>,
+    pub query_timeout_ms: Option<u64>,
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
 }

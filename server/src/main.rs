@@ -1,9 +1,10 @@
 //! `quarry`: the S3-compatible object store you can query with SQL.
 
 mod admin;
-mod admin_client;
+mod client;
 mod config;
 mod http;
+mod sql_cli;
 
 use clap::{Args, Parser, Subcommand};
 use config::FileConfig;
@@ -28,6 +29,8 @@ enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
+    /// Run SQL on a running server: `quarry sql "SELECT bucket, count(*) FROM inventory GROUP BY bucket"`.
+    Sql(sql_cli::SqlArgs),
 }
 
 #[derive(Args, Default)]
@@ -77,6 +80,12 @@ struct ServeArgs {
     /// Journal rows older than this are dropped when the catalog is compacted [default: 30]
     #[arg(long, env = "QUARRY_JOURNAL_RETENTION_DAYS")]
     journal_retention_days: Option<u64>,
+    /// Memory one SQL query (or S3 Select) may use; past it the query fails [default: 1 GiB]
+    #[arg(long, env = "QUARRY_QUERY_MEMORY_BYTES")]
+    query_memory_bytes: Option<usize>,
+    /// Time one SQL query (or S3 Select) may run before it is cancelled [default: 300000]
+    #[arg(long, env = "QUARRY_QUERY_TIMEOUT_MS")]
+    query_timeout_ms: Option<u64>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -88,6 +97,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command.unwrap_or_else(|| Command::Serve(Box::default())) {
         Command::Serve(args) => serve(*args).map(|()| true),
         Command::Admin { command } => admin::run(command),
+        Command::Sql(args) => sql_cli::run(args),
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,
@@ -136,6 +146,18 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             .or(file.max_object_size_bytes)
             .unwrap_or(config::DEFAULT_MAX_OBJECT_SIZE_BYTES),
         region: args.region.or(file.region).unwrap_or_else(|| config::DEFAULT_REGION.into()),
+        query_limits: quarry_sql::QueryLimits {
+            memory_bytes: args
+                .query_memory_bytes
+                .or(file.query_memory_bytes)
+                .unwrap_or(quarry_sql::QueryLimits::default().memory_bytes)
+                .max(1),
+            timeout_ms: args
+                .query_timeout_ms
+                .or(file.query_timeout_ms)
+                .unwrap_or(quarry_sql::QueryLimits::default().timeout_ms)
+                .max(1),
+        },
     };
     let mut keys = file.keys;
     keys.extend(config::env_admin_key()?);

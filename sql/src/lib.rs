@@ -1,62 +1,27 @@
-//! SQL over Quarry's Parquet catalog, on DataFusion.
+//! SQL over Quarry, on DataFusion: one engine behind three doors.
 //!
-//! [`register_catalog`] makes three tables of a catalog's files:
-//! * `journal`: every change (one row per create or delete);
-//! * `inventory_changes`: base ∪ deltas, every known state of every key;
-//! * `inventory_tombstones`: deleted keys with the sequence number of the delete;
+//! * [`select`]: S3 Select (SelectObjectContent), one object, the S3 Select dialect;
+//! * [`query`]: the SQL endpoint: `inventory`, `journal`, and object contents by prefix;
+//! * [`catalog_tables`]: the catalog's Parquet files as tables (also used directly).
 //!
-//! and the view `inventory`: the latest state per key, with keys whose latest change is
-//! a delete hidden (a LEFT ANTI JOIN against the tombstones).
-//!
-//! Only the files the catalog's manifest names are read, so a query never sees a file
-//! half written.
+//! Objects reach DataFusion through [`store::BucketStore`], an `ObjectStore` over
+//! storage-core: in-process ranged reads, every byte verified.
 
-use datafusion::error::Result;
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
-use storage_core::catalog::{Catalog, inventory_schema, journal_schema, tombstone_schema};
+pub mod catalog_tables;
+mod decode;
+mod dialect;
+mod input;
+pub mod output;
+pub mod query;
+pub mod select;
+pub mod session;
+pub mod store;
 
-/// The `inventory` view: latest state per (bucket, key), deleted keys hidden.
-const INVENTORY_VIEW: &str = "
-    CREATE VIEW inventory AS
-    SELECT bucket, key, version_id, size, etag, content_type, last_modified, user_metadata, sequence_number
-    FROM (
-        SELECT c.*, row_number() OVER (PARTITION BY c.bucket, c.key ORDER BY c.sequence_number DESC) AS newest
-        FROM inventory_changes c
-        LEFT ANTI JOIN inventory_tombstones t
-            ON c.bucket = t.bucket AND c.key = t.key AND t.sequence_number > c.sequence_number
-    ) latest
-    WHERE newest = 1";
-
-/// Registers the catalog's tables and the `inventory` view in `ctx`.
-pub async fn register_catalog(ctx: &SessionContext, catalog: &Catalog) -> Result<()> {
-    let files = catalog.files();
-    let paths = |prefix: &str, tombstones: bool| -> Vec<String> {
-        files
-            .iter()
-            .filter(|f| f.starts_with(prefix) && f.contains("/tombstones-") == tombstones)
-            .map(|f| catalog.dir().join(f).to_string_lossy().into_owned())
-            .collect()
-    };
-    register(ctx, "journal", paths("journal/", false), journal_schema()).await?;
-    register(ctx, "inventory_changes", paths("inventory/", false), inventory_schema()).await?;
-    register(ctx, "inventory_tombstones", paths("inventory/", true), tombstone_schema()).await?;
-    ctx.sql(INVENTORY_VIEW).await?;
-    Ok(())
-}
-
-/// A table over exactly these Parquet files (an empty table when there are none).
-async fn register(
-    ctx: &SessionContext,
-    name: &str,
-    paths: Vec<String>,
-    schema: datafusion::arrow::datatypes::SchemaRef,
-) -> Result<()> {
-    if paths.is_empty() {
-        let empty = datafusion::datasource::MemTable::try_new(schema, vec![vec![]])?;
-        ctx.register_table(name, std::sync::Arc::new(empty))?;
-        return Ok(());
-    }
-    let frame = ctx.read_parquet(paths, ParquetReadOptions::default().schema(&schema)).await?;
-    ctx.register_table(name, frame.into_view())?;
-    Ok(())
-}
+pub use catalog_tables::register_catalog;
+pub use datafusion;
+pub use decode::{CsvInput, HeaderInfo};
+pub use output::ResultFormat;
+pub use query::{QueryError, QueryErrorKind, QueryResult, run_query};
+pub use select::{SelectError, SelectEvent, SelectRequest, SelectStats, select};
+pub use session::QueryLimits;
+pub use store::{BucketScope, BucketStore};

@@ -1,0 +1,143 @@
+//! The SQL endpoint: `POST /?sql` with the SQL text as the body.
+//!
+//! The service root `/` can never be a bucket, and s3s verifies the request's SigV4
+//! signature (payload hash included) like any S3 request's before this runs. The query
+//! sees only the buckets the key may read: `inventory` and `journal` are filtered to
+//! them and `read_parquet('s3://other/...')` is refused.
+//!
+//! * `?format=csv|json|arrow|parquet` (default csv), or the same named by `Accept`;
+//! * the answer streams: CSV with a header, JSON lines, an Arrow IPC stream, or Parquet;
+//! * errors before the first row are S3 error documents: `InvalidQuery` (400),
+//!   `AccessDenied` (403), `QueryTimeout` and `QueryMemoryLimitExceeded` (400). A
+//!   failure after rows were sent cuts the response short (the client sees a broken body).
+
+use crate::KeyStore;
+use bytes::Bytes;
+use quarry_sql::{BucketScope, QueryErrorKind, QueryLimits, ResultFormat};
+use s3s::dto::StreamingBlob;
+use s3s::route::S3Route;
+use s3s::{Body, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+use std::sync::Arc;
+use storage_core::Engine;
+
+/// Encoded result chunks that may wait for a slow client.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+pub struct SqlRoute {
+    pub engine: Engine,
+    pub keys: Arc<KeyStore>,
+    pub limits: QueryLimits,
+}
+
+/// Is this request for the SQL endpoint?
+pub fn is_sql_request(method: &http::Method, uri: &http::Uri) -> bool {
+    method == http::Method::POST
+        && uri.path() == "/"
+        && uri.query().is_some_and(|q| q.split('&').any(|p| p == "sql" || p.starts_with("sql=")))
+}
+
+fn query_param<'a>(uri: &'a http::Uri, name: &str) -> Option<&'a str> {
+    uri.query()?.split('&').find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+}
+
+fn result_format(req: &S3Request<Body>) -> S3Result<ResultFormat> {
+    if let Some(name) = query_param(&req.uri, "format") {
+        return ResultFormat::parse(name)
+            .ok_or_else(|| s3_error!(InvalidArgument, "format must be csv, json, arrow or parquet, not {name:?}"));
+    }
+    let accept = req.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    Ok(match accept {
+        a if a.contains("arrow") => ResultFormat::Arrow,
+        a if a.contains("parquet") => ResultFormat::Parquet,
+        a if a.contains("json") => ResultFormat::Json,
+        _ => ResultFormat::Csv,
+    })
+}
+
+fn query_error(e: quarry_sql::QueryError) -> S3Error {
+    let (code, status) = match e.kind {
+        QueryErrorKind::InvalidQuery => ("InvalidQuery", http::StatusCode::BAD_REQUEST),
+        QueryErrorKind::AccessDenied => ("AccessDenied", http::StatusCode::FORBIDDEN),
+        QueryErrorKind::Timeout => ("QueryTimeout", http::StatusCode::BAD_REQUEST),
+        QueryErrorKind::MemoryLimit => ("QueryMemoryLimitExceeded", http::StatusCode::BAD_REQUEST),
+        QueryErrorKind::Internal => ("InternalError", http::StatusCode::INTERNAL_SERVER_ERROR),
+    };
+    let code = S3ErrorCode::from_bytes(code.as_bytes()).expect("any code parses");
+    let mut error = S3Error::with_message(code, e.message);
+    error.set_status_code(status);
+    error
+}
+
+#[async_trait::async_trait]
+impl S3Route for SqlRoute {
+    fn is_match(
+        &self,
+        method: &http::Method,
+        uri: &http::Uri,
+        _headers: &http::HeaderMap,
+        _extensions: &mut http::Extensions,
+    ) -> bool {
+        is_sql_request(method, uri)
+    }
+
+    async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
+        match &req.credentials {
+            Some(c) if self.keys.key(&c.access_key).is_some() => Ok(()),
+            Some(_) => {
+                Err(s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records."))
+            }
+            None => Err(s3_error!(AccessDenied, "The SQL endpoint needs a signed request")),
+        }
+    }
+
+    async fn call(&self, mut req: S3Request<Body>) -> S3Result<S3Response<Body>> {
+        let access_key = req.credentials.as_ref().map(|c| c.access_key.clone()).expect("check_access ran");
+        let scope = self.keys.scope(&access_key);
+        let format = result_format(&req)?;
+        let sql = req.input.store_all_limited(quarry_sql::query::MAX_SQL_BYTES).await.map_err(|e| {
+            s3_error!(
+                InvalidRequest,
+                "reading the SQL failed (at most {} bytes): {e}",
+                quarry_sql::query::MAX_SQL_BYTES
+            )
+        })?;
+        let sql = std::str::from_utf8(&sql).map_err(|_| s3_error!(InvalidRequest, "the SQL is not UTF-8"))?;
+        if sql.trim().is_empty() {
+            return Err(s3_error!(InvalidRequest, "send the SQL as the request body"));
+        }
+        let result =
+            quarry_sql::run_query(&self.engine, scope, sql, format, &self.limits).await.map_err(query_error)?;
+
+        // The body stream is Send but not Sync; a task pumps it into a channel.
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(CHUNKS_IN_FLIGHT);
+        let mut body = result.body;
+        tokio::spawn(async move {
+            use futures::StreamExt;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| {
+                    tracing::warn!("SQL result cut short: {e}");
+                    std::io::Error::other(e.message)
+                });
+                let failed = chunk.is_err();
+                if sender.send(chunk).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let blob = StreamingBlob::wrap(futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)));
+        let mut response = S3Response::new(Body::from(blob));
+        response.headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(result.content_type));
+        Ok(response)
+    }
+}
+
+impl KeyStore {
+    /// The buckets a key may read, for SQL.
+    pub fn scope(&self, access_key: &str) -> BucketScope {
+        match self.key(access_key) {
+            Some(key) if key.admin => BucketScope::All,
+            Some(key) => BucketScope::Only(key.buckets.iter().cloned().collect()),
+            None => BucketScope::Only(Default::default()),
+        }
+    }
+}

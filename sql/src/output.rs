@@ -1,0 +1,126 @@
+//! Query results as bytes, batch by batch: CSV (with a header), JSON lines, Arrow IPC
+//! stream, or Parquet. Each writer writes into a buffer that is drained after every
+//! batch, so a result is never held whole (Parquet holds at most one row group).
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::error::Result;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::file::properties::WriterProperties;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+/// Rows per Parquet row group in results: also the most rows buffered.
+const PARQUET_ROW_GROUP_ROWS: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultFormat {
+    Csv,
+    Json,
+    Arrow,
+    Parquet,
+}
+
+impl ResultFormat {
+    pub fn parse(name: &str) -> Option<ResultFormat> {
+        match name.to_ascii_lowercase().as_str() {
+            "csv" => Some(ResultFormat::Csv),
+            "json" | "jsonl" | "ndjson" => Some(ResultFormat::Json),
+            "arrow" | "ipc" => Some(ResultFormat::Arrow),
+            "parquet" => Some(ResultFormat::Parquet),
+            _ => None,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ResultFormat::Csv => "text/csv; charset=utf-8",
+            ResultFormat::Json => "application/x-ndjson",
+            ResultFormat::Arrow => "application/vnd.apache.arrow.stream",
+            ResultFormat::Parquet => "application/vnd.apache.parquet",
+        }
+    }
+}
+
+/// A `Write` whose bytes are taken out after each batch.
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Buffer {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().expect("buffer lock"))
+    }
+}
+
+impl Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("buffer lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+enum Writer {
+    Csv(datafusion::arrow::csv::Writer<Buffer>),
+    Json(datafusion::arrow::json::LineDelimitedWriter<Buffer>),
+    Arrow(datafusion::arrow::ipc::writer::StreamWriter<Buffer>),
+    Parquet(ArrowWriter<Buffer>),
+}
+
+/// Encodes a result, batch by batch.
+pub struct ResultEncoder {
+    buffer: Buffer,
+    writer: Option<Writer>,
+    batches: usize,
+}
+
+impl ResultEncoder {
+    pub fn new(format: ResultFormat, schema: &SchemaRef) -> Result<ResultEncoder> {
+        let buffer = Buffer::default();
+        let writer = match format {
+            ResultFormat::Csv => {
+                Writer::Csv(datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(buffer.clone()))
+            }
+            ResultFormat::Json => Writer::Json(datafusion::arrow::json::LineDelimitedWriter::new(buffer.clone())),
+            ResultFormat::Arrow => {
+                Writer::Arrow(datafusion::arrow::ipc::writer::StreamWriter::try_new(buffer.clone(), schema)?)
+            }
+            ResultFormat::Parquet => {
+                let properties =
+                    WriterProperties::builder().set_max_row_group_row_count(Some(PARQUET_ROW_GROUP_ROWS)).build();
+                Writer::Parquet(ArrowWriter::try_new(buffer.clone(), schema.clone(), Some(properties))?)
+            }
+        };
+        Ok(ResultEncoder { buffer, writer: Some(writer), batches: 0 })
+    }
+
+    /// The bytes for one more batch (possibly none yet: Parquet writes whole row groups).
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<Vec<u8>> {
+        match self.writer.as_mut().expect("encoder not finished") {
+            Writer::Csv(w) => w.write(batch)?,
+            Writer::Json(w) => w.write(batch)?,
+            Writer::Arrow(w) => w.write(batch)?,
+            Writer::Parquet(w) => w.write(batch)?,
+        }
+        self.batches += 1;
+        Ok(self.buffer.take())
+    }
+
+    /// The last bytes: an empty CSV result still gets its header, Arrow its end
+    /// marker, Parquet its last row group and footer.
+    pub fn finish(mut self, schema: &SchemaRef) -> Result<Vec<u8>> {
+        match self.writer.take().expect("encoder finished once") {
+            Writer::Csv(mut w) if self.batches == 0 => w.write(&RecordBatch::new_empty(schema.clone()))?,
+            Writer::Csv(_) => {}
+            Writer::Json(mut w) => w.finish()?,
+            Writer::Arrow(mut w) => w.finish()?,
+            Writer::Parquet(w) => {
+                w.close()?;
+            }
+        }
+        Ok(self.buffer.take())
+    }
+}

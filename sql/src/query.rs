@@ -1,0 +1,303 @@
+//! The SQL endpoint's queries: `inventory` and `journal` (only the caller's buckets),
+//! object contents through the table functions `read_parquet`, `read_csv` and
+//! `read_json` over `s3://bucket/prefix/` URLs, the result streamed in the asked format
+//! under the configured time and memory limits.
+
+use crate::catalog_tables::register_scoped_catalog;
+use crate::output::{ResultEncoder, ResultFormat};
+use crate::session::{QueryLimits, new_context, read_only};
+use crate::store::BucketScope;
+use bytes::Bytes;
+use datafusion::error::DataFusionError;
+use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+use datafusion::sql::sqlparser::ast::{
+    Expr, FunctionArg, FunctionArgExpr, Ident, TableFactor, Value, VisitMut, VisitorMut,
+};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+use storage_core::Engine;
+
+/// The longest SQL text accepted.
+pub const MAX_SQL_BYTES: usize = 1024 * 1024;
+/// Most table-function sources in one query.
+const MAX_SOURCES: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryErrorKind {
+    /// The SQL does not parse or plan (unknown table or column, wrong types...).
+    InvalidQuery,
+    AccessDenied,
+    /// The query ran past `QueryLimits::timeout_ms`.
+    Timeout,
+    /// The query needed more than `QueryLimits::memory_bytes`.
+    MemoryLimit,
+    Internal,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct QueryError {
+    pub kind: QueryErrorKind,
+    pub message: String,
+}
+
+impl QueryError {
+    fn new(kind: QueryErrorKind, message: impl Into<String>) -> QueryError {
+        QueryError { kind, message: message.into() }
+    }
+}
+
+/// A running query: its content type and its encoded result, streamed.
+pub struct QueryResult {
+    pub content_type: &'static str,
+    pub body: BoxStream<'static, Result<Bytes, QueryError>>,
+}
+
+/// Plans and starts `sql` for a caller who may read the buckets in `scope`. Errors up to
+/// the first batch (bad SQL, access, limits hit before any row) are returned here; a
+/// later failure ends the body stream with an error.
+pub async fn run_query(
+    engine: &Engine,
+    scope: BucketScope,
+    sql: &str,
+    format: ResultFormat,
+    limits: &QueryLimits,
+) -> Result<QueryResult, QueryError> {
+    let started = Instant::now();
+    let deadline = started + Duration::from_millis(limits.timeout_ms);
+    if sql.len() > MAX_SQL_BYTES {
+        return Err(QueryError::new(
+            QueryErrorKind::InvalidQuery,
+            format!("the SQL is longer than {MAX_SQL_BYTES} bytes"),
+        ));
+    }
+    let (sql, sources) = rewrite_sources(sql, &scope)?;
+
+    // Acknowledged writes are in the log; put them in the catalog before reading it.
+    let flusher = engine.clone();
+    tokio::task::spawn_blocking(move || flusher.flush_catalog()).await.map_err(internal)?.map_err(|e| {
+        QueryError::new(QueryErrorKind::Internal, format!("bringing the catalog up to date failed: {e}"))
+    })?;
+
+    let ctx = new_context(engine, scope.clone(), limits, None).map_err(internal)?;
+    if let Some(catalog) = engine.catalog() {
+        let full = new_context(engine, BucketScope::All, limits, None).map_err(internal)?;
+        register_scoped_catalog(&ctx, &full, catalog, &scope).await.map_err(query_error)?;
+    }
+    for source in &sources {
+        register_source(&ctx, source).await?;
+    }
+
+    let frame = ctx.sql_with_options(&sql, read_only()).await.map_err(query_error)?;
+    let schema = frame.schema().inner().clone();
+    let mut batches = frame.execute_stream().await.map_err(query_error)?;
+    let mut encoder = ResultEncoder::new(format, &schema).map_err(internal)?;
+
+    // The first batch before the answer: most failures show up by then.
+    let first = next_before(&mut batches, deadline, limits).await?;
+    let head = match &first {
+        Some(batch) => encoder.write(batch).map_err(internal)?,
+        None => Vec::new(),
+    };
+    let limits = *limits;
+    let rest =
+        futures::stream::unfold((Some(batches), Some(encoder), first.is_none()), move |(batches, encoder, done)| {
+            let schema = schema.clone();
+            async move {
+                let mut batches = batches?;
+                let mut encoder = encoder?;
+                if !done {
+                    match next_before(&mut batches, deadline, &limits).await {
+                        Ok(Some(batch)) => {
+                            let bytes = encoder.write(&batch).map_err(internal);
+                            return Some((bytes.map(Bytes::from), (Some(batches), Some(encoder), false)));
+                        }
+                        Ok(None) => {}
+                        Err(e) => return Some((Err(e), (None, None, true))),
+                    }
+                }
+                let tail = encoder.finish(&schema).map(Bytes::from).map_err(internal);
+                Some((tail, (None, None, true)))
+            }
+        });
+    let body = futures::stream::once(async move { Ok(Bytes::from(head)) })
+        .chain(rest)
+        .filter(|chunk| futures::future::ready(!matches!(chunk, Ok(bytes) if bytes.is_empty())))
+        .boxed();
+    Ok(QueryResult { content_type: format.content_type(), body })
+}
+
+/// The next batch, unless the deadline passes first (dropping the stream cancels the
+/// query's work).
+async fn next_before(
+    batches: &mut datafusion::physical_plan::SendableRecordBatchStream,
+    deadline: Instant,
+    limits: &QueryLimits,
+) -> Result<Option<datafusion::arrow::array::RecordBatch>, QueryError> {
+    match tokio::time::timeout_at(deadline.into(), batches.next()).await {
+        Err(_) => Err(QueryError::new(
+            QueryErrorKind::Timeout,
+            format!("the query ran longer than its limit of {} ms and was cancelled", limits.timeout_ms),
+        )),
+        Ok(None) => Ok(None),
+        Ok(Some(Ok(batch))) => Ok(Some(batch)),
+        Ok(Some(Err(e))) => Err(query_error_with(e, limits)),
+    }
+}
+
+/// A table function call in the query, replaced by a table of its own.
+#[derive(Debug, Clone)]
+struct Source {
+    table: String,
+    function: SourceFunction,
+    url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SourceFunction {
+    Parquet,
+    Csv,
+    Json,
+}
+
+impl SourceFunction {
+    fn named(name: &str) -> Option<SourceFunction> {
+        match name.to_ascii_lowercase().as_str() {
+            "read_parquet" => Some(SourceFunction::Parquet),
+            "read_csv" => Some(SourceFunction::Csv),
+            "read_json" | "read_ndjson" => Some(SourceFunction::Json),
+            _ => None,
+        }
+    }
+}
+
+/// Replaces each `read_parquet('s3://bucket/prefix/')` (and `read_csv`, `read_json`) in
+/// the query by a table name, checking the caller may read the bucket.
+fn rewrite_sources(sql: &str, scope: &BucketScope) -> Result<(String, Vec<Source>), QueryError> {
+    let mut statements = Parser::parse_sql(&GenericDialect {}, sql)
+        .map_err(|e| QueryError::new(QueryErrorKind::InvalidQuery, format!("SQL error: {e}")))?;
+    if statements.len() != 1 {
+        return Err(QueryError::new(QueryErrorKind::InvalidQuery, "send exactly one SQL statement per request"));
+    }
+    let mut finder = SourceFinder { sources: Vec::new(), scope, error: None };
+    let _ = statements[0].visit(&mut finder);
+    if let Some(e) = finder.error {
+        return Err(e);
+    }
+    Ok((statements[0].to_string(), finder.sources))
+}
+
+struct SourceFinder<'a> {
+    sources: Vec<Source>,
+    scope: &'a BucketScope,
+    error: Option<QueryError>,
+}
+
+impl VisitorMut for SourceFinder<'_> {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        let TableFactor::Table { name, args: args @ Some(_), .. } = factor else {
+            return ControlFlow::Continue(());
+        };
+        let Some(function) = SourceFunction::named(&name.to_string()) else {
+            return ControlFlow::Continue(());
+        };
+        match self.source(function, &args.as_ref().expect("matched Some").args) {
+            Ok(source) => {
+                *name = vec![Ident::with_quote('"', source.table.clone())].into();
+                *args = None;
+                self.sources.push(source);
+                ControlFlow::Continue(())
+            }
+            Err(e) => {
+                self.error = Some(e);
+                ControlFlow::Break(())
+            }
+        }
+    }
+}
+
+impl SourceFinder<'_> {
+    fn source(&self, function: SourceFunction, args: &[FunctionArg]) -> Result<Source, QueryError> {
+        let invalid = |m: String| QueryError::new(QueryErrorKind::InvalidQuery, m);
+        if self.sources.len() >= MAX_SOURCES {
+            return Err(invalid(format!("a query may read at most {MAX_SOURCES} table functions")));
+        }
+        let url = match args {
+            [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(value)))] => match &value.value {
+                Value::SingleQuotedString(url) => url.clone(),
+                _ => return Err(invalid("the table function takes one string: 's3://bucket/prefix/'".into())),
+            },
+            _ => return Err(invalid("the table function takes one string: 's3://bucket/prefix/'".into())),
+        };
+        let bucket = url
+            .strip_prefix("s3://")
+            .map(|rest| rest.split('/').next().unwrap_or_default())
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| invalid(format!("{url} is not an s3://bucket/prefix URL")))?;
+        if !self.scope.allows(bucket) {
+            return Err(QueryError::new(QueryErrorKind::AccessDenied, format!("access denied to bucket {bucket}")));
+        }
+        Ok(Source { table: format!("__quarry_source_{}", self.sources.len() + 1), function, url })
+    }
+}
+
+/// Registers a source's objects as a table: the one object the URL names, or every
+/// object under it when it ends with `/` (those with the format's usual extension).
+async fn register_source(ctx: &SessionContext, source: &Source) -> Result<(), QueryError> {
+    let prefix = source.url.ends_with('/');
+    let url = source.url.as_str();
+    let frame = match source.function {
+        SourceFunction::Parquet => {
+            let options =
+                ParquetReadOptions { file_extension: if prefix { ".parquet" } else { "" }, ..Default::default() };
+            ctx.read_parquet(url, options).await
+        }
+        SourceFunction::Csv => {
+            let options = CsvReadOptions { file_extension: if prefix { ".csv" } else { "" }, ..Default::default() };
+            ctx.read_csv(url, options).await
+        }
+        SourceFunction::Json => {
+            let options = datafusion::datasource::file_format::options::JsonReadOptions {
+                file_extension: if prefix { ".json" } else { "" },
+                ..Default::default()
+            };
+            ctx.read_json(url, options).await
+        }
+    }
+    .map_err(|e| match query_error(e) {
+        QueryError { kind: QueryErrorKind::InvalidQuery, message } => {
+            QueryError::new(QueryErrorKind::InvalidQuery, format!("reading {url}: {message}"))
+        }
+        other => other,
+    })?;
+    ctx.register_table(source.table.as_str(), frame.into_view()).map_err(internal)?;
+    Ok(())
+}
+
+fn query_error(e: DataFusionError) -> QueryError {
+    query_error_with(e, &QueryLimits::default())
+}
+
+fn query_error_with(e: DataFusionError, limits: &QueryLimits) -> QueryError {
+    let message = e.to_string();
+    match e.find_root() {
+        DataFusionError::ResourcesExhausted(_) => QueryError::new(
+            QueryErrorKind::MemoryLimit,
+            format!("the query needs more than its memory limit of {} bytes: {message}", limits.memory_bytes),
+        ),
+        DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) | DataFusionError::Internal(_) => {
+            QueryError::new(QueryErrorKind::Internal, message)
+        }
+        _ => QueryError::new(QueryErrorKind::InvalidQuery, message),
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> QueryError {
+    QueryError::new(QueryErrorKind::Internal, e.to_string())
+}

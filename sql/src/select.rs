@@ -1,0 +1,475 @@
+//! S3 Select (SelectObjectContent): one S3 Select SQL query over one object (CSV, JSON
+//! or Parquet), its result encoded as CSV or JSON records and streamed as events
+//! (Records, Progress, Stats, End). The S3 layer maps these types onto the wire.
+
+use crate::decode::{self, CsvInput, DecodedPartition, HeaderInfo};
+use crate::dialect::{SelectQuery, TABLE};
+use crate::input::{ChunkReader, CountingReader, ScanRangeReader};
+use crate::session::{QueryLimits, new_context};
+use crate::store::BucketScope;
+use bytes::Bytes;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::error::DataFusionError;
+use datafusion::prelude::ParquetReadOptions;
+use futures::StreamExt;
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use storage_core::{Engine, ObjectEntry};
+use tokio::sync::mpsc;
+
+/// How often a Progress event is sent, when the request asks for them.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+/// Events that may wait for the client.
+const EVENTS_IN_FLIGHT: usize = 4;
+
+/// An S3 Select failure, with its S3 error code (`ParseUnexpectedToken`, `CSVParsingError`, ...).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct SelectError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl SelectError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> SelectError {
+        SelectError { code, message: message.into() }
+    }
+
+    /// Whether the client is at fault (400) rather than the server (500).
+    pub fn is_client_error(&self) -> bool {
+        self.code != "InternalError"
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum InputFormat {
+    Csv(CsvInput),
+    /// JSON objects separated by whitespace (LINES or DOCUMENT).
+    Json {
+        lines: bool,
+    },
+    Parquet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Bzip2,
+}
+
+#[derive(Debug, Clone)]
+pub struct CsvOutput {
+    pub field_delimiter: u8,
+    pub record_delimiter: String,
+    pub quote: u8,
+    pub escape: u8,
+    /// QuoteFields ALWAYS (else ASNEEDED).
+    pub always_quote: bool,
+}
+
+impl Default for CsvOutput {
+    fn default() -> Self {
+        CsvOutput {
+            field_delimiter: b',',
+            record_delimiter: "\n".into(),
+            quote: b'"',
+            escape: b'"',
+            always_quote: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum OutputFormat {
+    Csv(CsvOutput),
+    Json { record_delimiter: String },
+}
+
+/// S3's ScanRange: process the records that start in `start..end`; `end` alone means
+/// the last `end` bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanRange {
+    pub start: Option<u64>,
+    pub end: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SelectRequest {
+    pub sql: String,
+    pub input: InputFormat,
+    pub compression: Compression,
+    pub output: OutputFormat,
+    pub scan_range: Option<ScanRange>,
+    pub progress: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SelectStats {
+    pub bytes_scanned: u64,
+    pub bytes_processed: u64,
+    pub bytes_returned: u64,
+}
+
+#[derive(Debug, Clone)]
+pub enum SelectEvent {
+    Records(Bytes),
+    Progress(SelectStats),
+    Stats(SelectStats),
+    End,
+}
+
+#[derive(Default)]
+struct Counters {
+    scanned: Arc<AtomicU64>,
+    processed: Arc<AtomicU64>,
+    returned: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> SelectStats {
+        SelectStats {
+            bytes_scanned: self.scanned.load(Ordering::Relaxed),
+            bytes_processed: self.processed.load(Ordering::Relaxed),
+            bytes_returned: self.returned.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Plans `request` over the object and starts it. Errors found before any record is
+/// produced (bad SQL, unknown columns, an unreadable header) are returned here, so the
+/// S3 layer answers them as HTTP errors; later ones arrive in the event stream.
+pub async fn select(
+    engine: &Engine,
+    bucket: &str,
+    key: &str,
+    entry: &ObjectEntry,
+    request: SelectRequest,
+    limits: &QueryLimits,
+) -> Result<mpsc::Receiver<Result<SelectEvent, SelectError>>, SelectError> {
+    let query = SelectQuery::parse(&request.sql)?;
+    let scan = scan_bounds(&request, entry.meta.size_bytes)?;
+    let counters = Arc::new(Counters::default());
+    let ctx =
+        new_context(engine, BucketScope::Only([bucket.to_owned()].into()), limits, Some(counters.scanned.clone()))
+            .map_err(internal)?;
+
+    let columns: Vec<String> = match &request.input {
+        InputFormat::Parquet => {
+            let url = crate::session::object_url(bucket, key);
+            let options = ParquetReadOptions { file_extension: "", ..Default::default() };
+            ctx.register_parquet(TABLE, url, options).await.map_err(|e| {
+                SelectError::new("ParquetParsingError", format!("the object is not a readable Parquet file: {e}"))
+            })?;
+            let table = ctx.table_provider(TABLE).await.map_err(internal)?;
+            table.schema().fields().iter().map(|f| f.name().clone()).collect()
+        }
+        InputFormat::Csv(_) | InputFormat::Json { .. } => {
+            let (schema, batches) = open_text(engine, entry, &request, scan, &counters).await?;
+            let columns = schema.fields().iter().map(|f| f.name().clone()).collect();
+            let table = StreamingTable::try_new(schema.clone(), vec![Arc::new(DecodedPartition::new(schema, batches))])
+                .map_err(internal)?;
+            ctx.register_table(TABLE, Arc::new(table)).map_err(internal)?;
+            columns
+        }
+    };
+
+    let sql = query.resolve(&columns)?;
+    let frame = ctx.sql_with_options(&sql, crate::session::read_only()).await.map_err(plan_error)?;
+    let stream = frame.execute_stream().await.map_err(plan_error)?;
+    let deadline = Instant::now() + Duration::from_millis(limits.timeout_ms);
+
+    let (sender, events) = mpsc::channel(EVENTS_IN_FLIGHT);
+    let output = request.output.clone();
+    let progress = request.progress;
+    tokio::spawn(async move {
+        let mut stream = stream;
+        let mut last_progress = Instant::now();
+        loop {
+            let next = match tokio::time::timeout_at(deadline.into(), stream.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    let message = "the query ran past its time limit and was cancelled";
+                    let _ = sender.send(Err(SelectError::new("ExpressionTooLong", message))).await;
+                    return;
+                }
+            };
+            let batch = match next {
+                None => break,
+                Some(Ok(batch)) => batch,
+                Some(Err(e)) => {
+                    let _ = sender.send(Err(execution_error(e))).await;
+                    return;
+                }
+            };
+            let records = match encode(&batch, &output) {
+                Ok(records) => records,
+                Err(e) => {
+                    let _ = sender.send(Err(e)).await;
+                    return;
+                }
+            };
+            if !records.is_empty() {
+                counters.returned.fetch_add(records.len() as u64, Ordering::Relaxed);
+                if sender.send(Ok(SelectEvent::Records(records))).await.is_err() {
+                    return;
+                }
+            }
+            if progress && last_progress.elapsed() >= PROGRESS_INTERVAL {
+                last_progress = Instant::now();
+                if sender.send(Ok(SelectEvent::Progress(counters.snapshot()))).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if progress {
+            let _ = sender.send(Ok(SelectEvent::Progress(counters.snapshot()))).await;
+        }
+        let _ = sender.send(Ok(SelectEvent::Stats(counters.snapshot()))).await;
+        let _ = sender.send(Ok(SelectEvent::End)).await;
+    });
+    Ok(events)
+}
+
+/// The byte range of the object to read, and whether it is a ScanRange (whose first
+/// and last records are found by delimiter).
+#[derive(Debug, Clone, Copy)]
+struct ScanBounds {
+    start: u64,
+    end: u64,
+    partial: bool,
+}
+
+fn scan_bounds(request: &SelectRequest, size_bytes: u64) -> Result<ScanBounds, SelectError> {
+    let Some(range) = request.scan_range else {
+        return Ok(ScanBounds { start: 0, end: size_bytes, partial: false });
+    };
+    let supported = match &request.input {
+        InputFormat::Csv(_) => true,
+        InputFormat::Json { lines } => *lines,
+        InputFormat::Parquet => false,
+    };
+    if !supported || request.compression != Compression::None {
+        return Err(SelectError::new(
+            "UnsupportedScanRangeInput",
+            "ScanRange is supported on uncompressed CSV and JSON LINES objects only",
+        ));
+    }
+    let (start, end) = match (range.start, range.end) {
+        (Some(start), Some(end)) if start > end => {
+            return Err(SelectError::new(
+                "InvalidScanRange",
+                format!("ScanRange start {start} is after its end {end}"),
+            ));
+        }
+        (Some(start), Some(end)) => (start, end),
+        (Some(start), None) => (start, size_bytes),
+        (None, Some(last)) => (size_bytes.saturating_sub(last), size_bytes),
+        (None, None) => (0, size_bytes),
+    };
+    Ok(ScanBounds { start: start.min(size_bytes), end: end.min(size_bytes), partial: true })
+}
+
+/// Starts decoding a CSV or JSON object on a blocking thread; answers its schema.
+async fn open_text(
+    engine: &Engine,
+    entry: &ObjectEntry,
+    request: &SelectRequest,
+    scan: ScanBounds,
+    counters: &Counters,
+) -> Result<(datafusion::arrow::datatypes::SchemaRef, decode::BatchReceiver), SelectError> {
+    let delimiter = match &request.input {
+        InputFormat::Csv(csv) => csv.record_delimiter,
+        _ => b'\n',
+    };
+    let read_from = if scan.partial { ScanRangeReader::<ChunkReader>::read_from(scan.start) } else { scan.start };
+    let raw = ChunkReader::spawn(engine, entry, read_from..entry.meta.size_bytes, counters.scanned.clone());
+    // A header lives at the start of the object, outside a scan range that starts later.
+    let header = match &request.input {
+        InputFormat::Csv(csv) if scan.partial && scan.start > 0 && csv.header != HeaderInfo::None => {
+            let head_end = entry.meta.size_bytes.min(decode::MAX_RECORD_BYTES as u64);
+            Some(ChunkReader::spawn(engine, entry, 0..head_end, Arc::new(AtomicU64::new(0))))
+        }
+        _ => None,
+    };
+    let input = request.input.clone();
+    let compression = request.compression;
+    let processed = counters.processed.clone();
+    tokio::task::spawn_blocking(move || {
+        let bytes: Box<dyn Read + Send> = if scan.partial {
+            Box::new(ScanRangeReader::new(raw, scan.start, scan.end, delimiter))
+        } else {
+            Box::new(raw)
+        };
+        let bytes: Box<dyn Read + Send> = match compression {
+            Compression::None => bytes,
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(bytes)),
+            Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(bytes)),
+        };
+        let bytes = CountingReader { inner: bytes, count: processed };
+        match input {
+            InputFormat::Csv(csv) => {
+                let (head, rest) = first_record(bytes, csv.record_delimiter).map_err(|e| read_error(e, compression))?;
+                let columns = match header {
+                    Some(header) => {
+                        let (header_bytes, _) =
+                            first_record(header, csv.record_delimiter).map_err(|e| read_error(e, compression))?;
+                        csv.columns(&header_bytes[..])?
+                    }
+                    None => csv.columns(&head[..])?,
+                };
+                let schema = decode::string_schema(&columns);
+                let skip_header = csv.header != HeaderInfo::None && !(scan.partial && scan.start > 0);
+                let body = std::io::Cursor::new(head).chain(rest);
+                Ok((schema.clone(), csv.decode(body, schema, skip_header)))
+            }
+            InputFormat::Json { .. } => decode::json_decode(bytes),
+            InputFormat::Parquet => unreachable!("Parquet objects are read through the object store"),
+        }
+    })
+    .await
+    .map_err(internal)?
+}
+
+/// Reads up to and including the first record delimiter (at most a record's limit).
+fn first_record<R: Read>(mut input: R, delimiter: u8) -> std::io::Result<(Vec<u8>, R)> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 8192];
+    while head.len() < decode::MAX_RECORD_BYTES && !head.contains(&delimiter) {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    Ok((head, input))
+}
+
+fn read_error(e: std::io::Error, compression: Compression) -> SelectError {
+    match compression {
+        Compression::None => SelectError::new("InternalError", format!("reading the object failed: {e}")),
+        _ => SelectError::new(
+            "InvalidCompressionFormat",
+            format!("the object does not decompress as {compression:?}: {e}"),
+        ),
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> SelectError {
+    SelectError::new("InternalError", e.to_string())
+}
+
+/// Errors while planning: the query's fault.
+fn plan_error(e: DataFusionError) -> SelectError {
+    match e.find_root() {
+        DataFusionError::External(inner) if inner.downcast_ref::<SelectError>().is_some() => {
+            inner.downcast_ref::<SelectError>().expect("checked").clone()
+        }
+        DataFusionError::SQL(..) => SelectError::new("ParseUnexpectedToken", e.to_string()),
+        DataFusionError::SchemaError(..) => SelectError::new("EvaluatorBindingDoesNotExist", e.to_string()),
+        DataFusionError::NotImplemented(_) => SelectError::new("UnsupportedSqlOperation", e.to_string()),
+        _ => SelectError::new("UnsupportedSyntax", e.to_string()),
+    }
+}
+
+/// Errors while running: a decoder's error, a failed CAST, or a limit.
+fn execution_error(e: DataFusionError) -> SelectError {
+    let message = e.to_string();
+    match e.find_root() {
+        DataFusionError::External(inner) if inner.downcast_ref::<SelectError>().is_some() => {
+            inner.downcast_ref::<SelectError>().expect("checked").clone()
+        }
+        DataFusionError::ArrowError(err, _) if matches!(**err, datafusion::arrow::error::ArrowError::CastError(_)) => {
+            SelectError::new("CastFailed", message)
+        }
+        DataFusionError::ResourcesExhausted(_) => {
+            SelectError::new("OverMaxRecordSize", format!("the query needs more memory than its limit: {message}"))
+        }
+        _ => SelectError::new("ExternalEvalException", message),
+    }
+}
+
+/// One batch of results as S3 Select records.
+fn encode(batch: &RecordBatch, output: &OutputFormat) -> Result<Bytes, SelectError> {
+    match output {
+        OutputFormat::Csv(csv) => encode_csv(batch, csv),
+        OutputFormat::Json { record_delimiter } => {
+            let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(Vec::new());
+            writer.write(batch).map_err(internal)?;
+            writer.finish().map_err(internal)?;
+            let mut bytes = writer.into_inner();
+            // JSON strings never hold a raw newline, so every one ends a record.
+            if record_delimiter != "\n" {
+                bytes = String::from_utf8(bytes).map_err(internal)?.replace('\n', record_delimiter).into_bytes();
+            }
+            Ok(Bytes::from(bytes))
+        }
+    }
+}
+
+fn encode_csv(batch: &RecordBatch, csv: &CsvOutput) -> Result<Bytes, SelectError> {
+    let options = FormatOptions::default().with_null("");
+    let formatters = batch
+        .columns()
+        .iter()
+        .map(|column| ArrayFormatter::try_new(column.as_ref(), &options))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(internal)?;
+    let mut out = Vec::new();
+    let mut value = String::new();
+    for row in 0..batch.num_rows() {
+        for (i, formatter) in formatters.iter().enumerate() {
+            if i > 0 {
+                out.push(csv.field_delimiter);
+            }
+            value.clear();
+            std::fmt::Write::write_fmt(&mut value, format_args!("{}", formatter.value(row))).map_err(internal)?;
+            write_csv_field(&mut out, &value, csv);
+        }
+        out.extend_from_slice(csv.record_delimiter.as_bytes());
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Quotes a field when asked to always, or when it holds a delimiter, a quote or a line
+/// break; a quote inside is preceded by the escape character.
+fn write_csv_field(out: &mut Vec<u8>, value: &str, csv: &CsvOutput) {
+    let needs_quotes = csv.always_quote
+        || value.bytes().any(|b| b == csv.field_delimiter || b == csv.quote || b == b'\n' || b == b'\r')
+        || (!csv.record_delimiter.is_empty() && value.contains(csv.record_delimiter.as_str()));
+    if !needs_quotes {
+        out.extend_from_slice(value.as_bytes());
+        return;
+    }
+    out.push(csv.quote);
+    for &b in value.as_bytes() {
+        if b == csv.quote {
+            out.push(csv.escape);
+        }
+        out.push(b);
+    }
+    out.push(csv.quote);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_as_needed_or_always() {
+        let mut out = Vec::new();
+        let csv = CsvOutput::default();
+        for value in ["plain", "a,b", "say \"hi\"", "two\nlines"] {
+            write_csv_field(&mut out, value, &csv);
+            out.push(b'|');
+        }
+        assert_eq!(String::from_utf8(out).unwrap(), "plain|\"a,b\"|\"say \"\"hi\"\"\"|\"two\nlines\"|");
+        let mut out = Vec::new();
+        write_csv_field(&mut out, "x", &CsvOutput { always_quote: true, ..CsvOutput::default() });
+        assert_eq!(out, b"\"x\"");
+    }
+}
