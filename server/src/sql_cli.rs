@@ -81,7 +81,8 @@ pub fn run(args: SqlArgs) -> Result<bool, String> {
 
 fn print_table(arrow_stream: &[u8]) -> Result<(), String> {
     let reader = StreamReader::try_new(arrow_stream, None).map_err(|e| format!("the result is not Arrow IPC: {e}"))?;
-    let mut shown: Vec<RecordBatch> = Vec::new();
+    // An empty batch first, so an empty result still shows its columns.
+    let mut shown: Vec<RecordBatch> = vec![RecordBatch::new_empty(reader.schema())];
     let (mut rows, mut shown_rows) = (0usize, 0usize);
     for batch in reader {
         let batch = batch.map_err(|e| format!("the result is not Arrow IPC: {e}"))?;

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, Ident, TableFactor, Value, VisitMut, VisitorMut,
+    Expr, FunctionArg, FunctionArgExpr, Ident, TableAlias, TableFactor, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -201,16 +201,21 @@ impl VisitorMut for SourceFinder<'_> {
     type Break = ();
 
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
-        let TableFactor::Table { name, args: args @ Some(_), .. } = factor else {
+        let TableFactor::Table { name, args: args @ Some(_), alias, .. } = factor else {
             return ControlFlow::Continue(());
         };
-        let Some(function) = SourceFunction::named(&name.to_string()) else {
+        let function_name = name.to_string();
+        let Some(function) = SourceFunction::named(&function_name) else {
             return ControlFlow::Continue(());
         };
         match self.source(function, &args.as_ref().expect("matched Some").args) {
             Ok(source) => {
                 *name = vec![Ident::with_quote('"', source.table.clone())].into();
                 *args = None;
+                // Columns are named after the function, not the hidden table: avg(read_parquet.x).
+                if alias.is_none() {
+                    *alias = Some(TableAlias { explicit: false, name: Ident::new(function_name.to_ascii_lowercase()), columns: vec![], at: None });
+                }
                 self.sources.push(source);
                 ControlFlow::Continue(())
             }

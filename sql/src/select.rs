@@ -128,13 +128,16 @@ struct Counters {
     scanned: Arc<AtomicU64>,
     processed: Arc<AtomicU64>,
     returned: AtomicU64,
+    /// Parquet is decoded by DataFusion: what it reads is what it processes.
+    parquet: bool,
 }
 
 impl Counters {
     fn snapshot(&self) -> SelectStats {
+        let scanned = self.scanned.load(Ordering::Relaxed);
         SelectStats {
-            bytes_scanned: self.scanned.load(Ordering::Relaxed),
-            bytes_processed: self.processed.load(Ordering::Relaxed),
+            bytes_scanned: scanned,
+            bytes_processed: if self.parquet { scanned } else { self.processed.load(Ordering::Relaxed) },
             bytes_returned: self.returned.load(Ordering::Relaxed),
         }
     }
@@ -153,7 +156,7 @@ pub async fn select(
 ) -> Result<mpsc::Receiver<Result<SelectEvent, SelectError>>, SelectError> {
     let query = SelectQuery::parse(&request.sql)?;
     let scan = scan_bounds(&request, entry.meta.size_bytes)?;
-    let counters = Arc::new(Counters::default());
+    let counters = Arc::new(Counters { parquet: matches!(request.input, InputFormat::Parquet), ..Counters::default() });
     let ctx =
         new_context(engine, BucketScope::Only([bucket.to_owned()].into()), limits, Some(counters.scanned.clone()))
             .map_err(internal)?;
