@@ -14,7 +14,7 @@
 use crate::store::BucketScope;
 use datafusion::error::Result;
 use datafusion::prelude::{ParquetReadOptions, SessionContext, col, lit};
-use storage_core::catalog::{Catalog, inventory_schema, journal_schema, tombstone_schema};
+use storage_core::catalog::{Catalog, CatalogSnapshot, inventory_schema, journal_schema, tombstone_schema};
 
 /// The `inventory` view: latest state per (bucket, key), deleted keys hidden.
 const INVENTORY_VIEW: &str = "
@@ -28,9 +28,11 @@ const INVENTORY_VIEW: &str = "
     ) latest
     WHERE newest = 1";
 
-/// Registers the catalog's tables and the `inventory` view in `ctx`.
-pub async fn register_catalog(ctx: &SessionContext, catalog: &Catalog) -> Result<()> {
-    let files = catalog.files();
+/// Registers the catalog's tables and the `inventory` view in `ctx`. The files stay on
+/// disk while the returned snapshot lives: keep it until the queries are done.
+pub async fn register_catalog(ctx: &SessionContext, catalog: &Catalog) -> Result<CatalogSnapshot> {
+    let snapshot = catalog.snapshot();
+    let files = &snapshot.files;
     let paths = |prefix: &str, tombstones: bool| -> Vec<String> {
         files
             .iter()
@@ -42,7 +44,7 @@ pub async fn register_catalog(ctx: &SessionContext, catalog: &Catalog) -> Result
     register(ctx, "inventory_changes", paths("inventory/", false), inventory_schema()).await?;
     register(ctx, "inventory_tombstones", paths("inventory/", true), tombstone_schema()).await?;
     ctx.sql(INVENTORY_VIEW).await?;
-    Ok(())
+    Ok(snapshot)
 }
 
 /// A table over exactly these Parquet files (an empty table when there are none).
@@ -69,11 +71,11 @@ pub async fn register_scoped_catalog(
     full: &SessionContext,
     catalog: &Catalog,
     scope: &BucketScope,
-) -> Result<()> {
+) -> Result<CatalogSnapshot> {
     let BucketScope::Only(buckets) = scope else {
         return register_catalog(ctx, catalog).await;
     };
-    register_catalog(full, catalog).await?;
+    let snapshot = register_catalog(full, catalog).await?;
     let allowed: Vec<_> = buckets.iter().map(|b| lit(b.as_str())).collect();
     for table in ["journal", "inventory"] {
         let rows = full.table(table).await?;
@@ -84,5 +86,5 @@ pub async fn register_scoped_catalog(
         };
         ctx.register_table(table, visible.into_view())?;
     }
-    Ok(())
+    Ok(snapshot)
 }

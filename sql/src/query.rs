@@ -84,9 +84,11 @@ pub async fn run_query(
     })?;
 
     let ctx = new_context(engine, scope.clone(), limits, None).map_err(internal)?;
+    // Held until the result is sent: catalog compaction keeps these files until then.
+    let mut catalog_snapshot = None;
     if let Some(catalog) = engine.catalog() {
         let full = new_context(engine, BucketScope::All, limits, None).map_err(internal)?;
-        register_scoped_catalog(&ctx, &full, catalog, &scope).await.map_err(query_error)?;
+        catalog_snapshot = Some(register_scoped_catalog(&ctx, &full, catalog, &scope).await.map_err(query_error)?);
     }
     for source in &sources {
         register_source(&ctx, source).await?;
@@ -107,6 +109,7 @@ pub async fn run_query(
     let rest =
         futures::stream::unfold((Some(batches), Some(encoder), first.is_none()), move |(batches, encoder, done)| {
             let schema = schema.clone();
+            let _pinned = &catalog_snapshot;
             async move {
                 let mut batches = batches?;
                 let mut encoder = encoder?;
@@ -214,7 +217,12 @@ impl VisitorMut for SourceFinder<'_> {
                 *args = None;
                 // Columns are named after the function, not the hidden table: avg(read_parquet.x).
                 if alias.is_none() {
-                    *alias = Some(TableAlias { explicit: false, name: Ident::new(function_name.to_ascii_lowercase()), columns: vec![], at: None });
+                    *alias = Some(TableAlias {
+                        explicit: false,
+                        name: Ident::new(function_name.to_ascii_lowercase()),
+                        columns: vec![],
+                        at: None,
+                    });
                 }
                 self.sources.push(source);
                 ControlFlow::Continue(())

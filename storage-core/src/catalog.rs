@@ -128,6 +128,18 @@ pub struct Catalog {
     covered_lsn: Arc<AtomicU64>,
     /// Failure injection for tests: file operations left before one fails (u64::MAX: never).
     operations_before_failure: AtomicU64,
+    /// One clone per live [`CatalogSnapshot`]: files compaction replaced stay on disk
+    /// while any snapshot (a running query) may still read them.
+    pins: Arc<()>,
+    /// Files no manifest names any more, removed once no snapshot is pinned. The lock
+    /// also orders pinning against removal.
+    retired: Mutex<Vec<String>>,
+}
+
+/// The files of one manifest, kept on disk for as long as this value lives.
+pub struct CatalogSnapshot {
+    pub files: Vec<String>,
+    _pin: Arc<()>,
 }
 
 fn timestamp_type() -> DataType {
@@ -466,6 +478,8 @@ impl Catalog {
             manifest: Mutex::new(manifest),
             covered_lsn,
             operations_before_failure: AtomicU64::new(u64::MAX),
+            pins: Arc::new(()),
+            retired: Mutex::new(Vec::new()),
         })
     }
 
@@ -485,6 +499,8 @@ impl Catalog {
             manifest: Mutex::new(manifest),
             covered_lsn,
             operations_before_failure: AtomicU64::new(u64::MAX),
+            pins: Arc::new(()),
+            retired: Mutex::new(Vec::new()),
         })
     }
 
@@ -500,6 +516,29 @@ impl Catalog {
     /// The catalog's files, relative to its directory.
     pub fn files(&self) -> Vec<String> {
         self.manifest.lock().unwrap().files().cloned().collect()
+    }
+
+    /// The current files, pinned: compaction leaves them on disk until the snapshot is
+    /// dropped (a query reading them never finds one gone).
+    pub fn snapshot(&self) -> CatalogSnapshot {
+        let retired = self.retired.lock().unwrap();
+        let pin = self.pins.clone();
+        let files = self.files();
+        drop(retired);
+        CatalogSnapshot { files, _pin: pin }
+    }
+
+    /// Removes retired files if no snapshot is pinned (else a later call does).
+    fn remove_retired(&self) {
+        let mut retired = self.retired.lock().unwrap();
+        if Arc::strong_count(&self.pins) > 1 {
+            return;
+        }
+        for name in retired.drain(..) {
+            if let Err(e) = self.step().and_then(|()| Ok(std::fs::remove_file(self.dir.join(&name))?)) {
+                tracing::warn!("replaced catalog file {name} not removed ({e}); it goes at the next start");
+            }
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -540,6 +579,7 @@ impl Catalog {
     /// Reads the durable log past the covered LSN and writes it to the catalog.
     /// Returns the number of changes written.
     pub fn flush(&self, segments: &dyn SegmentDir, index: &Index) -> Result<usize> {
+        self.remove_retired();
         let mut manifest = self.manifest.lock().unwrap();
         let Some(applied) = index.applied_position()? else { return Ok(0) };
         if applied.lsn <= manifest.covered_lsn {
@@ -712,14 +752,13 @@ impl Catalog {
         self.write_manifest(&next)?;
         // The manifest is the commit point: from here the inputs are orphans, removed now
         // or, if that fails, at the next start.
+        // Running queries may still read them: they go once no snapshot is pinned.
         let keep: HashSet<&String> = next.files().collect();
         let inputs: Vec<String> = manifest.files().filter(|f| !keep.contains(f)).cloned().collect();
         *manifest = next;
-        for input in inputs {
-            if let Err(e) = self.step().and_then(|()| Ok(std::fs::remove_file(self.dir.join(&input))?)) {
-                tracing::warn!("catalog compaction input {input} not removed yet ({e}); it goes at the next start");
-            }
-        }
+        drop(manifest);
+        self.retired.lock().unwrap().extend(inputs);
+        self.remove_retired();
         Ok(())
     }
 }

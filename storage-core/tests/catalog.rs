@@ -265,3 +265,32 @@ async fn a_burst_of_changes_is_flushed_before_the_interval() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_a_query_pinned_outlive_catalog_compaction_until_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    // A long interval: only explicit flushes run.
+    let engine = Engine::open(config(dir.path(), 3_600_000)).unwrap();
+    engine.create_bucket("b", 1).await.unwrap();
+    for i in 0..3 {
+        put(&engine, &format!("k{i}"), 10).await;
+        engine.flush_catalog().unwrap();
+    }
+    let snapshot = catalog(&engine).snapshot();
+    assert!(snapshot.files.len() >= 3, "three flushes, three files at least: {:?}", snapshot.files);
+    engine.compact_catalog().unwrap();
+    let catalog_dir = catalog(&engine).dir().to_path_buf();
+    for file in &snapshot.files {
+        assert!(catalog_dir.join(file).exists(), "{file} was removed while a snapshot pinned it");
+    }
+    assert!(catalog(&engine).files().iter().all(|f| !snapshot.files.contains(f)), "compaction replaced every file");
+    drop(snapshot);
+    put(&engine, "after", 10).await;
+    engine.flush_catalog().unwrap();
+    for file in catalog(&engine).files() {
+        assert!(catalog_dir.join(&file).exists(), "{file} is named by the manifest");
+    }
+    let on_disk = std::fs::read_dir(catalog_dir.join("inventory")).unwrap().count()
+        + std::fs::read_dir(catalog_dir.join("journal")).unwrap().count();
+    assert_eq!(on_disk, catalog(&engine).files().len(), "replaced files go once no snapshot pins them");
+}
