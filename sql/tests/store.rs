@@ -58,10 +58,8 @@ async fn a_bucket_reads_ranges_and_lists_like_an_object_store() {
     }
     let ranges = store.get_ranges(&location, &[0..10, 3_000_000..3_000_010]).await.unwrap();
     assert!(ranges[0][..] == big[0..10] && ranges[1][..] == big[3_000_000..3_000_010], "get_ranges");
-    let suffix = store
-        .get_opts(&location, GetOptions { range: Some(GetRange::Suffix(8)), ..Default::default() })
-        .await
-        .unwrap();
+    let suffix =
+        store.get_opts(&location, GetOptions { range: Some(GetRange::Suffix(8)), ..Default::default() }).await.unwrap();
     assert_eq!(suffix.range, big.len() as u64 - 8..big.len() as u64);
     assert!(suffix.bytes().await.unwrap()[..] == big[big.len() - 8..], "suffix range");
     let offset = store
@@ -88,7 +86,10 @@ async fn a_bucket_reads_ranges_and_lists_like_an_object_store() {
     let level = store.list_with_delimiter(Some(&Path::from("data"))).await.unwrap();
     let objects: Vec<String> = level.objects.iter().map(|m| m.location.to_string()).collect();
     let prefixes: Vec<String> = level.common_prefixes.iter().map(|p| p.to_string()).collect();
-    assert_eq!((objects, prefixes), (vec!["data/big.bin".to_owned(), "data/small.txt".to_owned()], vec!["data/sub".to_owned()]));
+    assert_eq!(
+        (objects, prefixes),
+        (vec!["data/big.bin".to_owned(), "data/small.txt".to_owned()], vec!["data/sub".to_owned()])
+    );
 
     // Every key is listed, percent-encoded where object_store encodes, except the one
     // with an empty part (no path names it), and each listed path reads its own object.
