@@ -64,14 +64,17 @@ fn wire_stats(stats: SelectStats) -> (i64, i64, i64) {
     (clamp(stats.bytes_scanned), clamp(stats.bytes_processed), clamp(stats.bytes_returned))
 }
 
-/// The S3 Select error as an S3 error (the codes are S3's own: ParseUnexpectedToken...).
+/// The S3 Select error as an S3 error (the codes are S3's own: ParseUnexpectedToken...,
+/// plus QueryTimeout and QueryMemoryLimitExceeded for our limits).
 fn select_error(e: SelectError) -> S3Error {
     let code = S3ErrorCode::from_bytes(e.code.as_bytes()).unwrap_or(S3ErrorCode::InternalError);
-    let client_error = e.is_client_error();
+    let status = match code.status_code() {
+        Some(status) => status,
+        None if e.is_client_error() => http::StatusCode::BAD_REQUEST,
+        None => http::StatusCode::INTERNAL_SERVER_ERROR,
+    };
     let mut error = S3Error::with_message(code, e.message);
-    if !client_error {
-        error.set_status_code(http::StatusCode::INTERNAL_SERVER_ERROR);
-    }
+    error.set_status_code(status);
     error
 }
 

@@ -148,9 +148,13 @@ pub fn json_decode(input: impl Read + Send + 'static) -> Result<(SchemaRef, Batc
         head.push(value.map_err(json_error)?);
     }
     check_objects(&head)?;
-    let schema = Arc::new(
-        datafusion::arrow::json::reader::infer_json_schema_from_iterator(head.iter().map(Ok)).map_err(json_error)?,
-    );
+    let mut schema =
+        datafusion::arrow::json::reader::infer_json_schema_from_iterator(head.iter().map(Ok)).map_err(json_error)?;
+    if schema.fields().is_empty() {
+        // No records, or only `{}`: one column of nulls, so `SELECT *` and count(*) work.
+        schema = Schema::new(vec![Field::new("_1", DataType::Utf8, true)]);
+    }
+    let schema = Arc::new(schema);
     let decoder_schema = schema.clone();
     let receiver = spawn_decoder(schema.clone(), move |send| {
         let mut decoder = datafusion::arrow::json::ReaderBuilder::new(decoder_schema)

@@ -184,7 +184,8 @@ pub async fn select(
     let sql = query.resolve(&columns)?;
     let frame = ctx.sql_with_options(&sql, crate::session::read_only()).await.map_err(plan_error)?;
     let stream = frame.execute_stream().await.map_err(plan_error)?;
-    let deadline = Instant::now() + Duration::from_millis(limits.timeout_ms);
+    let timeout_ms = limits.timeout_ms;
+    let deadline = Instant::now() + Duration::from_millis(timeout_ms);
 
     let (sender, events) = mpsc::channel(EVENTS_IN_FLIGHT);
     let output = request.output.clone();
@@ -196,8 +197,8 @@ pub async fn select(
             let next = match tokio::time::timeout_at(deadline.into(), stream.next()).await {
                 Ok(next) => next,
                 Err(_) => {
-                    let message = "the query ran past its time limit and was cancelled";
-                    let _ = sender.send(Err(SelectError::new("ExpressionTooLong", message))).await;
+                    let message = format!("the query ran past its limit of {timeout_ms} ms and was cancelled");
+                    let _ = sender.send(Err(SelectError::new("QueryTimeout", message))).await;
                     return;
                 }
             };
@@ -389,9 +390,10 @@ fn execution_error(e: DataFusionError) -> SelectError {
         DataFusionError::ArrowError(err, _) if matches!(**err, datafusion::arrow::error::ArrowError::CastError(_)) => {
             SelectError::new("CastFailed", message)
         }
-        DataFusionError::ResourcesExhausted(_) => {
-            SelectError::new("OverMaxRecordSize", format!("the query needs more memory than its limit: {message}"))
-        }
+        DataFusionError::ResourcesExhausted(_) => SelectError::new(
+            "QueryMemoryLimitExceeded",
+            format!("the query needs more memory than its limit: {message}"),
+        ),
         _ => SelectError::new("ExternalEvalException", message),
     }
 }
