@@ -2,8 +2,10 @@
 # Real-client compatibility suite for Quarry.
 #
 # Starts a fresh `quarry serve` on a free loopback port with an empty data dir,
-# then drives it with the real AWS CLI (v1, from PyPI) and with boto3
-# (tests/compat/boto3_suite.py), both from a private, pinned venv.
+# then drives it with the real AWS CLI (v1, from PyPI), with boto3
+# (tests/compat/boto3_suite.py), and with boto3's S3 Select, pyarrow's
+# S3FileSystem and `quarry sql` (tests/compat/analytics_suite.py), all from a
+# private, pinned venv.
 #
 # Usage:
 #   bash tests/compat/run.sh [PATH/TO/quarry]
@@ -26,6 +28,7 @@ shopt -s inherit_errexit
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$HERE/../.." && pwd)
 REQUIREMENTS=$HERE/requirements.txt
+KNOWN_FAILURES=$HERE/known-failures.txt
 VENV=${QUARRY_COMPAT_VENV:-$HOME/.cache/quarry/compat-venv}
 BOOT_PYTHON=${QUARRY_COMPAT_PYTHON:-python3}
 
@@ -40,6 +43,7 @@ SERVER_LOG_SHOWN=
 PASSED=0
 FAILED=0
 FAILED_NAMES=()
+PASSED_NAMES=()
 
 log() { printf '[compat %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 die() {
@@ -121,7 +125,7 @@ ensure_venv() {
     fi
 
     if [[ -f $stamp && $(<"$stamp") == "$key" ]] &&
-        "$VENV/bin/python" -c 'import boto3, awscli' 2>/dev/null; then
+        "$VENV/bin/python" -c 'import boto3, awscli, pyarrow' 2>/dev/null; then
         log "reusing venv $VENV (requirements hash ${key:0:12})"
     else
         if [[ -e $VENV ]]; then
@@ -144,7 +148,7 @@ ensure_venv() {
     PY=$VENV/bin/python
     AWS_BIN=$VENV/bin/aws
     [[ -x $AWS_BIN ]] || die "venv has no aws executable at $AWS_BIN"
-    log "clients: $("$AWS_BIN" --version 2>&1 | head -n1); boto3 $("$PY" -c 'import boto3; print(boto3.__version__)')"
+    log "clients: $("$AWS_BIN" --version 2>&1 | head -n1); $("$PY" -c 'import boto3, pyarrow; print(f"boto3 {boto3.__version__}, pyarrow {pyarrow.__version__}")')"
 }
 
 # ---------------------------------------------------------------------------
@@ -342,6 +346,7 @@ run_check() { # NAME FUNCTION
     dt=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
     if ((rc == 0)); then
         PASSED=$((PASSED + 1))
+        PASSED_NAMES+=("$name")
         printf 'PASS  %-46s %6ss\n' "$name" "$dt"
     else
         FAILED=$((FAILED + 1))
@@ -559,10 +564,126 @@ check_rb() {
     fi
 }
 
+# --- S3 Select through the aws cli (objects under select/ in $BUCKET) -----------
+
+# select_cli KEY SQL INPUT_SERIALIZATION OUTPUT_SERIALIZATION OUTFILE
+select_cli() {
+    must aws s3api select-object-content --bucket "$BUCKET" --key "$1" \
+        --expression "$2" --expression-type SQL \
+        --input-serialization "$3" --output-serialization "$4" "$5" >/dev/null
+}
+
+# expect_file_text WHAT EXPECTED_TEXT FILE -- FILE holds exactly EXPECTED_TEXT
+# (a mismatch is shown as `od -c` characters, so delimiters and quotes are visible)
+expect_file_text() {
+    printf '%s' "$2" >"$WORK/expected.txt"
+    if [[ ! -f $3 ]]; then
+        fail "$1" "a file holding: $(show_chars "$WORK/expected.txt")" "no file $3"
+        return
+    fi
+    cmp -s -- "$WORK/expected.txt" "$3" ||
+        fail "$1" "$(show_chars "$WORK/expected.txt")" "$(show_chars "$3")"
+}
+
+show_chars() { od -An -c -- "$1" | tr -d '\n' | tr -s ' ' | head -c 600; }
+
+make_select_data() {
+    # The same people as tests/compat/analytics_suite.py: a mixed-case header, a
+    # quoted field holding the delimiter, doubled quotes, an empty last field.
+    printf '%s\n' 'Name,Age,City' 'Alice,34,Paris' 'Bob,25,New York' 'Carol,41,"Rome, Italy"' \
+        'Dan,30,"The ""Big"" Town"' 'Eve,52,Berlin' 'Frank,19,' >"$WORK/up/people.csv"
+    gzip -9 -n -c "$WORK/up/people.csv" >"$WORK/up/people.csv.gz"
+    "$PY" - "$WORK/up/numbers.parquet" <<'EOF_PY'
+import sys
+import pyarrow as pa, pyarrow.parquet as pq
+n = 5000
+pq.write_table(pa.table({"id": pa.array(range(n), pa.int64()),
+                         "label": pa.array([f"item-{i}" for i in range(n)])}),
+               sys.argv[1], row_group_size=1000)
+EOF_PY
+}
+
+check_select_cli_csv() {
+    must aws s3 cp --no-progress "$WORK/up/people.csv" "s3://$BUCKET/select/people.csv" >/dev/null
+    select_cli select/people.csv "SELECT s.name, s.city FROM S3Object s WHERE CAST(s.age AS INT) > 30" \
+        '{"CSV":{"FileHeaderInfo":"USE"}}' '{"CSV":{}}' "$WORK/dl/select.csv"
+    expect_file_text "out.csv of select-object-content ... WHERE CAST(s.age AS INT) > 30" \
+        $'Alice,Paris\nCarol,"Rome, Italy"\nEve,Berlin\n' "$WORK/dl/select.csv"
+    select_cli select/people.csv "SELECT s._1, s._2 FROM S3Object s LIMIT 2" \
+        '{"CSV":{"FileHeaderInfo":"IGNORE"}}' '{"CSV":{"FieldDelimiter":"|","QuoteFields":"ALWAYS"}}' "$WORK/dl/select.csv"
+    expect_file_text "out.csv of s._1, s._2 ... LIMIT 2 (header IGNORE; '|', QuoteFields ALWAYS)" \
+        $'"Alice"|"34"\n"Bob"|"25"\n' "$WORK/dl/select.csv"
+}
+
+check_select_cli_json_aggregate() {
+    select_cli select/people.csv "SELECT count(*), sum(CAST(s.age AS INT)) FROM S3Object s" \
+        '{"CSV":{"FileHeaderInfo":"USE"}}' '{"JSON":{}}' "$WORK/dl/select.json"
+    expect_file_text "JSON output of count(*), sum(age)" $'{"_1":6,"_2":201}\n' "$WORK/dl/select.json"
+}
+
+check_select_cli_gzip() {
+    must aws s3 cp --no-progress "$WORK/up/people.csv.gz" "s3://$BUCKET/select/people.csv.gz" >/dev/null
+    select_cli select/people.csv.gz "SELECT s.name FROM S3Object s WHERE s.city = ''" \
+        '{"CSV":{"FileHeaderInfo":"USE"},"CompressionType":"GZIP"}' '{"CSV":{}}' "$WORK/dl/select.csv"
+    expect_file_text "out.csv of a select over the gzip-compressed CSV" $'Frank\n' "$WORK/dl/select.csv"
+}
+
+check_select_cli_parquet() {
+    must aws s3 cp --no-progress "$WORK/up/numbers.parquet" "s3://$BUCKET/select/numbers.parquet" >/dev/null
+    select_cli select/numbers.parquet "SELECT s.id, s.label FROM S3Object s WHERE s.id BETWEEN 2998 AND 3001" \
+        '{"Parquet":{}}' '{"CSV":{}}' "$WORK/dl/select.csv"
+    local got
+    got=$(LC_ALL=C sort "$WORK/dl/select.csv") # (object order is checked in analytics_suite.py)
+    expect_eq "rows of the Parquet select (sorted)" \
+        "$(printf '%s\n' 2998,item-2998 2999,item-2999 3000,item-3000 3001,item-3001)" "$got"
+    select_cli select/numbers.parquet "SELECT count(*) FROM S3Object" '{"Parquet":{}}' '{"CSV":{}}' "$WORK/dl/select.csv"
+    expect_file_text "count(*) of the Parquet object" $'5000\n' "$WORK/dl/select.csv"
+}
+
+check_select_cli_bad_sql() {
+    rm -f "$WORK/dl/bad.csv"
+    must_fail '\(Parse[A-Za-z]*\)' aws s3api select-object-content --bucket "$BUCKET" --key select/people.csv \
+        --expression "SELEC * FROM S3Object" --expression-type SQL \
+        --input-serialization '{"CSV":{"FileHeaderInfo":"USE"}}' --output-serialization '{"CSV":{}}' "$WORK/dl/bad.csv"
+    must_fail '\(NoSuchKey\)' aws s3api select-object-content --bucket "$BUCKET" --key select/missing.csv \
+        --expression "SELECT * FROM S3Object" --expression-type SQL \
+        --input-serialization '{"CSV":{}}' --output-serialization '{"CSV":{}}' "$WORK/dl/bad.csv"
+}
+
 check_server_alive() {
     kill -0 "$SERVER_PID" 2>/dev/null || fail "server process after the checks" "still running" "exited"
     code=$(http_status "$ENDPOINT/health")
     expect_eq "GET /health after the checks" 200 "$code"
+}
+
+# run_python_suite LABEL SCRIPT [ARGS...] -- run one of the Python suites against the
+# server; adds its counts to PASSED / FAILED (and SUITE_PASSED / SUITE_FAILED).
+run_python_suite() {
+    local label=$1 script=$2 rc=0 v
+    shift 2
+    # (pipefail: rc is the suite's exit status; its output is kept to find what passed)
+    QUARRY_COMPAT_ENDPOINT=$ENDPOINT "$PY" "$HERE/$script" \
+        --workdir "$WORK/$label" --summary-file "$WORK/$label.summary" "$@" |
+        tee "$WORK/$label.out" || rc=$?
+    while IFS= read -r v; do PASSED_NAMES+=("$label: $v"); done < <(
+        sed -nE 's/^PASS  ([^ ]+) .*/\1/p' "$WORK/$label.out"
+    )
+    # Summary file: "PASSED FAILED" on line 1, then one failed check name per line.
+    SUITE_PASSED=0
+    SUITE_FAILED=0
+    if [[ -f $WORK/$label.summary ]] && read -r SUITE_PASSED SUITE_FAILED <"$WORK/$label.summary"; then
+        while IFS= read -r v; do FAILED_NAMES+=("$label: $v"); done < <(tail -n +2 "$WORK/$label.summary")
+        if ((rc != 0 && SUITE_FAILED == 0)); then
+            SUITE_FAILED=1
+            FAILED_NAMES+=("$label suite exited with status $rc")
+        fi
+    else
+        SUITE_PASSED=0
+        SUITE_FAILED=1
+        FAILED_NAMES+=("$label suite crashed (exit status $rc, no summary)")
+    fi
+    PASSED=$((PASSED + SUITE_PASSED))
+    FAILED=$((FAILED + SUITE_FAILED))
 }
 
 # ---------------------------------------------------------------------------
@@ -599,6 +720,7 @@ EOF
 
     log "generating test data in $WORK"
     make_data >/dev/null
+    make_select_data
 
     log "aws cli checks ($("$AWS_BIN" --version 2>&1 | cut -d' ' -f1))"
     run_check "aws s3 mb" check_mb
@@ -618,42 +740,69 @@ EOF
     run_check "aws s3 presign + curl" check_presign
     run_check "presigned URL tampered/expired -> 403" check_presign_rejects_tampering_and_expiry
     run_check "unsigned / bad-key requests rejected" check_auth_rejected
+    run_check "aws s3api select-object-content CSV" check_select_cli_csv
+    run_check "select-object-content JSON aggregate" check_select_cli_json_aggregate
+    run_check "select-object-content GZIP CSV" check_select_cli_gzip
+    run_check "select-object-content Parquet" check_select_cli_parquet
+    run_check "select-object-content bad SQL -> Parse*" check_select_cli_bad_sql
     run_check "aws s3 rb of non-empty bucket fails" check_rb_nonempty_fails
     run_check "aws s3 rb" check_rb
     run_check "server alive after aws cli checks" check_server_alive
     local cli_passed=$PASSED cli_failed=$FAILED
 
     log "boto3 checks (tests/compat/boto3_suite.py)"
-    local rc=0
-    QUARRY_COMPAT_ENDPOINT=$ENDPOINT "$PY" "$HERE/boto3_suite.py" \
-        --workdir "$WORK/boto3" --summary-file "$WORK/boto3.summary" || rc=$?
-    # Summary file: "PASSED FAILED" on line 1, then one failed check name per line.
-    local b_passed=0 b_failed=0
-    if [[ -f $WORK/boto3.summary ]] && read -r b_passed b_failed <"$WORK/boto3.summary"; then
-        while IFS= read -r v; do FAILED_NAMES+=("boto3: $v"); done < <(tail -n +2 "$WORK/boto3.summary")
-        if ((rc != 0 && b_failed == 0)); then
-            b_failed=1
-            FAILED_NAMES+=("boto3 suite exited with status $rc")
-        fi
-    else
-        b_passed=0
-        b_failed=1
-        FAILED_NAMES+=("boto3 suite crashed (exit status $rc, no summary)")
-    fi
-    PASSED=$((PASSED + b_passed))
-    FAILED=$((FAILED + b_failed))
-
+    run_python_suite boto3 boto3_suite.py
+    local b_passed=$SUITE_PASSED b_failed=$SUITE_FAILED
     run_check "server alive after boto3 checks" check_server_alive
 
+    log "S3 Select, pyarrow and quarry sql checks (tests/compat/analytics_suite.py)"
+    run_python_suite analytics analytics_suite.py --quarry-bin "$SERVER_BIN"
+    local a_passed=$SUITE_PASSED a_failed=$SUITE_FAILED
+    run_check "server alive after analytics checks" check_server_alive
+
     echo
-    log "aws cli: $cli_passed ok / $cli_failed failing; boto3: $b_passed ok / $b_failed failing"
+    log "aws cli: $cli_passed ok / $cli_failed failing; boto3: $b_passed ok / $b_failed failing;" \
+        "analytics: $a_passed ok / $a_failed failing"
+    # Failures of checks listed in known-failures.txt (known server bugs) are still
+    # failures and printed as such; only the exit status ignores them.
+    local -A known=()
+    local name why unexpected=() known_failed=() now_passing=()
+    if [[ -f $KNOWN_FAILURES ]]; then
+        while IFS= read -r v; do
+            [[ $v =~ ^[[:space:]]*(#|$) ]] && continue
+            name=${v%%#*}
+            name=${name%"${name##*[![:space:]]}"} # trim trailing blanks
+            why=
+            [[ $v == *#* ]] && why=${v#*#}
+            known[$name]=${why# }
+        done <"$KNOWN_FAILURES"
+    fi
+    for name in "${FAILED_NAMES[@]}"; do
+        if [[ -v known[$name] ]]; then
+            known_failed+=("$name   FAILED (known server bug: ${known[$name]})")
+        else
+            unexpected+=("$name")
+        fi
+    done
+    for name in "${PASSED_NAMES[@]}"; do
+        [[ -v known[$name] ]] && now_passing+=("$name")
+    done
     if ((FAILED > 0)); then
         log "failed checks:"
-        printf '  - %s\n' "${FAILED_NAMES[@]}"
-        show_server_log
+        ((${#unexpected[@]} == 0)) || printf '  - %s\n' "${unexpected[@]}"
+        ((${#known_failed[@]} == 0)) || printf '  - %s\n' "${known_failed[@]}"
+        ((${#unexpected[@]} == 0)) || show_server_log
+    fi
+    if ((${#now_passing[@]} > 0)); then
+        log "listed in tests/compat/known-failures.txt but passing now (delete their lines):"
+        printf '  - %s\n' "${now_passing[@]}"
+    fi
+    if ((${#known_failed[@]} > 0)); then
+        log "${#known_failed[@]} of the $FAILED failures are known server bugs (tests/compat/known-failures.txt):" \
+            "they do not change the exit status"
     fi
     printf '%d passed, %d failed\n' "$PASSED" "$FAILED"
-    ((FAILED == 0))
+    ((${#unexpected[@]} == 0 && ${#now_passing[@]} == 0))
 }
 
 main "$@"
