@@ -90,8 +90,9 @@ pub enum OutputFormat {
     Json { record_delimiter: String },
 }
 
-/// S3's ScanRange: process the records that start in `start..end`; `end` alone means
-/// the last `end` bytes.
+/// S3's ScanRange: process the records that start in `start..=end` (both ends inclusive,
+/// as in an HTTP byte range; End defaults to the last byte); `end` alone means the last
+/// `end` bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct ScanRange {
     pub start: Option<u64>,
@@ -270,7 +271,8 @@ fn scan_bounds(request: &SelectRequest, size_bytes: u64) -> Result<ScanBounds, S
                 format!("ScanRange start {start} is after its end {end}"),
             ));
         }
-        (Some(start), Some(end)) => (start, end),
+        // End is inclusive; the bounds below are exclusive.
+        (Some(start), Some(end)) => (start, end.saturating_add(1)),
         (Some(start), None) => (start, size_bytes),
         (None, Some(last)) => (size_bytes.saturating_sub(last), size_bytes),
         (None, None) => (0, size_bytes),
