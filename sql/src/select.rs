@@ -184,6 +184,10 @@ pub async fn select(
 
     let sql = query.resolve(&columns)?;
     let frame = ctx.sql_with_options(&sql, crate::session::read_only()).await.map_err(plan_error)?;
+    if counters.parquet {
+        // Planning read the footer (schema, statistics): count only what the scan reads.
+        counters.scanned.store(0, Ordering::Relaxed);
+    }
     let stream = frame.execute_stream().await.map_err(plan_error)?;
     let timeout_ms = limits.timeout_ms;
     let deadline = Instant::now() + Duration::from_millis(timeout_ms);
