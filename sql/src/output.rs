@@ -100,7 +100,7 @@ impl ResultEncoder {
     /// The bytes for one more batch (possibly none yet: Parquet writes whole row groups).
     pub fn write(&mut self, batch: &RecordBatch) -> Result<Vec<u8>> {
         match self.writer.as_mut().expect("encoder not finished") {
-            Writer::Csv(w) => w.write(batch)?,
+            Writer::Csv(w) => w.write(&nested_as_text(batch)?)?,
             Writer::Json(w) => w.write(batch)?,
             Writer::Arrow(w) => w.write(batch)?,
             Writer::Parquet(w) => w.write(batch)?,
@@ -113,7 +113,9 @@ impl ResultEncoder {
     /// marker, Parquet its last row group and footer.
     pub fn finish(mut self, schema: &SchemaRef) -> Result<Vec<u8>> {
         match self.writer.take().expect("encoder finished once") {
-            Writer::Csv(mut w) if self.batches == 0 => w.write(&RecordBatch::new_empty(schema.clone()))?,
+            Writer::Csv(mut w) if self.batches == 0 => {
+                w.write(&nested_as_text(&RecordBatch::new_empty(schema.clone()))?)?
+            }
             Writer::Csv(_) => {}
             Writer::Json(mut w) => w.finish()?,
             Writer::Arrow(mut w) => w.finish()?,
@@ -123,4 +125,32 @@ impl ResultEncoder {
         }
         Ok(self.buffer.take())
     }
+}
+
+/// CSV has no nested values: list, struct and map columns (`inventory.user_metadata`) are
+/// written as their text, as `quarry sql` shows them (`{color: blue}`); NULL stays empty.
+fn nested_as_text(batch: &RecordBatch) -> Result<RecordBatch> {
+    use datafusion::arrow::array::{Array, ArrayRef, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    let schema = batch.schema();
+    if !schema.fields().iter().any(|f| f.data_type().is_nested()) {
+        return Ok(batch.clone());
+    }
+    let options = FormatOptions::default();
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        if !field.data_type().is_nested() {
+            fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+            continue;
+        }
+        let formatter = ArrayFormatter::try_new(column.as_ref(), &options)?;
+        let text: StringArray =
+            (0..column.len()).map(|row| column.is_valid(row).then(|| formatter.value(row).to_string())).collect();
+        fields.push(Field::new(field.name(), DataType::Utf8, field.is_nullable()));
+        columns.push(Arc::new(text));
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
 }
