@@ -46,6 +46,8 @@ pub struct ServerOptions {
     pub max_object_size_bytes: Option<u64>,
     /// Data directory to use instead of `<tempdir>/data`.
     pub data_dir: Option<PathBuf>,
+    /// More `quarry serve` flags (e.g. `--query-timeout-ms 500`).
+    pub extra_args: Vec<String>,
 }
 
 /// A running `quarry` process.
@@ -125,10 +127,19 @@ impl Server {
         if let Some(max) = self.options.max_object_size_bytes {
             cmd.arg("--max-object-size-bytes").arg(max.to_string());
         }
+        cmd.args(&self.options.extra_args);
         // Settings inherited from the developer's environment must not leak in.
-        for var in
-            ["QUARRY_ADDRESS", "QUARRY_DATA_DIR", "QUARRY_CONFIG", "QUARRY_MAX_OBJECT_SIZE_BYTES", "QUARRY_REGION"]
-        {
+        for var in [
+            "QUARRY_ADDRESS",
+            "QUARRY_DATA_DIR",
+            "QUARRY_CONFIG",
+            "QUARRY_MAX_OBJECT_SIZE_BYTES",
+            "QUARRY_REGION",
+            "QUARRY_QUERY_MEMORY_BYTES",
+            "QUARRY_QUERY_TIMEOUT_MS",
+            "QUARRY_CATALOG_FLUSH_INTERVAL_MS",
+            "QUARRY_CATALOG_FLUSH_AFTER_CHANGES",
+        ] {
             cmd.env_remove(var);
         }
         cmd.env("NO_COLOR", "1") // plain-text logs in stderr.log
@@ -712,4 +723,93 @@ pub fn assert_bytes_eq(got: &[u8], want: &[u8], what: impl Display) {
             describe(want)
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// The SQL endpoint (POST /?sql), SigV4-signed like `quarry sql` signs it
+// ---------------------------------------------------------------------------
+
+/// The headers that sign `method url` with `body` as `access_key` (SigV4, service s3,
+/// the payload's SHA-256 in `x-amz-content-sha256`, as server/src/client.rs signs).
+pub fn sigv4_headers(
+    method: &str,
+    url: &str,
+    body: &[u8],
+    access_key: &str,
+    secret_key: &str,
+) -> Vec<(String, String)> {
+    use aws_sigv4::http_request::{PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings, sign};
+    let identity = aws_credential_types::Credentials::new(access_key, secret_key, None, None, "e2e").into();
+    let mut settings = SigningSettings::default();
+    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(REGION)
+        .name("s3")
+        .time(std::time::SystemTime::now())
+        .settings(settings)
+        .build()
+        .expect("SigV4 signing params")
+        .into();
+    let signable = SignableRequest::new(method, url, std::iter::empty(), SignableBody::Bytes(body))
+        .unwrap_or_else(|e| panic!("cannot sign {method} {url}: {e}"));
+    let (instructions, _) =
+        sign(signable, &params).unwrap_or_else(|e| panic!("cannot sign {method} {url}: {e}")).into_parts();
+    let mut request = http::Request::builder().method(method).uri(url).body(()).expect("request to sign");
+    instructions.apply_to_request_http1x(&mut request);
+    request
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect()
+}
+
+/// `POST /?sql&format=FORMAT` with `sql` as the body, signed with the given key.
+pub async fn sql_as(server: &Server, access_key: &str, secret_key: &str, format: &str, sql: &str) -> RawResponse {
+    let url = format!("{}/?sql&format={format}", server.endpoint());
+    let headers = sigv4_headers("POST", &url, sql.as_bytes(), access_key, secret_key);
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    raw_request("POST", &url, &headers, sql.as_bytes().to_vec()).await
+}
+
+/// A query as the admin key; panics (with the error document) unless it answers 200.
+pub async fn sql_ok(server: &Server, format: &str, sql: &str) -> RawResponse {
+    sql_ok_as(server, ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY, format, sql).await
+}
+
+/// A query as the given key; panics (with the error document) unless it answers 200.
+pub async fn sql_ok_as(server: &Server, access_key: &str, secret_key: &str, format: &str, sql: &str) -> RawResponse {
+    let response = sql_as(server, access_key, secret_key, format, sql).await;
+    assert_eq!(
+        response.status,
+        200,
+        "SQL as {access_key} (format {format}): {sql}\nexpected HTTP 200, got {}: {}",
+        response.status,
+        response.body_str()
+    );
+    response
+}
+
+/// The CSV text of a query as the admin key.
+pub async fn sql_csv(server: &Server, sql: &str) -> String {
+    sql_ok(server, "csv", sql).await.body_str()
+}
+
+/// Asserts `response` is an S3 error document with this status and code; returns its
+/// Message (empty if it has none).
+#[track_caller]
+pub fn expect_error_document(response: &RawResponse, status: u16, code: &str, what: impl Display) -> String {
+    let got_code = response.xml_tag("Code");
+    assert!(
+        response.status == status && got_code.as_deref() == Some(code),
+        "{what}: expected HTTP {status} {code}, got HTTP {} {got_code:?}: {}",
+        response.status,
+        response.body_str()
+    );
+    xml_unescape(&response.xml_tag("Message").unwrap_or_default())
+}
+
+/// The text of an XML element with the five predefined entities decoded.
+pub fn xml_unescape(text: &str) -> String {
+    text.replace("&quot;", "\"").replace("&apos;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 }
