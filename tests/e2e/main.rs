@@ -27,3 +27,4 @@ mod multipart;
 mod objects;
 mod presigned;
 mod restart;
+mod sql;
