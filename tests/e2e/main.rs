@@ -27,4 +27,5 @@ mod multipart;
 mod objects;
 mod presigned;
 mod restart;
+mod select;
 mod sql;

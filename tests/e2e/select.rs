@@ -1,0 +1,732 @@
+//! S3 Select (SelectObjectContent) through aws-sdk-s3's event stream: CSV, JSON and
+//! Parquet input, CSV and JSON output, header modes, column names and positions, CAST,
+//! LIMIT, aggregates, GZIP and BZIP2, ScanRange, RequestProgress, the Stats and End
+//! events, and errors with S3 Select's codes.
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_s3::operation::select_object_content::builders::SelectObjectContentFluentBuilder;
+use aws_sdk_s3::types::{
+    CompressionType, CsvInput, CsvOutput, ExpressionType, FileHeaderInfo, InputSerialization, JsonInput, JsonOutput,
+    JsonType, OutputSerialization, ParquetInput, Progress, RequestProgress, ScanRange, SelectObjectContentEventStream,
+    Stats,
+};
+use aws_smithy_types::event_stream::RawMessage;
+use quarry_sql::datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use quarry_sql::datafusion::arrow::datatypes::{DataType, Field, Schema};
+use quarry_sql::datafusion::parquet::arrow::ArrowWriter;
+
+use crate::harness::*;
+
+const PEOPLE_CSV: &str = "Name,City,Age\nAlice,Paris,30\nBob,\"New York, NY\",25\nCarol,Berlin,41\n";
+const PEOPLE_JSON_LINES: &str = "{\"Name\":\"Alice\",\"City\":\"Paris\",\"Age\":30,\"Team\":{\"color\":\"red\"}}\n\
+                                 {\"Name\":\"Bob\",\"City\":\"New York, NY\",\"Age\":25,\"Team\":{\"color\":\"blue\"}}\n\
+                                 {\"Name\":\"Carol\",\"City\":\"Berlin\",\"Age\":41,\"Team\":{\"color\":\"red\"}}\n";
+const PEOPLE_JSON_DOCUMENT: &str = "{\n  \"Name\": \"Alice\",\n  \"City\": \"Paris\",\n  \"Age\": 30\n}\n\
+                                    {\n  \"Name\": \"Bob\",\n  \"City\": \"New York, NY\",\n  \"Age\": 25\n}\n\
+                                    {\n  \"Name\": \"Carol\",\n  \"City\": \"Berlin\",\n  \"Age\": 41\n}\n";
+
+fn people_parquet() -> Vec<u8> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("Name", DataType::Utf8, false),
+        Field::new("City", DataType::Utf8, false),
+        Field::new("Age", DataType::Int64, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec!["Alice", "Bob", "Carol"])),
+        Arc::new(StringArray::from(vec!["Paris", "New York, NY", "Berlin"])),
+        Arc::new(Int64Array::from(vec![30, 25, 41])),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), columns).expect("people batch");
+    let mut out = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut out, schema, None).expect("Parquet writer");
+    writer.write(&batch).expect("write people.parquet");
+    writer.close().expect("close people.parquet");
+    out
+}
+
+fn csv_in(header: FileHeaderInfo) -> InputSerialization {
+    InputSerialization::builder().csv(CsvInput::builder().file_header_info(header).build()).build()
+}
+
+fn compressed_csv_in(header: FileHeaderInfo, compression: CompressionType) -> InputSerialization {
+    InputSerialization::builder()
+        .csv(CsvInput::builder().file_header_info(header).build())
+        .compression_type(compression)
+        .build()
+}
+
+fn json_in(kind: JsonType) -> InputSerialization {
+    InputSerialization::builder().json(JsonInput::builder().r#type(kind).build()).build()
+}
+
+fn parquet_in() -> InputSerialization {
+    InputSerialization::builder().parquet(ParquetInput::builder().build()).build()
+}
+
+fn csv_out() -> OutputSerialization {
+    OutputSerialization::builder().csv(CsvOutput::builder().build()).build()
+}
+
+fn json_out() -> OutputSerialization {
+    OutputSerialization::builder().json(JsonOutput::builder().build()).build()
+}
+
+/// What a successful S3 Select returned.
+#[derive(Debug, Default)]
+struct Selected {
+    records: String,
+    stats: Option<Stats>,
+    progress: Vec<Progress>,
+    /// The event kinds in the order they came.
+    events: Vec<&'static str>,
+}
+
+impl Selected {
+    /// (BytesScanned, BytesProcessed, BytesReturned) of the Stats event.
+    fn stats(&self) -> (i64, i64, i64) {
+        let stats = self.stats.as_ref().expect("a Stats event");
+        (
+            stats.bytes_scanned.expect("Stats BytesScanned"),
+            stats.bytes_processed.expect("Stats BytesProcessed"),
+            stats.bytes_returned.expect("Stats BytesReturned"),
+        )
+    }
+}
+
+#[derive(Debug)]
+enum SelectFailure {
+    /// The request was answered with an HTTP error.
+    Http { status: Option<u16>, code: Option<String>, message: String },
+    /// The response started (HTTP 200) and an error event came.
+    Event { code: Option<String>, message: String },
+}
+
+impl SelectFailure {
+    fn code(&self) -> Option<&str> {
+        match self {
+            SelectFailure::Http { code, .. } | SelectFailure::Event { code, .. } => code.as_deref(),
+        }
+    }
+
+    fn message(&self) -> &str {
+        match self {
+            SelectFailure::Http { message, .. } | SelectFailure::Event { message, .. } => message,
+        }
+    }
+}
+
+/// Sends the request and reads its event stream to the end, checking that Stats then End
+/// close it and nothing follows End.
+async fn try_select(request: SelectObjectContentFluentBuilder) -> Result<Selected, SelectFailure> {
+    let mut output = match request.send().await {
+        Ok(output) => output,
+        Err(e) => {
+            return Err(SelectFailure::Http {
+                status: err_status(&e),
+                code: e.code().map(str::to_owned),
+                message: e.message().map(str::to_owned).unwrap_or_else(|| DisplayErrorContext(&e).to_string()),
+            });
+        }
+    };
+    let mut selected = Selected::default();
+    let mut records = Vec::new();
+    loop {
+        let event = match output.payload.recv().await {
+            Ok(Some(event)) => event,
+            Ok(None) => break,
+            Err(e) => {
+                let (code, message) = match error_event(&e) {
+                    Some(found) => found,
+                    None => (
+                        e.code().map(str::to_owned),
+                        e.message().map(str::to_owned).unwrap_or_else(|| DisplayErrorContext(&e).to_string()),
+                    ),
+                };
+                return Err(SelectFailure::Event { code, message });
+            }
+        };
+        assert!(
+            selected.events.last() != Some(&"End"),
+            "S3 Select: an event came after End: {event:?} (events so far: {:?})",
+            selected.events
+        );
+        match event {
+            SelectObjectContentEventStream::Records(r) => {
+                selected.events.push("Records");
+                records.extend_from_slice(r.payload.as_ref().map(|b| b.as_ref()).unwrap_or_default());
+            }
+            SelectObjectContentEventStream::Stats(s) => {
+                selected.events.push("Stats");
+                selected.stats = s.details;
+            }
+            SelectObjectContentEventStream::Progress(p) => {
+                selected.events.push("Progress");
+                selected.progress.extend(p.details);
+            }
+            SelectObjectContentEventStream::Cont(_) => selected.events.push("Cont"),
+            SelectObjectContentEventStream::End(_) => selected.events.push("End"),
+            other => panic!("S3 Select: unexpected event {other:?}"),
+        }
+    }
+    let n = selected.events.len();
+    assert!(
+        n >= 2 && selected.events[n - 2..] == ["Stats", "End"],
+        "S3 Select: the stream should close with Stats then End, got events {:?}",
+        selected.events
+    );
+    selected.records = String::from_utf8(records).expect("S3 Select records are UTF-8");
+    let (_, _, returned) = selected.stats();
+    assert_eq!(
+        returned,
+        selected.records.len() as i64,
+        "S3 Select: Stats BytesReturned vs the bytes of the Records events"
+    );
+    Ok(selected)
+}
+
+/// The code and message of an S3 Select error event. S3 sends them as a message of
+/// `:message-type` `error` with `:error-code` and `:error-message` headers, which the Rust
+/// SDK does not model (it knows `event` and `exception`): it hands over the raw message.
+fn error_event<E>(e: &aws_sdk_s3::error::SdkError<E, RawMessage>) -> Option<(Option<String>, String)> {
+    let Some(RawMessage::Decoded(message)) = e.raw_response() else { return None };
+    let header = |name: &str| {
+        message
+            .headers()
+            .iter()
+            .find(|h| h.name().as_str() == name)
+            .and_then(|h| h.value().as_string().ok())
+            .map(|v| v.as_str().to_owned())
+    };
+    (header(":message-type").as_deref() == Some("error"))
+        .then(|| (header(":error-code"), header(":error-message").unwrap_or_default()))
+}
+
+fn request(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    sql: &str,
+    input: InputSerialization,
+    output: OutputSerialization,
+) -> SelectObjectContentFluentBuilder {
+    client
+        .select_object_content()
+        .bucket(bucket)
+        .key(key)
+        .expression(sql)
+        .expression_type(ExpressionType::Sql)
+        .input_serialization(input)
+        .output_serialization(output)
+}
+
+/// Runs one S3 Select, panicking with its error unless it succeeds.
+async fn select(
+    client: &aws_sdk_s3::Client,
+    key: &str,
+    sql: &str,
+    input: InputSerialization,
+    output: OutputSerialization,
+) -> Selected {
+    match try_select(request(client, "sel", key, sql, input, output)).await {
+        Ok(selected) => selected,
+        Err(e) => panic!("S3 Select on sel/{key}: {sql}\nexpected success, got {e:?}"),
+    }
+}
+
+async fn records(
+    client: &aws_sdk_s3::Client,
+    key: &str,
+    sql: &str,
+    input: InputSerialization,
+    output: OutputSerialization,
+) -> String {
+    select(client, key, sql, input, output).await.records
+}
+
+/// Asserts the request fails as a client error (HTTP 400, or an error event after the
+/// response started) whose code satisfies `code_ok`; returns the failure.
+#[track_caller]
+fn expect_client_error(
+    result: Result<Selected, SelectFailure>,
+    code_ok: impl Fn(&str) -> bool,
+    expected: &str,
+    what: &str,
+) -> SelectFailure {
+    match result {
+        Ok(selected) => panic!("{what}: expected {expected}, got success: {:?}", selected.records),
+        Err(failure) => {
+            let status_ok = match &failure {
+                SelectFailure::Http { status, .. } => *status == Some(400),
+                SelectFailure::Event { .. } => true,
+            };
+            assert!(
+                status_ok && failure.code().is_some_and(&code_ok),
+                "{what}: expected HTTP 400 (or an error event) with {expected}, got {failure:?}"
+            );
+            failure
+        }
+    }
+}
+
+async fn start_with_people() -> (Server, aws_sdk_s3::Client) {
+    let server = Server::start();
+    let client = server.client();
+    create_bucket(&client, "sel").await;
+    put(&client, "sel", "people.csv", PEOPLE_CSV.as_bytes()).await;
+    (server, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_csv_input_to_csv_and_json_output_ends_with_stats_and_end() {
+    let (_server, client) = start_with_people().await;
+    let sql = "SELECT s.Name, s.City FROM S3Object s WHERE CAST(s.Age AS INT) > 26";
+
+    let csv = select(&client, "people.csv", sql, csv_in(FileHeaderInfo::Use), csv_out()).await;
+    assert_eq!(csv.records, "Alice,Paris\nCarol,Berlin\n", "CSV → CSV: {sql}");
+    let len = PEOPLE_CSV.len() as i64;
+    assert_eq!(csv.stats(), (len, len, csv.records.len() as i64), "CSV → CSV Stats (scanned, processed, returned)");
+    assert!(csv.progress.is_empty(), "no Progress events unless asked for: {:?}", csv.events);
+
+    let json = select(&client, "people.csv", sql, csv_in(FileHeaderInfo::Use), json_out()).await;
+    assert_eq!(
+        json.records, "{\"Name\":\"Alice\",\"City\":\"Paris\"}\n{\"Name\":\"Carol\",\"City\":\"Berlin\"}\n",
+        "CSV → JSON: {sql}"
+    );
+    assert_eq!(json.stats(), (len, len, json.records.len() as i64), "CSV → JSON Stats");
+
+    let all = "SELECT * FROM S3Object";
+    assert_eq!(
+        records(&client, "people.csv", all, csv_in(FileHeaderInfo::Use), csv_out()).await,
+        "Alice,Paris,30\nBob,\"New York, NY\",25\nCarol,Berlin,41\n",
+        "CSV → CSV: {all} (a field with a comma is quoted)"
+    );
+    assert_eq!(
+        records(&client, "people.csv", all, csv_in(FileHeaderInfo::Use), json_out()).await,
+        "{\"Name\":\"Alice\",\"City\":\"Paris\",\"Age\":\"30\"}\n\
+         {\"Name\":\"Bob\",\"City\":\"New York, NY\",\"Age\":\"25\"}\n\
+         {\"Name\":\"Carol\",\"City\":\"Berlin\",\"Age\":\"41\"}\n",
+        "CSV → JSON: {all} (CSV values are strings)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_csv_header_use_ignore_none_and_names_positions_and_quoted_names() {
+    let (_server, client) = start_with_people().await;
+    let cases = [
+        (FileHeaderInfo::Use, "SELECT s.\"Name\" FROM S3Object s", "Alice\nBob\nCarol\n"),
+        (FileHeaderInfo::Use, "SELECT name FROM S3Object WHERE city = 'Paris'", "Alice\n"),
+        (FileHeaderInfo::Use, "SELECT s.name, s.AGE FROM S3Object AS s WHERE s.CITY <> 'Paris'", "Bob,25\nCarol,41\n"),
+        (FileHeaderInfo::Use, "SELECT s._2 FROM S3Object s WHERE s._1 = 'Bob'", "\"New York, NY\"\n"),
+        (FileHeaderInfo::Ignore, "SELECT s._1, s._3 FROM S3Object s", "Alice,30\nBob,25\nCarol,41\n"),
+        (FileHeaderInfo::Ignore, "SELECT count(*) FROM S3Object", "3\n"),
+        (FileHeaderInfo::None, "SELECT _1 FROM S3Object", "Name\nAlice\nBob\nCarol\n"),
+        (FileHeaderInfo::None, "SELECT count(*) FROM S3Object", "4\n"),
+        (FileHeaderInfo::None, "SELECT s._3 FROM S3Object s WHERE s._1 = 'Carol'", "41\n"),
+    ];
+    for (header, sql, expected) in cases {
+        let got = records(&client, "people.csv", sql, csv_in(header.clone()), csv_out()).await;
+        assert_eq!(got, expected, "FileHeaderInfo {header:?}: {sql}");
+    }
+    let positional = records(
+        &client,
+        "people.csv",
+        "SELECT s._1 FROM S3Object s LIMIT 1",
+        csv_in(FileHeaderInfo::Ignore),
+        json_out(),
+    )
+    .await;
+    assert_eq!(positional, "{\"_1\":\"Alice\"}\n", "FileHeaderInfo IGNORE, JSON output: columns are _1, _2, ...");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_cast_limit_count_and_sum() {
+    let (_server, client) = start_with_people().await;
+    let cases = [
+        ("SELECT count(*) FROM S3Object", "3\n", "{\"_1\":3}\n"),
+        ("SELECT COUNT(*) FROM S3Object s WHERE s.City = 'Berlin'", "1\n", "{\"_1\":1}\n"),
+        (
+            "SELECT sum(CAST(s.Age AS INT)), max(CAST(s.Age AS INT)) FROM S3Object s",
+            "96,41\n",
+            "{\"_1\":96,\"_2\":41}\n",
+        ),
+        ("SELECT CAST(s.Age AS INT) + 1 FROM S3Object s LIMIT 1", "31\n", "{\"_1\":31}\n"),
+        (
+            "SELECT s.Name FROM S3Object s WHERE CAST(s.Age AS FLOAT) < 30.5 LIMIT 5",
+            "Alice\nBob\n",
+            "{\"Name\":\"Alice\"}\n{\"Name\":\"Bob\"}\n",
+        ),
+        (
+            "SELECT * FROM S3Object s LIMIT 2",
+            "Alice,Paris,30\nBob,\"New York, NY\",25\n",
+            "{\"Name\":\"Alice\",\"City\":\"Paris\",\"Age\":\"30\"}\n{\"Name\":\"Bob\",\"City\":\"New York, NY\",\"Age\":\"25\"}\n",
+        ),
+    ];
+    for (sql, csv, json) in cases {
+        assert_eq!(records(&client, "people.csv", sql, csv_in(FileHeaderInfo::Use), csv_out()).await, csv, "{sql}");
+        assert_eq!(records(&client, "people.csv", sql, csv_in(FileHeaderInfo::Use), json_out()).await, json, "{sql}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_json_lines_and_document_input() {
+    let (_server, client) = start_with_people().await;
+    put(&client, "sel", "people.jsonl", PEOPLE_JSON_LINES.as_bytes()).await;
+    put(&client, "sel", "people.json", PEOPLE_JSON_DOCUMENT.as_bytes()).await;
+    let sql = "SELECT s.Name, s.Age FROM S3Object s WHERE s.Age > 26";
+    for (key, kind, len) in [
+        ("people.jsonl", JsonType::Lines, PEOPLE_JSON_LINES.len()),
+        ("people.json", JsonType::Document, PEOPLE_JSON_DOCUMENT.len()),
+    ] {
+        let csv = select(&client, key, sql, json_in(kind.clone()), csv_out()).await;
+        assert_eq!(csv.records, "Alice,30\nCarol,41\n", "JSON {kind:?} → CSV: {sql}");
+        let len = len as i64;
+        assert_eq!(csv.stats(), (len, len, csv.records.len() as i64), "JSON {kind:?} → CSV Stats");
+        let json = records(&client, key, sql, json_in(kind.clone()), json_out()).await;
+        assert_eq!(json, "{\"Name\":\"Alice\",\"Age\":30}\n{\"Name\":\"Carol\",\"Age\":41}\n", "JSON {kind:?} → JSON");
+        let count = records(&client, key, "SELECT count(*) FROM S3Object", json_in(kind.clone()), csv_out()).await;
+        assert_eq!(count, "3\n", "JSON {kind:?}: count(*)");
+    }
+    let nested = records(
+        &client,
+        "people.jsonl",
+        "SELECT s.Name FROM S3Object s WHERE s.Team.color = 'red'",
+        json_in(JsonType::Lines),
+        csv_out(),
+    )
+    .await;
+    assert_eq!(nested, "Alice\nCarol\n", "JSON LINES: a nested field in WHERE");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_parquet_input_to_csv_and_json_output() {
+    let (_server, client) = start_with_people().await;
+    let parquet = people_parquet();
+    put(&client, "sel", "people.parquet", &parquet).await;
+    let sql = "SELECT s.Name, s.City FROM S3Object s WHERE s.Age > 26";
+
+    let csv = select(&client, "people.parquet", sql, parquet_in(), csv_out()).await;
+    assert_eq!(csv.records, "Alice,Paris\nCarol,Berlin\n", "Parquet → CSV: {sql}");
+    let (scanned, processed, returned) = csv.stats();
+    assert!(
+        scanned > 0 && scanned <= parquet.len() as i64 && processed > 0 && returned == csv.records.len() as i64,
+        "Parquet → CSV Stats (scanned {scanned}, processed {processed}, returned {returned}) for a {}-byte object",
+        parquet.len()
+    );
+
+    let json = records(&client, "people.parquet", sql, parquet_in(), json_out()).await;
+    assert_eq!(
+        json, "{\"Name\":\"Alice\",\"City\":\"Paris\"}\n{\"Name\":\"Carol\",\"City\":\"Berlin\"}\n",
+        "Parquet → JSON"
+    );
+    let all = records(&client, "people.parquet", "SELECT * FROM S3Object LIMIT 2", parquet_in(), json_out()).await;
+    assert_eq!(
+        all,
+        "{\"Name\":\"Alice\",\"City\":\"Paris\",\"Age\":30}\n{\"Name\":\"Bob\",\"City\":\"New York, NY\",\"Age\":25}\n",
+        "Parquet → JSON: SELECT * ... LIMIT 2 (numbers stay numbers)"
+    );
+    let agg = "SELECT count(*), sum(s.Age) FROM S3Object s";
+    assert_eq!(records(&client, "people.parquet", agg, parquet_in(), csv_out()).await, "3,96\n", "Parquet: {agg}");
+    assert_eq!(
+        records(&client, "people.parquet", "SELECT s._1 FROM S3Object s WHERE s.age = 25", parquet_in(), csv_out())
+            .await,
+        "Bob\n",
+        "Parquet: a positional column and a case-insensitive name"
+    );
+}
+
+fn numbers_csv(rows: usize) -> String {
+    let mut text = String::from("id,name,value\n");
+    for i in 0..rows {
+        text.push_str(&format!("{i},name-{i},{}\n", i % 100));
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_gzip_and_bzip2_input() {
+    let (_server, client) = start_with_people().await;
+    const ROWS: usize = 20_000;
+    let raw = numbers_csv(ROWS);
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gzip.write_all(raw.as_bytes()).expect("gzip");
+    let gzip = gzip.finish().expect("gzip");
+    let mut bzip2 = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+    bzip2.write_all(raw.as_bytes()).expect("bzip2");
+    let bzip2 = bzip2.finish().expect("bzip2");
+    put(&client, "sel", "numbers.csv", raw.as_bytes()).await;
+    put(&client, "sel", "numbers.csv.gz", &gzip).await;
+    put(&client, "sel", "numbers.csv.bz2", &bzip2).await;
+
+    let expected_sum: usize = (0..ROWS).map(|i| i % 100).sum();
+    for (key, compression, stored) in [
+        ("numbers.csv", CompressionType::None, raw.len()),
+        ("numbers.csv.gz", CompressionType::Gzip, gzip.len()),
+        ("numbers.csv.bz2", CompressionType::Bzip2, bzip2.len()),
+    ] {
+        let input = || compressed_csv_in(FileHeaderInfo::Use, compression.clone());
+        let sql = "SELECT count(*), sum(CAST(s.value AS INT)) FROM S3Object s";
+        let total = select(&client, key, sql, input(), csv_out()).await;
+        assert_eq!(total.records, format!("{ROWS},{expected_sum}\n"), "{compression:?} {key}: {sql}");
+        let (scanned, processed, _) = total.stats();
+        assert_eq!(
+            (scanned, processed),
+            (stored as i64, raw.len() as i64),
+            "{compression:?} {key}: Stats (BytesScanned = stored bytes, BytesProcessed = uncompressed bytes)"
+        );
+        let one =
+            records(&client, key, "SELECT s.name FROM S3Object s WHERE s.id = '12345'", input(), json_out()).await;
+        assert_eq!(one, "{\"name\":\"name-12345\"}\n", "{compression:?} {key}: one row by id");
+    }
+
+    // Bytes that are not what the request says they are.
+    for (compression, code_hint) in [(CompressionType::Gzip, "gzip"), (CompressionType::Bzip2, "bzip2")] {
+        let result = try_select(request(
+            &client,
+            "sel",
+            "numbers.csv",
+            "SELECT count(*) FROM S3Object",
+            compressed_csv_in(FileHeaderInfo::Use, compression.clone()),
+            csv_out(),
+        ))
+        .await;
+        expect_client_error(
+            result,
+            |c| c == "InvalidCompressionFormat",
+            "InvalidCompressionFormat",
+            &format!("plain CSV read as {code_hint}"),
+        );
+    }
+}
+
+/// `count` records `"<i>,<padding>\n"` of varying lengths, and each one's offset.
+fn ranged_records(count: usize, json: bool) -> (String, Vec<(u64, String)>) {
+    let mut text = String::new();
+    let mut records = Vec::new();
+    for i in 0..count {
+        let record = if json {
+            format!("{{\"id\":{i},\"pad\":\"{}\"}}\n", "x".repeat(i % 5 + 1))
+        } else {
+            format!("{i},{}\n", "x".repeat(i % 5 + 1))
+        };
+        records.push((text.len() as u64, record.clone()));
+        text.push_str(&record);
+    }
+    (text, records)
+}
+
+/// The records S3 Select processes for a ScanRange: those whose first byte is in the
+/// range, both ends inclusive (RFC 2616 byte ranges; End defaults to the last byte; End
+/// alone means the last End bytes).
+fn in_range(records: &[(u64, String)], size: u64, start: Option<u64>, end: Option<u64>) -> Vec<usize> {
+    let (first, last) = match (start, end) {
+        (Some(s), Some(e)) => (s, e),
+        (Some(s), None) => (s, size - 1),
+        (None, Some(n)) => (size.saturating_sub(n), size - 1),
+        (None, None) => (0, size - 1),
+    };
+    records.iter().enumerate().filter(|(_, (at, _))| *at >= first && *at <= last).map(|(i, _)| i).collect()
+}
+
+fn scan_range(start: Option<u64>, end: Option<u64>) -> ScanRange {
+    let mut range = ScanRange::builder();
+    if let Some(s) = start {
+        range = range.start(s as i64);
+    }
+    if let Some(e) = end {
+        range = range.end(e as i64);
+    }
+    range.build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_scan_range_processes_the_records_starting_in_the_range() {
+    let (_server, client) = start_with_people().await;
+    let (csv, csv_records) = ranged_records(40, false);
+    let (jsonl, json_records) = ranged_records(40, true);
+    put(&client, "sel", "ranged.csv", csv.as_bytes()).await;
+    put(&client, "sel", "ranged.jsonl", jsonl.as_bytes()).await;
+
+    for (key, text, records, json) in
+        [("ranged.csv", &csv, &csv_records, false), ("ranged.jsonl", &jsonl, &json_records, true)]
+    {
+        let size = text.len() as u64;
+        let at = |i: usize| records[i].0;
+        let ranges = [
+            (Some(0), Some(0)),
+            (Some(0), Some(size - 1)),
+            (Some(1), Some(at(3))),
+            (Some(at(3)), Some(at(3))),
+            (Some(at(3) + 1), Some(at(5))),
+            (Some(at(5) - 1), Some(at(7) - 1)),
+            (Some(at(10) - 1), None),
+            (None, Some(size - at(30))),
+            (None, Some(size - at(30) - 1)),
+        ];
+        // A range inside the last record holds no record start: nothing is processed.
+        let empty = (!json).then_some((Some(at(39) + 1), Some(size - 1)));
+        for (start, end) in ranges.into_iter().chain(empty) {
+            let expected_ids = in_range(records, size, start, end);
+            let (input, sql) = if json {
+                (json_in(JsonType::Lines), "SELECT s.id FROM S3Object s")
+            } else {
+                (csv_in(FileHeaderInfo::None), "SELECT s._1 FROM S3Object s")
+            };
+            let got =
+                try_select(request(&client, "sel", key, sql, input, csv_out()).scan_range(scan_range(start, end)))
+                    .await
+                    .unwrap_or_else(|e| panic!("{key} ScanRange start {start:?} end {end:?}: {e:?}"));
+            let got_ids: Vec<usize> = got.records.lines().map(|l| l.parse().expect("an id")).collect();
+            assert_eq!(
+                got_ids, expected_ids,
+                "{key} ({size} bytes) ScanRange start {start:?} end {end:?}: ids of the records processed \
+                 (those whose first byte is in the range, End inclusive)"
+            );
+        }
+    }
+
+    // A header still names the columns when the range starts past it.
+    let with_header = format!("id,pad\n{csv}");
+    put(&client, "sel", "ranged-header.csv", with_header.as_bytes()).await;
+    let header_len = "id,pad\n".len() as u64;
+    let (start, end) = (header_len + csv_records[20].0, header_len + csv_records[22].0);
+    let got = try_select(
+        request(
+            &client,
+            "sel",
+            "ranged-header.csv",
+            "SELECT s.id FROM S3Object s",
+            csv_in(FileHeaderInfo::Use),
+            csv_out(),
+        )
+        .scan_range(scan_range(Some(start), Some(end))),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("ranged-header.csv ScanRange {start}..={end}: {e:?}"));
+    assert_eq!(got.records, "20\n21\n22\n", "header USE with a ScanRange starting after the header");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_request_progress_sends_progress_events_before_stats() {
+    let (_server, client) = start_with_people().await;
+    let raw = numbers_csv(5000);
+    put(&client, "sel", "numbers.csv", raw.as_bytes()).await;
+    let sql = "SELECT s.id FROM S3Object s WHERE s.value = '7'";
+    let selected = try_select(
+        request(&client, "sel", "numbers.csv", sql, csv_in(FileHeaderInfo::Use), csv_out())
+            .request_progress(RequestProgress::builder().enabled(true).build()),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("RequestProgress enabled: {e:?}"));
+    assert_eq!(selected.records.lines().count(), 50, "ids with value 7 among 5000 rows");
+    let stats_at = selected.events.iter().position(|e| *e == "Stats").expect("a Stats event");
+    let progress_at: Vec<usize> =
+        selected.events.iter().enumerate().filter(|(_, e)| **e == "Progress").map(|(i, _)| i).collect();
+    assert!(
+        !progress_at.is_empty() && progress_at.iter().all(|&i| i < stats_at),
+        "RequestProgress enabled: expected Progress events before Stats, got events {:?}",
+        selected.events
+    );
+    let last = selected.progress.last().expect("a Progress event with details");
+    let (scanned, processed, returned) = selected.stats();
+    assert_eq!(
+        (last.bytes_scanned, last.bytes_processed, last.bytes_returned),
+        (Some(scanned), Some(processed), Some(returned)),
+        "the last Progress event vs the Stats event"
+    );
+    assert_eq!((scanned, processed), (raw.len() as i64, raw.len() as i64), "Stats of a whole uncompressed object");
+
+    let disabled = try_select(
+        request(&client, "sel", "numbers.csv", sql, csv_in(FileHeaderInfo::Use), csv_out())
+            .request_progress(RequestProgress::builder().enabled(false).build()),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("RequestProgress disabled: {e:?}"));
+    assert!(disabled.progress.is_empty(), "RequestProgress disabled: got Progress events {:?}", disabled.events);
+}
+
+const OUTSIDER_CONFIG: &str = r#"
+[[keys]]
+access_key = "outsiderkey"
+secret_key = "outsidersecret123"
+buckets = ["elsewhere"]
+access = "read-only"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_bad_sql_and_unknown_names_are_client_errors_with_select_codes() {
+    let server = Server::start_with(ServerOptions { config_toml: Some(OUTSIDER_CONFIG.into()), ..Default::default() });
+    let client = server.client();
+    create_bucket(&client, "sel").await;
+    put(&client, "sel", "people.csv", PEOPLE_CSV.as_bytes()).await;
+
+    let parse = |c: &str| c.starts_with("Parse");
+    let binding = |c: &str| c == "EvaluatorBindingDoesNotExist";
+    type CodeCheck<'a> = &'a dyn Fn(&str) -> bool;
+    // (SQL, acceptable codes, what they are, a word the message must contain)
+    let cases: [(&str, CodeCheck, &str, &str); 9] = [
+        ("SELEC * FROM S3Object", &parse, "a Parse* code", "SELEC"),
+        ("SELECT * FROM S3Object WHERE", &parse, "a Parse* code", ""),
+        ("SELECT s.nosuch FROM S3Object s", &binding, "EvaluatorBindingDoesNotExist", "nosuch"),
+        ("SELECT s.\"name\" FROM S3Object s", &binding, "EvaluatorBindingDoesNotExist", "name"),
+        ("SELECT nosuch FROM S3Object", &binding, "EvaluatorBindingDoesNotExist", "nosuch"),
+        ("SELECT s._9 FROM S3Object s", &|c| c == "InvalidColumnIndex", "InvalidColumnIndex", "_9"),
+        ("SELECT * FROM Elsewhere", &|c| c == "InvalidDataSource", "InvalidDataSource", "Elsewhere"),
+        ("DELETE FROM S3Object", &|c| c == "UnsupportedSqlOperation", "UnsupportedSqlOperation", ""),
+        ("SELECT no_such_fn(s.Name) FROM S3Object s", &|_| true, "any error code", "no_such_fn"),
+    ];
+    for (sql, code_ok, expected, needle) in cases {
+        let result =
+            try_select(request(&client, "sel", "people.csv", sql, csv_in(FileHeaderInfo::Use), csv_out())).await;
+        let failure = expect_client_error(result, code_ok, expected, sql);
+        assert!(
+            matches!(failure, SelectFailure::Http { .. }),
+            "{sql}: a planning error should be an HTTP 400, not an error event after HTTP 200: {failure:?}"
+        );
+        assert!(failure.message().contains(needle), "{sql}: the message should name {needle:?}: {failure:?}");
+    }
+
+    // A value that does not CAST: found while running, still the client's error.
+    let result = try_select(request(
+        &client,
+        "sel",
+        "people.csv",
+        "SELECT CAST(s.Name AS INT) FROM S3Object s",
+        csv_in(FileHeaderInfo::Use),
+        csv_out(),
+    ))
+    .await;
+    expect_client_error(result, |c| c == "CastFailed", "CastFailed", "CAST(Name AS INT)");
+
+    // Input that is not what the request says it is.
+    for (input, expected, what) in [
+        (json_in(JsonType::Lines), "JSONParsingError", "CSV read as JSON LINES"),
+        (parquet_in(), "any code", "CSV read as Parquet"),
+    ] {
+        let result =
+            try_select(request(&client, "sel", "people.csv", "SELECT * FROM S3Object", input, csv_out())).await;
+        let check = |c: &str| expected == "any code" || c == expected;
+        expect_client_error(result, check, expected, what);
+    }
+
+    // No such object or bucket; a key without access to the bucket.
+    let sql = "SELECT * FROM S3Object";
+    let missing = try_select(request(&client, "sel", "nope.csv", sql, csv_in(FileHeaderInfo::Use), csv_out())).await;
+    assert!(
+        matches!(&missing, Err(SelectFailure::Http { status: Some(404), code: Some(c), .. }) if c == "NoSuchKey"),
+        "S3 Select on a missing key: expected 404 NoSuchKey, got {missing:?}"
+    );
+    let no_bucket = try_select(request(&client, "nope", "x.csv", sql, csv_in(FileHeaderInfo::Use), csv_out())).await;
+    assert!(
+        matches!(&no_bucket, Err(SelectFailure::Http { status: Some(404), code: Some(c), .. }) if c == "NoSuchBucket"),
+        "S3 Select in a missing bucket: expected 404 NoSuchBucket, got {no_bucket:?}"
+    );
+    let outsider = server.client_with("outsiderkey", "outsidersecret123");
+    let denied = try_select(request(&outsider, "sel", "people.csv", sql, csv_in(FileHeaderInfo::Use), csv_out())).await;
+    assert!(
+        matches!(&denied, Err(SelectFailure::Http { status: Some(403), code: Some(c), .. }) if c == "AccessDenied"),
+        "S3 Select by a key without access to the bucket: expected 403 AccessDenied, got {denied:?}"
+    );
+}
