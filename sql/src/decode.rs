@@ -76,17 +76,18 @@ impl CsvInput {
     }
 
     /// The column names: read from the header (`Use`) or numbered after the first record.
-    pub fn columns(&self, first_bytes: impl Read) -> Result<Vec<String>, SelectError> {
+    /// None when there is no record at all.
+    pub fn columns(&self, first_bytes: impl Read) -> Result<Option<Vec<String>>, SelectError> {
         let mut reader = self.reader(first_bytes, false);
         let mut record = csv::StringRecord::new();
         let found = reader.read_record(&mut record).map_err(csv_error)?;
         if !found {
-            return Ok(vec!["_1".to_owned()]);
+            return Ok(None);
         }
-        Ok(match self.header {
+        Ok(Some(match self.header {
             HeaderInfo::Use => record.iter().map(str::to_owned).collect(),
             HeaderInfo::Ignore | HeaderInfo::None => (1..=record.len()).map(|i| format!("_{i}")).collect(),
-        })
+        }))
     }
 
     /// Decodes `input` into batches of string columns (every CSV value is a string;

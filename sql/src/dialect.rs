@@ -9,7 +9,7 @@
 
 use crate::select::SelectError;
 use datafusion::sql::sqlparser::ast::{
-    Expr, Ident, ObjectNamePart, SelectItem, SetExpr, Statement, TableFactor, visit_expressions_mut,
+    Expr, Ident, ObjectNamePart, SelectItem, SetExpr, Statement, TableFactor, Value, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -62,19 +62,35 @@ impl SelectQuery {
     }
 
     /// The query as DataFusion SQL, with column references resolved against `columns`.
-    pub fn resolve(mut self, columns: &[String]) -> Result<String, SelectError> {
+    /// With `missing_is_null` (JSON, whose records need not share fields, or an object
+    /// with no records at all), `s.x` naming no column is NULL, as S3 Select's MISSING.
+    pub fn resolve(mut self, columns: &[String], missing_is_null: bool) -> Result<String, SelectError> {
         let qualifier = self.qualifier.clone();
         let is_qualifier =
             |id: &Ident| id.value.eq_ignore_ascii_case(&qualifier) || id.value.eq_ignore_ascii_case(TABLE);
+        name_unnamed_items(&mut self.statement, |expr| match expr {
+            Expr::Identifier(_) => Some(false),
+            Expr::CompoundIdentifier(parts) if parts.len() >= 2 && is_qualifier(&parts[0]) => {
+                Some(missing_is_null && matches!(find_column(&parts[1], columns, true), Ok(None)))
+            }
+            Expr::CompoundIdentifier(_) => Some(false),
+            _ => None,
+        });
         let flow = visit_expressions_mut(&mut self.statement, |expr| {
             let result = match expr {
-                Expr::Identifier(id) => resolve_column(id, columns),
+                Expr::Identifier(id) => resolve_column(id, columns, false).map(|_| ()),
                 Expr::CompoundIdentifier(parts) if parts.len() >= 2 && is_qualifier(&parts[0]) => {
                     parts[0] = Ident::new(qualifier.clone());
                     let (column, fields) = parts[1..].split_first_mut().expect("two parts at least");
                     // Nested JSON fields keep the case they are written in.
                     fields.iter_mut().for_each(|f| f.quote_style = Some('"'));
-                    resolve_column(column, columns)
+                    match resolve_column(column, columns, missing_is_null) {
+                        Ok(false) if missing_is_null => {
+                            *expr = Expr::value(Value::Null);
+                            Ok(())
+                        }
+                        other => other.map(|_| ()),
+                    }
                 }
                 _ => Ok(()),
             };
@@ -86,33 +102,45 @@ impl SelectQuery {
         if let ControlFlow::Break(e) = flow {
             return Err(e);
         }
-        name_unnamed_items(&mut self.statement);
         Ok(self.statement.to_string())
     }
 }
 
-/// Points `id` at the column it names, if it names one; `_N` out of range is an error.
-fn resolve_column(id: &mut Ident, columns: &[String]) -> Result<(), SelectError> {
+/// The column `id` names: by exact name, by name ignoring case unless quoted, or `_N`.
+/// `_N` past the last column is an error, unless missing columns are NULL.
+fn find_column<'a>(
+    id: &Ident,
+    columns: &'a [String],
+    missing_is_null: bool,
+) -> Result<Option<&'a String>, SelectError> {
     let quoted = id.quote_style.is_some();
     let found = columns
         .iter()
         .find(|c| **c == id.value)
         .or_else(|| if quoted { None } else { columns.iter().find(|c| c.eq_ignore_ascii_case(&id.value)) });
-    let name = match found {
-        Some(name) => name.clone(),
-        None => match positional(&id.value) {
-            Some(n) if n >= 1 && n <= columns.len() => columns[n - 1].clone(),
-            Some(n) => {
-                return Err(SelectError::new(
-                    "InvalidColumnIndex",
-                    format!("column _{n} does not exist: the object has {} columns", columns.len()),
-                ));
-            }
-            None => return Ok(()),
-        },
-    };
-    *id = Ident::with_quote('"', name);
-    Ok(())
+    if found.is_some() {
+        return Ok(found);
+    }
+    match positional(&id.value) {
+        Some(n) if n >= 1 && n <= columns.len() => Ok(Some(&columns[n - 1])),
+        Some(_) if missing_is_null => Ok(None),
+        Some(n) => Err(SelectError::new(
+            "InvalidColumnIndex",
+            format!("column _{n} does not exist: the object has {} columns", columns.len()),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Points `id` at the column it names, if it names one (answers whether it did).
+fn resolve_column(id: &mut Ident, columns: &[String], missing_is_null: bool) -> Result<bool, SelectError> {
+    match find_column(id, columns, missing_is_null)? {
+        Some(name) => {
+            *id = Ident::with_quote('"', name.clone());
+            Ok(true)
+        }
+        None => Ok(false),
+    }
 }
 
 fn positional(name: &str) -> Option<usize> {
@@ -121,16 +149,21 @@ fn positional(name: &str) -> Option<usize> {
         .and_then(|n| n.parse().ok())
 }
 
-fn name_unnamed_items(statement: &mut Statement) {
+/// Names select items as S3 Select does: an expression gets `_N` by position; a column
+/// reference keeps its name (`is_column` answers Some(is missing) for column references,
+/// None for other expressions; a missing one, about to become NULL, is named after itself).
+fn name_unnamed_items(statement: &mut Statement, is_column: impl Fn(&Expr) -> Option<bool>) {
     let Statement::Query(query) = statement else { return };
     let SetExpr::Select(select) = query.body.as_mut() else { return };
     for (i, item) in select.projection.iter_mut().enumerate() {
-        if let SelectItem::UnnamedExpr(expr) = item
-            && !matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
-        {
-            let expr = std::mem::replace(expr, Expr::value(datafusion::sql::sqlparser::ast::Value::Null));
-            *item = SelectItem::ExprWithAlias { expr, alias: Ident::with_quote('"', format!("_{}", i + 1)) };
-        }
+        let SelectItem::UnnamedExpr(expr) = item else { continue };
+        let alias = match (is_column(expr), &*expr) {
+            (Some(false), _) => continue,
+            (Some(true), Expr::CompoundIdentifier(parts)) => parts.last().expect("compound").value.clone(),
+            _ => format!("_{}", i + 1),
+        };
+        let expr = std::mem::replace(expr, Expr::value(Value::Null));
+        *item = SelectItem::ExprWithAlias { expr, alias: Ident::with_quote('"', alias) };
     }
 }
 
@@ -140,7 +173,7 @@ mod tests {
 
     fn rewrite(sql: &str, columns: &[&str]) -> Result<String, SelectError> {
         let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
-        SelectQuery::parse(sql)?.resolve(&columns)
+        SelectQuery::parse(sql)?.resolve(&columns, false)
     }
 
     #[test]
@@ -172,5 +205,17 @@ mod tests {
     fn a_quoted_name_is_exact() {
         let sql = rewrite("SELECT s.\"name\" FROM S3Object s", &["Name"]).unwrap();
         assert_eq!(sql, "SELECT s.\"name\" FROM s3object s");
+    }
+
+    #[test]
+    fn missing_fields_are_null_when_asked() {
+        let columns = vec!["a".to_owned()];
+        let sql = SelectQuery::parse("SELECT s.a, s.b FROM S3Object s WHERE s.b > 1")
+            .unwrap()
+            .resolve(&columns, true)
+            .unwrap();
+        assert_eq!(sql, "SELECT s.\"a\", NULL AS \"b\" FROM s3object s WHERE NULL > 1");
+        let strict = SelectQuery::parse("SELECT s.b FROM S3Object s").unwrap().resolve(&columns, false).unwrap();
+        assert_eq!(strict, "SELECT s.b FROM s3object s", "left for the planner to report");
     }
 }

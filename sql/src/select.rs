@@ -162,6 +162,9 @@ pub async fn select(
         new_context(engine, BucketScope::Only([bucket.to_owned()].into()), limits, Some(counters.scanned.clone()))
             .map_err(internal)?;
 
+    // JSON records need not share fields, and an object without records has none:
+    // there, a name that is no column is NULL (S3 Select's MISSING), not an error.
+    let mut missing_is_null = false;
     let columns: Vec<String> = match &request.input {
         InputFormat::Parquet => {
             let url = crate::session::object_url(bucket, key);
@@ -173,7 +176,8 @@ pub async fn select(
             table.schema().fields().iter().map(|f| f.name().clone()).collect()
         }
         InputFormat::Csv(_) | InputFormat::Json { .. } => {
-            let (schema, batches) = open_text(engine, entry, &request, scan, &counters).await?;
+            let (schema, batches, no_records) = open_text(engine, entry, &request, scan, &counters).await?;
+            missing_is_null = no_records || matches!(request.input, InputFormat::Json { .. });
             let columns = schema.fields().iter().map(|f| f.name().clone()).collect();
             let table = StreamingTable::try_new(schema.clone(), vec![Arc::new(DecodedPartition::new(schema, batches))])
                 .map_err(internal)?;
@@ -182,7 +186,7 @@ pub async fn select(
         }
     };
 
-    let sql = query.resolve(&columns)?;
+    let sql = query.resolve(&columns, missing_is_null)?;
     let frame = ctx.sql_with_options(&sql, crate::session::read_only()).await.map_err(plan_error)?;
     if counters.parquet {
         // Planning read the footer (schema, statistics): count only what the scan reads.
@@ -284,14 +288,15 @@ fn scan_bounds(request: &SelectRequest, size_bytes: u64) -> Result<ScanBounds, S
     Ok(ScanBounds { start: start.min(size_bytes), end: end.min(size_bytes), partial: true })
 }
 
-/// Starts decoding a CSV or JSON object on a blocking thread; answers its schema.
+/// Starts decoding a CSV or JSON object on a blocking thread; answers its schema, and
+/// whether a CSV object had no record to take columns from.
 async fn open_text(
     engine: &Engine,
     entry: &ObjectEntry,
     request: &SelectRequest,
     scan: ScanBounds,
     counters: &Counters,
-) -> Result<(datafusion::arrow::datatypes::SchemaRef, decode::BatchReceiver), SelectError> {
+) -> Result<(datafusion::arrow::datatypes::SchemaRef, decode::BatchReceiver, bool), SelectError> {
     let delimiter = match &request.input {
         InputFormat::Csv(csv) => csv.record_delimiter,
         _ => b'\n',
@@ -332,12 +337,13 @@ async fn open_text(
                     }
                     None => csv.columns(&head[..])?,
                 };
-                let schema = decode::string_schema(&columns);
+                let no_records = columns.is_none();
+                let schema = decode::string_schema(&columns.unwrap_or_else(|| vec!["_1".to_owned()]));
                 let skip_header = csv.header != HeaderInfo::None && !(scan.partial && scan.start > 0);
                 let body = std::io::Cursor::new(head).chain(rest);
-                Ok((schema.clone(), csv.decode(body, schema, skip_header)))
+                Ok((schema.clone(), csv.decode(body, schema, skip_header), no_records))
             }
-            InputFormat::Json { .. } => decode::json_decode(bytes),
+            InputFormat::Json { .. } => decode::json_decode(bytes).map(|(schema, batches)| (schema, batches, false)),
             InputFormat::Parquet => unreachable!("Parquet objects are read through the object store"),
         }
     })

@@ -401,6 +401,37 @@ async fn select_json_lines_and_document_input() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_missing_json_fields_are_null_and_empty_objects_answer_nothing() {
+    let (_server, client) = start_with_people().await;
+    put(&client, "sel", "sparse.jsonl", b"{\"id\":1,\"extra\":\"x\"}\n{\"id\":2}\n").await;
+    put(&client, "sel", "empty.jsonl", b"").await;
+    put(&client, "sel", "empty.csv", b"").await;
+    // A field some records lack is NULL there; a field no record has is NULL everywhere
+    // (S3 Select's MISSING), not an error.
+    let sql = "SELECT s.id, s.extra, s.nowhere FROM S3Object s";
+    let csv = records(&client, "sparse.jsonl", sql, json_in(JsonType::Lines), csv_out()).await;
+    assert_eq!(csv, "1,x,\n2,,\n", "JSON LINES with missing fields → CSV: {sql}");
+    let json = records(
+        &client,
+        "sparse.jsonl",
+        "SELECT s.id FROM S3Object s WHERE s.nowhere IS NULL AND s.extra IS NULL",
+        json_in(JsonType::Lines),
+        json_out(),
+    )
+    .await;
+    assert_eq!(json, "{\"id\":2}\n", "WHERE on missing fields");
+    // Objects without records: no rows, then Stats and End, whatever the query names.
+    for (key, input) in [("empty.jsonl", json_in(JsonType::Lines)), ("empty.csv", csv_in(FileHeaderInfo::Use))] {
+        let selected =
+            select(&client, key, "SELECT s.id, s._3 FROM S3Object s WHERE s.age > 3", input.clone(), csv_out()).await;
+        assert_eq!(selected.records, "", "{key}: no records expected");
+        assert_eq!(selected.stats(), (0, 0, 0), "{key}: Stats of an empty object");
+        let count = records(&client, key, "SELECT count(*) FROM S3Object", input, csv_out()).await;
+        assert_eq!(count, "0\n", "{key}: count(*)");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn select_parquet_input_to_csv_and_json_output() {
     let (_server, client) = start_with_people().await;
     let parquet = people_parquet();
