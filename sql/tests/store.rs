@@ -94,7 +94,7 @@ async fn a_bucket_reads_ranges_and_lists_like_an_object_store() {
     // Every key is listed, percent-encoded where object_store encodes, except the one
     // with an empty part (no path names it), and each listed path reads its own object.
     let all: Vec<Path> = store.list(None).map_ok(|m| m.location).try_collect().await.unwrap();
-    let names: Vec<String> = all.iter().map(|p| quarry_sql::store::key_of(p)).collect();
+    let names: Vec<String> = all.iter().map(quarry_sql::store::key_of).collect();
     assert_eq!(names, ["data/big.bin", "data/small.txt", "data/sub/deep.txt", "database.txt", "with space %41.txt"]);
     let encoded = all.iter().find(|p| p.as_ref().starts_with("with")).unwrap();
     assert_eq!(store.get(encoded).await.unwrap().bytes().await.unwrap(), Bytes::from_static(b"encoded"));
