@@ -131,11 +131,17 @@ struct Counters {
     returned: AtomicU64,
     /// Parquet is decoded by DataFusion: what it reads is what it processes.
     parquet: bool,
+    /// What planning read of a Parquet object (its footer).
+    planning_scanned: AtomicU64,
 }
 
 impl Counters {
     fn snapshot(&self) -> SelectStats {
-        let scanned = self.scanned.load(Ordering::Relaxed);
+        let mut scanned = self.scanned.load(Ordering::Relaxed);
+        if self.parquet && scanned == 0 {
+            // Answered from the footer alone (e.g. count(*) from its statistics).
+            scanned = self.planning_scanned.load(Ordering::Relaxed);
+        }
         SelectStats {
             bytes_scanned: scanned,
             bytes_processed: if self.parquet { scanned } else { self.processed.load(Ordering::Relaxed) },
@@ -158,9 +164,14 @@ pub async fn select(
     let query = SelectQuery::parse(&request.sql)?;
     let scan = scan_bounds(&request, entry.meta.size_bytes)?;
     let counters = Arc::new(Counters { parquet: matches!(request.input, InputFormat::Parquet), ..Counters::default() });
-    let ctx =
-        new_context(engine, BucketScope::Only([bucket.to_owned()].into()), limits, Some(counters.scanned.clone()))
-            .map_err(internal)?;
+    let ctx = new_context(
+        engine,
+        BucketScope::Only([bucket.to_owned()].into()),
+        limits,
+        Some(counters.scanned.clone()),
+        true,
+    )
+    .map_err(internal)?;
 
     // JSON records need not share fields, and an object without records has none:
     // there, a name that is no column is NULL (S3 Select's MISSING), not an error.
@@ -189,8 +200,9 @@ pub async fn select(
     let sql = query.resolve(&columns, missing_is_null)?;
     let frame = ctx.sql_with_options(&sql, crate::session::read_only()).await.map_err(plan_error)?;
     if counters.parquet {
-        // Planning read the footer (schema, statistics): count only what the scan reads.
-        counters.scanned.store(0, Ordering::Relaxed);
+        // Planning read the footer (schema, statistics), and the scan reads it again:
+        // count the scan's reads, or the footer's if the scan reads nothing.
+        counters.planning_scanned.store(counters.scanned.swap(0, Ordering::Relaxed), Ordering::Relaxed);
     }
     let stream = frame.execute_stream().await.map_err(plan_error)?;
     let timeout_ms = limits.timeout_ms;

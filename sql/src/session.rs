@@ -34,12 +34,14 @@ pub fn read_only() -> SQLOptions {
 }
 
 /// A fresh session for one query. `scanned_bytes`, when given, counts the object bytes
-/// the query reads.
+/// the query reads. `in_object_order` runs the query on one partition, so rows come out
+/// in the order they are stored (S3 Select's promise; SQL without ORDER BY has none).
 pub fn new_context(
     engine: &Engine,
     scope: BucketScope,
     limits: &QueryLimits,
     scanned_bytes: Option<Arc<AtomicU64>>,
+    in_object_order: bool,
 ) -> Result<SessionContext> {
     assert!(limits.memory_bytes > 0 && limits.timeout_ms > 0, "query limits are positive");
     let stores = QuarryStores::new(engine.clone(), scope, scanned_bytes);
@@ -48,7 +50,10 @@ pub fn new_context(
         .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
         .with_object_store_registry(Arc::new(stores))
         .build_arc()?;
-    let config = SessionConfig::new().with_information_schema(true);
+    let mut config = SessionConfig::new().with_information_schema(true);
+    if in_object_order {
+        config = config.with_target_partitions(1);
+    }
     Ok(SessionContext::new_with_config_rt(config, runtime))
 }
 
