@@ -1,12 +1,16 @@
 //! The catalog's Parquet files as DataFusion tables.
 //!
-//! [`register_catalog`] makes three tables of a catalog's files:
+//! [`register_catalog`] makes tables of a catalog's files:
 //! * `journal`: every change (one row per create or delete);
-//! * `inventory_changes`: base ∪ deltas, every known state of every key;
-//! * `inventory_tombstones`: deleted keys with the sequence number of the delete;
+//! * `inventory_base`: the state of every live key when the catalog was last compacted
+//!   (one row per key, deleted keys already gone);
+//! * `inventory_deltas`: every state written since, and `inventory_changes`, base ∪ deltas;
+//! * `inventory_tombstones`: keys deleted since, with the sequence number of the delete;
 //!
-//! and the view `inventory`: the latest state per key, with keys whose latest change is
-//! a delete hidden (a LEFT ANTI JOIN against the tombstones).
+//! and the view `inventory`: the latest state per key, keys whose latest change is a
+//! delete hidden. Base rows are unique per key, so only the deltas need the latest-row
+//! window; right after catalog compaction (no deltas, no tombstones) `inventory` is the
+//! base file as it is.
 //!
 //! Only the files the catalog's manifest names are read, so a query never sees a file
 //! half written.
@@ -16,34 +20,58 @@ use datafusion::error::Result;
 use datafusion::prelude::{ParquetReadOptions, SessionContext, col, lit};
 use storage_core::catalog::{Catalog, CatalogSnapshot, inventory_schema, journal_schema, tombstone_schema};
 
-/// The `inventory` view: latest state per (bucket, key), deleted keys hidden.
-const INVENTORY_VIEW: &str = "
-    CREATE VIEW inventory AS
-    SELECT bucket, key, version_id, size, etag, content_type, last_modified, user_metadata, sequence_number
-    FROM (
-        SELECT c.*, row_number() OVER (PARTITION BY c.bucket, c.key ORDER BY c.sequence_number DESC) AS newest
-        FROM inventory_changes c
-        LEFT ANTI JOIN inventory_tombstones t
-            ON c.bucket = t.bucket AND c.key = t.key AND t.sequence_number > c.sequence_number
-    ) latest
-    WHERE newest = 1";
+const INVENTORY_COLUMNS: &str =
+    "bucket, key, version_id, size, etag, content_type, last_modified, user_metadata, sequence_number";
+
+/// `inventory` when there is nothing since the base.
+fn inventory_of_base() -> String {
+    format!("CREATE VIEW inventory AS SELECT {INVENTORY_COLUMNS} FROM inventory_base")
+}
+
+/// `inventory` in general: base rows no later change replaced or deleted, plus the
+/// latest delta per key that no later tombstone deleted.
+fn inventory_of_base_and_changes() -> String {
+    format!(
+        "CREATE VIEW inventory AS
+        SELECT {INVENTORY_COLUMNS} FROM inventory_base b
+        LEFT ANTI JOIN (
+            SELECT bucket, key, sequence_number FROM inventory_deltas
+            UNION ALL
+            SELECT bucket, key, sequence_number FROM inventory_tombstones
+        ) later ON b.bucket = later.bucket AND b.key = later.key AND later.sequence_number > b.sequence_number
+        UNION ALL
+        SELECT {INVENTORY_COLUMNS} FROM (
+            SELECT d.*, row_number() OVER (PARTITION BY d.bucket, d.key ORDER BY d.sequence_number DESC) AS newest
+            FROM inventory_deltas d
+            LEFT ANTI JOIN inventory_tombstones t
+                ON d.bucket = t.bucket AND d.key = t.key AND t.sequence_number > d.sequence_number
+        ) latest
+        WHERE newest = 1"
+    )
+}
 
 /// Registers the catalog's tables and the `inventory` view in `ctx`. The files stay on
 /// disk while the returned snapshot lives: keep it until the queries are done.
 pub async fn register_catalog(ctx: &SessionContext, catalog: &Catalog) -> Result<CatalogSnapshot> {
     let snapshot = catalog.snapshot();
-    let files = &snapshot.files;
-    let paths = |prefix: &str, tombstones: bool| -> Vec<String> {
-        files
+    let paths = |prefix: &str| -> Vec<String> {
+        snapshot
+            .files
             .iter()
-            .filter(|f| f.starts_with(prefix) && f.contains("/tombstones-") == tombstones)
+            .filter(|f| f.starts_with(prefix))
             .map(|f| catalog.dir().join(f).to_string_lossy().into_owned())
             .collect()
     };
-    register(ctx, "journal", paths("journal/", false), journal_schema()).await?;
-    register(ctx, "inventory_changes", paths("inventory/", false), inventory_schema()).await?;
-    register(ctx, "inventory_tombstones", paths("inventory/", true), tombstone_schema()).await?;
-    ctx.sql(INVENTORY_VIEW).await?;
+    let (base, deltas, tombstones) =
+        (paths("inventory/base-"), paths("inventory/delta-"), paths("inventory/tombstones-"));
+    let only_base = deltas.is_empty() && tombstones.is_empty();
+    register(ctx, "journal", paths("journal/"), journal_schema()).await?;
+    register(ctx, "inventory_base", base, inventory_schema()).await?;
+    register(ctx, "inventory_deltas", deltas, inventory_schema()).await?;
+    register(ctx, "inventory_tombstones", tombstones, tombstone_schema()).await?;
+    ctx.sql("CREATE VIEW inventory_changes AS SELECT * FROM inventory_base UNION ALL SELECT * FROM inventory_deltas")
+        .await?;
+    ctx.sql(&if only_base { inventory_of_base() } else { inventory_of_base_and_changes() }).await?;
     Ok(snapshot)
 }
 

@@ -86,6 +86,25 @@ async fn the_sql_inventory_view_is_the_latest_state_without_deleted_keys() {
     catalog.compact().unwrap();
     assert_eq!(inventory_by_sql(&catalog).await, before, "SQL inventory after catalog compaction");
 
+    // After compaction: a base, then overwrites, deletes of base keys and of new keys,
+    // and a base key deleted then written again, in deltas and tombstones.
+    for round in 0..3usize {
+        put(&engine, "beta", &format!("k{:02}", 2 * round + 1), 1000 + round).await;
+        put(&engine, "alpha", &format!("new{round}"), 5).await;
+        put(&engine, "alpha", &format!("new{round}"), 6).await;
+        engine.delete_object("alpha", &format!("k{:02}", 4 * round + 2)).await.unwrap();
+        if round > 0 {
+            engine.delete_object("alpha", &format!("new{}", round - 1)).await.unwrap();
+        }
+        engine.delete_object("beta", "k03").await.unwrap();
+        put(&engine, "beta", "k03", 33 + round).await;
+        engine.flush_catalog().unwrap();
+        let by_catalog = inventory_by_catalog(&catalog);
+        assert_eq!(inventory_by_sql(&catalog).await, by_catalog, "base + changes round {round}: SQL == catalog");
+    }
+    catalog.compact().unwrap();
+    assert_eq!(inventory_by_sql(&catalog).await, inventory_by_catalog(&catalog), "after the second compaction");
+
     // The journal is queryable too.
     let ctx = SessionContext::new();
     quarry_sql::register_catalog(&ctx, &catalog).await.unwrap();
