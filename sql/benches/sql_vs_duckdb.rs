@@ -5,23 +5,32 @@
 //!   bench/sql_vs_duckdb.sh          (installs DuckDB from PyPI into a venv, then runs this)
 //!
 //! 1. `inventory`: QUARRY_BENCH_OBJECTS (default 1,000,000) objects PUT through the engine
-//!    into 10 buckets of uneven sizes, the catalog compacted into one base file, then
-//!    `SELECT bucket, count(*), sum(size) FROM inventory GROUP BY bucket`. DuckDB runs the
-//!    same SQL twice: with `inventory` a plain view over the base file, and with
-//!    `inventory` defined as Quarry defines it (latest row per key, tombstoned keys
-//!    removed: a window and an anti join), over the same files.
+//!    into 10 buckets of uneven sizes, then
+//!    `SELECT bucket, count(*), sum(size) FROM inventory GROUP BY bucket` in two states of
+//!    the catalog: just after catalog compaction (one base file), and after 1% of the
+//!    objects were overwritten and 1% deleted over 10 catalog flushes (base + delta and
+//!    tombstone files, the state a server's catalog is in between two compactions).
+//!    DuckDB gets the same files as the same tables and Quarry's own definition of the
+//!    `inventory` view (taken from DataFusion, in DuckDB's spelling).
 //! 2. Parquet objects: DuckDB writes QUARRY_BENCH_PARQUET_BYTES (default 1 GiB) of Parquet
 //!    in QUARRY_BENCH_PARQUET_FILES (16) files, each also PUT into Quarry under
 //!    `s3://bench/trips/`; a filter + aggregate (and a filter on the widest column, which
 //!    makes both read every byte) through `read_parquet('s3://bench/trips/')` in Quarry and
 //!    `read_parquet('<dir>/*.parquet')` in DuckDB.
 //!
+//! A third side, "DataFusion alone", runs the same SQL in a plain DataFusion session over
+//! the same local files (the same `inventory` definitions), without Quarry's query path:
+//! it tells how much of the gap is the engine (DataFusion vs DuckDB) and how much is
+//! Quarry's (catalog flush, per-query sessions, reads through the object store).
+//!
 //! Every query runs once to warm up, then QUARRY_BENCH_RUNS (5) times on each side,
-//! alternating Quarry and DuckDB so that other load on the machine hits both; the median
-//! is reported, and the ratio is Quarry's median / DuckDB's median (above 1: Quarry is
-//! slower). Both sides are timed from the SQL text to the last result row fetched, with
-//! the files in the page cache. Both answers are compared (and the inventory's with the
-//! counts and sizes the bench wrote); a mismatch stops the benchmark.
+//! taking turns (Quarry, DataFusion, DuckDB) so that other load on the machine hits all;
+//! the median is reported, and the ratio is a median over DuckDB's median (above 1:
+//! slower than DuckDB). Every side is timed from the SQL text to the last result row
+//! fetched, with the files in the page cache. Every answer is compared with Quarry's (and
+//! the inventory's with the counts and sizes the bench wrote); a mismatch stops the
+//! benchmark. A second table gives the bytes each side read in its last run (`rchar` of
+//! /proc/PID/io: read and pread calls, page-cache hits included).
 //!
 //! Other settings: QUARRY_BENCH_PYTHON (a python with the duckdb module; default
 //! `python3`), QUARRY_BENCH_DIR (where the temporary directory goes; default the system's
@@ -30,6 +39,8 @@
 
 use bytes::Bytes;
 use futures::StreamExt;
+use quarry_sql::datafusion::arrow::csv::WriterBuilder;
+use quarry_sql::datafusion::prelude::{ParquetReadOptions, SessionContext};
 use quarry_sql::{BucketScope, QueryLimits, ResultFormat, run_query};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -50,19 +61,6 @@ const INVENTORY_QUERY: &str = "SELECT bucket, count(*), sum(size) FROM inventory
 const FILTER_QUERY: &str = "SELECT category, count(*), avg(amount) FROM {source} WHERE amount > 100 GROUP BY category";
 const WIDE_FILTER_QUERY: &str =
     "SELECT category, count(*), max(id), sum(amount) FROM {source} WHERE note LIKE '%ab%' GROUP BY category";
-
-/// Quarry's `inventory` view (sql/src/catalog_tables.rs) in DuckDB's spelling (`ANTI JOIN`
-/// for DataFusion's `LEFT ANTI JOIN`), over tables in the schema `as_quarry`.
-const INVENTORY_VIEW_AS_QUARRY: &str = "
-    CREATE VIEW as_quarry.inventory AS
-    SELECT bucket, key, version_id, size, etag, content_type, last_modified, user_metadata, sequence_number
-    FROM (
-        SELECT c.*, row_number() OVER (PARTITION BY c.bucket, c.key ORDER BY c.sequence_number DESC) AS newest
-        FROM as_quarry.inventory_changes c
-        ANTI JOIN as_quarry.inventory_tombstones t
-            ON c.bucket = t.bucket AND c.key = t.key AND t.sequence_number > c.sequence_number
-    ) latest
-    WHERE newest = 1";
 
 fn env_u64(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
@@ -150,6 +148,143 @@ async fn put_file(engine: &Engine, bucket: &str, key: &str, path: &Path) {
         ..Default::default()
     };
     engine.put_object(ObjectRecord::new(bucket, key, meta), body).await.unwrap();
+}
+
+/// Flushes the changes since the last catalog compaction are spread over: each flush
+/// writes one delta and one tombstone file (a server merges them past 32 catalog files).
+const CHANGE_FLUSHES: u64 = 10;
+
+/// After catalog compaction, as a server sees between two: 1% of the objects overwritten
+/// (another size) and 1% deleted, over `CHANGE_FLUSHES` catalog flushes. `expected`
+/// follows. Returns (overwritten, deleted).
+async fn change_inventory(engine: &Engine, objects: u64, expected: &mut BTreeMap<String, (u64, u64)>) -> (u64, u64) {
+    let (mut overwritten, mut deleted) = (0, 0);
+    for flush in 0..CHANGE_FLUSHES {
+        let mut tasks = Vec::new();
+        for writer in 0..WRITERS {
+            let engine = engine.clone();
+            tasks.push(tokio::spawn(async move {
+                let (mut overwritten, mut deleted) = (Vec::new(), Vec::new());
+                let mut i = flush * WRITERS + writer;
+                while i < objects {
+                    let (bucket, key, mut meta) = object(i);
+                    match splitmix64(i ^ 0x5eed) % 100 {
+                        0 => {
+                            let old = meta.size_bytes;
+                            meta.size_bytes = 512 + (splitmix64(i ^ 0x0b0e) >> 40) % 512;
+                            meta.last_modified_ms += 86_400_000;
+                            let body = Body::Inline(Bytes::from(vec![b'r'; meta.size_bytes as usize]));
+                            let new = meta.size_bytes;
+                            engine.put_object(ObjectRecord::new(bucket.clone(), key, meta), body).await.unwrap();
+                            overwritten.push((bucket, old, new));
+                        }
+                        1 => {
+                            engine.delete_object(&bucket, &key).await.unwrap();
+                            deleted.push((bucket, meta.size_bytes));
+                        }
+                        _ => {}
+                    }
+                    i += WRITERS * CHANGE_FLUSHES;
+                }
+                (overwritten, deleted)
+            }));
+        }
+        for task in tasks {
+            let (o, d) = task.await.unwrap();
+            for (bucket, old, new) in o {
+                let entry = expected.get_mut(&bucket).unwrap();
+                entry.1 = entry.1 - old + new;
+                overwritten += 1;
+            }
+            for (bucket, size) in d {
+                let entry = expected.get_mut(&bucket).unwrap();
+                entry.0 -= 1;
+                entry.1 -= size;
+                deleted += 1;
+            }
+        }
+        engine.flush_catalog().unwrap();
+    }
+    expected.retain(|_, (count, _)| *count > 0);
+    (overwritten, deleted)
+}
+
+/// The inventory query in the catalog's present state. DataFusion alone registers the
+/// catalog as Quarry does (`quarry_sql::register_catalog`); DuckDB gets the same files as
+/// the same tables and Quarry's own view definitions, as DataFusion holds them, in
+/// DuckDB's spelling (`ANTI JOIN` for `LEFT ANTI JOIN`). Returns the measurement and a
+/// description of the files.
+fn measure_inventory(
+    runtime: &tokio::runtime::Runtime,
+    engine: &Engine,
+    duckdb: &mut DuckDb,
+    state: &str,
+    expected: &BTreeMap<String, (u64, u64)>,
+    runs: usize,
+) -> (Measured, String) {
+    let catalog = engine.catalog().unwrap();
+    let datafusion = SessionContext::new();
+    let (snapshot, views) = runtime.block_on(async {
+        let snapshot = quarry_sql::register_catalog(&datafusion, catalog).await.unwrap();
+        let mut views = Vec::new();
+        for view in ["inventory_changes", "inventory"] {
+            let provider = datafusion.table_provider(view).await.unwrap();
+            let definition = provider.get_table_definition().expect("a view registered from SQL").to_owned();
+            views.push(
+                definition.replace("CREATE VIEW", "CREATE OR REPLACE VIEW").replace("LEFT ANTI JOIN", "ANTI JOIN"),
+            );
+        }
+        (snapshot, views)
+    });
+    let files = |prefix: &str| -> Vec<PathBuf> {
+        snapshot.files.iter().filter(|f| f.starts_with(prefix)).map(|f| catalog.dir().join(f)).collect()
+    };
+    let (base, deltas, tombstones) =
+        (files("inventory/base-"), files("inventory/delta-"), files("inventory/tombstones-"));
+    assert_eq!(base.len(), 1, "one base file after catalog compaction");
+    let list = |paths: &[PathBuf]| paths.iter().map(|p| sql_string(p)).collect::<Vec<_>>().join(", ");
+    let mut statements =
+        vec![format!("CREATE OR REPLACE VIEW inventory_base AS SELECT * FROM read_parquet([{}])", list(&base))];
+    statements.push(if deltas.is_empty() {
+        format!("CREATE OR REPLACE VIEW inventory_deltas AS SELECT * FROM read_parquet([{}]) LIMIT 0", list(&base))
+    } else {
+        format!("CREATE OR REPLACE VIEW inventory_deltas AS SELECT * FROM read_parquet([{}])", list(&deltas))
+    });
+    statements.push(if tombstones.is_empty() {
+        "CREATE OR REPLACE VIEW inventory_tombstones AS SELECT CAST(NULL AS VARCHAR) AS bucket, \
+         CAST(NULL AS VARCHAR) AS key, CAST(NULL AS UBIGINT) AS sequence_number LIMIT 0"
+            .into()
+    } else {
+        format!("CREATE OR REPLACE VIEW inventory_tombstones AS SELECT * FROM read_parquet([{}])", list(&tombstones))
+    });
+    statements.extend(views);
+    duckdb.exec(&statements);
+
+    let rows: usize = expected.values().map(|(count, _)| *count as usize).sum();
+    let query = Query {
+        name: format!("inventory GROUP BY bucket, {rows} objects, {state}"),
+        quarry_sql: INVENTORY_QUERY.into(),
+        datafusion: &datafusion,
+        datafusion_sql: INVENTORY_QUERY.into(),
+        duckdb_sql: INVENTORY_QUERY.into(),
+    };
+    let (measured, answer) = measure(runtime, engine, duckdb, &query, runs);
+    let got: BTreeMap<String, (u64, u64)> =
+        answer.iter().map(|r| (r[0].clone(), (r[1].parse().unwrap(), r[2].parse().unwrap()))).collect();
+    assert_eq!(&got, expected, "the inventory's answer is not what was written");
+    let mib = |paths: &[PathBuf]| {
+        paths.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum::<u64>() as f64 / (1 << 20) as f64
+    };
+    let description = format!(
+        "base {:.1} MiB, {} delta file(s) {:.2} MiB, {} tombstone file(s) {:.2} MiB",
+        mib(&base),
+        deltas.len(),
+        mib(&deltas),
+        tombstones.len(),
+        mib(&tombstones)
+    );
+    drop(snapshot);
+    (measured, description)
 }
 
 /// One query through Quarry's SQL endpoint code, the whole result drained: (ms, CSV).
@@ -261,38 +396,102 @@ fn median(values: &[f64]) -> f64 {
 struct Measured {
     name: String,
     quarry_ms: Vec<f64>,
+    datafusion_ms: Vec<f64>,
     duckdb_ms: Vec<f64>,
+    /// Bytes each side read (read and pread calls, page cache hits included) in its last run.
+    read: [i64; 3],
 }
 
-/// Warm-up, then `runs` rounds alternating Quarry and DuckDB; the answers are checked.
+/// Bytes process `pid` ("self": this one) has read so far (`rchar` of /proc/PID/io).
+fn bytes_read(pid: &str) -> i64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    io.lines().find_map(|l| l.strip_prefix("rchar: ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
+/// One query as each side spells it. `datafusion` is a plain DataFusion session over the
+/// same local files (no Quarry in between), which tells the engine's share of the gap from
+/// Quarry's.
+struct Query<'a> {
+    name: String,
+    quarry_sql: String,
+    datafusion: &'a SessionContext,
+    datafusion_sql: String,
+    duckdb_sql: String,
+}
+
+/// A query in a plain DataFusion session, every batch collected and written as CSV: (ms, CSV).
+async fn datafusion_query(ctx: &SessionContext, sql: &str) -> (f64, Vec<u8>) {
+    let started = Instant::now();
+    let batches = async { ctx.sql(sql).await?.collect().await }
+        .await
+        .unwrap_or_else(|e| panic!("DataFusion failed on {sql}: {e}"));
+    let mut csv = Vec::new();
+    let mut writer = WriterBuilder::new().with_header(true).build(&mut csv);
+    for batch in &batches {
+        writer.write(batch).unwrap();
+    }
+    drop(writer);
+    (started.elapsed().as_secs_f64() * 1000.0, csv)
+}
+
+/// Warm-up, then `runs` rounds of Quarry, DataFusion, DuckDB in turn; every answer is
+/// checked against Quarry's.
 fn measure(
     runtime: &tokio::runtime::Runtime,
     engine: &Engine,
     duckdb: &mut DuckDb,
-    name: &str,
-    quarry_sql: &str,
-    duckdb_sql: &str,
+    query: &Query,
     runs: usize,
 ) -> (Measured, Vec<Vec<String>>) {
-    let (mut quarry_ms, mut duckdb_ms) = (Vec::new(), Vec::new());
+    let name = query.name.as_str();
+    let (mut quarry_ms, mut datafusion_ms, mut duckdb_ms) = (Vec::new(), Vec::new(), Vec::new());
     let mut answer = Vec::new();
+    let mut read = [0; 3];
     for round in 0..=runs {
-        let (ms, csv) = runtime.block_on(quarry_query(engine, quarry_sql));
+        let before = bytes_read("self");
+        let (qms, csv) = runtime.block_on(quarry_query(engine, &query.quarry_sql));
+        let quarry_read = bytes_read("self") - before;
         let quarry_rows = csv_rows(&csv);
-        let (dms, duckdb_rows) = duckdb.time(duckdb_sql);
-        check_same(name, &quarry_rows, &duckdb_rows);
+        let before = bytes_read("self");
+        let (fms, csv) = runtime.block_on(datafusion_query(query.datafusion, &query.datafusion_sql));
+        let datafusion_read = bytes_read("self") - before;
+        let datafusion_rows: Vec<Vec<Value>> =
+            csv_rows(&csv).into_iter().map(|r| r.into_iter().map(text_value).collect()).collect();
+        let duckdb_pid = duckdb.child.id().to_string();
+        let before = bytes_read(&duckdb_pid);
+        let (dms, duckdb_rows) = duckdb.time(&query.duckdb_sql);
+        let duckdb_read = bytes_read(&duckdb_pid) - before;
+        read = [quarry_read, datafusion_read, duckdb_read];
+        check_same(&format!("{name} (DataFusion)"), &quarry_rows, &datafusion_rows);
+        check_same(&format!("{name} (DuckDB)"), &quarry_rows, &duckdb_rows);
         if round > 0 {
-            quarry_ms.push(ms);
+            quarry_ms.push(qms);
+            datafusion_ms.push(fms);
             duckdb_ms.push(dms);
         }
-        eprintln!("  {name} {}: quarry {ms:.1} ms, duckdb {dms:.1} ms", if round == 0 { "warm-up" } else { "run" });
+        let round = if round == 0 { "warm-up" } else { "run" };
+        eprintln!("  {name} {round}: quarry {qms:.1} ms, datafusion {fms:.1} ms, duckdb {dms:.1} ms");
         answer = quarry_rows;
     }
     if std::env::var_os("QUARRY_BENCH_EXPLAIN").is_some() {
-        let (_, plan) = runtime.block_on(quarry_query(engine, &format!("EXPLAIN ANALYZE {quarry_sql}")));
+        let (_, plan) = runtime.block_on(quarry_query(engine, &format!("EXPLAIN ANALYZE {}", query.quarry_sql)));
         eprintln!("Quarry's plan for {name}:\n{}", String::from_utf8_lossy(&plan));
     }
-    (Measured { name: name.into(), quarry_ms, duckdb_ms }, answer)
+    (Measured { name: name.into(), quarry_ms, datafusion_ms, duckdb_ms, read }, answer)
+}
+
+/// A CSV cell as the JSON value DuckDB would give (numbers compared as numbers).
+fn text_value(cell: String) -> Value {
+    if let Ok(n) = cell.parse::<i64>() {
+        return json!(n);
+    }
+    if let Ok(n) = cell.parse::<u64>() {
+        return json!(n);
+    }
+    match cell.parse::<f64>() {
+        Ok(x) if x.is_finite() && cell.contains(['.', 'e', 'E']) => json!(x),
+        _ => Value::String(cell),
+    }
 }
 
 fn sql_string(path: &Path) -> String {
@@ -333,58 +532,26 @@ fn main() {
 
     if objects > 0 {
         let started = Instant::now();
-        let expected = runtime.block_on(load_inventory(&engine, objects));
+        let mut expected = runtime.block_on(load_inventory(&engine, objects));
         let load_s = started.elapsed().as_secs_f64();
         let started = Instant::now();
         engine.compact_catalog().unwrap();
         let compact_s = started.elapsed().as_secs_f64();
-        let catalog = engine.catalog().unwrap();
-        let files = catalog.files();
-        let inventory: Vec<PathBuf> = files
-            .iter()
-            .filter(|f| f.starts_with("inventory/") && !f.contains("/tombstones-"))
-            .map(|f| catalog.dir().join(f))
-            .collect();
-        let tombstones: Vec<PathBuf> =
-            files.iter().filter(|f| f.contains("/tombstones-")).map(|f| catalog.dir().join(f)).collect();
-        let inventory_bytes: u64 = inventory.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
         notes.push(format!(
-            "inventory: {objects} objects in {BUCKETS} buckets PUT in {load_s:.1} s ({:.0} PUT/s, {WRITERS} concurrent), \
-             catalog compacted in {compact_s:.1} s into {} inventory file(s) of {:.1} MiB, {} tombstone file(s)",
+            "inventory: {objects} objects in {BUCKETS} buckets PUT in {load_s:.1} s ({:.0} PUT/s, {WRITERS} \
+             concurrent), catalog compacted in {compact_s:.1} s",
             objects as f64 / load_s,
-            inventory.len(),
-            inventory_bytes as f64 / (1 << 20) as f64,
-            tombstones.len(),
         ));
+        let (measured, files) =
+            measure_inventory(&runtime, &engine, &mut duckdb, "just after catalog compaction", &expected, runs);
+        notes.push(format!("inventory just after catalog compaction: {files}"));
+        results.push(measured);
 
-        let list = |paths: &[PathBuf]| paths.iter().map(|p| sql_string(p)).collect::<Vec<_>>().join(", ");
-        let tombstone_table = if tombstones.is_empty() {
-            "CREATE TABLE as_quarry.inventory_tombstones (bucket VARCHAR, key VARCHAR, sequence_number UBIGINT)"
-                .to_string()
-        } else {
-            format!("CREATE VIEW as_quarry.inventory_tombstones AS SELECT * FROM read_parquet([{}])", list(&tombstones))
-        };
-        duckdb.exec(&[
-            "CREATE SCHEMA plain".into(),
-            format!("CREATE VIEW plain.inventory AS SELECT * FROM read_parquet([{}])", list(&inventory)),
-            "CREATE SCHEMA as_quarry".into(),
-            format!("CREATE VIEW as_quarry.inventory_changes AS SELECT * FROM read_parquet([{}])", list(&inventory)),
-            tombstone_table,
-            INVENTORY_VIEW_AS_QUARRY.into(),
-        ]);
-
-        for (schema, label) in [("plain", "DuckDB: plain view over the file"), ("as_quarry", "DuckDB: Quarry's view")] {
-            duckdb.exec(&[format!("SET search_path = '{schema}'")]);
-            let name = format!("inventory GROUP BY bucket, {objects} objects ({label})");
-            let (measured, answer) =
-                measure(&runtime, &engine, &mut duckdb, &name, INVENTORY_QUERY, INVENTORY_QUERY, runs);
-            // ... and both hold what was written.
-            let got: BTreeMap<String, (u64, u64)> =
-                answer.iter().map(|r| (r[0].clone(), (r[1].parse().unwrap(), r[2].parse().unwrap()))).collect();
-            assert_eq!(got, expected, "the inventory's answer is not what was written");
-            results.push(measured);
-        }
-        duckdb.exec(&["SET search_path = 'main'".into()]);
+        let (overwritten, deleted) = runtime.block_on(change_inventory(&engine, objects, &mut expected));
+        let state = format!("+ {overwritten} overwrites, {deleted} deletes in {CHANGE_FLUSHES} flushes");
+        let (measured, files) = measure_inventory(&runtime, &engine, &mut duckdb, &state, &expected, runs);
+        notes.push(format!("inventory {state}: {files}"));
+        results.push(measured);
     }
 
     if parquet_bytes > 0 {
@@ -439,19 +606,22 @@ fn main() {
         let quarry_source = "read_parquet('s3://bench/trips/')";
         let duckdb_source = format!("read_parquet({})", sql_string(&local.join("*.parquet")));
         let size = format!("{:.0} MiB", total as f64 / (1 << 20) as f64);
+        let datafusion = SessionContext::new();
+        runtime
+            .block_on(datafusion.register_parquet("trips", local.to_string_lossy(), ParquetReadOptions::default()))
+            .unwrap();
         for (template, label) in
             [(FILTER_QUERY, "amount > 100, GROUP BY category"), (WIDE_FILTER_QUERY, "note LIKE, GROUP BY category")]
         {
             let name = format!("Parquet {size}: {label}");
-            let (measured, answer) = measure(
-                &runtime,
-                &engine,
-                &mut duckdb,
-                &name,
-                &template.replace("{source}", quarry_source),
-                &template.replace("{source}", &duckdb_source),
-                runs,
-            );
+            let query = Query {
+                name: name.clone(),
+                quarry_sql: template.replace("{source}", quarry_source),
+                datafusion: &datafusion,
+                datafusion_sql: template.replace("{source}", "trips"),
+                duckdb_sql: template.replace("{source}", &duckdb_source),
+            };
+            let (measured, answer) = measure(&runtime, &engine, &mut duckdb, &query, runs);
             let counted: u64 = answer.iter().map(|r| r[1].parse::<u64>().unwrap()).sum();
             assert!(counted > 0 && counted <= rows, "{name}: {counted} rows counted of {rows}");
             results.push(measured);
@@ -461,7 +631,7 @@ fn main() {
     println!();
     println!(
         "sql_vs_duckdb: DuckDB {} ({} threads) vs Quarry (DataFusion, 2 tokio workers), {cores} cores; \
-         median of {runs} runs after a warm-up, alternating; load average {load_at_start} at start, {} at end",
+         median of {runs} runs after a warm-up, sides taking turns; load average {load_at_start} at start, {} at end",
         info["version"].as_str().unwrap_or("?"),
         info["threads"],
         loadavg()
@@ -470,16 +640,26 @@ fn main() {
         println!("  {note}");
     }
     println!();
-    println!("| query | Quarry ms | DuckDB ms | Quarry / DuckDB |");
+    println!("| query | Quarry ms | DataFusion alone ms | DuckDB ms | Quarry / DuckDB | DataFusion alone / DuckDB |");
+    println!("|---|---|---|---|---|---|");
+    for m in &results {
+        let (q, f, d) = (median(&m.quarry_ms), median(&m.datafusion_ms), median(&m.duckdb_ms));
+        println!("| {} | {q:.0} | {f:.0} | {d:.0} | {:.1}× | {:.1}× |", m.name, q / d, f / d);
+    }
+    println!();
+    println!("| query | MiB read: Quarry | DataFusion alone | DuckDB |");
     println!("|---|---|---|---|");
     for m in &results {
-        let (q, d) = (median(&m.quarry_ms), median(&m.duckdb_ms));
-        println!("| {} | {q:.0} | {d:.0} | {:.1}× |", m.name, q / d);
+        let mib = |bytes: i64| bytes as f64 / (1 << 20) as f64;
+        println!("| {} | {:.1} | {:.1} | {:.1} |", m.name, mib(m.read[0]), mib(m.read[1]), mib(m.read[2]));
     }
     println!();
     println!("runs (ms):");
     for m in &results {
-        println!("  {}: Quarry {:.0?}, DuckDB {:.0?}", m.name, m.quarry_ms, m.duckdb_ms);
+        println!(
+            "  {}: Quarry {:.0?}, DataFusion {:.0?}, DuckDB {:.0?}",
+            m.name, m.quarry_ms, m.datafusion_ms, m.duckdb_ms
+        );
     }
-    println!("answers: identical on both sides for every query and run (and the inventory's as written)");
+    println!("answers: the same on every side for every query and run (and the inventory's as written)");
 }
