@@ -18,10 +18,11 @@
 //!    makes both read every byte) through `read_parquet('s3://bench/trips/')` in Quarry and
 //!    `read_parquet('<dir>/*.parquet')` in DuckDB.
 //!
-//! A third side, "DataFusion alone", runs the same SQL in a plain DataFusion session over
-//! the same local files (the same `inventory` definitions), without Quarry's query path:
-//! it tells how much of the gap is the engine (DataFusion vs DuckDB) and how much is
-//! Quarry's (catalog flush, per-query sessions, reads through the object store).
+//! A third side, "DataFusion alone", runs the same SQL in a new plain DataFusion session
+//! per query (as Quarry makes one per query) over the same local files (the same
+//! `inventory` definitions), without Quarry's query path: it tells how much of the gap is
+//! the engine (DataFusion vs DuckDB) and how much is Quarry's (catalog flush, scoped
+//! sessions, reads through the object store).
 //!
 //! Every query runs once to warm up, then QUARRY_BENCH_RUNS (5) times on each side,
 //! taking turns (Quarry, DataFusion, DuckDB) so that other load on the machine hits all;
@@ -264,7 +265,7 @@ fn measure_inventory(
     let query = Query {
         name: format!("inventory GROUP BY bucket, {rows} objects, {state}"),
         quarry_sql: INVENTORY_QUERY.into(),
-        datafusion: &datafusion,
+        datafusion: Tables::Catalog(catalog),
         datafusion_sql: INVENTORY_QUERY.into(),
         duckdb_sql: INVENTORY_QUERY.into(),
     };
@@ -408,23 +409,44 @@ fn bytes_read(pid: &str) -> i64 {
     io.lines().find_map(|l| l.strip_prefix("rchar: ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
-/// One query as each side spells it. `datafusion` is a plain DataFusion session over the
-/// same local files (no Quarry in between), which tells the engine's share of the gap from
+/// One query as each side spells it. `datafusion` says what a plain DataFusion session
+/// gets (no Quarry in between: local files), which tells the engine's share of the gap from
 /// Quarry's.
 struct Query<'a> {
     name: String,
     quarry_sql: String,
-    datafusion: &'a SessionContext,
+    datafusion: Tables<'a>,
     datafusion_sql: String,
     duckdb_sql: String,
 }
 
-/// A query in a plain DataFusion session, every batch collected and written as CSV: (ms, CSV).
-async fn datafusion_query(ctx: &SessionContext, sql: &str) -> (f64, Vec<u8>) {
+/// The tables of a DataFusion-alone query.
+#[derive(Clone, Copy)]
+enum Tables<'a> {
+    /// The catalog's tables and views, registered as Quarry registers them.
+    Catalog(&'a storage_core::catalog::Catalog),
+    /// `name`: the Parquet files of a local directory.
+    ParquetDir(&'static str, &'a Path),
+}
+
+/// A query in a new plain DataFusion session, as Quarry makes one per query (so no cache
+/// of file listings or footers outlives a query), every batch collected and written as
+/// CSV: (ms, CSV).
+async fn datafusion_query(tables: Tables<'_>, sql: &str) -> (f64, Vec<u8>) {
     let started = Instant::now();
-    let batches = async { ctx.sql(sql).await?.collect().await }
-        .await
-        .unwrap_or_else(|e| panic!("DataFusion failed on {sql}: {e}"));
+    let ctx = SessionContext::new();
+    let batches = async {
+        let _snapshot = match tables {
+            Tables::Catalog(catalog) => Some(quarry_sql::register_catalog(&ctx, catalog).await?),
+            Tables::ParquetDir(name, dir) => {
+                ctx.register_parquet(name, dir.to_string_lossy(), ParquetReadOptions::default()).await?;
+                None
+            }
+        };
+        ctx.sql(sql).await?.collect().await
+    }
+    .await
+    .unwrap_or_else(|e| panic!("DataFusion failed on {sql}: {e}"));
     let mut csv = Vec::new();
     let mut writer = WriterBuilder::new().with_header(true).build(&mut csv);
     for batch in &batches {
@@ -606,10 +628,6 @@ fn main() {
         let quarry_source = "read_parquet('s3://bench/trips/')";
         let duckdb_source = format!("read_parquet({})", sql_string(&local.join("*.parquet")));
         let size = format!("{:.0} MiB", total as f64 / (1 << 20) as f64);
-        let datafusion = SessionContext::new();
-        runtime
-            .block_on(datafusion.register_parquet("trips", local.to_string_lossy(), ParquetReadOptions::default()))
-            .unwrap();
         for (template, label) in
             [(FILTER_QUERY, "amount > 100, GROUP BY category"), (WIDE_FILTER_QUERY, "note LIKE, GROUP BY category")]
         {
@@ -617,7 +635,7 @@ fn main() {
             let query = Query {
                 name: name.clone(),
                 quarry_sql: template.replace("{source}", quarry_source),
-                datafusion: &datafusion,
+                datafusion: Tables::ParquetDir("trips", &local),
                 datafusion_sql: template.replace("{source}", "trips"),
                 duckdb_sql: template.replace("{source}", &duckdb_source),
             };
