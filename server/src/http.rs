@@ -132,6 +132,11 @@ fn metrics(engine: &Engine) -> String {
         ("quarry_sidecar_misses_total", "Sealed segments scanned for lack of a valid sidecar", &stats.sidecar_misses),
         ("quarry_sidecars_written_total", "Sidecars written", &stats.sidecars_written),
         ("quarry_corrupt_reads_total", "Reads refused because stored data failed verification", &stats.corrupt_reads),
+        (
+            "quarry_chunk_read_bytes_total",
+            "Payload bytes of the chunk records read and verified to serve object reads",
+            &stats.chunk_read_bytes,
+        ),
         ("quarry_damaged_regions_total", "Damaged log regions found by replay or scrub", &stats.damaged_regions),
         ("quarry_scrubbed_bytes_total", "Bytes verified by scrubs", &stats.scrubbed_bytes),
     ];

@@ -27,6 +27,11 @@ use storage_core::{Engine, ListQuery, ObjectEntry};
 
 /// How many keys one listing step reads from the index.
 const LIST_PAGE_KEYS: usize = 1000;
+/// `get_ranges` reads ranges that overlap or touch (Parquet's pages and adjacent column
+/// chunks) as one. Merging across gaps too, as object_store does for remote stores,
+/// measured slower here: with a 1 MiB gap the 1 GiB `note LIKE` benchmark query took
+/// 1.0-1.4 s against 0.95 s, each merged read pulling a whole row group serially.
+const COALESCE_GAP_BYTES: u64 = 0;
 
 /// One bucket's objects as an `ObjectStore` (read-only).
 #[derive(Clone)]
@@ -62,6 +67,19 @@ impl BucketStore {
 
     /// Every object under `prefix` (a whole-part prefix, as `object_store` defines it),
     /// in key order, read page by page from the index.
+    /// Bytes `range` of the object (clamped to its end), every record verified.
+    async fn read_range(&self, entry: &ObjectEntry, range: std::ops::Range<u64>) -> object_store::Result<Bytes> {
+        let end = range.end.min(entry.meta.size_bytes);
+        let mut reader = self.engine.read(entry, range.start..end);
+        let mut bytes = Vec::with_capacity((end - range.start) as usize);
+        while let Some(chunk) = reader.next_chunk().await {
+            bytes.extend_from_slice(&chunk.map_err(generic)?);
+        }
+        let bytes = Bytes::from(bytes);
+        self.count(&bytes);
+        Ok(bytes)
+    }
+
     fn list_keys(&self, prefix: Option<&Path>, delimiter: bool) -> object_store::Result<(Vec<ObjectMeta>, Vec<Path>)> {
         let key_prefix = match prefix {
             Some(p) if !p.as_ref().is_empty() => format!("{}/", key_of(p)),
@@ -183,27 +201,24 @@ impl ObjectStore for BucketStore {
         Ok(GetResult { payload: GetResultPayload::Stream(payload), meta, range, attributes: Default::default() })
     }
 
+    /// Ranges that overlap or touch are read as one: each read verifies whole records,
+    /// so reading them one by one would read and hash a shared record again for every
+    /// range in it (Parquet asks for many small adjacent pages).
     async fn get_ranges(&self, location: &Path, ranges: &[std::ops::Range<u64>]) -> object_store::Result<Vec<Bytes>> {
         let entry = self.entry(location)?;
-        let mut out = Vec::with_capacity(ranges.len());
-        for range in ranges {
-            let end = range.end.min(entry.meta.size_bytes);
-            if range.start > end {
-                return Err(generic(std::io::Error::other(format!(
-                    "range {range:?} starts past the end of {location} ({} bytes)",
-                    entry.meta.size_bytes
-                ))));
-            }
-            let mut reader = self.engine.read(&entry, range.start..end);
-            let mut bytes = Vec::with_capacity((end - range.start) as usize);
-            while let Some(chunk) = reader.next_chunk().await {
-                bytes.extend_from_slice(&chunk.map_err(generic)?);
-            }
-            let bytes = Bytes::from(bytes);
-            self.count(&bytes);
-            out.push(bytes);
+        if let Some(range) = ranges.iter().find(|range| range.start > range.end || range.start > entry.meta.size_bytes)
+        {
+            return Err(generic(std::io::Error::other(format!(
+                "range {range:?} is not within {location} ({} bytes)",
+                entry.meta.size_bytes
+            ))));
         }
-        Ok(out)
+        let fetch = |range: std::ops::Range<u64>| {
+            let store = self.clone();
+            let entry = entry.clone();
+            async move { store.read_range(&entry, range).await }
+        };
+        object_store::coalesce_ranges(ranges, fetch, COALESCE_GAP_BYTES).await
     }
 
     fn delete_stream(

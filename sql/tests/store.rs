@@ -9,7 +9,7 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use quarry_sql::BucketStore;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use storage_core::{Engine, EngineConfig, ObjectMeta, ObjectRecord};
+use storage_core::{Engine, EngineConfig, EngineStats, ObjectMeta, ObjectRecord};
 
 async fn put(engine: &Engine, bucket: &str, key: &str, body: &[u8]) {
     let mut writer = engine.body_writer();
@@ -58,6 +58,24 @@ async fn a_bucket_reads_ranges_and_lists_like_an_object_store() {
     }
     let ranges = store.get_ranges(&location, &[0..10, 3_000_000..3_000_010]).await.unwrap();
     assert!(ranges[0][..] == big[0..10] && ranges[1][..] == big[3_000_000..3_000_010], "get_ranges");
+
+    // Many small adjacent ranges (as Parquet pages come), out of order, some overlapping:
+    // each is right, and the chunk records they share are read once, not once per range.
+    let mut small: Vec<_> = (0..200u64).rev().map(|i| i * 10_000..(i + 1) * 10_000).collect();
+    small.extend((0..20u64).map(|i| i * 100_000 + 5_000..i * 100_000 + 25_000));
+    let records_before = EngineStats::get(&engine.stats().chunk_read_bytes);
+    let got = store.get_ranges(&location, &small).await.unwrap();
+    let records_read = EngineStats::get(&engine.stats().chunk_read_bytes) - records_before;
+    for (range, bytes) in small.iter().zip(&got) {
+        assert!(bytes[..] == big[range.start as usize..range.end as usize], "range {range:?} of many");
+    }
+    assert!(
+        records_read <= 2 * 1024 * 1024,
+        "220 ranges within 2 MiB read {records_read} bytes of chunk records; expected at most the 2 records they touch"
+    );
+    let past_end = big.len() as u64 + 1..big.len() as u64 + 2;
+    let err = store.get_ranges(&location, &[0..1, past_end]).await.expect_err("a range past the end");
+    assert!(err.to_string().contains("is not within"), "past-the-end error: {err}");
     let suffix =
         store.get_opts(&location, GetOptions { range: Some(GetRange::Suffix(8)), ..Default::default() }).await.unwrap();
     assert_eq!(suffix.range, big.len() as u64 - 8..big.len() as u64);

@@ -673,6 +673,7 @@ impl ObjectReader {
             }
             tracing::error!(lsn = piece.lsn, "read of a damaged record refused: {e}");
         })?;
+        EngineStats::add(&self.engine.inner.stats.chunk_read_bytes, record.payload.len() as u64);
         if record.prefix.lsn != piece.lsn || (record.payload.len() as u64) < piece.offset + piece.len {
             return Err(Error::Corrupt(format!("record at the location of chunk lsn {} is another record", piece.lsn)));
         }

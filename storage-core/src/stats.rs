@@ -11,6 +11,9 @@ pub struct EngineStats {
     pub sidecars_written: AtomicU64,
     /// Reads refused because the record failed verification.
     pub corrupt_reads: AtomicU64,
+    /// Payload bytes of the chunk records read (and verified) to serve object reads:
+    /// against the bytes served, it shows the read amplification of small ranges.
+    pub chunk_read_bytes: AtomicU64,
     /// Damaged regions found by replay or scrub.
     pub damaged_regions: AtomicU64,
     /// Bytes verified by scrubs.
