@@ -8,6 +8,9 @@ use crate::output::{ResultEncoder, ResultFormat};
 use crate::session::{QueryLimits, new_context, read_only};
 use crate::store::BucketScope;
 use bytes::Bytes;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::datasource::file_format::options::JsonReadOptions;
+use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 use datafusion::sql::sqlparser::ast::{
@@ -15,8 +18,8 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
-use futures::StreamExt;
 use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 use storage_core::Engine;
@@ -168,6 +171,15 @@ enum SourceFunction {
 }
 
 impl SourceFunction {
+    /// The objects read under a prefix: those with the format's usual extension.
+    fn file_extension(self) -> &'static str {
+        match self {
+            SourceFunction::Parquet => ".parquet",
+            SourceFunction::Csv => ".csv",
+            SourceFunction::Json => ".json",
+        }
+    }
+
     fn named(name: &str) -> Option<SourceFunction> {
         match name.to_ascii_lowercase().as_str() {
             "read_parquet" => Some(SourceFunction::Parquet),
@@ -262,35 +274,76 @@ impl SourceFinder<'_> {
 
 /// Registers a source's objects as a table: the one object the URL names, or every
 /// object under it when it ends with `/` (those with the format's usual extension).
+/// Under a prefix laid out Hive-style (`year=2024/month=01/part.parquet`), the keys
+/// are also columns, as strings, and a filter on them skips the other directories.
 async fn register_source(ctx: &SessionContext, source: &Source) -> Result<(), QueryError> {
-    let prefix = source.url.ends_with('/');
     let url = source.url.as_str();
-    let frame = match source.function {
-        SourceFunction::Parquet => {
-            let options =
-                ParquetReadOptions { file_extension: if prefix { ".parquet" } else { "" }, ..Default::default() };
-            ctx.read_parquet(url, options).await
-        }
-        SourceFunction::Csv => {
-            let options = CsvReadOptions { file_extension: if prefix { ".csv" } else { "" }, ..Default::default() };
-            ctx.read_csv(url, options).await
-        }
-        SourceFunction::Json => {
-            let options = datafusion::datasource::file_format::options::JsonReadOptions {
-                file_extension: if prefix { ".json" } else { "" },
-                ..Default::default()
-            };
-            ctx.read_json(url, options).await
-        }
-    }
-    .map_err(|e| match query_error(e) {
+    let in_context = |e: DataFusionError| match query_error(e) {
         QueryError { kind: QueryErrorKind::InvalidQuery, message } => {
             QueryError::new(QueryErrorKind::InvalidQuery, format!("reading {url}: {message}"))
         }
         other => other,
-    })?;
+    };
+    let (extension, partition_columns) = if url.ends_with('/') {
+        let extension = source.function.file_extension();
+        (extension, hive_partition_columns(ctx, url, extension).await.map_err(in_context)?)
+    } else {
+        ("", Vec::new())
+    };
+    let table_partition_cols: Vec<(String, DataType)> =
+        partition_columns.into_iter().map(|name| (name, DataType::Utf8)).collect();
+    let frame = match source.function {
+        SourceFunction::Parquet => {
+            ctx.read_parquet(
+                url,
+                ParquetReadOptions { file_extension: extension, table_partition_cols, ..Default::default() },
+            )
+            .await
+        }
+        SourceFunction::Csv => {
+            ctx.read_csv(url, CsvReadOptions { file_extension: extension, table_partition_cols, ..Default::default() })
+                .await
+        }
+        SourceFunction::Json => {
+            let options = JsonReadOptions { file_extension: extension, table_partition_cols, ..Default::default() };
+            ctx.read_json(url, options).await
+        }
+    }
+    .map_err(in_context)?;
     ctx.register_table(source.table.as_str(), frame.into_view()).map_err(internal)?;
     Ok(())
+}
+
+/// The Hive partition keys of the objects under `prefix_url`: the directory names
+/// between the prefix and each object, when every one is `key=value` and every object
+/// has the same keys in the same order. Anything else (objects at different depths,
+/// plain directories) has none, so every object is still read: DataFusion would skip
+/// an object whose path does not match the partition columns.
+async fn hive_partition_columns(
+    ctx: &SessionContext,
+    prefix_url: &str,
+    extension: &str,
+) -> datafusion::error::Result<Vec<String>> {
+    let table_url = ListingTableUrl::parse(prefix_url)?;
+    let store = ctx.runtime_env().object_store(&table_url)?;
+    let state = ctx.state();
+    let mut objects = table_url.list_all_files(&state, store.as_ref(), extension).await?;
+    let mut common_keys: Option<Vec<String>> = None;
+    while let Some(object) = objects.try_next().await? {
+        let Some(parts) = table_url.strip_prefix(&object.location) else {
+            return Ok(Vec::new());
+        };
+        let mut parts: Vec<&str> = parts.collect();
+        parts.pop(); // the object's own name
+        let keys: Option<Vec<String>> =
+            parts.iter().map(|part| part.split_once('=').map(|(key, _)| key.to_owned())).collect();
+        match (keys, &common_keys) {
+            (Some(keys), None) if !keys.is_empty() => common_keys = Some(keys),
+            (Some(keys), Some(common)) if keys == *common => {}
+            _ => return Ok(Vec::new()),
+        }
+    }
+    Ok(common_keys.unwrap_or_default())
 }
 
 fn query_error(e: DataFusionError) -> QueryError {

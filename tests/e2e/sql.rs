@@ -1,7 +1,7 @@
 //! The SQL endpoint (`POST /?sql`) and `quarry sql` on the real server: `inventory` and
-//! `journal` right after writes and deletes, `read_parquet` over a prefix against local
-//! DataFusion, errors, who may see what, the four result formats, the CLI, and the time
-//! and memory limits.
+//! `journal` right after writes and deletes, `read_parquet` over a prefix (flat and
+//! Hive-partitioned) against local DataFusion, errors, who may see what, the four result
+//! formats, the CLI, and the time and memory limits.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -327,6 +327,18 @@ fn assert_same_result(
     }
 }
 
+/// Runs `query` with `{t}` as `source` through the endpoint and as table `t` in `local`,
+/// and asserts the two results are the same.
+async fn assert_same_as_local(server: &Server, source: &str, local: &SessionContext, query: &str) {
+    let remote_sql = query.replace("{t}", source);
+    let local_sql = query.replace("{t}", "t");
+    let (got_schema, got) = decode_arrow(&sql_ok(server, "arrow", &remote_sql).await.body, &remote_sql);
+    let frame = local.sql(&local_sql).await.unwrap_or_else(|e| panic!("local DataFusion: {local_sql}: {e}"));
+    let want_schema = frame.schema().inner().clone();
+    let want = frame.collect().await.unwrap_or_else(|e| panic!("local DataFusion: {local_sql}: {e}"));
+    assert_same_result(&got, &got_schema, &want, &want_schema, &remote_sql);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_read_parquet_over_a_prefix_equals_local_datafusion_over_the_same_files() {
     let server = Server::start();
@@ -365,18 +377,130 @@ async fn sql_read_parquet_over_a_prefix_equals_local_datafusion_over_the_same_fi
         "SELECT count(*) AS n, count(DISTINCT part) AS parts, sum(amount) AS total, avg(id) AS mean FROM {t}",
     ];
     for query in queries {
-        let remote_sql = query.replace("{t}", "read_parquet('s3://lake/data/')");
-        let local_sql = query.replace("{t}", "t");
-        let response = sql_ok(&server, "arrow", &remote_sql).await;
-        let (got_schema, got) = decode_arrow(&response.body, &remote_sql);
-        let frame = local.sql(&local_sql).await.unwrap_or_else(|e| panic!("local DataFusion: {local_sql}: {e}"));
-        let want_schema = frame.schema().inner().clone();
-        let want = frame.collect().await.unwrap_or_else(|e| panic!("local DataFusion: {local_sql}: {e}"));
-        assert_same_result(&got, &got_schema, &want, &want_schema, &remote_sql);
+        assert_same_as_local(&server, "read_parquet('s3://lake/data/')", &local, query).await;
     }
     // And the whole set really went through: 100 files of 10 rows.
     let count = sql_csv(&server, "SELECT count(*) AS n FROM read_parquet('s3://lake/data/')").await;
     assert_eq!(count, format!("n\n{}\n", PARQUET_FILES as i64 * ROWS_PER_FILE), "rows under s3://lake/data/");
+}
+
+/// A file of the Hive-partitioned set: `rows` ids from `first_id`, each with a `blob` of
+/// `blob_bytes` hex digits (so a file's size is set by what a query must read of it).
+fn sales_file(first_id: i64, rows: i64, blob_bytes: usize) -> RecordBatch {
+    let ids: Vec<i64> = (first_id..first_id + rows).collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("amount", DataType::Float64, false),
+        Field::new("blob", DataType::Utf8, false),
+    ]));
+    let blob = |id: i64| {
+        let bytes = seeded_bytes(id as u64, blob_bytes / 2);
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(ids.clone())),
+        Arc::new(Float64Array::from(ids.iter().map(|id| *id as f64 * 0.5).collect::<Vec<_>>())),
+        Arc::new(StringArray::from(ids.iter().map(|id| blob(*id)).collect::<Vec<_>>())),
+    ];
+    RecordBatch::try_new(schema, columns).expect("sales file batch")
+}
+
+/// `quarry_chunk_read_bytes_total`: the object bytes the server has read and verified.
+async fn chunk_read_bytes(server: &Server) -> u64 {
+    let response = raw_request("GET", &format!("{}/metrics", server.endpoint()), &[], Bytes::new()).await;
+    let text = response.body_str();
+    text.lines()
+        .find_map(|line| line.strip_prefix("quarry_chunk_read_bytes_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no quarry_chunk_read_bytes_total in /metrics:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_read_parquet_over_a_hive_layout_has_its_keys_as_columns_and_skips_filtered_out_directories() {
+    let server = Server::start();
+    let admin = server.client();
+    create_bucket(&admin, "lake").await;
+    let local_dir = server.temp_path().join("hive-data");
+
+    // 2023's files are large (8 MiB of blobs each), 2024's small: a query on 2024 alone
+    // reads less than one 2023 file, unless it reads 2023's data too.
+    let mut files = Vec::new();
+    for (i, (year, region)) in [("2023", "eu"), ("2023", "us"), ("2024", "eu"), ("2024", "us")].into_iter().enumerate()
+    {
+        let (rows, blob_bytes) = if year == "2023" { (1024, 8192) } else { (10, 16) };
+        let key = format!("year={year}/region={region}/part-0.parquet");
+        files.push((key, parquet_bytes(&sales_file(i as i64 * 10_000, rows, blob_bytes))));
+    }
+    for (key, bytes) in &files {
+        let path = local_dir.join(key);
+        std::fs::create_dir_all(path.parent().expect("a parent dir")).expect("create a local partition dir");
+        std::fs::write(&path, bytes).expect("write a local Parquet file");
+        put(&admin, "lake", &format!("sales/{key}"), bytes).await;
+    }
+    let big_file_bytes = files[0].1.len() as u64;
+    assert!(big_file_bytes > 8 << 20, "a 2023 file is over 8 MiB ({big_file_bytes} bytes)");
+
+    // The same layout on local disk, its partition columns given explicitly.
+    let local = SessionContext::new();
+    let partitions = vec![("year".to_owned(), DataType::Utf8), ("region".to_owned(), DataType::Utf8)];
+    let options = ParquetReadOptions { table_partition_cols: partitions, ..Default::default() };
+    local
+        .register_parquet("t", local_dir.to_str().expect("UTF-8 temp path"), options)
+        .await
+        .expect("register the local Hive layout");
+    let queries = [
+        "SELECT year, region, count(*) AS n, sum(amount) AS total, min(id) AS first FROM {t} \
+         GROUP BY year, region ORDER BY year, region",
+        "SELECT id, year, region FROM {t} WHERE year = '2024' AND region <> 'eu' ORDER BY id",
+    ];
+    for query in queries {
+        assert_same_as_local(&server, "read_parquet('s3://lake/sales/')", &local, query).await;
+    }
+    assert_eq!(
+        sql_csv(
+            &server,
+            "SELECT year, count(*) AS n FROM read_parquet('s3://lake/sales/') GROUP BY year ORDER BY year"
+        )
+        .await,
+        "year,n\n2023,2048\n2024,20\n",
+        "rows per year= directory"
+    );
+
+    // A filter on a key skips the other directories' data: only their footers are read
+    // (schema inference), not their blobs.
+    let blobs = "SELECT count(*) AS n, max(length(blob)) AS longest FROM read_parquet('s3://lake/sales/')";
+    let before = chunk_read_bytes(&server).await;
+    let filtered = sql_csv(&server, &format!("{blobs} WHERE year = '2024'")).await;
+    let filtered_bytes = chunk_read_bytes(&server).await - before;
+    assert_eq!(filtered, "n,longest\n20,16\n", "the 2024 rows");
+    assert!(
+        filtered_bytes < big_file_bytes,
+        "a query on year = '2024' read {filtered_bytes} bytes: it read 2023's data too (one 2023 file is \
+         {big_file_bytes} bytes)"
+    );
+    let before = chunk_read_bytes(&server).await;
+    let everything = sql_csv(&server, blobs).await;
+    let everything_bytes = chunk_read_bytes(&server).await - before;
+    assert_eq!(everything, "n,longest\n2068,8192\n", "all rows");
+    assert!(
+        everything_bytes > 2 * (8 << 20),
+        "the same query without the filter must read both 2023 files' blobs, read {everything_bytes} bytes"
+    );
+
+    // A prefix that is not all `key=value` directories at one depth has no key columns,
+    // and every object under it is still read.
+    put(&admin, "lake", "mixed/top.parquet", &parquet_bytes(&data_file(0))).await;
+    put(&admin, "lake", "mixed/k=1/inner.parquet", &parquet_bytes(&data_file(1))).await;
+    assert_eq!(
+        sql_csv(&server, "SELECT * FROM read_parquet('s3://lake/mixed/') ORDER BY id LIMIT 0").await.trim_end(),
+        "id,part,name,amount,flag",
+        "columns of a prefix with objects at two depths"
+    );
+    assert_eq!(
+        sql_csv(&server, "SELECT count(*) AS n FROM read_parquet('s3://lake/mixed/')").await,
+        format!("n\n{}\n", 2 * ROWS_PER_FILE),
+        "rows of a prefix with objects at two depths"
+    );
 }
 
 // ---------------------------------------------------------------------------
