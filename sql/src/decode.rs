@@ -2,6 +2,7 @@
 //! handed to DataFusion as a one-partition streaming table (so an object larger than
 //! memory streams through a query).
 
+use crate::json_path::FromPath;
 use crate::select::SelectError;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -140,10 +141,20 @@ fn internal(e: impl std::fmt::Display) -> SelectError {
 }
 
 /// JSON input: whitespace-separated JSON values (both LINES and DOCUMENT), objects
-/// becoming rows. The schema is inferred from the first records; later fields that are
-/// not in it are ignored.
-pub fn json_decode(input: impl Read + Send + 'static) -> Result<(SchemaRef, BatchReceiver), SelectError> {
-    let mut values = serde_json::Deserializer::from_reader(BufReader::new(input)).into_iter::<serde_json::Value>();
+/// becoming rows, or, with a FROM path, the records the path finds in each value. The
+/// schema is inferred from the first records; later fields that are not in it are ignored.
+pub fn json_decode(
+    input: impl Read + Send + 'static,
+    path: Option<FromPath>,
+) -> Result<(SchemaRef, BatchReceiver), SelectError> {
+    let roots = serde_json::Deserializer::from_reader(BufReader::new(input)).into_iter::<serde_json::Value>();
+    let mut values: Box<dyn Iterator<Item = serde_json::Result<serde_json::Value>> + Send> = match path {
+        None => Box::new(roots),
+        Some(path) => Box::new(roots.flat_map(move |root| match root {
+            Ok(root) => path.records(root).into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(e)],
+        })),
+    };
     let mut head = Vec::new();
     for value in values.by_ref().take(JSON_SCHEMA_RECORDS) {
         head.push(value.map_err(json_error)?);

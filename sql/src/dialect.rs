@@ -1,18 +1,23 @@
 //! The S3 Select SQL dialect, rewritten into the SQL DataFusion plans:
 //!
-//! * `FROM S3Object [AS] s` becomes the table `s3object` (the alias is kept);
+//! * `FROM S3Object [AS] s` becomes the table `s3object` (the alias is kept); a JSON
+//!   path after it (`S3Object[*].Records[*]`) is taken out, for the decoder to apply
+//!   (see [`crate::json_path`]), and `IS [NOT] MISSING` becomes `IS [NOT] NULL`;
 //! * column references are resolved against the object's columns the way S3 Select
 //!   does: unquoted names case-insensitively (`s.name` finds the header `Name`), quoted
 //!   names exactly (`s."Name"`), and `_1`, `_2`, ... by position;
 //! * select items that are not plain column references are named `_1`, `_2`, ... by
 //!   position, as S3 Select names them in JSON output (`SELECT count(*)` → `{"_1":3}`).
 
+use crate::json_path::{FromPath, Step};
 use crate::select::SelectError;
 use datafusion::sql::sqlparser::ast::{
-    Expr, Ident, ObjectNamePart, SelectItem, SetExpr, Statement, TableFactor, Value, visit_expressions_mut,
+    Expr, Ident, ObjectNamePart, SelectItem, SetExpr, Statement, TableAlias, TableFactor, Value, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use std::ops::ControlFlow;
 
 /// The one table an S3 Select query reads.
@@ -22,12 +27,15 @@ pub const TABLE: &str = "s3object";
 pub struct SelectQuery {
     statement: Statement,
     /// The name the query refers to the table by: its alias, or `S3Object`.
-    qualifier: String,
+    qualifier: Ident,
+    /// The JSON path after `S3Object[*]`, if any: which values of the object are records.
+    pub from_path: Option<FromPath>,
 }
 
 impl SelectQuery {
     pub fn parse(sql: &str) -> Result<SelectQuery, SelectError> {
-        let mut statements = Parser::parse_sql(&GenericDialect {}, sql)
+        let (sql, path_steps) = take_from_path(sql)?;
+        let mut statements = Parser::parse_sql(&GenericDialect {}, &sql)
             .map_err(|e| SelectError::new("ParseUnexpectedToken", format!("the SQL expression does not parse: {e}")))?;
         if statements.len() != 1 {
             return Err(SelectError::new("UnsupportedSqlStructure", "the SQL expression must be exactly one SELECT"));
@@ -57,8 +65,23 @@ impl SelectQuery {
             ));
         }
         *name = vec![Ident::new(TABLE)].into();
-        let qualifier = alias.as_ref().map_or_else(|| TABLE.to_owned(), |a| a.name.value.clone());
-        Ok(SelectQuery { statement, qualifier })
+        let mut from_path = None;
+        if !path_steps.is_empty() {
+            // The row goes by its alias, else the path's last name, else `_1`.
+            let row_name =
+                alias.as_ref().map_or_else(|| FromPath::default_row_name(&path_steps), |a| a.name.value.clone());
+            if alias.is_none() {
+                *alias = Some(TableAlias {
+                    explicit: true,
+                    name: Ident::with_quote('"', row_name.clone()),
+                    columns: vec![],
+                    at: None,
+                });
+            }
+            from_path = Some(FromPath { steps: path_steps, row_name });
+        }
+        let qualifier = alias.as_ref().map_or_else(|| Ident::new(TABLE), |a| a.name.clone());
+        Ok(SelectQuery { statement, qualifier, from_path })
     }
 
     /// The query as DataFusion SQL, with column references resolved against `columns`.
@@ -67,9 +90,10 @@ impl SelectQuery {
     pub fn resolve(mut self, columns: &[String], missing_is_null: bool) -> Result<String, SelectError> {
         let qualifier = self.qualifier.clone();
         let is_qualifier =
-            |id: &Ident| id.value.eq_ignore_ascii_case(&qualifier) || id.value.eq_ignore_ascii_case(TABLE);
+            |id: &Ident| id.value.eq_ignore_ascii_case(&qualifier.value) || id.value.eq_ignore_ascii_case(TABLE);
         name_unnamed_items(&mut self.statement, |expr| match expr {
             Expr::Identifier(_) => Some(false),
+            Expr::CompoundIdentifier(parts) if parts.len() > 2 && is_qualifier(&parts[0]) => Some(true),
             Expr::CompoundIdentifier(parts) if parts.len() >= 2 && is_qualifier(&parts[0]) => {
                 Some(missing_is_null && matches!(find_column(&parts[1], columns, true), Ok(None)))
             }
@@ -80,7 +104,7 @@ impl SelectQuery {
             let result = match expr {
                 Expr::Identifier(id) => resolve_column(id, columns, false).map(|_| ()),
                 Expr::CompoundIdentifier(parts) if parts.len() >= 2 && is_qualifier(&parts[0]) => {
-                    parts[0] = Ident::new(qualifier.clone());
+                    parts[0] = qualifier.clone();
                     let (column, fields) = parts[1..].split_first_mut().expect("two parts at least");
                     // Nested JSON fields keep the case they are written in.
                     fields.iter_mut().for_each(|f| f.quote_style = Some('"'));
@@ -103,6 +127,85 @@ impl SelectQuery {
             return Err(e);
         }
         Ok(self.statement.to_string())
+    }
+}
+
+/// Takes the JSON path out of `FROM S3Object[*].path` (answering the SQL without it, and
+/// the path's steps; none for plain `S3Object` or `S3Object[*]`), and turns
+/// `IS [NOT] MISSING` into `IS [NOT] NULL`.
+fn take_from_path(sql: &str) -> Result<(String, Vec<Step>), SelectError> {
+    let tokens = Tokenizer::new(&GenericDialect {}, sql)
+        .tokenize()
+        .map_err(|e| SelectError::new("ParseUnexpectedToken", format!("the SQL expression does not parse: {e}")))?;
+    let is_word = |token: &Token, word: &str| matches!(token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word));
+    // The significant (non-whitespace) token before index `i`.
+    let significant = |i: usize| tokens[..i].iter().rposition(|t| !matches!(t, Token::Whitespace(_)));
+    let mut out = String::with_capacity(sql.len());
+    let mut steps = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        let token = &tokens[i];
+        i += 1;
+        let previous_at = significant(i - 1);
+        let previous = previous_at.map(|p| &tokens[p]);
+        let before_previous = previous_at.and_then(significant).map(|p| &tokens[p]);
+        let is_missing_test = previous.is_some_and(|p| is_word(p, "IS"))
+            || (previous.is_some_and(|p| is_word(p, "NOT")) && before_previous.is_some_and(|p| is_word(p, "IS")));
+        if is_word(token, "MISSING") && is_missing_test {
+            out.push_str("NULL");
+            continue;
+        }
+        out.push_str(&token.to_string());
+        let after_from = previous.is_some_and(|p| matches!(p, Token::Word(w) if w.keyword == Keyword::FROM));
+        if !(after_from && is_word(token, TABLE) && steps.is_empty()) {
+            continue;
+        }
+        let (path, used) = path_steps(&tokens[i..])?;
+        i += used;
+        match path.split_first() {
+            None => {}
+            Some((Step::EveryElement, rest)) => steps = rest.to_vec(),
+            Some(_) => {
+                return Err(SelectError::new(
+                    "InvalidDataSource",
+                    "a path after S3Object starts with the wildcard: FROM S3Object[*].path",
+                ));
+            }
+        }
+    }
+    Ok((out, steps))
+}
+
+/// The path steps at the start of `tokens` (`[*]`, `[n]`, `['name']`, `.name`, `.*`),
+/// and how many tokens they took.
+fn path_steps(tokens: &[Token]) -> Result<(Vec<Step>, usize), SelectError> {
+    let invalid = |what: &str| SelectError::new("InvalidDataSource", format!("the path after S3Object has {what}"));
+    let mut steps = Vec::new();
+    let mut i = 0;
+    loop {
+        match tokens.get(i..) {
+            Some([Token::LBracket, inner, Token::RBracket, ..]) => {
+                steps.push(match inner {
+                    Token::Mul => Step::EveryElement,
+                    Token::Number(n, false) => {
+                        Step::Element(n.parse().map_err(|_| invalid("an index that is no number"))?)
+                    }
+                    Token::SingleQuotedString(name) => Step::Field { name: name.clone(), exact: true },
+                    _ => return Err(invalid(&format!("[{inner}]"))),
+                });
+                i += 3;
+            }
+            Some([Token::Period, Token::Mul, ..]) => {
+                steps.push(Step::EveryField);
+                i += 2;
+            }
+            Some([Token::Period, Token::Word(word), ..]) => {
+                steps.push(Step::Field { name: word.value.clone(), exact: word.quote_style.is_some() });
+                i += 2;
+            }
+            Some([Token::Period, ..] | [Token::LBracket, ..]) => return Err(invalid("a step it cannot read")),
+            _ => return Ok((steps, i)),
+        }
     }
 }
 
@@ -150,8 +253,9 @@ fn positional(name: &str) -> Option<usize> {
 }
 
 /// Names select items as S3 Select does: an expression gets `_N` by position; a column
-/// reference keeps its name (`is_column` answers Some(is missing) for column references,
-/// None for other expressions; a missing one, about to become NULL, is named after itself).
+/// reference keeps its name. `is_column` answers None for other expressions, and for
+/// column references whether they need naming after their last part: a missing one,
+/// about to become NULL, and a nested field (`s.a.b` is `b`, as in S3).
 fn name_unnamed_items(statement: &mut Statement, is_column: impl Fn(&Expr) -> Option<bool>) {
     let Statement::Query(query) = statement else { return };
     let SetExpr::Select(select) = query.body.as_mut() else { return };
@@ -205,6 +309,41 @@ mod tests {
     fn a_quoted_name_is_exact() {
         let sql = rewrite("SELECT s.\"name\" FROM S3Object s", &["Name"]).unwrap();
         assert_eq!(sql, "SELECT s.\"name\" FROM s3object s");
+    }
+
+    #[test]
+    fn a_json_path_after_s3object_is_taken_out_and_names_the_row() {
+        let query = SelectQuery::parse("SELECT id FROM S3Object[*].Rules[*].id WHERE id IS NOT MISSING").unwrap();
+        let path = query.from_path.clone().expect("a path");
+        let field = |name: &str| Step::Field { name: name.into(), exact: false };
+        assert_eq!(path.steps, vec![field("Rules"), Step::EveryElement, field("id")]);
+        assert_eq!(path.row_name, "id");
+        assert_eq!(
+            query.resolve(&["id".to_owned()], true).unwrap(),
+            "SELECT \"id\" FROM s3object AS \"id\" WHERE \"id\" IS NOT NULL"
+        );
+
+        let query = SelectQuery::parse("select r.name from s3object[*]['Books'][0].* as r").unwrap();
+        let path = query.from_path.clone().expect("a path");
+        let books = Step::Field { name: "Books".into(), exact: true };
+        assert_eq!(path.steps, vec![books, Step::Element(0), Step::EveryField]);
+        assert_eq!(path.row_name, "r");
+        assert_eq!(query.resolve(&["name".to_owned()], true).unwrap(), "SELECT r.\"name\" FROM s3object AS r");
+
+        let query = SelectQuery::parse("SELECT _1.price FROM S3Object[*].books[*]").unwrap();
+        assert_eq!(query.from_path.as_ref().map(|p| p.row_name.as_str()), Some("_1"));
+        assert_eq!(
+            query.resolve(&["price".to_owned()], true).unwrap(),
+            "SELECT \"_1\".\"price\" FROM s3object AS \"_1\"",
+            "the row's name keeps its quotes"
+        );
+
+        for plain in ["SELECT * FROM S3Object", "SELECT * FROM S3Object[*] s", "SELECT 'S3Object[*].x' FROM S3Object"] {
+            assert!(SelectQuery::parse(plain).unwrap().from_path.is_none(), "{plain}: no path");
+        }
+        for bad in ["SELECT * FROM S3Object.a", "SELECT * FROM S3Object[*].a[x]", "SELECT * FROM S3Object[*].a[-1]"] {
+            assert_eq!(SelectQuery::parse(bad).err().map(|e| e.code), Some("InvalidDataSource"), "{bad}");
+        }
     }
 
     #[test]

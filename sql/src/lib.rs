@@ -11,6 +11,7 @@ pub mod catalog_tables;
 mod decode;
 mod dialect;
 mod input;
+mod json_path;
 pub mod output;
 pub mod query;
 pub mod select;

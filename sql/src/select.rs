@@ -5,6 +5,7 @@
 use crate::decode::{self, CsvInput, DecodedPartition, HeaderInfo};
 use crate::dialect::{SelectQuery, TABLE};
 use crate::input::{ChunkReader, CountingReader, ScanRangeReader};
+use crate::json_path::FromPath;
 use crate::session::{QueryLimits, new_context};
 use crate::store::BucketScope;
 use bytes::Bytes;
@@ -161,7 +162,11 @@ pub async fn select(
     request: SelectRequest,
     limits: &QueryLimits,
 ) -> Result<mpsc::Receiver<Result<SelectEvent, SelectError>>, SelectError> {
-    let query = SelectQuery::parse(&request.sql)?;
+    let mut query = SelectQuery::parse(&request.sql)?;
+    let from_path = query.from_path.take();
+    if from_path.is_some() && !matches!(request.input, InputFormat::Json { .. }) {
+        return Err(SelectError::new("InvalidDataSource", "a path after S3Object[*] is for JSON objects only"));
+    }
     let scan = scan_bounds(&request, entry.meta.size_bytes)?;
     let counters = Arc::new(Counters { parquet: matches!(request.input, InputFormat::Parquet), ..Counters::default() });
     let ctx = new_context(
@@ -187,7 +192,7 @@ pub async fn select(
             table.schema().fields().iter().map(|f| f.name().clone()).collect()
         }
         InputFormat::Csv(_) | InputFormat::Json { .. } => {
-            let (schema, batches, no_records) = open_text(engine, entry, &request, scan, &counters).await?;
+            let (schema, batches, no_records) = open_text(engine, entry, &request, scan, from_path, &counters).await?;
             missing_is_null = no_records || matches!(request.input, InputFormat::Json { .. });
             let columns = schema.fields().iter().map(|f| f.name().clone()).collect();
             let table = StreamingTable::try_new(schema.clone(), vec![Arc::new(DecodedPartition::new(schema, batches))])
@@ -307,6 +312,7 @@ async fn open_text(
     entry: &ObjectEntry,
     request: &SelectRequest,
     scan: ScanBounds,
+    from_path: Option<FromPath>,
     counters: &Counters,
 ) -> Result<(datafusion::arrow::datatypes::SchemaRef, decode::BatchReceiver, bool), SelectError> {
     let delimiter = match &request.input {
@@ -355,7 +361,9 @@ async fn open_text(
                 let body = std::io::Cursor::new(head).chain(rest);
                 Ok((schema.clone(), csv.decode(body, schema, skip_header), no_records))
             }
-            InputFormat::Json { .. } => decode::json_decode(bytes).map(|(schema, batches)| (schema, batches, false)),
+            InputFormat::Json { .. } => {
+                decode::json_decode(bytes, from_path).map(|(schema, batches)| (schema, batches, false))
+            }
             InputFormat::Parquet => unreachable!("Parquet objects are read through the object store"),
         }
     })

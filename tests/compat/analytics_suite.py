@@ -12,7 +12,7 @@ $QUARRY_BIN). Without --quarry-bin the `quarry sql` checks are not run (and
 are listed as not run, not as passed).
 
 * S3 Select through boto3's select_object_content: CSV (FileHeaderInfo USE,
-  IGNORE, NONE; delimiters and quotes), JSON (LINES, DOCUMENT), Parquet,
+  IGNORE, NONE; delimiters and quotes), JSON (LINES, DOCUMENT, FROM paths), Parquet,
   GZIP and BZIP2, ScanRange, CSV and JSON output settings, aggregates, errors.
   Every call's event stream is checked too: Records, then exactly one Stats,
   then End last; Progress only when asked for; BytesReturned equals the bytes
@@ -23,7 +23,7 @@ are listed as not run, not as passed).
   hive-partitioned).
 * `quarry sql` (the CLI and the POST /?sql endpoint) against the objects the
   checks above wrote: inventory counts, read_parquet aggregates compared with
-  pyarrow's, every output format, errors.
+  pyarrow's (flat and hive-partitioned), every output format, errors.
 
 Expected values are S3's documented behaviour or computed independently in
 Python (or pyarrow), never taken from the server. The last line printed is
@@ -431,6 +431,31 @@ class Suite:
         r = self.select("json/rows.json", "SELECT s.name FROM S3Object s WHERE s.id >= 2", doc)
         expect_eq("s.name WHERE s.id >= 2 (JSON DOCUMENT, multi-line objects)",
                   "".join(x["name"] + "\n" for x in JSON_ROWS if x["id"] >= 2).encode(), r.records)
+
+    def check_select_json_from_path(self):
+        # A CloudTrail-style log: one document whose Records array holds the events.
+        events = [
+            {"eventSource": "s3.amazonaws.com", "eventName": "PutObject", "userIdentity": {"userName": "alice"}},
+            {"eventSource": "ec2.amazonaws.com", "eventName": "RunInstances", "userIdentity": {"userName": "bob"}},
+            {"eventSource": "s3.amazonaws.com", "eventName": "DeleteObject", "userIdentity": {"userName": "carol"}},
+        ]
+        self.put("json/trail.json", json.dumps({"Records": events}, indent=2).encode())
+        doc = {"JSON": {"Type": "DOCUMENT"}}
+        sql = ("SELECT r.eventName, r.userIdentity.userName FROM S3Object[*].Records[*] r "
+               "WHERE r.eventSource = 's3.amazonaws.com'")
+        r = self.select("json/trail.json", sql, doc, {"JSON": {}})
+        want = [{"eventName": e["eventName"], "userName": e["userIdentity"]["userName"]}
+                for e in events if e["eventSource"] == "s3.amazonaws.com"]
+        expect_eq(f"{sql} over a CloudTrail-style document", want, json_lines("output", r.records))
+        # The S3 Select reference's example: an empty record where the path finds nothing.
+        rules = (b'{ "Rules": [ {"id": "1"}, {"expr": "y > x"}, {"id": "2", "expr": "z = DEBUG"} ]}\n'
+                 b'{ "created": "June 27", "modified": "July 6" }\n')
+        self.put("json/rules.json", rules)
+        r = self.select("json/rules.json", "SELECT id FROM S3Object[*].Rules[*].id", doc, {"JSON": {}})
+        expect_eq("SELECT id FROM S3Object[*].Rules[*].id (the S3 documentation's example output)",
+                  b'{"id":"1"}\n{}\n{"id":"2"}\n{}\n', r.records)
+        r = self.select("json/rules.json", "SELECT id FROM S3Object[*].Rules[*].id WHERE id IS NOT MISSING", doc, {"JSON": {}})
+        expect_eq("... WHERE id IS NOT MISSING", b'{"id":"1"}\n{"id":"2"}\n', r.records)
 
     # ------------------------------------------------------------------ S3 Select, compression
 
@@ -850,6 +875,22 @@ class Suite:
         rows = self.sql_csv(f"SELECT count(*) AS n FROM read_parquet('s3://{BUCKET}/dataset/part-1.parquet')")
         expect_eq("count(*) of one object named by its key", [{"n": str(one.num_rows)}], rows)
 
+    def check_quarry_sql_read_parquet_hive_partitions(self):
+        self.quarry_sql("SELECT 1")
+        base = "hive"
+        if not self.s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{base}/").get("KeyCount"):
+            self.check_pyarrow_dataset_hive_partitioned()
+        # pyarrow reads the partition column from the keys too: the reference.
+        t = ds.dataset(f"{BUCKET}/{base}", filesystem=self.fs, format="parquet", partitioning="hive").to_table()
+        want = [
+            {"region": region, "n": str(part.num_rows), "s": str(pc.sum(part["qty"]).as_py())}
+            for region in sorted(set(t["region"].to_pylist()))
+            for part in [t.filter(pc.equal(t["region"], region))]
+        ]
+        sql = (f"SELECT region, count(*) AS n, sum(qty) AS s FROM read_parquet('s3://{BUCKET}/{base}/') "
+               "GROUP BY region ORDER BY region")
+        expect_eq(f"{sql} (the region= directories as a column) = pyarrow's hive dataset", want, self.sql_csv(sql))
+
     def check_quarry_sql_formats(self):
         self.quarry_sql("SELECT 1")
         self.ensure_dataset()
@@ -908,6 +949,7 @@ CHECKS = [
     "select_aggregates_json_output",
     "select_json_lines",
     "select_json_document",
+    "select_json_from_path",
     "select_gzip_csv",
     "select_bzip2_csv",
     "select_progress_events",
@@ -925,6 +967,7 @@ CHECKS = [
     "select_parquet_written_by_pyarrow",
     "quarry_sql_inventory_counts",
     "quarry_sql_read_parquet_matches_pyarrow",
+    "quarry_sql_read_parquet_hive_partitions",
     "quarry_sql_formats",
     "quarry_sql_errors",
     "cleanup",

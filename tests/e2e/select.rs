@@ -1,6 +1,6 @@
 //! S3 Select (SelectObjectContent) through aws-sdk-s3's event stream: CSV, JSON and
 //! Parquet input, CSV and JSON output, header modes, column names and positions, CAST,
-//! LIMIT, aggregates, GZIP and BZIP2, ScanRange, RequestProgress, the Stats and End
+//! LIMIT, aggregates, JSON FROM paths (`S3Object[*].Records[*]`), GZIP and BZIP2, ScanRange, RequestProgress, the Stats and End
 //! events, and errors with S3 Select's codes.
 
 use std::io::Write as _;
@@ -428,6 +428,57 @@ async fn select_missing_json_fields_are_null_and_empty_objects_answer_nothing() 
         assert_eq!(selected.stats(), (0, 0, 0), "{key}: Stats of an empty object");
         let count = records(&client, key, "SELECT count(*) FROM S3Object", input, csv_out()).await;
         assert_eq!(count, "0\n", "{key}: count(*)");
+    }
+}
+
+/// A CloudTrail-style log: one JSON document whose `Records` array holds the events.
+const TRAIL_DOCUMENT: &str = r#"{
+  "Records": [
+    {"eventSource": "s3.amazonaws.com", "eventName": "PutObject", "userIdentity": {"userName": "alice"}},
+    {"eventSource": "ec2.amazonaws.com", "eventName": "RunInstances", "userIdentity": {"userName": "bob"}},
+    {"eventSource": "s3.amazonaws.com", "eventName": "DeleteObject", "userIdentity": {"userName": "carol"}}
+  ]
+}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_json_from_paths_make_records_of_nested_arrays_as_s3_does() {
+    let (_server, client) = start_with_people().await;
+    put(&client, "sel", "trail.json", TRAIL_DOCUMENT.as_bytes()).await;
+    let sql = "SELECT r.eventName, r.userIdentity.userName FROM S3Object[*].Records[*] r WHERE r.eventSource = 's3.amazonaws.com'";
+    let csv = records(&client, "trail.json", sql, json_in(JsonType::Document), csv_out()).await;
+    assert_eq!(csv, "PutObject,alice\nDeleteObject,carol\n", "{sql}");
+    let json = records(&client, "trail.json", sql, json_in(JsonType::Document), json_out()).await;
+    assert_eq!(
+        json,
+        "{\"eventName\":\"PutObject\",\"userName\":\"alice\"}\n{\"eventName\":\"DeleteObject\",\"userName\":\"carol\"}\n",
+        "{sql}: a nested field is named after its last part, as in S3"
+    );
+    let count = "SELECT count(*) FROM S3Object[*].Records[*]";
+    let counted = records(&client, "trail.json", count, json_in(JsonType::Document), csv_out()).await;
+    assert_eq!(counted, "3\n", "{count}");
+    let third = "SELECT _1.eventName FROM S3Object[*].Records[2]";
+    let found = records(&client, "trail.json", third, json_in(JsonType::Document), json_out()).await;
+    assert_eq!(found, "{\"eventName\":\"DeleteObject\"}\n", "{third}");
+
+    // The S3 Select reference's own example: where the path finds nothing, the record is
+    // MISSING, written as an empty record, unless the query leaves MISSING out.
+    let rules = "{ \"Rules\": [ {\"id\": \"1\"}, {\"expr\": \"y > x\"}, {\"id\": \"2\", \"expr\": \"z = DEBUG\"} ]}\n\
+                 { \"created\": \"June 27\", \"modified\": \"July 6\" }\n";
+    put(&client, "sel", "rules.json", rules.as_bytes()).await;
+    let ids = "SELECT id FROM S3Object[*].Rules[*].id";
+    let all = records(&client, "rules.json", ids, json_in(JsonType::Lines), json_out()).await;
+    assert_eq!(all, "{\"id\":\"1\"}\n{}\n{\"id\":\"2\"}\n{}\n", "{ids}");
+    let present = format!("{ids} WHERE id IS NOT MISSING");
+    let found = records(&client, "rules.json", &present, json_in(JsonType::Document), json_out()).await;
+    assert_eq!(found, "{\"id\":\"1\"}\n{\"id\":\"2\"}\n", "{present}");
+
+    // A path is for JSON only, and must start with the wildcard.
+    for (sql, key, input) in [
+        ("SELECT * FROM S3Object[*].Records[*]", "people.csv", csv_in(FileHeaderInfo::Use)),
+        ("SELECT * FROM S3Object.Records", "trail.json", json_in(JsonType::Document)),
+    ] {
+        let result = try_select(request(&client, "sel", key, sql, input, csv_out())).await;
+        expect_client_error(result, |c| c == "InvalidDataSource", "InvalidDataSource", sql);
     }
 }
 
