@@ -274,6 +274,7 @@ fn name_unnamed_items(statement: &mut Statement, is_column: impl Fn(&Expr) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn rewrite(sql: &str, columns: &[&str]) -> Result<String, SelectError> {
         let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
@@ -341,8 +342,99 @@ mod tests {
         for plain in ["SELECT * FROM S3Object", "SELECT * FROM S3Object[*] s", "SELECT 'S3Object[*].x' FROM S3Object"] {
             assert!(SelectQuery::parse(plain).unwrap().from_path.is_none(), "{plain}: no path");
         }
-        for bad in ["SELECT * FROM S3Object.a", "SELECT * FROM S3Object[*].a[x]", "SELECT * FROM S3Object[*].a[-1]"] {
+        for bad in [
+            "SELECT * FROM S3Object.a",
+            "SELECT * FROM S3Object[*].a[x]",
+            "SELECT * FROM S3Object[*].a[-1]",
+            "SELECT * FROM S3Object[*].a[99999999999999999999999]",
+        ] {
             assert_eq!(SelectQuery::parse(bad).err().map(|e| e.code), Some("InvalidDataSource"), "{bad}");
+        }
+    }
+
+    /// Every S3 Select error code the dialect answers with.
+    const DIALECT_CODES: &[&str] = &[
+        "ParseUnexpectedToken",
+        "UnsupportedSqlStructure",
+        "UnsupportedSqlOperation",
+        "InvalidDataSource",
+        "InvalidColumnIndex",
+    ];
+
+    /// SQL-ish text: the words, brackets and quotes the FROM path and MISSING rewriting
+    /// look at, in any order (often right after `FROM S3Object`), and now and then any
+    /// character at all.
+    fn sqlish() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            8 => prop::sample::select(vec![
+                "SELECT ", "FROM ", "S3Object", "s3object", "[", "]", "*", ".", "'", "\"", "IS ", "NOT ", "MISSING",
+                " ", "s", "s.", "_1", "0", "7", "-1", "99999999999999999999999", "a", "\"A\"", "['k']", "WHERE ",
+                "AS ", ",", "(", ")", "count(*)", "LIMIT 1", "--", "/*", "*/", "\n", "[*]", "[0]", ".*", ".a",
+                "[99999999999999999999999]", "[x]", "[-1]", "[]", "['']",
+            ])
+            .prop_map(str::to_owned),
+            1 => any::<char>().prop_map(String::from),
+        ];
+        let start = prop::sample::select(vec!["", "SELECT s.a FROM S3Object", "SELECT * FROM S3Object[*]"]);
+        (start, prop::collection::vec(piece, 0..40)).prop_map(|(start, pieces)| format!("{start}{}", pieces.concat()))
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        "[a-zA-Z][a-zA-Z0-9_]{0,8}"
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (name(), any::<bool>()).prop_map(|(name, exact)| Step::Field { name, exact }),
+            (0usize..1000).prop_map(Step::Element),
+            Just(Step::EveryElement),
+            Just(Step::EveryField),
+        ]
+    }
+
+    /// A step as a query writes it (an exact name either way S3 allows).
+    fn written(step: &Step, quote_with_brackets: bool) -> String {
+        match step {
+            Step::Field { name, exact: false } => format!(".{name}"),
+            Step::Field { name, exact: true } if quote_with_brackets => format!("['{name}']"),
+            Step::Field { name, exact: true } => format!(".\"{name}\""),
+            Step::Element(n) => format!("[{n}]"),
+            Step::EveryElement => "[*]".to_owned(),
+            Step::EveryField => ".*".to_owned(),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_text_is_a_query_or_an_s3_select_error_never_a_panic(sql in sqlish()) {
+            match SelectQuery::parse(&sql) {
+                Ok(query) => {
+                    if let Err(e) = query.resolve(&["a".to_owned(), "_1".to_owned()], true) {
+                        prop_assert!(!e.code.is_empty() && !e.message.is_empty(), "{sql:?}: {e:?}");
+                    }
+                }
+                Err(e) => prop_assert!(DIALECT_CODES.contains(&e.code), "{sql:?}: unexpected code in {e:?}"),
+            }
+        }
+
+        #[test]
+        fn a_written_path_is_read_back_step_for_step(
+            steps in prop::collection::vec(step(), 1..8),
+            quote_with_brackets in any::<bool>(),
+            alias in prop::option::of("r[a-z0-9]{0,4}"),
+        ) {
+            let path: String = steps.iter().map(|s| written(s, quote_with_brackets)).collect();
+            let alias_sql = alias.as_ref().map(|a| format!(" AS {a}")).unwrap_or_default();
+            let sql = format!("SELECT * FROM S3Object[*]{path}{alias_sql} WHERE 'S3Object[*].x' IS NOT MISSING");
+            let query = SelectQuery::parse(&sql).map_err(|e| TestCaseError::fail(format!("{sql}: {e}")))?;
+            let from_path = query.from_path.clone().expect("a path");
+            prop_assert_eq!(&from_path.steps, &steps, "{}", sql);
+            let row_name = alias.unwrap_or_else(|| FromPath::default_row_name(&steps));
+            prop_assert_eq!(&from_path.row_name, &row_name, "{}", sql);
+            let resolved = query.resolve(&["a".to_owned()], true).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert!(resolved.ends_with("WHERE 'S3Object[*].x' IS NOT NULL"), "{sql} became {resolved}");
         }
     }
 

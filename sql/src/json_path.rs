@@ -89,7 +89,72 @@ fn take_field(fields: &mut Map<String, Value>, name: &str, exact: bool) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[a-c]{0,3}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[a-cA-C]{1,2}", inner, 0..4)
+                    .prop_map(|fields| Value::Object(fields.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn path_step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            ("[a-cA-C]{1,2}", any::<bool>()).prop_map(|(name, exact)| Step::Field { name, exact }),
+            (0usize..4).prop_map(Step::Element),
+            Just(Step::EveryElement),
+            Just(Step::EveryField),
+        ]
+    }
+
+    /// How many values a path finds (MISSING not counted): the specification, written
+    /// as plainly as possible, against which `records` is checked.
+    fn found(value: &Value, steps: &[Step]) -> usize {
+        let Some((step, rest)) = steps.split_first() else { return 1 };
+        match (step, value) {
+            (Step::Field { name, exact }, Value::Object(fields)) => fields
+                .get(name)
+                .or_else(|| {
+                    (!exact)
+                        .then(|| fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+                        .flatten()
+                })
+                .map_or(0, |v| found(v, rest)),
+            (Step::Element(i), Value::Array(elements)) => elements.get(*i).map_or(0, |v| found(v, rest)),
+            (Step::EveryElement, Value::Array(elements)) => elements.iter().map(|v| found(v, rest)).sum(),
+            (Step::EveryField, Value::Object(fields)) => fields.values().map(|v| found(v, rest)).sum(),
+            _ => 0,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn every_root_yields_objects_at_least_one_and_every_value_the_path_finds(
+            root in json_value(),
+            steps in prop::collection::vec(path_step(), 0..5),
+        ) {
+            let path = FromPath { row_name: FromPath::default_row_name(&steps), steps: steps.clone() };
+            let records = path.records(root.clone());
+            prop_assert!(!records.is_empty(), "no record for {root} along {steps:?}");
+            prop_assert!(records.iter().all(Value::is_object), "{records:?}");
+            let non_empty = records.iter().filter(|r| r.as_object().is_some_and(|o| !o.is_empty())).count();
+            let found = found(&root, &steps);
+            // A found empty object is an empty record too; every other found value is one.
+            prop_assert!(non_empty <= found && found <= records.len(), "{root} along {steps:?}: {records:?}, found {found}");
+        }
+    }
 
     fn field(name: &str) -> Step {
         Step::Field { name: name.to_owned(), exact: false }
