@@ -12,7 +12,8 @@
 use crate::json_path::{FromPath, Step};
 use crate::select::SelectError;
 use datafusion::sql::sqlparser::ast::{
-    Expr, Ident, ObjectNamePart, SelectItem, SetExpr, Statement, TableAlias, TableFactor, Value, visit_expressions_mut,
+    AccessExpr, BinaryOperator, Expr, Ident, ObjectNamePart, SelectItem, SetExpr, Statement, Subscript, TableAlias,
+    TableFactor, Value, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -91,8 +92,10 @@ impl SelectQuery {
         let qualifier = self.qualifier.clone();
         let is_qualifier =
             |id: &Ident| id.value.eq_ignore_ascii_case(&qualifier.value) || id.value.eq_ignore_ascii_case(TABLE);
+        normalize_field_access(&mut self.statement);
         name_unnamed_items(&mut self.statement, |expr| match expr {
             Expr::Identifier(_) => Some(false),
+            Expr::CompoundFieldAccess { access_chain, .. } => last_field(access_chain).map(|_| true),
             Expr::CompoundIdentifier(parts) if parts.len() > 2 && is_qualifier(&parts[0]) => Some(true),
             Expr::CompoundIdentifier(parts) if parts.len() >= 2 && is_qualifier(&parts[0]) => {
                 Some(missing_is_null && matches!(find_column(&parts[1], columns, true), Ok(None)))
@@ -116,6 +119,12 @@ impl SelectQuery {
                         other => other.map(|_| ()),
                     }
                 }
+                // `s.missing[0].x`: the missing column (now NULL) has no elements either.
+                Expr::CompoundFieldAccess { root, .. } if matches!(&**root, Expr::Value(v) if v.value == Value::Null) =>
+                {
+                    *expr = Expr::value(Value::Null);
+                    Ok(())
+                }
                 _ => Ok(()),
             };
             match result {
@@ -127,6 +136,72 @@ impl SelectQuery {
             return Err(e);
         }
         Ok(self.statement.to_string())
+    }
+}
+
+/// S3 Select's `s.list[0].field`, made DataFusion's: the names before the first index
+/// become one compound name (resolved like `s.a.b`), indexes count from 0 (DataFusion's
+/// from 1), and names after an index keep their case, as nested JSON fields do.
+fn normalize_field_access(statement: &mut Statement) {
+    let _ = visit_expressions_mut(statement, |expr| {
+        let Expr::CompoundFieldAccess { root, access_chain } = expr else {
+            return ControlFlow::<()>::Continue(());
+        };
+        let mut names = match root.as_ref() {
+            Expr::Identifier(id) => vec![id.clone()],
+            Expr::CompoundIdentifier(ids) => ids.clone(),
+            _ => return ControlFlow::Continue(()),
+        };
+        let leading = access_chain.iter().take_while(|a| matches!(a, AccessExpr::Dot(Expr::Identifier(_)))).count();
+        for access in access_chain.drain(..leading) {
+            if let AccessExpr::Dot(Expr::Identifier(id)) = access {
+                names.push(id);
+            }
+        }
+        **root = if names.len() == 1 { Expr::Identifier(names.remove(0)) } else { Expr::CompoundIdentifier(names) };
+        for access in access_chain.iter_mut() {
+            match access {
+                // DataFusion takes a field after an index as a string subscript: `[1]['x']`.
+                AccessExpr::Dot(Expr::Identifier(id)) => *access = field_subscript(&id.value),
+                AccessExpr::Subscript(Subscript::Index { index }) => *index = one_based(index.clone()),
+                _ => {}
+            }
+        }
+        if access_chain.is_empty() {
+            let root = std::mem::replace(&mut **root, Expr::value(Value::Null));
+            *expr = root;
+        }
+        ControlFlow::Continue(())
+    });
+}
+
+fn field_subscript(name: &str) -> AccessExpr {
+    AccessExpr::Subscript(Subscript::Index { index: Expr::value(Value::SingleQuotedString(name.to_owned())) })
+}
+
+/// The field an access chain ends with (`s.list[0].x` is `x`), if it ends with one.
+fn last_field(access_chain: &[AccessExpr]) -> Option<&str> {
+    match access_chain.last()? {
+        AccessExpr::Subscript(Subscript::Index { index: Expr::Value(v) }) => match &v.value {
+            Value::SingleQuotedString(name) => Some(name),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A 0-based S3 Select index as DataFusion's 1-based one.
+fn one_based(index: Expr) -> Expr {
+    if let Expr::Value(v) = &index
+        && let Value::Number(n, long) = &v.value
+        && let Ok(n) = n.parse::<u64>()
+    {
+        return Expr::value(Value::Number((n + 1).to_string(), *long));
+    }
+    Expr::BinaryOp {
+        left: Box::new(Expr::Nested(Box::new(index))),
+        op: BinaryOperator::Plus,
+        right: Box::new(Expr::value(Value::Number("1".to_owned(), false))),
     }
 }
 
@@ -264,6 +339,9 @@ fn name_unnamed_items(statement: &mut Statement, is_column: impl Fn(&Expr) -> Op
         let alias = match (is_column(expr), &*expr) {
             (Some(false), _) => continue,
             (Some(true), Expr::CompoundIdentifier(parts)) => parts.last().expect("compound").value.clone(),
+            (Some(true), Expr::CompoundFieldAccess { access_chain, .. }) => {
+                last_field(access_chain).map_or_else(|| format!("_{}", i + 1), str::to_owned)
+            }
             _ => format!("_{}", i + 1),
         };
         let expr = std::mem::replace(expr, Expr::value(Value::Null));
@@ -436,6 +514,25 @@ mod tests {
             let resolved = query.resolve(&["a".to_owned()], true).map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert!(resolved.ends_with("WHERE 'S3Object[*].x' IS NOT NULL"), "{sql} became {resolved}");
         }
+    }
+
+    #[test]
+    fn list_elements_count_from_zero_and_are_named_after_their_field() {
+        let columns = vec!["name".to_owned(), "projects".to_owned()];
+        let sql = SelectQuery::parse(
+            "SELECT s.projects[0].project_name, s.projects[1] FROM S3Object s WHERE s.Projects[0].Done",
+        )
+        .unwrap()
+        .resolve(&columns, true)
+        .unwrap();
+        assert_eq!(
+            sql,
+            "SELECT s.\"projects\"[1]['project_name'] AS \"project_name\", s.\"projects\"[2] AS \"_2\" FROM s3object s \
+             WHERE s.\"projects\"[1]['Done']"
+        );
+        let missing =
+            SelectQuery::parse("SELECT s.nothing[0].x FROM S3Object s").unwrap().resolve(&columns, true).unwrap();
+        assert_eq!(missing, "SELECT NULL AS \"x\" FROM s3object s");
     }
 
     #[test]

@@ -456,6 +456,14 @@ class Suite:
                   b'{"id":"1"}\n{}\n{"id":"2"}\n{}\n', r.records)
         r = self.select("json/rules.json", "SELECT id FROM S3Object[*].Rules[*].id WHERE id IS NOT MISSING", doc, {"JSON": {}})
         expect_eq("... WHERE id IS NOT MISSING", b'{"id":"1"}\n{"id":"2"}\n', r.records)
+        # The reference's list example: a 0-based index, the field named after itself.
+        susan = {"name": "Susan Smith", "org": "engineering",
+                 "projects": [{"project_name": "project1", "completed": False},
+                              {"project_name": "project2", "completed": True}]}
+        self.put("json/susan.json", json.dumps(susan, indent=2).encode())
+        r = self.select("json/susan.json", "Select s.projects[0].project_name from S3Object s", doc, {"JSON": {}})
+        expect_eq("Select s.projects[0].project_name (the S3 documentation's example output)",
+                  b'{"project_name":"project1"}\n', r.records)
 
     # ------------------------------------------------------------------ S3 Select, compression
 

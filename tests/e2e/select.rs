@@ -1,7 +1,8 @@
 //! S3 Select (SelectObjectContent) through aws-sdk-s3's event stream: CSV, JSON and
 //! Parquet input, CSV and JSON output, header modes, column names and positions, CAST,
-//! LIMIT, aggregates, JSON FROM paths (`S3Object[*].Records[*]`), GZIP and BZIP2, ScanRange, RequestProgress, the Stats and End
-//! events, and errors with S3 Select's codes.
+//! LIMIT, aggregates, JSON FROM paths (`S3Object[*].Records[*]`) and list indexes, GZIP
+//! and BZIP2, ScanRange, RequestProgress, the Stats and End events, and errors with S3
+//! Select's codes.
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -441,36 +442,59 @@ const TRAIL_DOCUMENT: &str = r#"{
 }"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn select_json_from_paths_make_records_of_nested_arrays_as_s3_does() {
+async fn select_json_from_paths_and_list_indexes_work_as_s3_documents_them() {
     let (_server, client) = start_with_people().await;
     put(&client, "sel", "trail.json", TRAIL_DOCUMENT.as_bytes()).await;
-    let sql = "SELECT r.eventName, r.userIdentity.userName FROM S3Object[*].Records[*] r WHERE r.eventSource = 's3.amazonaws.com'";
-    let csv = records(&client, "trail.json", sql, json_in(JsonType::Document), csv_out()).await;
-    assert_eq!(csv, "PutObject,alice\nDeleteObject,carol\n", "{sql}");
-    let json = records(&client, "trail.json", sql, json_in(JsonType::Document), json_out()).await;
-    assert_eq!(
-        json,
-        "{\"eventName\":\"PutObject\",\"userName\":\"alice\"}\n{\"eventName\":\"DeleteObject\",\"userName\":\"carol\"}\n",
-        "{sql}: a nested field is named after its last part, as in S3"
-    );
-    let count = "SELECT count(*) FROM S3Object[*].Records[*]";
-    let counted = records(&client, "trail.json", count, json_in(JsonType::Document), csv_out()).await;
-    assert_eq!(counted, "3\n", "{count}");
-    let third = "SELECT _1.eventName FROM S3Object[*].Records[2]";
-    let found = records(&client, "trail.json", third, json_in(JsonType::Document), json_out()).await;
-    assert_eq!(found, "{\"eventName\":\"DeleteObject\"}\n", "{third}");
-
-    // The S3 Select reference's own example: where the path finds nothing, the record is
-    // MISSING, written as an empty record, unless the query leaves MISSING out.
+    // The S3 Select reference's own examples: where a path finds nothing, the record is
+    // MISSING, written as an empty record; list indexes count from 0; a nested field is
+    // named after its last part.
     let rules = "{ \"Rules\": [ {\"id\": \"1\"}, {\"expr\": \"y > x\"}, {\"id\": \"2\", \"expr\": \"z = DEBUG\"} ]}\n\
                  { \"created\": \"June 27\", \"modified\": \"July 6\" }\n";
     put(&client, "sel", "rules.json", rules.as_bytes()).await;
-    let ids = "SELECT id FROM S3Object[*].Rules[*].id";
-    let all = records(&client, "rules.json", ids, json_in(JsonType::Lines), json_out()).await;
-    assert_eq!(all, "{\"id\":\"1\"}\n{}\n{\"id\":\"2\"}\n{}\n", "{ids}");
-    let present = format!("{ids} WHERE id IS NOT MISSING");
-    let found = records(&client, "rules.json", &present, json_in(JsonType::Document), json_out()).await;
-    assert_eq!(found, "{\"id\":\"1\"}\n{\"id\":\"2\"}\n", "{present}");
+    let susan = r#"{"name": "Susan Smith", "org": "engineering", "projects": [
+        {"project_name": "project1", "completed": false}, {"project_name": "project2", "completed": true}]}"#;
+    put(&client, "sel", "susan.json", susan.as_bytes()).await;
+
+    let trail_by_s3 = "SELECT r.eventName, r.userIdentity.userName FROM S3Object[*].Records[*] r WHERE r.eventSource = 's3.amazonaws.com'";
+    let rule_ids = "SELECT id FROM S3Object[*].Rules[*].id";
+    // (object, SQL, JSON output (else CSV), expected records)
+    let cases = [
+        ("trail.json", trail_by_s3.to_owned(), false, "PutObject,alice\nDeleteObject,carol\n"),
+        (
+            "trail.json",
+            trail_by_s3.to_owned(),
+            true,
+            "{\"eventName\":\"PutObject\",\"userName\":\"alice\"}\n{\"eventName\":\"DeleteObject\",\"userName\":\"carol\"}\n",
+        ),
+        ("trail.json", "SELECT count(*) FROM S3Object[*].Records[*]".to_owned(), false, "3\n"),
+        (
+            "trail.json",
+            "SELECT _1.eventName FROM S3Object[*].Records[2]".to_owned(),
+            true,
+            "{\"eventName\":\"DeleteObject\"}\n",
+        ),
+        ("rules.json", rule_ids.to_owned(), true, "{\"id\":\"1\"}\n{}\n{\"id\":\"2\"}\n{}\n"),
+        ("rules.json", format!("{rule_ids} WHERE id IS NOT MISSING"), true, "{\"id\":\"1\"}\n{\"id\":\"2\"}\n"),
+        (
+            "susan.json",
+            "Select s.projects[0].project_name from S3Object s".to_owned(),
+            true,
+            "{\"project_name\":\"project1\"}\n",
+        ),
+        (
+            "susan.json",
+            "SELECT s.name FROM S3Object s WHERE s.projects[1].completed AND NOT s.projects[0].completed".to_owned(),
+            false,
+            "Susan Smith\n",
+        ),
+        // An index past the end is MISSING.
+        ("susan.json", "SELECT s.projects[5].project_name FROM S3Object s".to_owned(), true, "{}\n"),
+    ];
+    for (key, sql, json, expected) in cases {
+        let output = if json { json_out() } else { csv_out() };
+        let got = records(&client, key, &sql, json_in(JsonType::Document), output).await;
+        assert_eq!(got, expected, "{key}: {sql}");
+    }
 
     // A path is for JSON only, and must start with the wildcard.
     for (sql, key, input) in [
