@@ -163,7 +163,9 @@ fn normalize_field_access(statement: &mut Statement) {
             match access {
                 // DataFusion takes a field after an index as a string subscript: `[1]['x']`.
                 AccessExpr::Dot(Expr::Identifier(id)) => *access = field_subscript(&id.value),
-                AccessExpr::Subscript(Subscript::Index { index }) => *index = one_based(index.clone()),
+                AccessExpr::Subscript(Subscript::Index { index }) => {
+                    *index = one_based(std::mem::replace(index, Expr::value(Value::Null)))
+                }
                 _ => {}
             }
         }
@@ -213,38 +215,37 @@ fn take_from_path(sql: &str) -> Result<(String, Vec<Step>), SelectError> {
         .tokenize()
         .map_err(|e| SelectError::new("ParseUnexpectedToken", format!("the SQL expression does not parse: {e}")))?;
     let is_word = |token: &Token, word: &str| matches!(token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word));
-    // The significant (non-whitespace) token before index `i`.
-    let significant = |i: usize| tokens[..i].iter().rposition(|t| !matches!(t, Token::Whitespace(_)));
+    // The last two significant (non-whitespace) tokens before the current one.
+    let (mut previous, mut before_previous): (Option<&Token>, Option<&Token>) = (None, None);
     let mut out = String::with_capacity(sql.len());
     let mut steps = Vec::new();
     let mut i = 0;
     while i < tokens.len() {
         let token = &tokens[i];
         i += 1;
-        let previous_at = significant(i - 1);
-        let previous = previous_at.map(|p| &tokens[p]);
-        let before_previous = previous_at.and_then(significant).map(|p| &tokens[p]);
         let is_missing_test = previous.is_some_and(|p| is_word(p, "IS"))
             || (previous.is_some_and(|p| is_word(p, "NOT")) && before_previous.is_some_and(|p| is_word(p, "IS")));
+        let after_from = previous.is_some_and(|p| matches!(p, Token::Word(w) if w.keyword == Keyword::FROM));
+        if !matches!(token, Token::Whitespace(_)) {
+            (previous, before_previous) = (Some(token), previous);
+        }
         if is_word(token, "MISSING") && is_missing_test {
             out.push_str("NULL");
             continue;
         }
         out.push_str(&token.to_string());
-        let after_from = previous.is_some_and(|p| matches!(p, Token::Word(w) if w.keyword == Keyword::FROM));
-        if !(after_from && is_word(token, TABLE) && steps.is_empty()) {
-            continue;
-        }
-        let (path, used) = path_steps(&tokens[i..])?;
-        i += used;
-        match path.split_first() {
-            None => {}
-            Some((Step::EveryElement, rest)) => steps = rest.to_vec(),
-            Some(_) => {
-                return Err(SelectError::new(
-                    "InvalidDataSource",
-                    "a path after S3Object starts with the wildcard: FROM S3Object[*].path",
-                ));
+        if after_from && is_word(token, TABLE) && steps.is_empty() {
+            let (path, used) = path_steps(&tokens[i..])?;
+            i += used;
+            match path.split_first() {
+                None => {}
+                Some((Step::EveryElement, rest)) => steps = rest.to_vec(),
+                Some(_) => {
+                    return Err(SelectError::new(
+                        "InvalidDataSource",
+                        "a path after S3Object starts with the wildcard: FROM S3Object[*].path",
+                    ));
+                }
             }
         }
     }
