@@ -52,6 +52,11 @@ fn json(value: &impl Serialize) -> S3Response<Body> {
     response
 }
 
+/// Is this one of the admin API's paths?
+pub fn is_admin_path(path: &str) -> bool {
+    matches!(path, STATUS_PATH | COMPACT_PATH)
+}
+
 fn internal(e: storage_core::Error) -> s3s::S3Error {
     s3_error!(InternalError, "{e}")
 }
@@ -65,7 +70,7 @@ impl S3Route for AdminRoute {
         _headers: &http::HeaderMap,
         _extensions: &mut http::Extensions,
     ) -> bool {
-        matches!(uri.path(), STATUS_PATH | COMPACT_PATH)
+        is_admin_path(uri.path())
     }
 
     async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {

@@ -37,6 +37,11 @@ pub struct RequestContext {
     pub request_id: String,
 }
 
+/// Our own requests beside the S3 API: the SQL endpoint and the admin API.
+pub fn is_extension_request(method: &http::Method, uri: &http::Uri) -> bool {
+    sql::is_sql_request(method, uri) || admin::is_admin_path(uri.path())
+}
+
 /// Who made a change, for the catalog's journal.
 fn origin<T>(req: &S3Request<T>) -> storage_core::Origin {
     let context = req.extensions.get::<RequestContext>();

@@ -40,6 +40,7 @@ pub struct FileConfig {
     pub journal_retention_days: Option<u64>,
     pub query_memory_bytes: Option<usize>,
     pub query_timeout_ms: Option<u64>,
+    pub allow_sigv2: Option<bool>,
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
 }

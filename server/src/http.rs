@@ -1,6 +1,7 @@
 //! The HTTP side: accept connections, route our own paths (/health) before the S3
 //! service, and shut down gracefully (stop accepting, let requests finish).
 
+use crate::auth_guard;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -9,7 +10,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use s3s::service::S3Service;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use storage_core::{Engine, EngineStats};
 
 /// The background compactor merges the catalog when it has more files than this.
@@ -25,7 +26,20 @@ pub struct ScrubSchedule {
     pub rate_bytes_per_sec: u64,
 }
 
-pub async fn serve(address: SocketAddr, s3: S3Service, engine: Engine, scrub: ScrubSchedule) -> Result<(), String> {
+/// What the front accepts of a request before the S3 layer sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestPolicy {
+    /// Accept SigV2 signatures (`--allow-sigv2`); off by default.
+    pub allow_sigv2: bool,
+}
+
+pub async fn serve(
+    address: SocketAddr,
+    s3: S3Service,
+    engine: Engine,
+    scrub: ScrubSchedule,
+    policy: RequestPolicy,
+) -> Result<(), String> {
     let listener =
         tokio::net::TcpListener::bind(address).await.map_err(|e| format!("cannot listen on {address}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
@@ -51,7 +65,7 @@ pub async fn serve(address: SocketAddr, s3: S3Service, engine: Engine, scrub: Sc
                 };
                 let (s3, engine) = (s3.clone(), engine.clone());
                 let service = service_fn(move |request: http::Request<Incoming>| {
-                    route(s3.clone(), engine.clone(), peer, request)
+                    route(s3.clone(), engine.clone(), policy, peer, request)
                 });
                 let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
                 let connection = graceful.watch(connection);
@@ -80,6 +94,7 @@ pub async fn serve(address: SocketAddr, s3: S3Service, engine: Engine, scrub: Sc
 async fn route(
     s3: S3Service,
     engine: Engine,
+    policy: RequestPolicy,
     peer: SocketAddr,
     mut request: http::Request<Incoming>,
 ) -> Result<s3s::HttpResponse, s3s::HttpError> {
@@ -100,7 +115,24 @@ async fn route(
     // Every S3 request gets an id: in the response (x-amz-request-id) and in the journal.
     let request_id = format!("{:016X}", rand::random::<u64>());
     request.extensions_mut().insert(s3_api::RequestContext { peer: Some(peer), request_id: request_id.clone() });
-    let mut response = hyper::service::Service::call(&s3, merge_repeated_headers(request)).await?;
+    let extension = s3_api::is_extension_request(request.method(), request.uri());
+    let guarded = auth_guard::check(request.uri(), request.headers(), extension, policy.allow_sigv2, SystemTime::now());
+    let mut response = match guarded {
+        Err(refusal) => error_document(&refusal, request.uri().path(), &request_id),
+        Ok(()) => {
+            let aws_chunked = auth_guard::is_aws_chunked(request.headers());
+            let request = merge_repeated_headers(request).map(s3s::Body::from);
+            let request = if aws_chunked {
+                request.map(|body| {
+                    let guard: s3s::stream::DynByteStream = Box::pin(auth_guard::FinalChunkGuard::new(body));
+                    s3s::Body::from(guard)
+                })
+            } else {
+                request
+            };
+            s3.call(request).await?
+        }
+    };
     if let Ok(value) = http::HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-amz-request-id", value);
     }
@@ -113,6 +145,28 @@ async fn route(
         response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     }
     Ok(response)
+}
+
+/// An S3 error document for a request refused before the S3 layer.
+fn error_document(refusal: &auth_guard::Refusal, resource: &str, request_id: &str) -> s3s::HttpResponse {
+    let escape = |text: &str| {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('\'', "&apos;")
+    };
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><Resource>{}</Resource><RequestId>{}</RequestId></Error>",
+        refusal.code,
+        escape(&refusal.message),
+        escape(resource),
+        escape(request_id)
+    );
+    let mut response = http::Response::new(s3s::Body::from(Bytes::from(body)));
+    *response.status_mut() = refusal.status;
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
+    response
 }
 
 fn text(status: http::StatusCode, body: String) -> s3s::HttpResponse {

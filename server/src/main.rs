@@ -1,6 +1,7 @@
 //! `quarry`: the S3-compatible object store you can query with SQL.
 
 mod admin;
+mod auth_guard;
 mod client;
 mod config;
 mod http;
@@ -86,6 +87,9 @@ struct ServeArgs {
     /// Time one SQL query (or S3 Select) may run before it is cancelled [default: 300000]
     #[arg(long, env = "QUARRY_QUERY_TIMEOUT_MS")]
     query_timeout_ms: Option<u64>,
+    /// Accept legacy SigV2 signatures (they sign neither the body nor most of the query) [default: off]
+    #[arg(long, env = "QUARRY_ALLOW_SIGV2")]
+    allow_sigv2: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -191,6 +195,12 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             .or(file.scrub_rate_bytes_per_sec)
             .unwrap_or(config::DEFAULT_SCRUB_RATE_BYTES_PER_SEC),
     };
+    let policy = http::RequestPolicy { allow_sigv2: args.allow_sigv2 || file.allow_sigv2.unwrap_or(false) };
+    if policy.allow_sigv2 {
+        tracing::warn!(
+            "SigV2 signatures are accepted (--allow-sigv2): they sign neither the body nor most of the query"
+        );
+    }
     let engine = Engine::open(engine_config).map_err(|e| format!("cannot open {}: {e}", data_dir.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -200,7 +210,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     runtime.block_on(async move {
         let service = s3_api::service(engine.clone(), keys, api);
         let compactor = tokio::spawn(http::background_compaction(engine.clone(), compaction, compaction_interval_secs));
-        let served = http::serve(address, service, engine.clone(), scrub).await;
+        let served = http::serve(address, service, engine.clone(), scrub, policy).await;
         compactor.abort();
         tracing::info!("shutting down: syncing the log and the index");
         if let Err(e) = engine.close().await {

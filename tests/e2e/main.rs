@@ -28,4 +28,5 @@ mod objects;
 mod presigned;
 mod restart;
 mod select;
+mod signatures;
 mod sql;
