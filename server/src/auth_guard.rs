@@ -103,7 +103,7 @@ pub fn check(
 /// within [`MAX_CLOCK_SKEW`] of `now`.
 fn check_sigv2_date(headers: &http::HeaderMap, now: SystemTime) -> Result<(), Refusal> {
     let date = headers.get("x-amz-date").or_else(|| headers.get(http::header::DATE));
-    let parsed = date.and_then(|v| v.to_str().ok()).and_then(|v| httpdate::parse_http_date(v.trim()).ok());
+    let parsed = date.and_then(|v| v.to_str().ok()).and_then(parse_http_date);
     let Some(date) = parsed else {
         return Err(refusal(
             http::StatusCode::FORBIDDEN,
@@ -120,6 +120,20 @@ fn check_sigv2_date(headers: &http::HeaderMap, now: SystemTime) -> Result<(), Re
         ));
     }
     Ok(())
+}
+
+/// An HTTP date (IMF-fixdate `Tue, 07 Jul 2010 21:53:04 GMT`, RFC 850 or asctime). As in
+/// S3, the day of the week is not checked against the date; a date before 1970 is not valid.
+fn parse_http_date(text: &str) -> Option<SystemTime> {
+    const IMF_FIXDATE_WITHOUT_WEEKDAY: &[time::format_description::BorrowedFormatItem<'_>] =
+        time::macros::format_description!("[day] [month repr:short] [year] [hour]:[minute]:[second] GMT");
+    let text = text.trim();
+    let without_weekday = text.split_once(", ").map(|(_, rest)| rest);
+    match without_weekday.and_then(|rest| time::PrimitiveDateTime::parse(rest, IMF_FIXDATE_WITHOUT_WEEKDAY).ok()) {
+        Some(date) if date.year() >= 1970 => Some(date.assume_utc().into()),
+        Some(_) => None,
+        None => httpdate::parse_http_date(text).ok(),
+    }
 }
 
 /// Does this request carry an aws-chunked (streaming) body?
@@ -280,6 +294,21 @@ mod tests {
         assert_eq!(check_date(&http_date(NOW_SECS + 16 * 60)), Some("RequestTimeTooSkewed"));
         assert_eq!(check_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some("RequestTimeTooSkewed"));
         assert_eq!(check_date("garbage"), Some("AccessDenied"));
+        // The weekday is not checked (2010-07-07 was a Wednesday); years stay in range.
+        assert_eq!(check_date("Tue, 07 Jul 2010 21:53:04 GMT"), Some("RequestTimeTooSkewed"));
+        assert_eq!(check_date("Tue, 07 Jul 9999 21:53:04 GMT"), Some("RequestTimeTooSkewed"));
+        assert_eq!(check_date("Tue, 07 Jul 1950 21:53:04 GMT"), Some("AccessDenied"));
+        let fourteen_minutes_ago = time::OffsetDateTime::from(now() - Duration::from_secs(14 * 60));
+        let wrong_weekday = format!(
+            "Xyz, {:02} {} {} {:02}:{:02}:{:02} GMT",
+            fourteen_minutes_ago.day(),
+            &format!("{:?}", fourteen_minutes_ago.month())[..3],
+            fourteen_minutes_ago.year(),
+            fourteen_minutes_ago.hour(),
+            fourteen_minutes_ago.minute(),
+            fourteen_minutes_ago.second()
+        );
+        assert_eq!(check_date(&wrong_weekday), None, "{wrong_weekday}");
         let no_date = headers(&[("authorization", "AWS key:c2lnbmF0dXJl")]);
         assert_eq!(code(check(&uri("/b/k"), &no_date, false, true, now())), Some("AccessDenied"));
         // x-amz-date, when present, is the signed date.
