@@ -32,9 +32,6 @@ use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-/// Index keys `D<segment id>`: when compaction first saw dead payload in a segment.
-const DEAD_SINCE: u8 = b'D';
-
 #[derive(Debug, Clone, Copy)]
 pub struct CompactionOptions {
     /// Rewrite a sealed segment once this fraction of its bytes is dead.
@@ -141,7 +138,7 @@ fn liveness(index: &Index, inflight_from: Option<u64>) -> Result<Liveness> {
         }
         for upload in index.uploads(&bucket)? {
             live.current.insert(upload.lsn);
-            for part in index.parts(&upload.upload.upload_id)? {
+            for part in index.parts(&upload.upload.bucket, &upload.upload.key, &upload.upload.upload_id)? {
                 live.current.insert(part.lsn);
                 live.referenced.extend(part.part.chunks.iter().map(|c| c.lsn));
             }
@@ -199,13 +196,6 @@ fn segment_records(dir: &dyn SegmentDir, id: u64, sealed: bool) -> Result<(u64, 
     Ok((end.valid_end.min(bytes), entries, decoded))
 }
 
-fn dead_since_key(id: u64) -> [u8; 9] {
-    let mut k = [0u8; 9];
-    k[0] = DEAD_SINCE;
-    k[1..].copy_from_slice(&id.to_be_bytes());
-    k
-}
-
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
@@ -234,17 +224,16 @@ fn plan(engine: &Engine, options: &CompactionOptions) -> Result<Plan> {
         let fates = entries.iter().zip(&decoded).map(|(e, d)| fate(&live, e, d)).collect();
         let plan = SegmentPlan { id, bytes, entries, decoded, fates };
         let dead_payload = plan.dead_payload_bytes();
-        let key = dead_since_key(id);
         let dead_since = if dead_payload > 0 {
-            match index.tree.get(key)? {
-                Some(v) => Some(i64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]))),
+            match index.dead_since_ms(id)? {
+                Some(since) => Some(since),
                 None => {
-                    index.tree.insert(key, &now.to_be_bytes())?;
+                    index.set_dead_since_ms(id, Some(now))?;
                     Some(now)
                 }
             }
         } else {
-            index.tree.remove(key)?;
+            index.set_dead_since_ms(id, None)?;
             None
         };
         let live_bytes = plan.live_bytes();
@@ -563,7 +552,7 @@ impl Engine {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
                 _ => {}
             }
-            self.index().tree.remove(dead_since_key(id))?;
+            self.index().set_dead_since_ms(id, None)?;
         }
         dir.sync_dir()?;
         if let Err(e) = sidecar::build(dir.as_ref(), output_id) {

@@ -142,7 +142,7 @@ async fn space_comes_back_and_live_data_is_byte_identical() {
     );
 
     // The part still completes into the right object.
-    let chunks = engine.index().parts("u1").unwrap()[0].part.chunks.clone();
+    let chunks = engine.index().parts("b", "mp", "u1").unwrap()[0].part.chunks.clone();
     let mut object = record("mp", part_data.len() as u64);
     object.chunks = chunks;
     engine.complete_upload("u1", object).await.unwrap();
