@@ -2,6 +2,7 @@
 //! collide with another bucket's (NUL bytes in keys and upload ids), and damaged
 //! records served as if they were whole.
 
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
@@ -163,4 +164,56 @@ async fn upload_ids_not_of_the_servers_format_are_no_such_upload() {
     }
     // The real one still works.
     s3.abort_multipart_upload().bucket("ids").key("k").upload_id(&real).send().await.ok_or_panic("Abort real id");
+}
+
+/// Flips one byte of the first occurrence of `marker` in the segment files of `data_dir`.
+fn flip_byte_of(data_dir: &std::path::Path, marker: &[u8]) {
+    for entry in std::fs::read_dir(data_dir.join("segments")).expect("segments dir") {
+        let path = entry.expect("dir entry").path();
+        if path.extension().is_none_or(|e| e != "seg") {
+            continue;
+        }
+        let mut bytes = std::fs::read(&path).expect("read segment");
+        if let Some(at) = bytes.windows(marker.len()).position(|w| w == marker) {
+            bytes[at + marker.len() / 2] ^= 0x40;
+            std::fs::write(&path, &bytes).expect("write segment");
+            return;
+        }
+    }
+    panic!("marker not found in any segment file");
+}
+
+/// A body held in one record (an inline object, or one piece of a larger one) is read
+/// and verified before the status line: damage is a 500, never a 200 with a cut body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_single_record_body_is_500_not_a_truncated_200() {
+    let server = Server::start();
+    let s3 = server.client();
+    create_bucket(&s3, "dmg").await;
+    let mut small = seeded_bytes(7, 3000);
+    let marker = b"--the-marker-of-the-damaged-object--";
+    small[1000..1000 + marker.len()].copy_from_slice(marker);
+    put(&s3, "dmg", "damaged", &small).await;
+    let healthy = seeded_bytes(8, 2000);
+    put(&s3, "dmg", "healthy", &healthy).await;
+    flip_byte_of(server.data_dir(), marker);
+
+    for (what, range) in [("GET", None), ("GET with a Range", Some("bytes=10-20"))] {
+        let got = s3.get_object().bucket("dmg").key("damaged").set_range(range.map(str::to_owned)).send().await;
+        match got {
+            Ok(out) => {
+                let body = out.body.collect().await.map(|b| b.into_bytes().len());
+                panic!("{what} of a damaged object: expected HTTP 500 InternalError, got 200 (body read: {body:?})")
+            }
+            Err(e) => {
+                let (status, code) = (err_status(&e), e.code().map(str::to_owned));
+                assert_eq!(
+                    (status, code.as_deref()),
+                    (Some(500), Some("InternalError")),
+                    "{what} of a damaged object: expected HTTP 500 InternalError"
+                );
+            }
+        }
+    }
+    assert_bytes_eq(&get(&s3, "dmg", "healthy").await, &healthy, "GET of an undamaged object next to it");
 }
