@@ -217,3 +217,71 @@ async fn a_damaged_single_record_body_is_500_not_a_truncated_200() {
     }
     assert_bytes_eq(&get(&s3, "dmg", "healthy").await, &healthy, "GET of an undamaged object next to it");
 }
+
+/// Runs `quarry admin compact` against the server: (success, stdout, stderr).
+fn admin_compact(server: &Server) -> (bool, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_quarry"))
+        .args(["admin", "compact", "--endpoint", server.endpoint()])
+        .env("QUARRY_ACCESS_KEY", ADMIN_ACCESS_KEY)
+        .env("QUARRY_SECRET_KEY", ADMIN_SECRET_KEY)
+        .output()
+        .expect("run quarry admin compact");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (output.status.success(), text(&output.stdout), text(&output.stderr))
+}
+
+/// A file under `dir` that contains `marker`, if any.
+fn file_containing(dir: &std::path::Path, marker: &[u8]) -> Option<String> {
+    let mut stack = vec![dir.to_owned()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(std::fs::read_dir(&path).ok()?.filter_map(|e| e.ok()).map(|e| e.path()));
+        } else if let Ok(bytes) = std::fs::read(&path)
+            && bytes.windows(marker.len()).any(|w| w == marker)
+        {
+            return Some(path.display().to_string());
+        }
+    }
+    None
+}
+
+/// One flipped byte in a sealed segment used to make every compaction fail (500), so
+/// deleted bytes stayed on disk. Now the damage is reported and the rest is compacted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_segment_does_not_stop_admin_compact_or_erasure() {
+    let server = Server::start();
+    let s3 = server.client();
+    create_bucket(&s3, "cmp").await;
+    let mut victim = seeded_bytes(11, 2000);
+    let victim_marker = b"--victim-record-of-the-compaction-test--";
+    victim[500..500 + victim_marker.len()].copy_from_slice(victim_marker);
+    put(&s3, "cmp", "victim", &victim).await;
+    let neighbour = seeded_bytes(12, 2000);
+    put(&s3, "cmp", "neighbour", &neighbour).await;
+    put(&s3, "cmp", "first-garbage", &seeded_bytes(13, 2000)).await;
+    s3.delete_object().bucket("cmp").key("first-garbage").send().await.ok_or_panic("DELETE first-garbage");
+    // Seals the active segment and rewrites it: victim and neighbour now live in a sealed segment.
+    let (ok, out, err) = admin_compact(&server);
+    assert!(ok, "first quarry admin compact: expected success\nstdout: {out}\nstderr: {err}");
+    // Dead bytes next to the victim make its segment a compaction candidate.
+    s3.delete_object().bucket("cmp").key("neighbour").send().await.ok_or_panic("DELETE neighbour");
+    flip_byte_of(server.data_dir(), victim_marker);
+
+    let marker = random_bytes(48);
+    let mut secret = seeded_bytes(14, 3000);
+    secret[1000..1048].copy_from_slice(&marker);
+    put(&s3, "cmp", "secret", &secret).await;
+    let keeper = seeded_bytes(15, 5000);
+    put(&s3, "cmp", "keeper", &keeper).await;
+    s3.delete_object().bucket("cmp").key("secret").send().await.ok_or_panic("DELETE secret");
+
+    let (ok, out, err) = admin_compact(&server);
+    assert!(ok, "quarry admin compact with a damaged segment: expected success\nstdout: {out}\nstderr: {err}");
+    assert!(out.contains("left as it is"), "the compaction report must name the damage, got:\n{out}");
+    if let Some(file) = file_containing(server.data_dir(), &marker) {
+        panic!("after quarry admin compact the deleted object's bytes are still in {file}");
+    }
+    assert_bytes_eq(&get(&s3, "cmp", "keeper").await, &keeper, "GET keeper after compaction");
+    let damaged = s3.get_object().bucket("cmp").key("victim").send().await;
+    expect_s3_error(damaged, 500, &["InternalError"], "GET of the damaged object after compaction");
+}
