@@ -95,12 +95,21 @@ pub fn lookup(s3: &QuarryS3, bucket: &str, key: &str) -> S3Result<ObjectEntry> {
     }
 }
 
-/// The object's bytes as a stream. A reader task stays `READ_AHEAD_CHUNKS` ahead and
-/// stops as soon as the client goes away.
-pub fn body_stream(engine: &Engine, entry: &ObjectEntry, range: ByteRange<u64>) -> StreamingBlob {
-    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(READ_AHEAD_CHUNKS);
+/// The object's bytes as a stream. The first piece is read and verified before this
+/// returns, so that a body held in one record (an inline object, a small range) is
+/// whole before the status line goes out: damage there is an error response, not a
+/// 200 with a cut body. A reader task then stays `READ_AHEAD_CHUNKS` ahead and stops as
+/// soon as the client goes away.
+pub async fn body_stream(engine: &Engine, entry: &ObjectEntry, range: ByteRange<u64>) -> S3Result<StreamingBlob> {
     let mut reader = engine.read(entry, range);
+    let first = reader.next_chunk().await.transpose().map_err(engine_error)?;
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(READ_AHEAD_CHUNKS);
     tokio::spawn(async move {
+        if let Some(first) = first
+            && sender.send(Ok(first)).await.is_err()
+        {
+            return;
+        }
         while let Some(chunk) = reader.next_chunk().await {
             let item = chunk.map_err(|e| std::io::Error::other(e.to_string()));
             let failed = item.is_err();
@@ -109,7 +118,7 @@ pub fn body_stream(engine: &Engine, entry: &ObjectEntry, range: ByteRange<u64>) 
             }
         }
     });
-    StreamingBlob::wrap(futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)))
+    Ok(StreamingBlob::wrap(futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))))
 }
 
 /// GET and HEAD check the same conditions and answer with the same headers; their s3s
@@ -158,7 +167,7 @@ pub async fn get_object(s3: &QuarryS3, req: S3Request<GetObjectInput>) -> S3Resu
         return crate::catalog::get_object(s3, req.input).await;
     }
     let (mut output, entry, range) = serve_object!(s3, req.input, GetObjectOutput);
-    output.body = Some(body_stream(&s3.engine, &entry, range));
+    output.body = Some(body_stream(&s3.engine, &entry, range).await?);
     Ok(S3Response::new(output))
 }
 

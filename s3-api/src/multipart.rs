@@ -27,15 +27,36 @@ fn no_such_upload() -> s3s::S3Error {
     )
 }
 
+/// The upload of (bucket, key, upload id): an id of another bucket or key is no upload
+/// here, and an id not of the server's own format never reaches the index.
 fn upload(s3: &QuarryS3, bucket: &str, key: &str, upload_id: &str) -> S3Result<UploadEntry> {
     s3.require_bucket(bucket)?;
+    if !is_upload_id(upload_id) {
+        return Err(no_such_upload());
+    }
     s3.engine.index().upload(bucket, key, upload_id).map_err(engine_error)?.ok_or_else(no_such_upload)
 }
 
-/// Upload ids sort by creation time (ListMultipartUploads lists them in that order).
+/// Upload ids: 20 hex digits of creation time in nanoseconds (so they sort by creation,
+/// as ListMultipartUploads lists them) then 16 random hex digits, all lowercase.
+const UPLOAD_ID_TIME_DIGITS: usize = 20;
+const UPLOAD_ID_RANDOM_DIGITS: usize = 16;
+
 fn new_upload_id() -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    format!("{:020x}{:016x}", nanos as u64, rand::random::<u64>())
+    format!(
+        "{:0tw$x}{:0rw$x}",
+        nanos as u64,
+        rand::random::<u64>(),
+        tw = UPLOAD_ID_TIME_DIGITS,
+        rw = UPLOAD_ID_RANDOM_DIGITS
+    )
+}
+
+/// Whether `id` is of the form [`new_upload_id`] makes. Only such ids are looked up.
+fn is_upload_id(id: &str) -> bool {
+    id.len() == UPLOAD_ID_TIME_DIGITS + UPLOAD_ID_RANDOM_DIGITS
+        && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 pub async fn create_multipart_upload(
@@ -242,7 +263,7 @@ pub async fn complete_multipart_upload(
     let mut stored: HashMap<u32, PartEntry> = s3
         .engine
         .index()
-        .parts(&upload.upload_id)
+        .parts(&upload.bucket, &upload.key, &upload.upload_id)
         .map_err(engine_error)?
         .into_iter()
         .map(|p| (p.part.part_number, p))
@@ -383,6 +404,9 @@ pub async fn abort_multipart_upload(
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
     let input = req.input;
     s3.require_bucket(&input.bucket)?;
+    if !is_upload_id(&input.upload_id) {
+        return Err(no_such_upload());
+    }
     s3.engine.abort_upload(&input.bucket, &input.key, &input.upload_id).await.map_err(engine_error)?;
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
 }
@@ -398,7 +422,7 @@ pub async fn list_parts(s3: &QuarryS3, req: S3Request<ListPartsInput>) -> S3Resu
         Some(n) => (n as usize).min(MAX_PARTS_PER_PAGE),
         None => MAX_PARTS_PER_PAGE,
     };
-    let all = s3.engine.index().parts(&upload.upload_id).map_err(engine_error)?;
+    let all = s3.engine.index().parts(&upload.bucket, &upload.key, &upload.upload_id).map_err(engine_error)?;
     let after: Vec<PartEntry> = all.into_iter().filter(|p| p.part.part_number as i64 > marker as i64).collect();
     let is_truncated = after.len() > limit;
     let page = &after[..after.len().min(limit)];
@@ -432,4 +456,18 @@ pub async fn list_parts(s3: &QuarryS3, req: S3Request<ListPartsInput>) -> S3Resu
         checksum_type: upload.checksum_type.map(ChecksumType::from),
         ..Default::default()
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_upload_ids_are_of_the_checked_format() {
+        let id = new_upload_id();
+        assert!(is_upload_id(&id), "a new upload id must pass is_upload_id, got {id:?}");
+        for bad in ["", "0", &id[1..], &format!("{id}0"), &id.to_uppercase(), &format!("{}\0", &id[1..])] {
+            assert!(!is_upload_id(bad), "{bad:?} must not pass as an upload id");
+        }
+    }
 }

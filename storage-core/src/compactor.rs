@@ -26,14 +26,12 @@ use crate::index::{self, Index, RecordLocation};
 use crate::io::SegmentDir;
 use crate::log_entry::LogEntry;
 use crate::record::{self, RecordKind};
-use crate::segment::{self, GENERATIONS, segment_name};
+use crate::segment::{self, DamagedRange, GENERATIONS, segment_name};
 use crate::sidecar::{self, SidecarEntry, sidecar_name};
+use crate::stats::EngineStats;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
-
-/// Index keys `D<segment id>`: when compaction first saw dead payload in a segment.
-const DEAD_SINCE: u8 = b'D';
 
 #[derive(Debug, Clone, Copy)]
 pub struct CompactionOptions {
@@ -86,6 +84,9 @@ pub struct CompactionReport {
     pub records_dropped: u64,
     /// Outputs not installed because a concurrent write referenced a dropped chunk.
     pub conflicts: u64,
+    /// Damaged regions met, and what was done with each (compacted around, re-encoded
+    /// from the sidecar, or the segment left as it is).
+    pub damaged_regions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +104,12 @@ struct SegmentPlan {
     entries: Vec<SidecarEntry>,
     decoded: Vec<LogEntry>,
     fates: Vec<Fate>,
+    /// Regions a scan could not read (only for a sealed segment without a sidecar).
+    damaged: Vec<DamagedRange>,
+    /// Index chunk locations that point into `damaged` (dropped with it).
+    damaged_lsns: Vec<u64>,
+    /// A damaged region may hold a live record: the segment stays as it is.
+    keep_as_is: bool,
 }
 
 impl SegmentPlan {
@@ -141,7 +148,7 @@ fn liveness(index: &Index, inflight_from: Option<u64>) -> Result<Liveness> {
         }
         for upload in index.uploads(&bucket)? {
             live.current.insert(upload.lsn);
-            for part in index.parts(&upload.upload.upload_id)? {
+            for part in index.parts(&upload.upload.bucket, &upload.upload.key, &upload.upload.upload_id)? {
                 live.current.insert(part.lsn);
                 live.referenced.extend(part.part.chunks.iter().map(|c| c.lsn));
             }
@@ -168,20 +175,24 @@ fn fate(live: &Liveness, entry: &SidecarEntry, decoded: &LogEntry) -> Fate {
     Fate::Drop
 }
 
-/// The records of a segment: from its sidecar, or by scanning it.
-fn segment_records(dir: &dyn SegmentDir, id: u64, sealed: bool) -> Result<(u64, Vec<SidecarEntry>, Vec<LogEntry>)> {
+/// The records of a segment, from its sidecar or by scanning it, and the regions a
+/// scan of a sealed segment found damaged (it resyncs past them).
+type SegmentRecords = (u64, Vec<SidecarEntry>, Vec<LogEntry>, Vec<DamagedRange>);
+
+fn segment_records(dir: &dyn SegmentDir, id: u64, sealed: bool) -> Result<SegmentRecords> {
     let file = dir.open(&segment_name(id), false)?;
     let bytes = file.len_bytes()?;
     if sealed && let Ok(Some(entries)) = sidecar::read(dir, id) {
         let covers = entries.last().map_or(0, |e| e.location.offset + e.location.record_len) == bytes;
         let decoded: Result<Vec<LogEntry>> = entries.iter().map(SidecarEntry::entry).collect();
         if let (true, Ok(decoded)) = (covers, decoded) {
-            return Ok((bytes, entries, decoded));
+            return Ok((bytes, entries, decoded, Vec::new()));
         }
     }
     let mut entries = Vec::new();
     let mut decoded = Vec::new();
-    let end = segment::scan(file.as_ref(), id, 0, false, |location, record| {
+    // The active segment's tail is still being written: no resync there.
+    let end = segment::scan(file.as_ref(), id, 0, sealed, |location, record| {
         entries.push(SidecarEntry {
             lsn: record.prefix.lsn,
             location,
@@ -192,18 +203,24 @@ fn segment_records(dir: &dyn SegmentDir, id: u64, sealed: bool) -> Result<(u64, 
         decoded.push(record.entry);
         Ok(())
     })?;
+    let mut damaged = end.damaged;
     if let (Some(what), true) = (end.tail_damage, sealed) {
-        return Err(Error::Corrupt(format!("not compacting a damaged segment: {what}")));
+        damaged.push(DamagedRange { segment_id: id, start: end.valid_end, end: end.file_len, what });
     }
     // The active segment is measured up to what is fully written.
-    Ok((end.valid_end.min(bytes), entries, decoded))
+    let measured = if sealed { bytes } else { end.valid_end.min(bytes) };
+    Ok((measured, entries, decoded, damaged))
 }
 
-fn dead_since_key(id: u64) -> [u8; 9] {
-    let mut k = [0u8; 9];
-    k[0] = DEAD_SINCE;
-    k[1..].copy_from_slice(&id.to_be_bytes());
-    k
+/// Whether a damaged region of `plan` may hold a live record: a live LSN that no
+/// segment holds lies between the LSNs of the records around the region.
+fn damage_may_hide_live(plan: &SegmentPlan, range: &DamagedRange, live: &Liveness, seen: &HashSet<u64>) -> bool {
+    let before = plan.entries.iter().filter(|e| e.location.offset < range.start).map(|e| e.lsn).max().unwrap_or(0);
+    let after = plan.entries.iter().filter(|e| e.location.offset >= range.end).map(|e| e.lsn).min().unwrap_or(u64::MAX);
+    let hidden = |lsn: &u64| *lsn > before && *lsn < after && !seen.contains(lsn);
+    live.current.iter().any(hidden)
+        || live.referenced.iter().any(hidden)
+        || live.inflight_from.is_some_and(|from| after > from)
 }
 
 fn now_ms() -> i64 {
@@ -220,7 +237,7 @@ struct Plan {
     roll_active: bool,
 }
 
-fn plan(engine: &Engine, options: &CompactionOptions) -> Result<Plan> {
+fn plan(engine: &Engine, options: &CompactionOptions, excluded: &HashSet<u64>) -> Result<Plan> {
     let dir = engine.segments();
     let index = engine.index();
     let live = liveness(index, engine.inflight_min_lsn())?;
@@ -230,21 +247,29 @@ fn plan(engine: &Engine, options: &CompactionOptions) -> Result<Plan> {
     let mut usage = Vec::with_capacity(ids.len());
     for (i, &id) in ids.iter().enumerate() {
         let sealed = i + 1 < ids.len();
-        let (bytes, entries, decoded) = segment_records(dir.as_ref(), id, sealed)?;
+        let (bytes, entries, decoded, damaged) = segment_records(dir.as_ref(), id, sealed)?;
         let fates = entries.iter().zip(&decoded).map(|(e, d)| fate(&live, e, d)).collect();
-        let plan = SegmentPlan { id, bytes, entries, decoded, fates };
+        let plan = SegmentPlan {
+            id,
+            bytes,
+            entries,
+            decoded,
+            fates,
+            damaged,
+            damaged_lsns: Vec::new(),
+            keep_as_is: excluded.contains(&id),
+        };
         let dead_payload = plan.dead_payload_bytes();
-        let key = dead_since_key(id);
         let dead_since = if dead_payload > 0 {
-            match index.tree.get(key)? {
-                Some(v) => Some(i64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]))),
+            match index.dead_since_ms(id)? {
+                Some(since) => Some(since),
                 None => {
-                    index.tree.insert(key, &now.to_be_bytes())?;
+                    index.set_dead_since_ms(id, Some(now))?;
                     Some(now)
                 }
             }
         } else {
-            index.tree.remove(key)?;
+            index.set_dead_since_ms(id, None)?;
             None
         };
         let live_bytes = plan.live_bytes();
@@ -259,6 +284,29 @@ fn plan(engine: &Engine, options: &CompactionOptions) -> Result<Plan> {
         });
         segments.push(plan);
     }
+    // Damage found by scanning: rewrite around it only if it cannot hide a live record.
+    let seen: HashSet<u64> = segments.iter().flat_map(|p| p.entries.iter().map(|e| e.lsn)).collect();
+    let damaged_ids: HashSet<u64> = segments.iter().filter(|p| !p.damaged.is_empty()).map(|p| p.id).collect();
+    let mut damaged_locations: HashMap<u64, Vec<(u64, RecordLocation)>> = HashMap::new();
+    if !damaged_ids.is_empty() {
+        for item in index.chunk_locations() {
+            let (lsn, location) = item?;
+            if damaged_ids.contains(&location.segment_id) {
+                damaged_locations.entry(location.segment_id).or_default().push((lsn, location));
+            }
+        }
+    }
+    for plan in segments.iter_mut().filter(|p| !p.damaged.is_empty()) {
+        if plan.damaged.iter().any(|range| damage_may_hide_live(plan, range, &live, &seen)) {
+            plan.keep_as_is = true;
+        }
+        let in_damage = |l: &RecordLocation| plan.damaged.iter().any(|r| l.offset >= r.start && l.offset < r.end);
+        plan.damaged_lsns = damaged_locations
+            .get(&plan.id)
+            .map(|found| found.iter().filter(|(_, l)| in_damage(l)).map(|(lsn, _)| *lsn).collect())
+            .unwrap_or_default();
+    }
+    let kept_as_is: HashSet<u64> = segments.iter().filter(|p| p.keep_as_is).map(|p| p.id).collect();
     let erasure_due = |u: &SegmentUsage| {
         u.dead_payload_bytes > 0 && u.dead_since_ms.is_some_and(|t| now - t >= options.erasure_deadline_ms as i64 / 2)
     };
@@ -271,6 +319,7 @@ fn plan(engine: &Engine, options: &CompactionOptions) -> Result<Plan> {
         .collect();
     let wanted = |u: &SegmentUsage| {
         !unflushed.contains(&u.id)
+            && !kept_as_is.contains(&u.id)
             && u.dead_bytes > 0
             && (options.force || u.dead_bytes as f64 >= options.dead_ratio_threshold * u.bytes as f64 || erasure_due(u))
     };
@@ -371,6 +420,16 @@ struct Output {
     bytes_out: u64,
     records_kept: u64,
     records_dropped: u64,
+    /// Damaged regions of the inputs that the output was written around.
+    damaged: Vec<DamagedRange>,
+}
+
+/// What writing an output came to.
+enum Written {
+    Output(Output),
+    /// A record to keep failed verification and holds bytes that cannot be rebuilt:
+    /// its segment must stay as it is (the caller plans again without it).
+    Damaged(DamagedRange),
 }
 
 /// Paces I/O to a rate.
@@ -392,7 +451,7 @@ impl Pacer {
     }
 }
 
-fn write_output(dir: &dyn SegmentDir, run: &[&SegmentPlan], rate: Option<u64>) -> Result<Output> {
+fn write_output(dir: &dyn SegmentDir, run: &[&SegmentPlan], rate: Option<u64>) -> Result<Written> {
     let inputs: Vec<u64> = run.iter().map(|p| p.id).collect();
     let output_id = inputs.last().unwrap() + 1;
     assert!(!output_id.is_multiple_of(GENERATIONS), "no free generation after segment {}", output_id - 1);
@@ -425,12 +484,16 @@ fn write_output(dir: &dyn SegmentDir, run: &[&SegmentPlan], rate: Option<u64>) -
             bytes_out: 0,
             records_kept: 0,
             records_dropped: 0,
+            damaged: Vec::new(),
         };
         let mut expected_lsns = vec![first_lsn];
         for plan in run {
             let input = dir.open(&segment_name(plan.id), false)?;
             let input_len = input.len_bytes()?;
-            for (entry, fate) in plan.entries.iter().zip(&plan.fates) {
+            // Scanned damage: nothing live in it (else the plan kept the segment as is).
+            output.damaged.extend(plan.damaged.iter().cloned());
+            output.dropped.extend(&plan.damaged_lsns);
+            for ((entry, fate), decoded) in plan.entries.iter().zip(&plan.fates).zip(&plan.decoded) {
                 if *fate == Fate::Drop {
                     output.records_dropped += 1;
                     if entry.payload_len > 0 {
@@ -439,12 +502,30 @@ fn write_output(dir: &dyn SegmentDir, run: &[&SegmentPlan], rate: Option<u64>) -
                     continue;
                 }
                 // Read back verified: compaction never copies a damaged record.
-                let original =
-                    segment::record_at(input.as_ref(), entry.location.offset, input_len)?.map_err(|what| {
-                        Error::Corrupt(format!("segment {} at {}: {what}", plan.id, entry.location.offset))
-                    })?;
-                let entry_out = if *fate == Fate::KeepAsChunk { LogEntry::Chunk } else { original.entry };
-                let rec = record::encode(entry.lsn, &entry_out, original.payload);
+                let rec = match segment::record_at(input.as_ref(), entry.location.offset, input_len)? {
+                    Ok(original) => {
+                        let entry_out = if *fate == Fate::KeepAsChunk { LogEntry::Chunk } else { original.entry };
+                        record::encode(entry.lsn, &entry_out, original.payload)
+                    }
+                    Err(what) => {
+                        let range = DamagedRange {
+                            segment_id: plan.id,
+                            start: entry.location.offset,
+                            end: entry.location.offset + entry.location.record_len,
+                            what: format!("record lsn {}: {what}", entry.lsn),
+                        };
+                        // A record without payload is all header, and the sidecar
+                        // (checksummed, written from a verified scan) holds that header.
+                        if entry.payload_len > 0 || entry.header.is_empty() {
+                            return Ok(Written::Damaged(range));
+                        }
+                        output.damaged.push(DamagedRange {
+                            what: format!("{} (re-encoded from the sidecar)", range.what),
+                            ..range
+                        });
+                        record::encode(entry.lsn, decoded, bytes::Bytes::new())
+                    }
+                };
                 write(&rec, offset)?;
                 if entry.payload_len > 0 {
                     output
@@ -472,9 +553,9 @@ fn write_output(dir: &dyn SegmentDir, run: &[&SegmentPlan], rate: Option<u64>) -
                 expected_lsns.len()
             )));
         }
-        Ok(output)
+        Ok(Written::Output(output))
     })();
-    if result.is_err() {
+    if !matches!(result, Ok(Written::Output(_))) {
         let _ = dir.remove(&temporary_name);
     }
     result
@@ -483,7 +564,7 @@ fn write_output(dir: &dyn SegmentDir, run: &[&SegmentPlan], rate: Option<u64>) -
 impl Engine {
     /// Measures how much of each segment is live (for `quarry admin status`).
     pub fn segment_usage(&self) -> Result<Vec<SegmentUsage>> {
-        Ok(plan(self, &CompactionOptions::default())?.usage)
+        Ok(plan(self, &CompactionOptions::default(), &HashSet::new())?.usage)
     }
 
     /// Runs one compaction pass. One at a time; concurrent reads and writes go on.
@@ -501,57 +582,85 @@ impl Engine {
     }
 
     async fn compact_tracked(&self, options: CompactionOptions, report: &mut CompactionReport) -> Result<()> {
-        // Bring the catalog up to date first: compaction may only rewrite what it holds.
-        let engine = self.clone();
-        tokio::task::spawn_blocking(move || engine.flush_catalog()).await.map_err(join_error)??;
-        let engine = self.clone();
-        let mut planned = tokio::task::spawn_blocking(move || plan(&engine, &options)).await.map_err(join_error)??;
-        if planned.roll_active {
-            self.roll().await?;
+        // Segments found damaged while copying stay as they are; the rest is planned again.
+        let mut excluded: HashSet<u64> = HashSet::new();
+        'pass: loop {
+            // Bring the catalog up to date first: compaction may only rewrite what it holds.
             let engine = self.clone();
             tokio::task::spawn_blocking(move || engine.flush_catalog()).await.map_err(join_error)??;
-            let engine = self.clone();
-            planned = tokio::task::spawn_blocking(move || plan(&engine, &options)).await.map_err(join_error)??;
-        }
-        let planned = std::sync::Arc::new(planned);
-        for r in 0..planned.runs.len() {
-            let (engine, plan) = (self.clone(), planned.clone());
-            let output = tokio::task::spawn_blocking(move || {
-                let run: Vec<&SegmentPlan> = plan.runs[r].iter().map(|&i| &plan.segments[i]).collect();
-                write_output(engine.segments().as_ref(), &run, options.max_bytes_per_sec)
-            })
-            .await
-            .map_err(join_error)??;
-            let final_name = segment_name(output.output_id);
-            match self
-                .install(output.temporary_name.clone(), final_name, output.moved.clone(), output.dropped.clone())
-                .await
-            {
-                Ok(()) => {}
-                Err(Error::Rejected(_)) => {
-                    let _ = self.segments().remove(&output.temporary_name);
-                    report.conflicts += 1;
-                    continue;
-                }
-                Err(e) => {
-                    let _ = self.segments().remove(&output.temporary_name);
-                    return Err(e);
+            let (engine, skip) = (self.clone(), excluded.clone());
+            let mut planned =
+                tokio::task::spawn_blocking(move || plan(&engine, &options, &skip)).await.map_err(join_error)??;
+            if planned.roll_active {
+                self.roll().await?;
+                let engine = self.clone();
+                tokio::task::spawn_blocking(move || engine.flush_catalog()).await.map_err(join_error)??;
+                let (engine, skip) = (self.clone(), excluded.clone());
+                planned =
+                    tokio::task::spawn_blocking(move || plan(&engine, &options, &skip)).await.map_err(join_error)??;
+            }
+            for kept in planned.segments.iter().filter(|p| p.keep_as_is && !excluded.contains(&p.id)) {
+                for range in &kept.damaged {
+                    tracing::error!("compaction: segment left as it is, its damage may hide a live record: {range}");
+                    report.damaged_regions.push(format!("{range} (may hold a live record: segment left as it is)"));
                 }
             }
-            // Installed: the inputs may go.
-            let engine = self.clone();
-            let (inputs, output_id) = (output.inputs.clone(), output.output_id);
-            tokio::task::spawn_blocking(move || engine.remove_compacted(&inputs, output_id))
+            let planned = std::sync::Arc::new(planned);
+            for r in 0..planned.runs.len() {
+                let (engine, plan) = (self.clone(), planned.clone());
+                let written = tokio::task::spawn_blocking(move || {
+                    let run: Vec<&SegmentPlan> = plan.runs[r].iter().map(|&i| &plan.segments[i]).collect();
+                    write_output(engine.segments().as_ref(), &run, options.max_bytes_per_sec)
+                })
                 .await
                 .map_err(join_error)??;
-            report.segments_in.extend(&output.inputs);
-            report.segments_out.push(output.output_id);
-            report.bytes_in += output.bytes_in;
-            report.bytes_out += output.bytes_out;
-            report.records_kept += output.records_kept;
-            report.records_dropped += output.records_dropped;
+                let output = match written {
+                    Written::Output(output) => output,
+                    Written::Damaged(range) => {
+                        // Bounded: each time one more segment is left out.
+                        tracing::error!("compaction: a live record is damaged, segment left as it is: {range}");
+                        report.damaged_regions.push(format!("{range} (a live record: segment left as it is)"));
+                        excluded.insert(range.segment_id);
+                        continue 'pass;
+                    }
+                };
+                let final_name = segment_name(output.output_id);
+                match self
+                    .install(output.temporary_name.clone(), final_name, output.moved.clone(), output.dropped.clone())
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(Error::Rejected(_)) => {
+                        let _ = self.segments().remove(&output.temporary_name);
+                        report.conflicts += 1;
+                        continue;
+                    }
+                    Err(e) => {
+                        let _ = self.segments().remove(&output.temporary_name);
+                        return Err(e);
+                    }
+                }
+                // Installed: the inputs may go.
+                let engine = self.clone();
+                let (inputs, output_id) = (output.inputs.clone(), output.output_id);
+                tokio::task::spawn_blocking(move || engine.remove_compacted(&inputs, output_id))
+                    .await
+                    .map_err(join_error)??;
+                for range in &output.damaged {
+                    tracing::error!("compaction: damaged region left out of output {}: {range}", output.output_id);
+                    report.damaged_regions.push(format!("{range} (compacted around)"));
+                }
+                // Counted here once: the region is gone from the disk now.
+                EngineStats::add(&self.stats().damaged_regions, output.damaged.len() as u64);
+                report.segments_in.extend(&output.inputs);
+                report.segments_out.push(output.output_id);
+                report.bytes_in += output.bytes_in;
+                report.bytes_out += output.bytes_out;
+                report.records_kept += output.records_kept;
+                report.records_dropped += output.records_dropped;
+            }
+            return Ok(());
         }
-        Ok(())
     }
 
     fn remove_compacted(&self, inputs: &[u64], output_id: u64) -> Result<()> {
@@ -563,7 +672,7 @@ impl Engine {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
                 _ => {}
             }
-            self.index().tree.remove(dead_since_key(id))?;
+            self.index().set_dead_since_ms(id, None)?;
         }
         dir.sync_dir()?;
         if let Err(e) = sidecar::build(dir.as_ref(), output_id) {

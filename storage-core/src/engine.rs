@@ -203,7 +203,14 @@ impl Engine {
             }
             Err(e) => return Err(e),
         };
-        let index = Index::new(db.open_tree("index")?);
+        let (index, cleared) = Index::open(db.open_tree("index")?)?;
+        if let Some(found) = cleared {
+            let found = found.map_or("1 (unversioned)".to_owned(), |v| v.to_string());
+            tracing::warn!(
+                "the index has layout version {found}, this build uses {}: rebuilding it from the log",
+                index::FORMAT_VERSION
+            );
+        }
         let stats = Arc::new(EngineStats::default());
         sidecar::remove_partials(segments.as_ref())?;
         crate::compactor::finish_interrupted(segments.as_ref(), &index)?;

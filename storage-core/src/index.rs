@@ -1,17 +1,24 @@
-//! The sled index: derived state, rebuilt from the log whenever it is missing or behind.
+//! The sled index: derived state, rebuilt from the log whenever it is missing, behind,
+//! or of another layout.
 //!
 //! Everything lives in one sled tree so that the effects of a whole group commit, and
-//! the applied-LSN watermark, are written in one atomic `Batch`. Keys:
+//! the applied-LSN watermark, are written in one atomic `Batch`. This module is the
+//! only one that builds or parses keys. Keys (`‹x›` is a component: its bytes with
+//! every 0x00 written 0x00 0xFF, then 0x00 0x01; unambiguous for every byte string and
+//! order-preserving, so `‹a›…` sorts as `a` does):
 //!
 //! ```text
-//! B <bucket>                             -> BucketEntry
-//! O <bucket> 0x00 <key>                  -> ObjectEntry   (ordered: listing is a range scan)
-//! U <bucket> 0x00 <key> 0x00 <upload_id> -> UploadEntry
-//! P <upload_id> 0x00 <part_number u32 BE> -> PartEntry
-//! C <lsn u64 BE>                         -> ChunkLocation (where a data-bearing record is)
-//! Mapplied                               -> AppliedPosition
+//! B ‹bucket›                                  -> BucketEntry
+//! O ‹bucket› <key raw>                        -> ObjectEntry  (listing: range scan)
+//! U ‹bucket› ‹key› <upload_id raw>            -> UploadEntry  (by bucket, key, id)
+//! P ‹bucket› ‹key› ‹upload_id› <part u32 BE>  -> PartEntry
+//! C <lsn u64 BE>                              -> ChunkLocation (where a data-bearing record is)
+//! D <segment id u64 BE>                       -> when compaction first saw dead bytes there
+//! Mapplied                                    -> AppliedPosition
+//! Mformat                                     -> layout version (u32 BE, `FORMAT_VERSION`)
 //! ```
-//! Bucket names never contain 0x00, so the separators are unambiguous.
+//! An index whose `Mformat` is missing or another version is cleared and rebuilt from
+//! the log ([`Index::open`]): an old layout is never read with the new one.
 //!
 //! [`apply`] is the only code that changes objects, buckets and uploads. It runs in
 //! LSN order both in the live writer and in replay, so its decisions (including
@@ -28,7 +35,12 @@ const OBJECT: u8 = b'O';
 const UPLOAD: u8 = b'U';
 const PART: u8 = b'P';
 const CHUNK: u8 = b'C';
+const DEAD_SINCE: u8 = b'D';
 const APPLIED_KEY: &[u8] = b"Mapplied";
+const FORMAT_KEY: &[u8] = b"Mformat";
+/// The key layout's version. 1 (no `Mformat` key) joined components with bare 0x00
+/// separators, which keys and upload ids containing NUL could forge.
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketEntry {
@@ -101,52 +113,182 @@ impl AppliedPosition {
     }
 }
 
+/// Appends one variable-length component so that no two component lists share an
+/// encoding and byte order is kept: every 0x00 becomes 0x00 0xFF and the component ends
+/// with 0x00 0x01 (smaller than any continuation, so "a" < "a\0" < "ab" still holds).
+fn push_component(out: &mut Vec<u8>, bytes: &[u8]) {
+    for &b in bytes {
+        out.push(b);
+        if b == 0 {
+            out.push(ESCAPED_NUL);
+        }
+    }
+    out.extend_from_slice(&COMPONENT_END);
+}
+
+/// Reads one component written by [`push_component`] from the start of `bytes`:
+/// the component and the rest. `None` if `bytes` does not start with one.
+fn take_component(bytes: &[u8]) -> Option<(Vec<u8>, &[u8])> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1)) {
+            (0, Some(&ESCAPED_NUL)) => out.push(0),
+            (0, Some(&END)) => return Some((out, &bytes[i + 2..])),
+            (0, _) => return None,
+            (b, _) => {
+                out.push(b);
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    None
+}
+
+const ESCAPED_NUL: u8 = 0xFF;
+const END: u8 = 0x01;
+const COMPONENT_END: [u8; 2] = [0x00, END];
+
 pub fn bucket_key(bucket: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(1 + bucket.len());
-    k.push(BUCKET);
-    k.extend_from_slice(bucket.as_bytes());
+    bucket_key_bytes(bucket.as_bytes())
+}
+
+fn bucket_key_bytes(bucket: &[u8]) -> Vec<u8> {
+    let mut k = vec![BUCKET];
+    push_component(&mut k, bucket);
     k
 }
 
+/// Every object key of `bucket` starts with this (and no key of another bucket does).
 pub fn object_prefix(bucket: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(2 + bucket.len());
-    k.push(OBJECT);
-    k.extend_from_slice(bucket.as_bytes());
-    k.push(0);
+    object_prefix_bytes(bucket.as_bytes())
+}
+
+fn object_prefix_bytes(bucket: &[u8]) -> Vec<u8> {
+    let mut k = vec![OBJECT];
+    push_component(&mut k, bucket);
     k
 }
 
+/// The object key is the last component and stays raw: after the bucket's terminated
+/// component it is unambiguous, and raw bytes keep listing a plain range scan.
 pub fn object_key(bucket: &str, key: &str) -> Vec<u8> {
-    let mut k = object_prefix(bucket);
-    k.extend_from_slice(key.as_bytes());
+    object_key_bytes(bucket.as_bytes(), key.as_bytes())
+}
+
+fn object_key_bytes(bucket: &[u8], key: &[u8]) -> Vec<u8> {
+    let mut k = object_prefix_bytes(bucket);
+    k.extend_from_slice(key);
     k
 }
 
+/// Every upload of `bucket` starts with this (and no upload of another bucket does).
 pub fn upload_prefix(bucket: &str) -> Vec<u8> {
+    upload_prefix_bytes(bucket.as_bytes())
+}
+
+fn upload_prefix_bytes(bucket: &[u8]) -> Vec<u8> {
     let mut k = vec![UPLOAD];
-    k.extend_from_slice(bucket.as_bytes());
-    k.push(0);
+    push_component(&mut k, bucket);
     k
 }
 
 pub fn upload_key(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
-    let mut k = upload_prefix(bucket);
-    k.extend_from_slice(key.as_bytes());
-    k.push(0);
-    k.extend_from_slice(upload_id.as_bytes());
+    upload_key_bytes(bucket.as_bytes(), key.as_bytes(), upload_id.as_bytes())
+}
+
+fn upload_key_bytes(bucket: &[u8], key: &[u8], upload_id: &[u8]) -> Vec<u8> {
+    let mut k = upload_prefix_bytes(bucket);
+    push_component(&mut k, key);
+    k.extend_from_slice(upload_id);
     k
 }
 
-pub fn part_prefix(upload_id: &str) -> Vec<u8> {
+/// Parts belong to (bucket, key, upload id), not to an upload id alone.
+pub fn part_prefix(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
+    part_prefix_bytes(bucket.as_bytes(), key.as_bytes(), upload_id.as_bytes())
+}
+
+fn part_prefix_bytes(bucket: &[u8], key: &[u8], upload_id: &[u8]) -> Vec<u8> {
     let mut k = vec![PART];
-    k.extend_from_slice(upload_id.as_bytes());
-    k.push(0);
+    push_component(&mut k, bucket);
+    push_component(&mut k, key);
+    push_component(&mut k, upload_id);
     k
 }
 
-pub fn part_key(upload_id: &str, part_number: u32) -> Vec<u8> {
-    let mut k = part_prefix(upload_id);
+pub fn part_key(bucket: &str, key: &str, upload_id: &str, part_number: u32) -> Vec<u8> {
+    let mut k = part_prefix(bucket, key, upload_id);
     k.extend_from_slice(&part_number.to_be_bytes());
+    k
+}
+
+/// A decoded index key (what [`IndexKey::encode`] wrote).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexKey {
+    Bucket { bucket: Vec<u8> },
+    Object { bucket: Vec<u8>, key: Vec<u8> },
+    Upload { bucket: Vec<u8>, key: Vec<u8>, upload_id: Vec<u8> },
+    Part { bucket: Vec<u8>, key: Vec<u8>, upload_id: Vec<u8>, part_number: u32 },
+    Chunk { lsn: u64 },
+    DeadSince { segment_id: u64 },
+}
+
+impl IndexKey {
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            IndexKey::Bucket { bucket } => bucket_key_bytes(bucket),
+            IndexKey::Object { bucket, key } => object_key_bytes(bucket, key),
+            IndexKey::Upload { bucket, key, upload_id } => upload_key_bytes(bucket, key, upload_id),
+            IndexKey::Part { bucket, key, upload_id, part_number } => {
+                let mut k = part_prefix_bytes(bucket, key, upload_id);
+                k.extend_from_slice(&part_number.to_be_bytes());
+                k
+            }
+            IndexKey::Chunk { lsn } => chunk_key(*lsn).to_vec(),
+            IndexKey::DeadSince { segment_id } => dead_since_key(*segment_id).to_vec(),
+        }
+    }
+
+    /// `None` for bytes that no `encode` produces (and for the `M` metadata keys).
+    pub fn decode(bytes: &[u8]) -> Option<IndexKey> {
+        let (&tag, rest) = bytes.split_first()?;
+        let u64_of = |rest: &[u8]| Some(u64::from_be_bytes(rest.try_into().ok()?));
+        match tag {
+            BUCKET => {
+                let (bucket, rest) = take_component(rest)?;
+                rest.is_empty().then_some(IndexKey::Bucket { bucket })
+            }
+            OBJECT => {
+                let (bucket, key) = take_component(rest)?;
+                Some(IndexKey::Object { bucket, key: key.to_vec() })
+            }
+            UPLOAD => {
+                let (bucket, rest) = take_component(rest)?;
+                let (key, upload_id) = take_component(rest)?;
+                Some(IndexKey::Upload { bucket, key, upload_id: upload_id.to_vec() })
+            }
+            PART => {
+                let (bucket, rest) = take_component(rest)?;
+                let (key, rest) = take_component(rest)?;
+                let (upload_id, rest) = take_component(rest)?;
+                let part_number = u32::from_be_bytes(rest.try_into().ok()?);
+                Some(IndexKey::Part { bucket, key, upload_id, part_number })
+            }
+            CHUNK => Some(IndexKey::Chunk { lsn: u64_of(rest)? }),
+            DEAD_SINCE => Some(IndexKey::DeadSince { segment_id: u64_of(rest)? }),
+            _ => None,
+        }
+    }
+}
+
+/// `D<segment id>`: when compaction first saw dead payload in a segment.
+pub fn dead_since_key(segment_id: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = DEAD_SINCE;
+    k[1..].copy_from_slice(&segment_id.to_be_bytes());
     k
 }
 
@@ -193,6 +335,48 @@ impl Index {
         Index { tree }
     }
 
+    /// The index in `tree`, of this layout: an empty tree is stamped with
+    /// [`FORMAT_VERSION`]; a tree of another (or no) version is cleared so that replay
+    /// rebuilds it from the log. Returns the version found if it was cleared.
+    pub fn open(tree: sled::Tree) -> Result<(Index, Option<Option<u32>>)> {
+        let found = tree.get(FORMAT_KEY)?.map(|v| v.as_ref().try_into().map(u32::from_be_bytes).unwrap_or(0));
+        let mut cleared = None;
+        if found != Some(FORMAT_VERSION) && !tree.is_empty() {
+            // Derived data: rebuilding it is always safe. The version key goes first, so
+            // a crash during the clear leaves a tree that is cleared again next time.
+            tree.remove(FORMAT_KEY)?;
+            tree.flush()?;
+            tree.clear()?;
+            tree.flush()?;
+            cleared = Some(found);
+        }
+        if found != Some(FORMAT_VERSION) {
+            tree.insert(FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;
+            tree.flush()?;
+        }
+        Ok((Index { tree }, cleared))
+    }
+
+    pub fn format_version(&self) -> Result<Option<u32>> {
+        Ok(self.tree.get(FORMAT_KEY)?.and_then(|v| v.as_ref().try_into().ok().map(u32::from_be_bytes)))
+    }
+
+    /// When compaction first saw dead payload in `segment_id`, if it did.
+    pub fn dead_since_ms(&self, segment_id: u64) -> Result<Option<i64>> {
+        Ok(self
+            .tree
+            .get(dead_since_key(segment_id))?
+            .map(|v| i64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]))))
+    }
+
+    pub fn set_dead_since_ms(&self, segment_id: u64, ms: Option<i64>) -> Result<()> {
+        match ms {
+            Some(ms) => self.tree.insert(dead_since_key(segment_id), &ms.to_be_bytes())?,
+            None => self.tree.remove(dead_since_key(segment_id))?,
+        };
+        Ok(())
+    }
+
     pub fn applied_position(&self) -> Result<Option<AppliedPosition>> {
         Ok(self.tree.get(APPLIED_KEY)?.and_then(|v| AppliedPosition::decode(&v)))
     }
@@ -205,7 +389,10 @@ impl Index {
         let mut out = Vec::new();
         for item in self.tree.scan_prefix([BUCKET]) {
             let (k, v) = item?;
-            out.push((String::from_utf8_lossy(&k[1..]).into_owned(), from_json(&v)?));
+            let Some(IndexKey::Bucket { bucket }) = IndexKey::decode(&k) else {
+                return Err(crate::Error::Corrupt("undecodable bucket key in the index".into()));
+            };
+            out.push((String::from_utf8_lossy(&bucket).into_owned(), from_json(&v)?));
         }
         Ok(out)
     }
@@ -223,7 +410,7 @@ impl Index {
         let prefix = object_prefix(bucket);
         let mut start = prefix.clone();
         start.extend_from_slice(from);
-        let end = prefix_successor(&prefix).expect("object prefix ends in 0x00");
+        let end = prefix_successor(&prefix).expect("object prefix ends in 0x01");
         let prefix_len = prefix.len();
         self.tree.range(start..end).map(move |item| {
             let (k, v) = item?;
@@ -247,9 +434,9 @@ impl Index {
     }
 
     /// The parts of an upload, ordered by part number.
-    pub fn parts(&self, upload_id: &str) -> Result<Vec<PartEntry>> {
+    pub fn parts(&self, bucket: &str, key: &str, upload_id: &str) -> Result<Vec<PartEntry>> {
         let mut out = Vec::new();
-        for item in self.tree.scan_prefix(part_prefix(upload_id)) {
+        for item in self.tree.scan_prefix(part_prefix(bucket, key, upload_id)) {
             out.push(from_json(&item?.1)?);
         }
         Ok(out)
@@ -421,7 +608,7 @@ pub fn apply(
         LogEntry::Part(part) => {
             let mut part = part.clone();
             part.chunks = own_chunks(&part.chunks, part.inline);
-            let k = part_key(&part.upload_id, part.part_number);
+            let k = part_key(&part.bucket, &part.key, &part.upload_id, part.part_number);
             view.insert(k, to_json(&PartEntry { lsn, part }));
         }
         LogEntry::UploadComplete { upload_id, object } => {
@@ -518,7 +705,7 @@ fn put_object(view: &mut View<'_>, object: &ObjectRecord, lsn: u64, chunks: Vec<
 }
 
 fn remove_upload(view: &mut View<'_>, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
-    for part in view.keys_with_prefix(&part_prefix(upload_id))? {
+    for part in view.keys_with_prefix(&part_prefix(bucket, key, upload_id))? {
         view.remove(part);
     }
     view.remove(upload_key(bucket, key, upload_id));
@@ -534,6 +721,83 @@ mod tests {
         assert_eq!(prefix_successor(b"a/"), Some(b"a0".to_vec()));
         assert_eq!(prefix_successor(&[b'a', 0xFF]), Some(b"b".to_vec()));
         assert_eq!(prefix_successor(&[0xFF, 0xFF]), None);
+    }
+
+    use proptest::prelude::*;
+
+    fn bytes() -> impl Strategy<Value = Vec<u8>> {
+        // NUL, the escape bytes and 0xFF are the interesting ones: weight them.
+        proptest::collection::vec(prop_oneof![Just(0u8), Just(1u8), Just(0xFFu8), any::<u8>()], 0..12)
+    }
+
+    fn index_key() -> impl Strategy<Value = IndexKey> {
+        prop_oneof![
+            bytes().prop_map(|bucket| IndexKey::Bucket { bucket }),
+            (bytes(), bytes()).prop_map(|(bucket, key)| IndexKey::Object { bucket, key }),
+            (bytes(), bytes(), bytes()).prop_map(|(bucket, key, upload_id)| IndexKey::Upload {
+                bucket,
+                key,
+                upload_id
+            }),
+            (bytes(), bytes(), bytes(), any::<u32>()).prop_map(|(bucket, key, upload_id, part_number)| {
+                IndexKey::Part { bucket, key, upload_id, part_number }
+            }),
+            any::<u64>().prop_map(|lsn| IndexKey::Chunk { lsn }),
+            any::<u64>().prop_map(|segment_id| IndexKey::DeadSince { segment_id }),
+        ]
+    }
+
+    fn bucket_of(key: &IndexKey) -> Option<&[u8]> {
+        match key {
+            IndexKey::Object { bucket, .. } | IndexKey::Upload { bucket, .. } => Some(bucket),
+            _ => None,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// decode(encode(x)) == x, so distinct keys have distinct encodings.
+        #[test]
+        fn keys_round_trip(key in index_key()) {
+            let encoded = key.encode();
+            prop_assert_eq!(IndexKey::decode(&encoded), Some(key.clone()), "decode of {:?}", encoded);
+        }
+
+        #[test]
+        fn distinct_keys_never_collide(a in index_key(), b in index_key()) {
+            prop_assert_eq!(a == b, a.encode() == b.encode(), "{:?} vs {:?}", a, b);
+        }
+
+        /// A bucket's object and upload scans see exactly that bucket's entries.
+        #[test]
+        fn prefix_scans_stay_in_their_bucket(key in index_key(), bucket in bytes()) {
+            let encoded = key.encode();
+            let in_objects = encoded.starts_with(&object_prefix_bytes(&bucket));
+            let in_uploads = encoded.starts_with(&upload_prefix_bytes(&bucket));
+            let mine = bucket_of(&key) == Some(bucket.as_slice());
+            prop_assert_eq!(in_objects, mine && matches!(key, IndexKey::Object { .. }), "{:?} in objects of {:?}", key, bucket);
+            prop_assert_eq!(in_uploads, mine && matches!(key, IndexKey::Upload { .. }), "{:?} in uploads of {:?}", key, bucket);
+        }
+
+        /// Parts are found only under their own (bucket, key, upload id).
+        #[test]
+        fn part_scans_stay_in_their_upload(key in index_key(), bucket in bytes(), object in bytes(), id in bytes()) {
+            let in_parts = key.encode().starts_with(&part_prefix_bytes(&bucket, &object, &id));
+            let mine = matches!(&key, IndexKey::Part { bucket: b, key: k, upload_id: u, .. } if *b == bucket && *k == object && *u == id);
+            prop_assert_eq!(in_parts, mine, "{:?} in parts of {:?}/{:?}/{:?}", key, bucket, object, id);
+        }
+
+        /// Listing relies on key order: objects of a bucket sort as their keys do, and
+        /// uploads as (key, upload id).
+        #[test]
+        fn order_is_kept(bucket in bytes(), a in bytes(), b in bytes(), ia in bytes(), ib in bytes()) {
+            prop_assert_eq!(object_key_bytes(&bucket, &a).cmp(&object_key_bytes(&bucket, &b)), a.cmp(&b));
+            prop_assert_eq!(
+                upload_key_bytes(&bucket, &a, &ia).cmp(&upload_key_bytes(&bucket, &b, &ib)),
+                (&a, &ia).cmp(&(&b, &ib))
+            );
+        }
     }
 
     #[test]

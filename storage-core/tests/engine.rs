@@ -131,3 +131,63 @@ async fn rejections_and_listing() {
     assert!(page.is_truncated);
     assert_eq!(page.last.as_deref(), Some("c"));
 }
+
+/// Rewrites the index in `dir` as the unversioned layout 1 wrote it (components joined
+/// by bare 0x00, parts under the upload id alone, no `Mformat`), or stamps `version`.
+fn make_old_index(dir: &std::path::Path, version: Option<u32>) {
+    use storage_core::index::IndexKey;
+    let db = sled::open(dir.join("index")).unwrap();
+    let tree = db.open_tree("index").unwrap();
+    let mut batch = sled::Batch::default();
+    let mut rewritten = 0;
+    for item in tree.iter() {
+        let (k, v) = item.unwrap();
+        let old = match IndexKey::decode(&k) {
+            Some(IndexKey::Bucket { bucket }) => [b"B".as_slice(), &bucket].concat(),
+            Some(IndexKey::Object { bucket, key }) => [b"O".as_slice(), &bucket, b"\0", &key].concat(),
+            Some(IndexKey::Upload { bucket, key, upload_id }) => {
+                [b"U".as_slice(), &bucket, b"\0", &key, b"\0", &upload_id].concat()
+            }
+            Some(IndexKey::Part { upload_id, part_number, .. }) => {
+                [b"P".as_slice(), &upload_id, b"\0", &part_number.to_be_bytes()].concat()
+            }
+            _ => continue,
+        };
+        batch.remove(k);
+        batch.insert(old, v);
+        rewritten += 1;
+    }
+    match version {
+        None => batch.remove(b"Mformat".as_slice()),
+        Some(v) => batch.insert(b"Mformat".as_slice(), &v.to_be_bytes()),
+    }
+    tree.apply_batch(batch).unwrap();
+    db.flush().unwrap();
+    assert!(rewritten >= 3, "expected a bucket and two objects to rewrite, rewrote {rewritten} keys");
+}
+
+#[tokio::test]
+async fn an_index_of_another_layout_is_rebuilt_never_misread() {
+    for version in [None, Some(1), Some(99)] {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let engine = Engine::open(config(dir.path())).unwrap();
+            engine.create_bucket("b", 1).await.unwrap();
+            put(&engine, "b", "a", &body(1, 5000)).await;
+            put(&engine, "b", "small", b"x").await;
+            engine.close().await.unwrap();
+        }
+        make_old_index(dir.path(), version);
+        let engine = Engine::open(config(dir.path())).unwrap();
+        let what = format!("after opening an index of layout {version:?}");
+        assert_eq!(
+            engine.index().format_version().unwrap(),
+            Some(storage_core::index::FORMAT_VERSION),
+            "{what}: format version"
+        );
+        let buckets: Vec<String> = engine.buckets().unwrap().into_iter().map(|(name, _)| name).collect();
+        assert_eq!(buckets, vec!["b".to_string()], "{what}: buckets");
+        assert_eq!(get(&engine, "b", "a").await, Some(body(1, 5000)), "{what}: object a");
+        assert_eq!(get(&engine, "b", "small").await, Some(b"x".to_vec()), "{what}: object small");
+    }
+}

@@ -257,7 +257,7 @@ impl Harness {
                 if *abort {
                     return engine.abort_upload(BUCKET, &name, &upload_id).await;
                 }
-                for part in engine.index().parts(&upload_id)? {
+                for part in engine.index().parts(BUCKET, &name, &upload_id)? {
                     chunks.extend(part.part.chunks);
                 }
                 let mut object = record(&name, whole.len() as u64);

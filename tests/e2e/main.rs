@@ -11,6 +11,7 @@
 
 mod harness;
 
+mod abuse_engine;
 mod access;
 mod auth;
 mod buckets;
