@@ -18,6 +18,7 @@ mod multipart;
 mod put;
 mod select;
 mod sql;
+mod unsupported;
 
 pub use admin::ADMIN_BUCKET;
 pub use auth::{AccessLevel, KeyConfig, KeyStore};

@@ -29,3 +29,4 @@ mod presigned;
 mod restart;
 mod select;
 mod sql;
+mod strict;
