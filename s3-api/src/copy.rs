@@ -25,6 +25,7 @@ pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Re
     let input = req.input;
     let (source_bucket, source_key) = copy_source(&input.copy_source)?;
     s3.require_bucket(&input.bucket)?;
+    crate::key::check_new_key(&input.key)?;
     crate::unsupported::check_copy_source_encryption(&input)?;
     // S3 gives a copy the class the request names, STANDARD when it names none.
     let storage_class = object_write_options!(input).check()?;

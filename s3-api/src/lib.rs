@@ -12,6 +12,7 @@ mod copy;
 mod delete;
 mod error;
 mod get;
+mod key;
 mod list;
 mod meta;
 mod multipart;

@@ -148,7 +148,9 @@ pub async fn list_objects(s3: &QuarryS3, req: S3Request<ListObjectsInput>) -> S3
     let next_marker = last.filter(|_| is_truncated);
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(input.bucket),
-        prefix: Some(encoder.apply(query.prefix)),
+        // ListObjects (v1) echoes Prefix as sent even with encoding-type=url, as S3 does
+        // (botocore decodes Delimiter, Marker, NextMarker and keys there, not Prefix).
+        prefix: Some(query.prefix),
         marker: Some(encoder.apply(input.marker.unwrap_or_default())),
         delimiter: encoder.opt(query.delimiter),
         max_keys: Some(query.max_keys as i32),

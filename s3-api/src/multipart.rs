@@ -66,6 +66,7 @@ pub async fn create_multipart_upload(
             ));
         }
     }
+    crate::key::check_new_key(&input.key)?;
     let storage_class = crate::unsupported::object_write_options!(input).check()?;
     let mut meta = content_headers!(input).into_meta()?;
     meta.storage_class = storage_class;

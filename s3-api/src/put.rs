@@ -19,6 +19,7 @@ pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Resu
     if input.write_offset_bytes.is_some() {
         return Err(s3_error!(NotImplemented, "Appending to objects (x-amz-write-offset-bytes) is not supported"));
     }
+    crate::key::check_new_key(&input.key)?;
     let storage_class = object_write_options!(input).check()?;
     let if_none_match = match &input.if_none_match {
         None => false,

@@ -358,3 +358,56 @@ async fn listing_max_keys_zero_and_empty_delimiter() {
     assert!(!xml.contains("<CommonPrefixes>"), "ListObjectsV2 with delimiter= has no common prefixes: {xml}");
     assert!(!xml.contains("<Delimiter"), "ListObjectsV2 does not echo an empty delimiter: {xml}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_xml_cannot_carry_are_refused() {
+    let server = Server::start();
+    let s3 = server.client();
+    let bucket = "strict-keys";
+    create_bucket(&s3, bucket).await;
+    put(&s3, bucket, "source", b"x").await;
+    for key in ["nul\0key", "bell\u{7}", "esc\u{1b}[0m", "non-char\u{FFFF}"] {
+        let res = s3.put_object().bucket(bucket).key(key).body(ByteStream::from_static(b"x")).send().await;
+        expect_s3_error(res, 400, &["InvalidArgument"], format!("PutObject {key:?}"));
+        let res = s3.copy_object().bucket(bucket).key(key).copy_source(format!("{bucket}/source")).send().await;
+        expect_s3_error(res, 400, &["InvalidArgument"], format!("CopyObject to {key:?}"));
+        let res = s3.create_multipart_upload().bucket(bucket).key(key).send().await;
+        expect_s3_error(res, 400, &["InvalidArgument"], format!("CreateMultipartUpload {key:?}"));
+    }
+    // Tab, newline and CR are XML characters: such keys are fine and list without encoding-type.
+    put(&s3, bucket, "line\nbreak\ttab", b"x").await;
+    let out = s3.list_objects_v2().bucket(bucket).send().await.ok_or_panic("ListObjectsV2 without encoding-type");
+    let keys: Vec<&str> = out.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["line\nbreak\ttab", "source"], "keys listed without encoding-type");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_objects_v1_echoes_prefix_unencoded() {
+    let server = Server::start();
+    let s3 = server.client();
+    let bucket = "strict-v1-prefix";
+    create_bucket(&s3, bucket).await;
+    put(&s3, bucket, "a b/c d", b"x").await;
+    // S3 encodes keys, Delimiter and markers with encoding-type=url, but ListObjects (v1)
+    // echoes Prefix as sent (botocore decodes v1 Prefix only in CommonPrefixes).
+    let v1 = s3
+        .list_objects()
+        .bucket(bucket)
+        .prefix("a b/")
+        .encoding_type(aws_sdk_s3::types::EncodingType::Url)
+        .send()
+        .await
+        .ok_or_panic("ListObjects encoding-type=url");
+    assert_eq!(v1.prefix(), Some("a b/"), "ListObjects Prefix with encoding-type=url");
+    let keys: Vec<&str> = v1.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["a%20b/c%20d"], "ListObjects keys with encoding-type=url");
+    let v2 = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix("a b/")
+        .encoding_type(aws_sdk_s3::types::EncodingType::Url)
+        .send()
+        .await
+        .ok_or_panic("ListObjectsV2 encoding-type=url");
+    assert_eq!(v2.prefix(), Some("a%20b/"), "ListObjectsV2 Prefix with encoding-type=url");
+}
