@@ -100,7 +100,10 @@ async fn route(
     // Every S3 request gets an id: in the response (x-amz-request-id) and in the journal.
     let request_id = format!("{:016X}", rand::random::<u64>());
     request.extensions_mut().insert(s3_api::RequestContext { peer: Some(peer), request_id: request_id.clone() });
-    let mut response = hyper::service::Service::call(&s3, merge_repeated_headers(request)).await?;
+    let mut response = match oversized_xml_body(&request) {
+        Some(refused) => refused,
+        None => hyper::service::Service::call(&s3, merge_repeated_headers(request)).await?,
+    };
     if let Ok(value) = http::HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-amz-request-id", value);
     }
@@ -226,4 +229,40 @@ async fn shutdown_signal() {
         _ = terminate.recv() => {}
     }
     tracing::info!("shutdown signal received");
+}
+
+/// s3s reads an XML request body up to this size (its `xml_max_body_size` default).
+const XML_BODY_MAX_BYTES: u64 = 20 * 1024 * 1024;
+
+/// CompleteMultipartUpload (`POST ?uploadId`) and DeleteObjects (`POST ?delete`) carry XML
+/// that s3s reads whole. Past its limit s3s answers 500 (it does not recognise the
+/// length-limit error of the body it reads), so a declared length over the limit is refused
+/// here with S3's error for an over-long request.
+fn oversized_xml_body<B>(request: &http::Request<B>) -> Option<s3s::HttpResponse> {
+    if request.method() != http::Method::POST {
+        return None;
+    }
+    let query = request.uri().query().unwrap_or("");
+    let xml_post = query.split('&').any(|pair| {
+        let name = pair.split('=').next().unwrap_or("");
+        name == "uploadId" || name == "delete"
+    });
+    let declared_bytes = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())?;
+    if !xml_post || declared_bytes <= XML_BODY_MAX_BYTES {
+        return None;
+    }
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>MaxMessageLengthExceeded</Code>\
+         <Message>Your request was too big: the XML body may hold at most {XML_BODY_MAX_BYTES} bytes</Message></Error>"
+    );
+    let mut response = http::Response::new(s3s::Body::from(Bytes::from(body)));
+    *response.status_mut() = http::StatusCode::BAD_REQUEST;
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
+    // The body is not read: the connection cannot carry another request after it.
+    response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+    Some(response)
 }

@@ -411,3 +411,35 @@ async fn list_objects_v1_echoes_prefix_unencoded() {
         .ok_or_panic("ListObjectsV2 encoding-type=url");
     assert_eq!(v2.prefix(), Some("a%20b/"), "ListObjectsV2 Prefix with encoding-type=url");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_complete_multipart_body_is_a_client_error() {
+    let server = Server::start();
+    let s3 = server.client();
+    let bucket = "strict-big-xml";
+    create_bucket(&s3, bucket).await;
+    let upload = s3.create_multipart_upload().bucket(bucket).key("k").send().await.ok_or_panic("CreateMultipartUpload");
+    let upload_id = upload.upload_id().expect("upload id");
+    // Past the 20 MiB s3s reads of an XML body: a well-formed list of 10,000 parts padded out.
+    let padding = " ".repeat(2300);
+    let mut body = String::from("<CompleteMultipartUpload>");
+    for n in 1..=10_000 {
+        body.push_str(&format!("<Part><PartNumber>{n}</PartNumber><ETag>\"e\"</ETag></Part>{padding}"));
+    }
+    body.push_str("</CompleteMultipartUpload>");
+    assert!(body.len() > 21 * MIB, "the body must exceed 20 MiB, has {} bytes", body.len());
+    let url = format!("{}/{bucket}/k?uploadId={upload_id}", server.endpoint());
+    let signed = sigv4_headers("POST", &url, body.as_bytes(), ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY);
+    let mut headers: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let length = body.len().to_string();
+    headers.push(("content-length", &length));
+    let res = raw_request("POST", &url, &headers, body).await;
+    let code = res.xml_tag("Code");
+    assert!(
+        res.status == 400 && matches!(code.as_deref(), Some("MaxMessageLengthExceeded" | "MalformedXML")),
+        "CompleteMultipartUpload with a {length}-byte body: expected 400 MaxMessageLengthExceeded or MalformedXML, got {} {code:?}: {}",
+        res.status,
+        res.body_str()
+    );
+    server.client().head_bucket().bucket(bucket).send().await.ok_or_panic("the server still answers");
+}
