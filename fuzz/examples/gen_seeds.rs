@@ -31,6 +31,7 @@ fn entries() -> Vec<LogEntry> {
             checksum_type: "FULL_OBJECT".into(),
         }),
         part_sizes: Some(vec![5, 6]),
+        storage_class: Some("STANDARD_IA".into()),
     };
     let object = ObjectRecord {
         bucket: "bucket".into(),

@@ -60,6 +60,7 @@ struct Meta {
     user_metadata: BTreeMap<String, String>,
     checksum: Option<Checksum>,
     part_sizes: Option<Vec<u64>>,
+    storage_class: Option<String>,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -121,6 +122,7 @@ fn meta(m: Meta) -> ObjectMeta {
         user_metadata: m.user_metadata,
         checksum: m.checksum.map(checksum),
         part_sizes: m.part_sizes,
+        storage_class: m.storage_class,
     }
 }
 

@@ -35,6 +35,7 @@ pub async fn create_bucket(
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let bucket = &req.input.bucket;
     validate_bucket_name(bucket)?;
+    crate::unsupported::check_create_bucket(&req.input)?;
     let location = req
         .input
         .create_bucket_configuration

@@ -4,6 +4,7 @@ use crate::QuarryS3;
 use crate::error::engine_error;
 use crate::get::{Conditions, check_conditions, lookup};
 use crate::meta::{SetChecksums, checksum_fields, content_headers, etag, now_ms, timestamp};
+use crate::unsupported::object_write_options;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use storage_core::{Body, ObjectRecord};
@@ -24,6 +25,10 @@ pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Re
     let input = req.input;
     let (source_bucket, source_key) = copy_source(&input.copy_source)?;
     s3.require_bucket(&input.bucket)?;
+    crate::key::check_new_key(&input.key)?;
+    crate::unsupported::check_copy_source_encryption(&input)?;
+    // S3 gives a copy the class the request names, STANDARD when it names none.
+    let storage_class = object_write_options!(input).check()?;
     let source = lookup(s3, source_bucket, source_key)?;
     let conditions = Conditions {
         if_match: input.copy_source_if_match.as_ref(),
@@ -35,7 +40,7 @@ pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Re
 
     let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     let same_object = source_bucket == input.bucket && source_key == input.key;
-    if same_object && !replace {
+    if same_object && !replace && storage_class == source.meta.storage_class {
         return Err(s3_error!(
             InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
@@ -46,6 +51,7 @@ pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Re
     meta.etag = source.meta.etag.clone();
     meta.checksum = source.meta.checksum.clone();
     meta.part_sizes = source.meta.part_sizes.clone();
+    meta.storage_class = storage_class;
     meta.last_modified_ms = now_ms();
     let record = ObjectRecord { origin: Some(origin), ..ObjectRecord::new(input.bucket, input.key, meta) };
     let entry = s3.engine.put_object(record, Body::Chunks(source.chunks)).await.map_err(engine_error)?;

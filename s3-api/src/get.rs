@@ -155,6 +155,8 @@ macro_rules! serve_object {
             expires: input.response_expires.or_else(|| meta.expires_ms.map(timestamp)),
             metadata: user_metadata(meta),
             parts_count: meta.part_sizes.as_ref().map(|p| p.len() as i32),
+            // S3 names the class only when it is not STANDARD.
+            storage_class: meta.storage_class.clone().map(StorageClass::from),
             ..Default::default()
         };
         output.set_checksums(checksum_fields(meta.checksum.as_ref().filter(|_| checksum_wanted)));

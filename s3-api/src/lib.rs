@@ -12,12 +12,14 @@ mod copy;
 mod delete;
 mod error;
 mod get;
+mod key;
 mod list;
 mod meta;
 mod multipart;
 mod put;
 mod select;
 mod sql;
+mod unsupported;
 
 pub use admin::ADMIN_BUCKET;
 pub use auth::{AccessLevel, KeyConfig, KeyStore};

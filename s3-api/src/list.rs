@@ -4,6 +4,7 @@
 use crate::QuarryS3;
 use crate::error::engine_error;
 use crate::meta::{etag, timestamp};
+use crate::unsupported::reported_class;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as TOKEN_BASE64;
 use s3s::dto::*;
@@ -55,7 +56,7 @@ fn object(encoder: &Encoder, key: String, entry: &storage_core::ObjectEntry) -> 
         size: Some(entry.meta.size_bytes as i64),
         e_tag: Some(etag(&entry.meta.etag)),
         last_modified: Some(timestamp(entry.meta.last_modified_ms)),
-        storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+        storage_class: Some(ObjectStorageClass::from(reported_class(entry.meta.storage_class.as_ref()).to_owned())),
         checksum_algorithm: entry.meta.checksum.as_ref().map(|c| vec![ChecksumAlgorithm::from(c.algorithm.clone())]),
         checksum_type: entry.meta.checksum.as_ref().map(|c| ChecksumType::from(c.checksum_type.clone())),
         owner: None,
@@ -84,6 +85,10 @@ fn list_page(s3: &QuarryS3, bucket: &str, query: &ListQuery, encoder: &Encoder) 
         return Ok((objects, prefixes, truncated, last));
     }
     s3.require_bucket(bucket)?;
+    if query.max_keys == 0 {
+        // S3 answers max-keys=0 with an empty page that is not truncated.
+        return Ok((Vec::new(), Vec::new(), false, None));
+    }
     let mut page = s3.engine.list_objects(bucket, query).map_err(engine_error)?;
     let objects = std::mem::take(&mut page.objects).into_iter().map(|(k, e)| object(encoder, k, &e)).collect();
     let prefixes = std::mem::take(&mut page.common_prefixes)
@@ -105,7 +110,7 @@ pub async fn list_objects_v2(
     };
     let query = ListQuery {
         prefix: input.prefix.clone().unwrap_or_default(),
-        delimiter: input.delimiter.clone(),
+        delimiter: delimiter(&input.delimiter),
         start_after: resume_after,
         max_keys: max_keys(input.max_keys)?,
     };
@@ -114,7 +119,7 @@ pub async fn list_objects_v2(
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(input.bucket),
         prefix: Some(encoder.apply(query.prefix)),
-        delimiter: encoder.opt(input.delimiter),
+        delimiter: encoder.opt(query.delimiter),
         max_keys: Some(query.max_keys as i32),
         key_count: Some((objects.len() + prefixes.len()) as i32),
         is_truncated: Some(is_truncated),
@@ -133,7 +138,7 @@ pub async fn list_objects(s3: &QuarryS3, req: S3Request<ListObjectsInput>) -> S3
     let encoder = Encoder::new(input.encoding_type.as_ref())?;
     let query = ListQuery {
         prefix: input.prefix.clone().unwrap_or_default(),
-        delimiter: input.delimiter.clone(),
+        delimiter: delimiter(&input.delimiter),
         start_after: input.marker.clone().filter(|m| !m.is_empty()),
         max_keys: max_keys(input.max_keys)?,
     };
@@ -143,9 +148,11 @@ pub async fn list_objects(s3: &QuarryS3, req: S3Request<ListObjectsInput>) -> S3
     let next_marker = last.filter(|_| is_truncated);
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(input.bucket),
-        prefix: Some(encoder.apply(query.prefix)),
+        // ListObjects (v1) echoes Prefix as sent even with encoding-type=url, as S3 does
+        // (botocore decodes Delimiter, Marker, NextMarker and keys there, not Prefix).
+        prefix: Some(query.prefix),
         marker: Some(encoder.apply(input.marker.unwrap_or_default())),
-        delimiter: encoder.opt(input.delimiter),
+        delimiter: encoder.opt(query.delimiter),
         max_keys: Some(query.max_keys as i32),
         is_truncated: Some(is_truncated),
         next_marker: encoder.opt(next_marker),
@@ -154,6 +161,11 @@ pub async fn list_objects(s3: &QuarryS3, req: S3Request<ListObjectsInput>) -> S3
         common_prefixes: Some(prefixes),
         request_charged: None,
     }))
+}
+
+/// An empty delimiter groups nothing: S3 treats it as no delimiter (and does not echo it).
+fn delimiter(requested: &Option<String>) -> Option<String> {
+    requested.clone().filter(|d| !d.is_empty())
 }
 
 fn decode_token(token: &str) -> S3Result<String> {
@@ -215,7 +227,9 @@ pub async fn list_multipart_uploads(
                     key: Some(encoder.apply(upload.key)),
                     upload_id: Some(upload.upload_id),
                     initiated: Some(timestamp(upload.initiated_ms)),
-                    storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+                    storage_class: Some(StorageClass::from(
+                        reported_class(upload.meta.storage_class.as_ref()).to_owned(),
+                    )),
                     owner: Some(crate::owner()),
                     initiator: Some(Initiator { id: Some("quarry".into()), display_name: Some("quarry".into()) }),
                     checksum_algorithm: upload.checksum_algorithm.map(ChecksumAlgorithm::from),

@@ -44,6 +44,9 @@ impl ContentHeaders {
     /// Metadata for a new object (size, ETag, time and checksum are filled by the caller).
     pub fn into_meta(self) -> S3Result<ObjectMeta> {
         let user_metadata: BTreeMap<String, String> = self.metadata.unwrap_or_default().into_iter().collect();
+        for (name, value) in &user_metadata {
+            check_user_metadata(name, value)?;
+        }
         let user_metadata_bytes: usize = user_metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
         if user_metadata_bytes > MAX_USER_METADATA_BYTES {
             return Err(s3_error!(
@@ -62,6 +65,23 @@ impl ContentHeaders {
             ..ObjectMeta::default()
         })
     }
+}
+
+/// User metadata travels back as `x-amz-meta-<name>: <value>` headers: a name must be an
+/// HTTP token and a value must not hold control characters (CR/LF would end the header), or
+/// every later GET/HEAD of the object could not be answered.
+fn check_user_metadata(name: &str, value: &str) -> S3Result<()> {
+    let token_byte = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token_byte) {
+        return Err(s3_error!(InvalidArgument, "User-defined metadata names must be HTTP tokens"));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(s3_error!(
+            InvalidArgument,
+            "User-defined metadata values must not contain control characters such as CR or LF"
+        ));
+    }
+    Ok(())
 }
 
 /// `aws-chunked` is how the body was sent, not how it is stored: S3 drops it.

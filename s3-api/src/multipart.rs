@@ -7,6 +7,7 @@ use crate::body::{self, Expectations};
 use crate::checksum::{self, Algorithm, COMPOSITE, FULL_OBJECT};
 use crate::error::engine_error;
 use crate::meta::{SetChecksums, checksum_fields, content_headers, declared_checksums, etag, now_ms, timestamp};
+use crate::unsupported::reported_class;
 use md5::{Digest, Md5};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -86,7 +87,10 @@ pub async fn create_multipart_upload(
             ));
         }
     }
-    let meta = content_headers!(input).into_meta()?;
+    crate::key::check_new_key(&input.key)?;
+    let storage_class = crate::unsupported::object_write_options!(input).check()?;
+    let mut meta = content_headers!(input).into_meta()?;
+    meta.storage_class = storage_class;
     let upload_id = new_upload_id();
     let record = UploadRecord {
         bucket: input.bucket.clone(),
@@ -449,7 +453,7 @@ pub async fn list_parts(s3: &QuarryS3, req: S3Request<ListPartsInput>) -> S3Resu
         max_parts: Some(limit as i32),
         is_truncated: Some(is_truncated),
         parts: Some(parts),
-        storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+        storage_class: Some(StorageClass::from(reported_class(upload.meta.storage_class.as_ref()).to_owned())),
         owner: Some(crate::owner()),
         initiator: Some(Initiator { id: Some("quarry".into()), display_name: Some("quarry".into()) }),
         checksum_algorithm: upload.checksum_algorithm.map(ChecksumAlgorithm::from),

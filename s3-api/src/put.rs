@@ -6,6 +6,7 @@ use crate::body::{self, Expectations};
 use crate::checksum::Algorithm;
 use crate::error::engine_error;
 use crate::meta::{SetChecksums, checksum_fields, content_headers, declared_checksums, etag, now_ms};
+use crate::unsupported::object_write_options;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use storage_core::ObjectRecord;
@@ -18,6 +19,8 @@ pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Resu
     if input.write_offset_bytes.is_some() {
         return Err(s3_error!(NotImplemented, "Appending to objects (x-amz-write-offset-bytes) is not supported"));
     }
+    crate::key::check_new_key(&input.key)?;
+    let storage_class = object_write_options!(input).check()?;
     let if_none_match = match &input.if_none_match {
         None => false,
         Some(ETagCondition::Any) => true,
@@ -50,6 +53,7 @@ pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Resu
     meta.etag = hex::encode(ingested.md5);
     meta.last_modified_ms = now_ms();
     meta.checksum = Some(ingested.checksum);
+    meta.storage_class = storage_class;
     let record = ObjectRecord {
         bucket: input.bucket,
         key: input.key,

@@ -117,9 +117,15 @@ async fn route(
     request.extensions_mut().insert(s3_api::RequestContext { peer: Some(peer), request_id: request_id.clone() });
     let extension = s3_api::is_extension_request(request.method(), request.uri());
     let guarded = auth_guard::check(request.uri(), request.headers(), extension, policy.allow_sigv2, SystemTime::now());
-    let mut response = match guarded {
-        Err(refusal) => error_document(&refusal, request.uri().path(), &request_id),
-        Ok(()) => {
+    let mut response = match (guarded, oversized_xml_body(&request)) {
+        (Err(refusal), _) => error_document(&refusal, request.uri().path(), &request_id),
+        (Ok(()), Some(refusal)) => {
+            let mut response = error_document(&refusal, request.uri().path(), &request_id);
+            // The body is not read: the connection cannot carry another request after it.
+            response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+            response
+        }
+        (Ok(()), None) => {
             let aws_chunked = auth_guard::is_aws_chunked(request.headers());
             let request = merge_repeated_headers(request).map(s3s::Body::from);
             let request = if aws_chunked {
@@ -280,4 +286,35 @@ async fn shutdown_signal() {
         _ = terminate.recv() => {}
     }
     tracing::info!("shutdown signal received");
+}
+
+/// s3s reads an XML request body up to this size (its `xml_max_body_size` default).
+const XML_BODY_MAX_BYTES: u64 = 20 * 1024 * 1024;
+
+/// CompleteMultipartUpload (`POST ?uploadId`) and DeleteObjects (`POST ?delete`) carry XML
+/// that s3s reads whole. Past its limit s3s answers 500 (it does not recognise the
+/// length-limit error of the body it reads), so a declared length over the limit is refused
+/// here with S3's error for an over-long request.
+fn oversized_xml_body<B>(request: &http::Request<B>) -> Option<auth_guard::Refusal> {
+    if request.method() != http::Method::POST {
+        return None;
+    }
+    let query = request.uri().query().unwrap_or("");
+    let xml_post = query.split('&').any(|pair| {
+        let name = pair.split('=').next().unwrap_or("");
+        name == "uploadId" || name == "delete"
+    });
+    let declared_bytes = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())?;
+    if !xml_post || declared_bytes <= XML_BODY_MAX_BYTES {
+        return None;
+    }
+    Some(auth_guard::Refusal {
+        status: http::StatusCode::BAD_REQUEST,
+        code: "MaxMessageLengthExceeded",
+        message: format!("Your request was too big: the XML body may hold at most {XML_BODY_MAX_BYTES} bytes"),
+    })
 }

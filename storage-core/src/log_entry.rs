@@ -75,6 +75,10 @@ pub struct ObjectMeta {
     /// For a multipart object: the size of each part, in order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part_sizes: Option<Vec<u64>>,
+    /// The S3 storage class the object was written with; `None` is STANDARD (and what
+    /// records written before the field existed read back as).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
 }
 
 /// Who made a change, as the journal reports it.

@@ -31,3 +31,4 @@ mod restart;
 mod select;
 mod signatures;
 mod sql;
+mod strict;

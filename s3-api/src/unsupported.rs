@@ -1,0 +1,194 @@
+//! Request headers for S3 features Quarry does not have (ACL grants, encryption, object
+//! lock, tagging, website redirects) and the storage class. A header that asks for such a
+//! feature gets the error AWS gives when the feature is unavailable, never a 200 that
+//! silently drops it. Storage classes S3 defines are kept as given.
+
+use s3s::dto::*;
+use s3s::{S3Result, s3_error};
+
+/// The headers of an object write (PutObject, CopyObject, CreateMultipartUpload) that ask
+/// for something beyond plain storage.
+pub struct ObjectWriteOptions<'a> {
+    pub acl: Option<&'a ObjectCannedACL>,
+    pub grants: [Option<&'a String>; 4],
+    pub server_side_encryption: Option<&'a ServerSideEncryption>,
+    pub ssekms_key_id: Option<&'a String>,
+    pub ssekms_encryption_context: Option<&'a String>,
+    pub bucket_key_enabled: Option<bool>,
+    pub sse_customer_algorithm: Option<&'a String>,
+    pub sse_customer_key: Option<&'a String>,
+    pub sse_customer_key_md5: Option<&'a String>,
+    pub object_lock_mode: Option<&'a ObjectLockMode>,
+    pub object_lock_retain_until_date: bool,
+    pub object_lock_legal_hold_status: Option<&'a ObjectLockLegalHoldStatus>,
+    pub tagging: Option<&'a String>,
+    pub website_redirect_location: Option<&'a String>,
+    pub storage_class: Option<&'a StorageClass>,
+}
+
+/// The options of an object write request (the fields all three requests share).
+macro_rules! object_write_options {
+    ($input:expr) => {
+        $crate::unsupported::ObjectWriteOptions {
+            acl: $input.acl.as_ref(),
+            grants: [
+                $input.grant_full_control.as_ref(),
+                $input.grant_read.as_ref(),
+                $input.grant_read_acp.as_ref(),
+                $input.grant_write_acp.as_ref(),
+            ],
+            server_side_encryption: $input.server_side_encryption.as_ref(),
+            ssekms_key_id: $input.ssekms_key_id.as_ref(),
+            ssekms_encryption_context: $input.ssekms_encryption_context.as_ref(),
+            bucket_key_enabled: $input.bucket_key_enabled,
+            sse_customer_algorithm: $input.sse_customer_algorithm.as_ref(),
+            sse_customer_key: $input.sse_customer_key.as_ref(),
+            sse_customer_key_md5: $input.sse_customer_key_md5.as_ref(),
+            object_lock_mode: $input.object_lock_mode.as_ref(),
+            object_lock_retain_until_date: $input.object_lock_retain_until_date.is_some(),
+            object_lock_legal_hold_status: $input.object_lock_legal_hold_status.as_ref(),
+            tagging: $input.tagging.as_ref(),
+            website_redirect_location: $input.website_redirect_location.as_ref(),
+            storage_class: $input.storage_class.as_ref(),
+        }
+    };
+}
+pub(crate) use object_write_options;
+
+/// Storage classes S3 defines for general purpose buckets. Quarry keeps every object on the
+/// same disks; the class is recorded and reported as the client chose it.
+const STORAGE_CLASSES: [&str; 8] = [
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "GLACIER_IR",
+];
+
+impl ObjectWriteOptions<'_> {
+    /// Refuses what Quarry cannot honour; returns the storage class to record
+    /// (`None` for STANDARD, which is what an object without a class is).
+    pub fn check(&self) -> S3Result<Option<String>> {
+        // Every Quarry bucket behaves like an S3 bucket with ACLs disabled (Object
+        // Ownership "bucket owner enforced"): only ACLs that grant nothing beyond the owner pass.
+        if let Some(acl) = self.acl
+            && !matches!(acl.as_str(), ObjectCannedACL::PRIVATE | ObjectCannedACL::BUCKET_OWNER_FULL_CONTROL)
+        {
+            return Err(acls_not_supported());
+        }
+        if self.grants.iter().any(Option::is_some) {
+            return Err(acls_not_supported());
+        }
+        check_encryption(self)?;
+        if self.object_lock_mode.is_some()
+            || self.object_lock_retain_until_date
+            || self.object_lock_legal_hold_status.is_some()
+        {
+            return Err(s3_error!(InvalidRequest, "Bucket is missing Object Lock Configuration"));
+        }
+        if self.tagging.is_some() {
+            return Err(s3_error!(NotImplemented, "Object tagging (x-amz-tagging) is not supported"));
+        }
+        if self.website_redirect_location.is_some() {
+            return Err(s3_error!(
+                NotImplemented,
+                "Website redirects (x-amz-website-redirect-location) are not supported"
+            ));
+        }
+        storage_class(self.storage_class)
+    }
+}
+
+fn acls_not_supported() -> s3s::S3Error {
+    s3_error!(AccessControlListNotSupported, "The bucket does not allow ACLs")
+}
+
+fn check_encryption(o: &ObjectWriteOptions<'_>) -> S3Result<()> {
+    if o.sse_customer_algorithm.is_some() || o.sse_customer_key.is_some() || o.sse_customer_key_md5.is_some() {
+        return Err(s3_error!(
+            NotImplemented,
+            "Server-side encryption with customer-provided keys (SSE-C) is not supported"
+        ));
+    }
+    if o.server_side_encryption.is_some()
+        || o.ssekms_key_id.is_some()
+        || o.ssekms_encryption_context.is_some()
+        || o.bucket_key_enabled.is_some()
+    {
+        return Err(s3_error!(
+            NotImplemented,
+            "Server-side encryption (x-amz-server-side-encryption) is not supported"
+        ));
+    }
+    Ok(())
+}
+
+fn storage_class(class: Option<&StorageClass>) -> S3Result<Option<String>> {
+    match class.map(StorageClass::as_str) {
+        None | Some("STANDARD") => Ok(None),
+        Some(c) if STORAGE_CLASSES.contains(&c) => Ok(Some(c.to_owned())),
+        Some(c) => Err(s3_error!(InvalidStorageClass, "The storage class you specified is not valid: {c}")),
+    }
+}
+
+/// SSE-C headers naming the key of a copy's source: no Quarry object is encrypted with a
+/// customer key, so they never apply (AWS answers the same for an unencrypted source).
+pub fn check_copy_source_encryption(input: &CopyObjectInput) -> S3Result<()> {
+    if input.copy_source_sse_customer_algorithm.is_some()
+        || input.copy_source_sse_customer_key.is_some()
+        || input.copy_source_sse_customer_key_md5.is_some()
+    {
+        return Err(s3_error!(InvalidRequest, "The encryption parameters are not applicable to this object."));
+    }
+    Ok(())
+}
+
+/// CreateBucket: ACLs beyond `private`, object lock and object ownership other than
+/// "bucket owner enforced" are features Quarry does not have.
+pub fn check_create_bucket(input: &CreateBucketInput) -> S3Result<()> {
+    let grants = [
+        &input.grant_full_control,
+        &input.grant_read,
+        &input.grant_read_acp,
+        &input.grant_write,
+        &input.grant_write_acp,
+    ];
+    let public_acl = input.acl.as_ref().is_some_and(|a| a.as_str() != BucketCannedACL::PRIVATE);
+    if public_acl || grants.iter().any(|g| g.is_some()) {
+        return Err(s3_error!(
+            InvalidBucketAclWithObjectOwnership,
+            "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"
+        ));
+    }
+    if input.object_lock_enabled_for_bucket == Some(true) {
+        return Err(s3_error!(NotImplemented, "Object lock is not supported"));
+    }
+    if let Some(ownership) = &input.object_ownership
+        && ownership.as_str() != ObjectOwnership::BUCKET_OWNER_ENFORCED
+    {
+        return Err(s3_error!(NotImplemented, "Only the BucketOwnerEnforced object ownership is supported"));
+    }
+    Ok(())
+}
+
+/// The storage class as responses report it.
+pub fn reported_class(stored: Option<&String>) -> &str {
+    stored.map_or("STANDARD", String::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_classes() {
+        assert_eq!(storage_class(None).unwrap(), None);
+        assert_eq!(storage_class(Some(&StorageClass::from_static("STANDARD"))).unwrap(), None);
+        assert_eq!(storage_class(Some(&StorageClass::from_static("GLACIER_IR"))).unwrap(), Some("GLACIER_IR".into()));
+        let err = storage_class(Some(&StorageClass::from_static("FAST"))).unwrap_err();
+        assert_eq!(err.code(), &s3s::S3ErrorCode::InvalidStorageClass);
+    }
+}

@@ -1,0 +1,445 @@
+//! Nothing silently accepted: requests for features Quarry lacks (ACL grants, encryption,
+//! object lock, tagging, website redirects) get the S3 error AWS gives instead of a 200
+//! that drops them; storage classes are kept as given; metadata that could not be sent
+//! back is refused at upload; listings answer max-keys=0 and an empty delimiter as S3 does.
+
+use aws_sdk_s3::operation::copy_object::builders::CopyObjectFluentBuilder;
+use aws_sdk_s3::operation::create_multipart_upload::builders::CreateMultipartUploadFluentBuilder;
+use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
+use aws_sdk_s3::primitives::{ByteStream, DateTime};
+use aws_sdk_s3::types::{
+    BucketCannedAcl, CompletedMultipartUpload, CompletedPart, ObjectCannedAcl, ObjectLockLegalHoldStatus,
+    ObjectLockMode, ObjectOwnership, ServerSideEncryption, StorageClass,
+};
+
+use crate::harness::*;
+
+/// A customer key for SSE-C headers: (algorithm, key, key MD5), all as S3 wants them.
+fn sse_c_key() -> (String, String, String) {
+    let key = [7u8; 32];
+    ("AES256".to_owned(), base64(&key), base64(&md5_bytes(&key)))
+}
+
+fn retain_until() -> DateTime {
+    DateTime::from_secs(4_102_444_800) // 2100-01-01
+}
+
+/// One refused variant of a request: what it adds, the status and code AWS answers.
+type Case<B> = (&'static str, fn(B) -> B, u16, &'static str);
+
+fn object_write_cases<B>() -> Vec<Case<B>>
+where
+    B: ObjectWriteBuilder,
+{
+    vec![
+        ("x-amz-acl: public-read", |b| b.acl(ObjectCannedAcl::PublicRead), 400, "AccessControlListNotSupported"),
+        (
+            "x-amz-acl: authenticated-read",
+            |b| b.acl(ObjectCannedAcl::AuthenticatedRead),
+            400,
+            "AccessControlListNotSupported",
+        ),
+        (
+            "x-amz-grant-read",
+            |b| b.grant_read("uri=http://acs.amazonaws.com/groups/global/AllUsers"),
+            400,
+            "AccessControlListNotSupported",
+        ),
+        ("SSE AES256", |b| b.server_side_encryption(ServerSideEncryption::Aes256), 501, "NotImplemented"),
+        ("SSE aws:kms", |b| b.server_side_encryption(ServerSideEncryption::AwsKms), 501, "NotImplemented"),
+        ("SSE-C", |b| b.sse_c(sse_c_key()), 501, "NotImplemented"),
+        ("object lock retention", |b| b.lock(), 400, "InvalidRequest"),
+        ("object lock legal hold", |b| b.legal_hold(), 400, "InvalidRequest"),
+        ("x-amz-tagging", |b| b.tagging("project=quarry"), 501, "NotImplemented"),
+        ("website redirect", |b| b.website_redirect_location("/elsewhere"), 501, "NotImplemented"),
+        ("unknown storage class", |b| b.storage_class(StorageClass::from("FAST")), 400, "InvalidStorageClass"),
+    ]
+}
+
+/// The option setters PutObject, CopyObject and CreateMultipartUpload share.
+trait ObjectWriteBuilder: Sized {
+    fn acl(self, acl: ObjectCannedAcl) -> Self;
+    fn grant_read(self, grant: &str) -> Self;
+    fn server_side_encryption(self, sse: ServerSideEncryption) -> Self;
+    fn sse_c(self, key: (String, String, String)) -> Self;
+    fn lock(self) -> Self;
+    fn legal_hold(self) -> Self;
+    fn tagging(self, tagging: &str) -> Self;
+    fn website_redirect_location(self, location: &str) -> Self;
+    fn storage_class(self, class: StorageClass) -> Self;
+}
+
+macro_rules! impl_object_write_builder {
+    ($($builder:ty),*) => {$(
+        impl ObjectWriteBuilder for $builder {
+            fn acl(self, acl: ObjectCannedAcl) -> Self { <$builder>::acl(self, acl) }
+            fn grant_read(self, grant: &str) -> Self { <$builder>::grant_read(self, grant) }
+            fn server_side_encryption(self, sse: ServerSideEncryption) -> Self {
+                <$builder>::server_side_encryption(self, sse)
+            }
+            fn sse_c(self, (algorithm, key, md5): (String, String, String)) -> Self {
+                self.sse_customer_algorithm(algorithm).sse_customer_key(key).sse_customer_key_md5(md5)
+            }
+            fn lock(self) -> Self {
+                self.object_lock_mode(ObjectLockMode::Governance).object_lock_retain_until_date(retain_until())
+            }
+            fn legal_hold(self) -> Self { self.object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On) }
+            fn tagging(self, tagging: &str) -> Self { <$builder>::tagging(self, tagging) }
+            fn website_redirect_location(self, location: &str) -> Self {
+                <$builder>::website_redirect_location(self, location)
+            }
+            fn storage_class(self, class: StorageClass) -> Self { <$builder>::storage_class(self, class) }
+        }
+    )*};
+}
+impl_object_write_builder!(PutObjectFluentBuilder, CopyObjectFluentBuilder, CreateMultipartUploadFluentBuilder);
+
+async fn assert_absent(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, what: &str) {
+    let res = s3.head_object().bucket(bucket).key(key).send().await;
+    expect_s3_error(res, 404, &[], format!("{what}: the refused write must not create {key}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_writes_refuse_features_quarry_lacks() {
+    let server = Server::start();
+    let s3 = server.client();
+    let bucket = "strict-objects";
+    create_bucket(&s3, bucket).await;
+    put(&s3, bucket, "source", b"copy me").await;
+
+    for (what, add, status, code) in object_write_cases::<PutObjectFluentBuilder>() {
+        let req = s3.put_object().bucket(bucket).key("put").body(ByteStream::from_static(b"data"));
+        expect_s3_error(add(req).send().await, status, &[code], format!("PutObject with {what}"));
+        assert_absent(&s3, bucket, "put", &format!("PutObject with {what}")).await;
+    }
+    for (what, add, status, code) in object_write_cases::<CopyObjectFluentBuilder>() {
+        let req = s3.copy_object().bucket(bucket).key("copy").copy_source(format!("{bucket}/source"));
+        expect_s3_error(add(req).send().await, status, &[code], format!("CopyObject with {what}"));
+        assert_absent(&s3, bucket, "copy", &format!("CopyObject with {what}")).await;
+    }
+    for (what, add, status, code) in object_write_cases::<CreateMultipartUploadFluentBuilder>() {
+        let req = s3.create_multipart_upload().bucket(bucket).key("mpu");
+        expect_s3_error(add(req).send().await, status, &[code], format!("CreateMultipartUpload with {what}"));
+    }
+    let uploads = s3.list_multipart_uploads().bucket(bucket).send().await.ok_or_panic("ListMultipartUploads");
+    assert!(uploads.uploads().is_empty(), "refused CreateMultipartUpload calls must start no upload, got {uploads:?}");
+
+    // SSE-C naming the key of a copy source: no object has one.
+    let (algorithm, key, md5) = sse_c_key();
+    let res = s3
+        .copy_object()
+        .bucket(bucket)
+        .key("copy")
+        .copy_source(format!("{bucket}/source"))
+        .copy_source_sse_customer_algorithm(algorithm)
+        .copy_source_sse_customer_key(key)
+        .copy_source_sse_customer_key_md5(md5)
+        .send()
+        .await;
+    expect_s3_error(res, 400, &["InvalidRequest"], "CopyObject with source SSE-C headers");
+
+    // What every Quarry object already is may be asked for.
+    for acl in [ObjectCannedAcl::Private, ObjectCannedAcl::BucketOwnerFullControl] {
+        let req = s3.put_object().bucket(bucket).key("owner-only").acl(acl.clone()).body(ByteStream::from_static(b"x"));
+        req.send().await.ok_or_panic(format!("PutObject with x-amz-acl: {}", acl.as_str()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_bucket_refuses_acls_and_object_lock() {
+    let server = Server::start();
+    let s3 = server.client();
+    let cases: Vec<(&str, aws_sdk_s3::operation::create_bucket::builders::CreateBucketFluentBuilder, u16, &str)> = vec![
+        (
+            "x-amz-acl: public-read",
+            s3.create_bucket().acl(BucketCannedAcl::PublicRead),
+            400,
+            "InvalidBucketAclWithObjectOwnership",
+        ),
+        ("x-amz-grant-write", s3.create_bucket().grant_write("id=someone"), 400, "InvalidBucketAclWithObjectOwnership"),
+        ("object lock", s3.create_bucket().object_lock_enabled_for_bucket(true), 501, "NotImplemented"),
+        (
+            "ObjectWriter ownership",
+            s3.create_bucket().object_ownership(ObjectOwnership::ObjectWriter),
+            501,
+            "NotImplemented",
+        ),
+    ];
+    for (what, req, status, code) in cases {
+        expect_s3_error(req.bucket("strict-bucket").send().await, status, &[code], format!("CreateBucket with {what}"));
+        let res = s3.head_bucket().bucket("strict-bucket").send().await;
+        expect_s3_error(res, 404, &[], format!("CreateBucket with {what} must not create the bucket"));
+    }
+    s3.create_bucket()
+        .bucket("strict-bucket")
+        .acl(BucketCannedAcl::Private)
+        .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+        .send()
+        .await
+        .ok_or_panic("CreateBucket with x-amz-acl: private");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_class_is_kept_as_given() {
+    let mut server = Server::start();
+    let s3 = server.client();
+    let bucket = "strict-classes";
+    create_bucket(&s3, bucket).await;
+    let body = || ByteStream::from_static(b"classy");
+
+    s3.put_object()
+        .bucket(bucket)
+        .key("ia")
+        .storage_class(StorageClass::StandardIa)
+        .body(body())
+        .send()
+        .await
+        .ok_or_panic("PutObject STANDARD_IA");
+    put(&s3, bucket, "plain", b"plain").await;
+    // A copy gets the class it names, STANDARD when it names none.
+    let source = format!("{bucket}/ia");
+    s3.copy_object().bucket(bucket).key("copied").copy_source(&source).send().await.ok_or_panic("CopyObject");
+    s3.copy_object()
+        .bucket(bucket)
+        .key("copied-ir")
+        .copy_source(&source)
+        .storage_class(StorageClass::GlacierIr)
+        .send()
+        .await
+        .ok_or_panic("CopyObject GLACIER_IR");
+    // Copying an object onto itself to change only its class is a legal copy.
+    s3.copy_object()
+        .bucket(bucket)
+        .key("plain")
+        .copy_source(format!("{bucket}/plain"))
+        .storage_class(StorageClass::ReducedRedundancy)
+        .send()
+        .await
+        .ok_or_panic("CopyObject onto itself with a new storage class");
+
+    let mpu = s3
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key("mpu")
+        .storage_class(StorageClass::OnezoneIa)
+        .send()
+        .await
+        .ok_or_panic("CreateMultipartUpload ONEZONE_IA");
+    let upload_id = mpu.upload_id().expect("upload id").to_owned();
+    let part = s3
+        .upload_part()
+        .bucket(bucket)
+        .key("mpu")
+        .upload_id(&upload_id)
+        .part_number(1)
+        .body(body())
+        .send()
+        .await
+        .ok_or_panic("UploadPart");
+    let uploads = s3.list_multipart_uploads().bucket(bucket).send().await.ok_or_panic("ListMultipartUploads");
+    let listed: Vec<_> = uploads.uploads().iter().map(|u| u.storage_class().map(|c| c.as_str().to_owned())).collect();
+    assert_eq!(listed, [Some("ONEZONE_IA".to_owned())], "ListMultipartUploads storage classes");
+    let parts = s3.list_parts().bucket(bucket).key("mpu").upload_id(&upload_id).send().await.ok_or_panic("ListParts");
+    assert_eq!(parts.storage_class().map(|c| c.as_str()), Some("ONEZONE_IA"), "ListParts storage class");
+    let completed = CompletedMultipartUpload::builder()
+        .parts(CompletedPart::builder().part_number(1).e_tag(part.e_tag().expect("part etag")).build())
+        .build();
+    s3.complete_multipart_upload()
+        .bucket(bucket)
+        .key("mpu")
+        .upload_id(&upload_id)
+        .multipart_upload(completed)
+        .send()
+        .await
+        .ok_or_panic("CompleteMultipartUpload");
+
+    let expected = [
+        ("copied", "STANDARD"),
+        ("copied-ir", "GLACIER_IR"),
+        ("ia", "STANDARD_IA"),
+        ("mpu", "ONEZONE_IA"),
+        ("plain", "REDUCED_REDUNDANCY"),
+    ];
+    check_classes(&server.client(), bucket, &expected, "before restart").await;
+    // The class is part of the object's record: it survives a restart (index rebuilt from the log).
+    server.restart();
+    check_classes(&server.client(), bucket, &expected, "after restart").await;
+}
+
+async fn check_classes(s3: &aws_sdk_s3::Client, bucket: &str, expected: &[(&str, &str)], when: &str) {
+    for (key, class) in expected {
+        let head = s3.head_object().bucket(bucket).key(*key).send().await.ok_or_panic(format!("HEAD {key}"));
+        // S3 sends x-amz-storage-class for every class but STANDARD.
+        let want = (*class != "STANDARD").then_some(*class);
+        assert_eq!(head.storage_class().map(|c| c.as_str()), want, "HEAD {key} storage class {when}");
+        let get = s3.get_object().bucket(bucket).key(*key).send().await.ok_or_panic(format!("GET {key}"));
+        assert_eq!(get.storage_class().map(|c| c.as_str()), want, "GET {key} storage class {when}");
+    }
+    let v2 = s3.list_objects_v2().bucket(bucket).send().await.ok_or_panic("ListObjectsV2");
+    let listed: Vec<(&str, &str)> = v2
+        .contents()
+        .iter()
+        .map(|o| (o.key().unwrap_or_default(), o.storage_class().map(|c| c.as_str()).unwrap_or_default()))
+        .collect();
+    assert_eq!(listed, expected, "ListObjectsV2 storage classes {when}");
+    let v1 = s3.list_objects().bucket(bucket).send().await.ok_or_panic("ListObjects");
+    let listed: Vec<(&str, &str)> = v1
+        .contents()
+        .iter()
+        .map(|o| (o.key().unwrap_or_default(), o.storage_class().map(|c| c.as_str()).unwrap_or_default()))
+        .collect();
+    assert_eq!(listed, expected, "ListObjects storage classes {when}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_that_cannot_be_sent_back_is_refused() {
+    let server = Server::start();
+    let s3 = server.client();
+    let bucket = "strict-meta";
+    create_bucket(&s3, bucket).await;
+    // RFC 2047 encoded words reach the metadata decoded: these carry CR/LF, NUL and ESC.
+    for (what, value) in [
+        ("CR LF", "=?UTF-8?B?YQ0KYjogYw==?="),
+        ("LF", "=?UTF-8?B?YQpi?="),
+        ("NUL", "=?UTF-8?B?YQBi?="),
+        ("ESC", "=?UTF-8?B?G1sybQ==?="),
+    ] {
+        let res = s3
+            .put_object()
+            .bucket(bucket)
+            .key("meta")
+            .metadata("note", value)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await;
+        expect_s3_error(res, 400, &["InvalidArgument"], format!("PutObject with {what} in metadata"));
+        assert_absent(&s3, bucket, "meta", &format!("PutObject with {what} in metadata")).await;
+        let res = s3.create_multipart_upload().bucket(bucket).key("meta").metadata("note", value).send().await;
+        expect_s3_error(res, 400, &["InvalidArgument"], format!("CreateMultipartUpload with {what} in metadata"));
+    }
+    // Ordinary metadata, even RFC 2047 encoded, still goes through.
+    let res = s3
+        .put_object()
+        .bucket(bucket)
+        .key("fine")
+        .metadata("note", "=?UTF-8?B?aGVsbG8=?=")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await;
+    res.ok_or_panic("PutObject with plain metadata");
+    let head = s3.head_object().bucket(bucket).key("fine").send().await.ok_or_panic("HEAD fine");
+    assert_eq!(head.metadata().and_then(|m| m.get("note")).map(String::as_str), Some("hello"), "plain metadata");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_max_keys_zero_and_empty_delimiter() {
+    let server = Server::start();
+    let s3 = server.client();
+    let bucket = "strict-list";
+    create_bucket(&s3, bucket).await;
+    for key in ["a/1", "a/2", "b"] {
+        put(&s3, bucket, key, b"x").await;
+    }
+    let v2 = s3.list_objects_v2().bucket(bucket).max_keys(0).send().await.ok_or_panic("ListObjectsV2 max-keys=0");
+    assert_eq!(v2.is_truncated(), Some(false), "ListObjectsV2 max-keys=0 is not truncated");
+    assert!(v2.contents().is_empty(), "ListObjectsV2 max-keys=0 lists nothing, got {:?}", v2.contents());
+    let v1 = s3.list_objects().bucket(bucket).max_keys(0).send().await.ok_or_panic("ListObjects max-keys=0");
+    assert_eq!(v1.is_truncated(), Some(false), "ListObjects max-keys=0 is not truncated");
+    assert!(v1.contents().is_empty(), "ListObjects max-keys=0 lists nothing, got {:?}", v1.contents());
+
+    // An empty delimiter is no delimiter: all keys, no common prefixes, not echoed.
+    let url = format!("{}/{bucket}?list-type=2&delimiter=", server.endpoint());
+    let headers = sigv4_headers("GET", &url, b"", ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY);
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let res = raw_request("GET", &url, &headers, "").await;
+    let xml = res.body_str();
+    assert_eq!(res.status, 200, "ListObjectsV2 with delimiter= : {xml}");
+    assert_eq!(xml.matches("<Key>").count(), 3, "ListObjectsV2 with delimiter= lists every key: {xml}");
+    assert!(!xml.contains("<CommonPrefixes>"), "ListObjectsV2 with delimiter= has no common prefixes: {xml}");
+    assert!(!xml.contains("<Delimiter"), "ListObjectsV2 does not echo an empty delimiter: {xml}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_xml_cannot_carry_are_refused() {
+    let server = Server::start();
+    let s3 = server.client();
+    let bucket = "strict-keys";
+    create_bucket(&s3, bucket).await;
+    put(&s3, bucket, "source", b"x").await;
+    for key in ["nul\0key", "bell\u{7}", "esc\u{1b}[0m", "non-char\u{FFFF}"] {
+        let res = s3.put_object().bucket(bucket).key(key).body(ByteStream::from_static(b"x")).send().await;
+        expect_s3_error(res, 400, &["InvalidArgument"], format!("PutObject {key:?}"));
+        let res = s3.copy_object().bucket(bucket).key(key).copy_source(format!("{bucket}/source")).send().await;
+        expect_s3_error(res, 400, &["InvalidArgument"], format!("CopyObject to {key:?}"));
+        let res = s3.create_multipart_upload().bucket(bucket).key(key).send().await;
+        expect_s3_error(res, 400, &["InvalidArgument"], format!("CreateMultipartUpload {key:?}"));
+    }
+    // Tab, newline and CR are XML characters: such keys are fine and list without encoding-type.
+    put(&s3, bucket, "line\nbreak\ttab", b"x").await;
+    let out = s3.list_objects_v2().bucket(bucket).send().await.ok_or_panic("ListObjectsV2 without encoding-type");
+    let keys: Vec<&str> = out.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["line\nbreak\ttab", "source"], "keys listed without encoding-type");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_objects_v1_echoes_prefix_unencoded() {
+    let server = Server::start();
+    let s3 = server.client();
+    let bucket = "strict-v1-prefix";
+    create_bucket(&s3, bucket).await;
+    put(&s3, bucket, "a b/c d", b"x").await;
+    // S3 encodes keys, Delimiter and markers with encoding-type=url, but ListObjects (v1)
+    // echoes Prefix as sent (botocore decodes v1 Prefix only in CommonPrefixes).
+    let v1 = s3
+        .list_objects()
+        .bucket(bucket)
+        .prefix("a b/")
+        .encoding_type(aws_sdk_s3::types::EncodingType::Url)
+        .send()
+        .await
+        .ok_or_panic("ListObjects encoding-type=url");
+    assert_eq!(v1.prefix(), Some("a b/"), "ListObjects Prefix with encoding-type=url");
+    let keys: Vec<&str> = v1.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["a%20b/c%20d"], "ListObjects keys with encoding-type=url");
+    let v2 = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix("a b/")
+        .encoding_type(aws_sdk_s3::types::EncodingType::Url)
+        .send()
+        .await
+        .ok_or_panic("ListObjectsV2 encoding-type=url");
+    assert_eq!(v2.prefix(), Some("a%20b/"), "ListObjectsV2 Prefix with encoding-type=url");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_complete_multipart_body_is_a_client_error() {
+    let server = Server::start();
+    let s3 = server.client();
+    let bucket = "strict-big-xml";
+    create_bucket(&s3, bucket).await;
+    let upload = s3.create_multipart_upload().bucket(bucket).key("k").send().await.ok_or_panic("CreateMultipartUpload");
+    let upload_id = upload.upload_id().expect("upload id");
+    // Past the 20 MiB s3s reads of an XML body: a well-formed list of 10,000 parts padded out.
+    let padding = " ".repeat(2300);
+    let mut body = String::from("<CompleteMultipartUpload>");
+    for n in 1..=10_000 {
+        body.push_str(&format!("<Part><PartNumber>{n}</PartNumber><ETag>\"e\"</ETag></Part>{padding}"));
+    }
+    body.push_str("</CompleteMultipartUpload>");
+    assert!(body.len() > 21 * MIB, "the body must exceed 20 MiB, has {} bytes", body.len());
+    let url = format!("{}/{bucket}/k?uploadId={upload_id}", server.endpoint());
+    let signed = sigv4_headers("POST", &url, body.as_bytes(), ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY);
+    let mut headers: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let length = body.len().to_string();
+    headers.push(("content-length", &length));
+    let res = raw_request("POST", &url, &headers, body).await;
+    let code = res.xml_tag("Code");
+    assert!(
+        res.status == 400 && matches!(code.as_deref(), Some("MaxMessageLengthExceeded" | "MalformedXML")),
+        "CompleteMultipartUpload with a {length}-byte body: expected 400 MaxMessageLengthExceeded or MalformedXML, got {} {code:?}: {}",
+        res.status,
+        res.body_str()
+    );
+    server.client().head_bucket().bucket(bucket).send().await.ok_or_panic("the server still answers");
+}
