@@ -92,6 +92,9 @@ struct ServeArgs {
     allow_sigv2: bool,
 }
 
+/// Stack of each runtime thread (workers and blocking threads; tokio's default is 2 MiB).
+const WORKER_STACK_BYTES: usize = 16 * 1024 * 1024;
+
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("QUARRY_LOG").unwrap_or_else(|_| "info".into()))
@@ -205,6 +208,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("quarry-worker")
+        // SQL planning recurses once per level of expression nesting; with expressions
+        // bounded to quarry_sql::shape::MAX_EXPRESSION_DEPTH this leaves a wide margin.
+        .thread_stack_size(WORKER_STACK_BYTES)
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {

@@ -11,15 +11,18 @@
 
 use crate::json_path::{FromPath, Step};
 use crate::select::SelectError;
+use crate::shape::ShapeError;
 use datafusion::sql::sqlparser::ast::{
     AccessExpr, BinaryOperator, Expr, Ident, ObjectNamePart, SelectItem, SetExpr, Statement, Subscript, TableAlias,
     TableFactor, Value, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
-use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use std::ops::ControlFlow;
+
+/// S3 Select's limit on the length of the SQL expression.
+pub const MAX_EXPRESSION_BYTES: usize = 256 * 1024;
 
 /// The one table an S3 Select query reads.
 pub const TABLE: &str = "s3object";
@@ -36,8 +39,18 @@ pub struct SelectQuery {
 impl SelectQuery {
     pub fn parse(sql: &str) -> Result<SelectQuery, SelectError> {
         let (sql, path_steps) = take_from_path(sql)?;
-        let mut statements = Parser::parse_sql(&GenericDialect {}, &sql)
-            .map_err(|e| SelectError::new("ParseUnexpectedToken", format!("the SQL expression does not parse: {e}")))?;
+        if sql.len() > MAX_EXPRESSION_BYTES {
+            return Err(SelectError::new(
+                "ExpressionTooLong",
+                format!("the SQL expression is longer than {MAX_EXPRESSION_BYTES} bytes"),
+            ));
+        }
+        let mut statements = crate::shape::parse_bounded(&sql).map_err(|e| match e {
+            ShapeError::Syntax(e) => {
+                SelectError::new("ParseUnexpectedToken", format!("the SQL expression does not parse: {e}"))
+            }
+            ShapeError::TooComplex(e) => SelectError::new("UnsupportedSqlStructure", e),
+        })?;
         if statements.len() != 1 {
             return Err(SelectError::new("UnsupportedSqlStructure", "the SQL expression must be exactly one SELECT"));
         }

@@ -16,6 +16,7 @@ pub mod output;
 pub mod query;
 pub mod select;
 pub mod session;
+pub mod shape;
 pub mod store;
 
 pub use catalog_tables::register_catalog;

@@ -6,6 +6,7 @@
 use crate::catalog_tables::register_scoped_catalog;
 use crate::output::{ResultEncoder, ResultFormat};
 use crate::session::{QueryLimits, new_context, read_only};
+use crate::shape::ShapeError;
 use crate::store::BucketScope;
 use bytes::Bytes;
 use datafusion::arrow::datatypes::DataType;
@@ -16,8 +17,6 @@ use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 use datafusion::sql::sqlparser::ast::{
     Expr, FunctionArg, FunctionArgExpr, Ident, TableAlias, TableFactor, Value, VisitMut, VisitorMut,
 };
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use std::ops::ControlFlow;
@@ -193,8 +192,10 @@ impl SourceFunction {
 /// Replaces each `read_parquet('s3://bucket/prefix/')` (and `read_csv`, `read_json`) in
 /// the query by a table name, checking the caller may read the bucket.
 fn rewrite_sources(sql: &str, scope: &BucketScope) -> Result<(String, Vec<Source>), QueryError> {
-    let mut statements = Parser::parse_sql(&GenericDialect {}, sql)
-        .map_err(|e| QueryError::new(QueryErrorKind::InvalidQuery, format!("SQL error: {e}")))?;
+    let mut statements = crate::shape::parse_bounded(sql).map_err(|e| match e {
+        ShapeError::Syntax(e) => QueryError::new(QueryErrorKind::InvalidQuery, format!("SQL error: {e}")),
+        ShapeError::TooComplex(e) => QueryError::new(QueryErrorKind::InvalidQuery, format!("query too complex: {e}")),
+    })?;
     if statements.len() != 1 {
         return Err(QueryError::new(QueryErrorKind::InvalidQuery, "send exactly one SQL statement per request"));
     }

@@ -857,3 +857,30 @@ async fn select_bad_sql_and_unknown_names_are_client_errors_with_select_codes() 
         "S3 Select by a key without access to the bucket: expected 403 AccessDenied, got {denied:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_refuses_expressions_too_deep_and_the_server_lives_on() {
+    let (server, client) = start_with_people().await;
+    // 300 chained CASTs are 300 levels deep: this overflowed a worker's stack and killed
+    // the process. 48 nested CASTs sit near the parser's recursion limit, where parsing
+    // took minutes.
+    let chained = format!("SELECT {} FROM S3Object s", vec!["CAST(s.Age AS INT)"; 300].join(" + "));
+    let nested = format!("SELECT {}s.Age{} FROM S3Object s", "CAST(".repeat(48), " AS INT)".repeat(48));
+    for (what, sql) in [("300 chained CASTs", chained), ("48 nested CASTs", nested)] {
+        let started = std::time::Instant::now();
+        let result =
+            try_select(request(&client, "sel", "people.csv", &sql, csv_in(FileHeaderInfo::Use), csv_out())).await;
+        expect_client_error(result, |c| c == "UnsupportedSqlStructure", "UnsupportedSqlStructure", what);
+        let took = started.elapsed();
+        assert!(took < std::time::Duration::from_secs(10), "{what}: refused only after {took:?}");
+        let health = raw_request("GET", &format!("{}/health", server.endpoint()), &[], Vec::new()).await;
+        assert_eq!(health.status, 200, "/health after {what}");
+    }
+    // Within the bounds: 250 chained and 30 nested CASTs run.
+    let chained = format!("SELECT {} FROM S3Object s", vec!["CAST(s.Age AS INT)"; 250].join(" + "));
+    let out = records(&client, "people.csv", &chained, csv_in(FileHeaderInfo::Use), csv_out()).await;
+    assert_eq!(out, "7500\n6250\n10250\n", "250 chained CASTs of Age");
+    let nested = format!("SELECT {}s.Age{} FROM S3Object s", "CAST(".repeat(30), " AS INT)".repeat(30));
+    let out = records(&client, "people.csv", &nested, csv_in(FileHeaderInfo::Use), csv_out()).await;
+    assert_eq!(out, "30\n25\n41\n", "30 nested CASTs of Age");
+}

@@ -1048,3 +1048,28 @@ async fn sql_queries_past_their_time_or_memory_limit_are_cancelled() {
     // The server is fine afterwards.
     assert_eq!(sql_csv(&server, light).await, "n\n1000\n", "a light query after the cancelled ones");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_too_deep_or_too_large_are_refused_and_the_server_lives_on() {
+    let server = Server::start();
+    let chain = |terms: usize| format!("SELECT {}", vec!["1"; terms].join("+"));
+    let megabyte_terms = (quarry_sql::query::MAX_SQL_BYTES - "SELECT ".len()) / 2;
+    let nested = format!("SELECT {}size{} FROM inventory", "CAST(".repeat(48), " AS INT)".repeat(48));
+    // 700 terms overflowed a worker's stack and killed the process; 48 nested CASTs took
+    // minutes to parse; a megabyte of terms is the largest text the endpoint takes.
+    for (what, sql) in
+        [("700 terms", chain(700)), ("48 nested CASTs", nested), ("1 MiB of terms", chain(megabyte_terms))]
+    {
+        let started = Instant::now();
+        let response = sql_as(&server, ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY, "csv", &sql).await;
+        let message = expect_error_document(&response, 400, "InvalidQuery", what);
+        assert!(message.contains("too complex"), "{what}: the message should say why, got {message:?}");
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(10), "{what}: refused only after {took:?}");
+        let health = raw_request("GET", &format!("{}/health", server.endpoint()), &[], Vec::new()).await;
+        assert_eq!(health.status, 200, "/health after {what}");
+    }
+    // Within the bounds: 200 terms run.
+    let csv = sql_csv(&server, &format!("{} AS n", chain(200))).await;
+    assert_eq!(csv, "n\n200\n", "a 200-term sum");
+}
