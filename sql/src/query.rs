@@ -15,7 +15,7 @@ use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, Ident, TableAlias, TableFactor, Value, VisitMut, VisitorMut,
+    Expr, FunctionArg, FunctionArgExpr, Ident, Statement, TableAlias, TableFactor, Value, VisitMut, VisitorMut,
 };
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
@@ -198,6 +198,12 @@ fn rewrite_sources(sql: &str, scope: &BucketScope) -> Result<(String, Vec<Source
     })?;
     if statements.len() != 1 {
         return Err(QueryError::new(QueryErrorKind::InvalidQuery, "send exactly one SQL statement per request"));
+    }
+    // A plan shows the catalog's local file paths, and EXPLAIN ANALYZE's pruning counts
+    // tell what other buckets hold: only keys that may read everything get them.
+    let explains = matches!(statements[0], Statement::Explain { .. } | Statement::ExplainTable { .. });
+    if explains && !matches!(scope, BucketScope::All) {
+        return Err(QueryError::new(QueryErrorKind::AccessDenied, "EXPLAIN is only for admin keys"));
     }
     let mut finder = SourceFinder { sources: Vec::new(), scope, error: None };
     let _ = statements[0].visit(&mut finder);

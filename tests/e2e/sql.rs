@@ -1073,3 +1073,27 @@ async fn queries_too_deep_or_too_large_are_refused_and_the_server_lives_on() {
     let csv = sql_csv(&server, &format!("{} AS n", chain(200))).await;
     assert_eq!(csv, "n\n200\n", "a 200-term sum");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_is_only_for_admin_keys() {
+    let server = Server::start_with(ServerOptions { config_toml: Some(ACCESS_CONFIG.into()), ..Default::default() });
+    let admin = server.client();
+    create_bucket(&admin, "alpha").await;
+    create_bucket(&admin, "beta").await;
+    put(&admin, "alpha", "a.parquet", &parquet_bytes(&data_file(1))).await;
+    put(&admin, "beta", "hidden-key.parquet", &parquet_bytes(&data_file(2))).await;
+
+    // Plans name the catalog's files in the data directory, and EXPLAIN ANALYZE's pruning
+    // metrics count rows of other buckets' keys.
+    for sql in [
+        "EXPLAIN SELECT key FROM inventory",
+        "EXPLAIN ANALYZE SELECT key FROM inventory WHERE key = 'hidden-key.parquet'",
+        "EXPLAIN VERBOSE SELECT count(*) FROM read_parquet('s3://alpha/')",
+    ] {
+        let response = sql_as(&server, ALICE_KEY, ALICE_SECRET, "csv", sql).await;
+        let message = expect_error_document(&response, 403, "AccessDenied", format!("{sql} as a limited key"));
+        assert!(message.contains("EXPLAIN"), "{sql}: the message should say why, got {message:?}");
+    }
+    let plan = sql_csv(&server, "EXPLAIN SELECT key FROM inventory").await;
+    assert!(plan.contains("plan"), "EXPLAIN as the admin gives the plan, got {plan:?}");
+}
