@@ -461,17 +461,3 @@ pub async fn list_parts(s3: &QuarryS3, req: S3Request<ListPartsInput>) -> S3Resu
         ..Default::default()
     }))
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn new_upload_ids_are_of_the_checked_format() {
-        let id = new_upload_id();
-        assert!(is_upload_id(&id), "a new upload id must pass is_upload_id, got {id:?}");
-        for bad in ["", "0", &id[1..], &format!("{id}0"), &id.to_uppercase(), &format!("{}\0", &id[1..])] {
-            assert!(!is_upload_id(bad), "{bad:?} must not pass as an upload id");
-        }
-    }
-}

@@ -584,6 +584,7 @@ impl Engine {
     async fn compact_tracked(&self, options: CompactionOptions, report: &mut CompactionReport) -> Result<()> {
         // Segments found damaged while copying stay as they are; the rest is planned again.
         let mut excluded: HashSet<u64> = HashSet::new();
+        let mut reported: HashSet<u64> = HashSet::new();
         'pass: loop {
             // Bring the catalog up to date first: compaction may only rewrite what it holds.
             let engine = self.clone();
@@ -600,6 +601,9 @@ impl Engine {
                     tokio::task::spawn_blocking(move || plan(&engine, &options, &skip)).await.map_err(join_error)??;
             }
             for kept in planned.segments.iter().filter(|p| p.keep_as_is && !excluded.contains(&p.id)) {
+                if !reported.insert(kept.id) {
+                    continue;
+                }
                 for range in &kept.damaged {
                     tracing::error!("compaction: segment left as it is, its damage may hide a live record: {range}");
                     report.damaged_regions.push(format!("{range} (may hold a live record: segment left as it is)"));

@@ -405,14 +405,16 @@ async fn deleting_90_percent_of_1_gb_and_compacting_returns_the_space() {
     assert_eq!(read(&engine, "o0501").await, None);
 }
 
-/// Puts filler objects until the active segment is no longer `segment_id`.
-async fn fill_past(engine: &Engine, segment_id: u64, prefix: &str) {
+/// Puts filler objects until the active segment is no longer `segment_id`; returns
+/// the new active segment.
+async fn fill_past(engine: &Engine, segment_id: u64, prefix: &str) -> u64 {
     for i in 0..100 {
         let key = format!("{prefix}{i:03}");
         put(engine, &key, &body(i, 5000)).await;
         let entry = engine.object("b", &key).unwrap().unwrap();
-        if engine.index().chunk_location(entry.chunks[0].lsn).unwrap().unwrap().segment_id != segment_id {
-            return;
+        let last = engine.index().chunk_location(entry.chunks.last().unwrap().lsn).unwrap().unwrap().segment_id;
+        if last != segment_id {
+            return last;
         }
     }
     panic!("segment {segment_id} never filled up");
@@ -533,4 +535,65 @@ async fn a_damaged_record_does_not_stop_compaction_or_erasure() {
             panic!("{case}: after the rebuild: {e}");
         }
     }
+}
+
+/// Waits until segment `id` has its sidecar and returns its entries.
+async fn sidecar_of(dir: &Path, id: u64) -> Vec<storage_core::sidecar::SidecarEntry> {
+    let segments = storage_core::io::FsDir::new(dir.join("segments")).unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(entries) = storage_core::sidecar::read(&segments, id).unwrap() {
+            return entries;
+        }
+        assert!(started.elapsed().as_secs() < 5, "no sidecar for segment {id}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// A damaged tombstone that is still needed (an older record of its key survives in a
+/// segment left as it is) is re-encoded from its sidecar, never dropped: the deleted
+/// object does not come back, not even after an index rebuild.
+#[tokio::test]
+async fn a_damaged_needed_tombstone_is_kept_from_its_sidecar() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(dir.path())).unwrap();
+    engine.create_bucket("b", 1).await.unwrap();
+    // Segment A: a live object (to be damaged, so A stays as it is) and the old "t".
+    put(&engine, "victim", &body(1, 100)).await;
+    let victim = inline_location(&engine, "victim");
+    put(&engine, "t", &body(2, 100)).await;
+    assert_eq!(inline_location(&engine, "t").segment_id, victim.segment_id, "t next to the victim");
+    let tomb_segment = fill_past(&engine, victim.segment_id, "f").await;
+    // Segment B: the tombstone of "t", and dead bytes so that B is rewritten.
+    engine.delete_object("b", "t").await.unwrap();
+    fill_past(&engine, tomb_segment, "g").await;
+    engine.delete_object("b", "g000").await.unwrap();
+    let entries = sidecar_of(dir.path(), tomb_segment).await;
+    let tomb = entries
+        .iter()
+        .find(|e| matches!(e.entry().unwrap(), storage_core::log_entry::LogEntry::Tombstone { ref key, .. } if key == "t"))
+        .unwrap_or_else(|| panic!("the tombstone of t must be in segment {tomb_segment}"));
+    let flushing = engine.clone();
+    tokio::task::spawn_blocking(move || flushing.flush_catalog()).await.unwrap().unwrap();
+    flip_byte(dir.path(), victim);
+    flip_byte(dir.path(), tomb.location);
+
+    let report = engine.compact(force()).await.unwrap_or_else(|e| panic!("compaction failed: {e}"));
+    assert!(report.segments_in.contains(&tomb_segment), "the tombstone's segment is rewritten: {report:?}");
+    assert!(!report.segments_in.contains(&victim.segment_id), "the victim's segment stays: {report:?}");
+    assert_eq!(engine.object("b", "t").unwrap(), None, "t stays deleted after compaction");
+    engine.close().await.unwrap();
+    drop(engine);
+    for rebuild in [false, true] {
+        let mut cfg = config(dir.path());
+        cfg.rebuild_index = rebuild;
+        let engine = Engine::open(cfg).unwrap();
+        assert_eq!(engine.object("b", "t").unwrap(), None, "t stays deleted after a restart (rebuild {rebuild})");
+        drop(engine);
+    }
+    assert!(
+        report.damaged_regions.iter().any(|r| r.contains("re-encoded from the sidecar")),
+        "the damaged tombstone must be reported as re-encoded, got {:?}",
+        report.damaged_regions
+    );
 }
