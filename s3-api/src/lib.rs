@@ -17,6 +17,7 @@ mod list;
 mod meta;
 mod multipart;
 mod put;
+mod query_gate;
 mod select;
 mod sql;
 mod unsupported;
@@ -63,6 +64,8 @@ pub struct ApiConfig {
     pub compaction: storage_core::CompactionOptions,
     /// Time and memory for one SQL query (S3 Select or the SQL endpoint).
     pub query_limits: quarry_sql::QueryLimits,
+    /// Queries (S3 Select and the SQL endpoint together) that may run at once.
+    pub max_concurrent_queries: usize,
 }
 
 /// The S3 implementation: the engine, the keys, and the settings.
@@ -71,6 +74,7 @@ pub struct QuarryS3 {
     engine: Engine,
     keys: Arc<KeyStore>,
     config: Arc<ApiConfig>,
+    query_gate: query_gate::QueryGate,
 }
 
 impl QuarryS3 {
@@ -93,11 +97,17 @@ fn owner() -> Owner {
 
 /// The S3 service (SigV4 auth and per-key access checks included), ready for hyper.
 pub fn service(engine: Engine, keys: Arc<KeyStore>, config: ApiConfig) -> S3Service {
+    let query_gate = query_gate::QueryGate::new(config.max_concurrent_queries);
     let routes = Routes {
         admin: admin::AdminRoute { engine: engine.clone(), keys: keys.clone(), compaction: config.compaction },
-        sql: sql::SqlRoute { engine: engine.clone(), keys: keys.clone(), limits: config.query_limits },
+        sql: sql::SqlRoute {
+            engine: engine.clone(),
+            keys: keys.clone(),
+            limits: config.query_limits,
+            gate: query_gate.clone(),
+        },
     };
-    let s3 = QuarryS3 { engine, keys: keys.clone(), config: Arc::new(config) };
+    let s3 = QuarryS3 { engine, keys: keys.clone(), config: Arc::new(config), query_gate };
     let mut builder = S3ServiceBuilder::new(s3);
     builder.set_auth(auth::Auth(keys.clone()));
     builder.set_access(auth::Access(keys));

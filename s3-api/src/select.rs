@@ -21,12 +21,14 @@ pub async fn select_object_content(
         .map_err(engine_error)?
         .ok_or_else(|| s3_error!(NoSuchKey, "The specified key does not exist."))?;
     let request = select_request(input.request)?;
+    let permit = s3.query_gate.admit().await?;
     let events = quarry_sql::select(&s3.engine, &input.bucket, &input.key, &entry, request, &s3.config.query_limits)
         .await
         .map_err(select_error)?;
-    let stream = futures::stream::unfold(events, |mut events| async move {
+    // The slot is held until the last event was taken (or the stream is dropped).
+    let stream = futures::stream::unfold((events, permit), |(mut events, permit)| async move {
         let event = events.recv().await?;
-        Some((event.map(wire_event).map_err(select_error), events))
+        Some((event.map(wire_event).map_err(select_error), (events, permit)))
     });
     let payload = SelectObjectContentEventStream::new(stream);
     Ok(S3Response::new(SelectObjectContentOutput { payload: Some(payload) }))

@@ -12,12 +12,15 @@
 //!   failure after rows were sent cuts the response short (the client sees a broken body).
 
 use crate::KeyStore;
+use crate::query_gate::QueryGate;
 use bytes::Bytes;
 use quarry_sql::{BucketScope, QueryErrorKind, QueryLimits, ResultFormat};
 use s3s::dto::StreamingBlob;
 use s3s::route::S3Route;
 use s3s::{Body, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use storage_core::Engine;
 
 /// Encoded result chunks that may wait for a slow client.
@@ -27,6 +30,7 @@ pub struct SqlRoute {
     pub engine: Engine,
     pub keys: Arc<KeyStore>,
     pub limits: QueryLimits,
+    pub gate: QueryGate,
 }
 
 /// Is this request for the SQL endpoint?
@@ -105,26 +109,45 @@ impl S3Route for SqlRoute {
         if sql.trim().is_empty() {
             return Err(s3_error!(InvalidRequest, "send the SQL as the request body"));
         }
+        let permit = self.gate.admit().await?;
         let result =
             quarry_sql::run_query(&self.engine, scope, sql, format, &self.limits).await.map_err(query_error)?;
 
-        // The body stream is Send but not Sync; a task pumps it into a channel.
+        // The body stream is Send but not Sync; a task pumps it into a channel. The task
+        // holds the query's slot, and gives up at the deadline even if the client stopped
+        // reading: the query and its memory go, and the body ends in an error.
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(CHUNKS_IN_FLIGHT);
+        let abandoned = Arc::new(AtomicBool::new(false));
         let mut body = result.body;
+        let deadline = tokio::time::Instant::from_std(result.deadline);
+        let abandoning = abandoned.clone();
         tokio::spawn(async move {
             use futures::StreamExt;
+            let _permit = permit;
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| {
                     tracing::warn!("SQL result cut short: {e}");
                     std::io::Error::other(e.message)
                 });
                 let failed = chunk.is_err();
-                if sender.send(chunk).await.is_err() || failed {
-                    return;
+                match tokio::time::timeout_at(deadline, sender.send(chunk)).await {
+                    Ok(Ok(())) if !failed => {}
+                    Ok(_) => return,
+                    Err(_) => {
+                        tracing::info!("SQL result not read by the client before the deadline: query dropped");
+                        abandoning.store(true, Ordering::Release);
+                        return;
+                    }
                 }
             }
         });
-        let blob = StreamingBlob::wrap(futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)));
+        let blob = StreamingBlob::wrap(futures::stream::poll_fn(move |cx| match receiver.poll_recv(cx) {
+            // An abandoned result must not end like a complete one.
+            Poll::Ready(None) if abandoned.load(Ordering::Acquire) => Poll::Ready(Some(Err(std::io::Error::other(
+                "the query's time limit passed before its result was read",
+            )))),
+            other => other,
+        }));
         let mut response = S3Response::new(Body::from(blob));
         response.headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(result.content_type));
         Ok(response)

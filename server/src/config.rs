@@ -17,6 +17,8 @@ pub const DEFAULT_COMPACTION_DEAD_RATIO: f64 = 0.5;
 pub const DEFAULT_ERASURE_DEADLINE_SECS: u64 = 24 * 60 * 60;
 pub const DEFAULT_COMPACTION_RATE_BYTES_PER_SEC: u64 = 64 * 1024 * 1024;
 pub const DEFAULT_SCRUB_RATE_BYTES_PER_SEC: u64 = 64 * 1024 * 1024;
+/// Queries at once: with `query_memory_bytes` each, what all queries may take together.
+pub const DEFAULT_MAX_CONCURRENT_QUERIES: usize = 4;
 /// Where a generated key pair is kept, inside the data directory.
 pub const GENERATED_CREDENTIALS_FILE: &str = "credentials.toml";
 
@@ -41,6 +43,7 @@ pub struct FileConfig {
     pub query_memory_bytes: Option<usize>,
     pub query_timeout_ms: Option<u64>,
     pub allow_sigv2: Option<bool>,
+    pub max_concurrent_queries: Option<usize>,
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
 }

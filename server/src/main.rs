@@ -87,6 +87,9 @@ struct ServeArgs {
     /// Time one SQL query (or S3 Select) may run before it is cancelled [default: 300000]
     #[arg(long, env = "QUARRY_QUERY_TIMEOUT_MS")]
     query_timeout_ms: Option<u64>,
+    /// SQL queries and S3 Selects that may run at once; more wait briefly, then get 503 SlowDown [default: 4]
+    #[arg(long, env = "QUARRY_MAX_CONCURRENT_QUERIES")]
+    max_concurrent_queries: Option<usize>,
     /// Accept legacy SigV2 signatures (they sign neither the body nor most of the query) [default: off]
     #[arg(long, env = "QUARRY_ALLOW_SIGV2")]
     allow_sigv2: bool,
@@ -153,6 +156,11 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             .or(file.max_object_size_bytes)
             .unwrap_or(config::DEFAULT_MAX_OBJECT_SIZE_BYTES),
         region: args.region.or(file.region).unwrap_or_else(|| config::DEFAULT_REGION.into()),
+        max_concurrent_queries: args
+            .max_concurrent_queries
+            .or(file.max_concurrent_queries)
+            .unwrap_or(config::DEFAULT_MAX_CONCURRENT_QUERIES)
+            .max(1),
         query_limits: quarry_sql::QueryLimits {
             memory_bytes: args
                 .query_memory_bytes

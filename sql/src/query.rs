@@ -57,6 +57,9 @@ impl QueryError {
 pub struct QueryResult {
     pub content_type: &'static str,
     pub body: BoxStream<'static, Result<Bytes, QueryError>>,
+    /// When the query's time limit ends: the result must be delivered by then, read by the
+    /// client or not.
+    pub deadline: Instant,
 }
 
 /// Plans and starts `sql` for a caller who may read the buckets in `scope`. Errors up to
@@ -133,7 +136,7 @@ pub async fn run_query(
         .chain(rest)
         .filter(|chunk| futures::future::ready(!matches!(chunk, Ok(bytes) if bytes.is_empty())))
         .boxed();
-    Ok(QueryResult { content_type: format.content_type(), body })
+    Ok(QueryResult { content_type: format.content_type(), body, deadline })
 }
 
 /// The next batch, unless the deadline passes first (dropping the stream cancels the

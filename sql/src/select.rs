@@ -162,6 +162,8 @@ pub async fn select(
     request: SelectRequest,
     limits: &QueryLimits,
 ) -> Result<mpsc::Receiver<Result<SelectEvent, SelectError>>, SelectError> {
+    // The query's time limit runs from here, and bounds every wait on the client too.
+    let deadline = Instant::now() + Duration::from_millis(limits.timeout_ms);
     let mut query = SelectQuery::parse(&request.sql)?;
     let from_path = query.from_path.take();
     if from_path.is_some() && !matches!(request.input, InputFormat::Json { .. }) {
@@ -211,7 +213,6 @@ pub async fn select(
     }
     let stream = frame.execute_stream().await.map_err(plan_error)?;
     let timeout_ms = limits.timeout_ms;
-    let deadline = Instant::now() + Duration::from_millis(timeout_ms);
 
     let (sender, events) = mpsc::channel(EVENTS_IN_FLIGHT);
     let output = request.output.clone();
@@ -224,7 +225,9 @@ pub async fn select(
                 Ok(next) => next,
                 Err(_) => {
                     let message = format!("the query ran past its limit of {timeout_ms} ms and was cancelled");
-                    let _ = sender.send(Err(SelectError::new("QueryTimeout", message))).await;
+                    // Past the deadline: the error still gets a moment to reach a reading client.
+                    let error = Err(SelectError::new("QueryTimeout", message));
+                    let _ = send_before(&sender, Instant::now() + TIMEOUT_EVENT_GRACE, error).await;
                     return;
                 }
             };
@@ -232,35 +235,35 @@ pub async fn select(
                 None => break,
                 Some(Ok(batch)) => batch,
                 Some(Err(e)) => {
-                    let _ = sender.send(Err(execution_error(e))).await;
+                    let _ = send_before(&sender, deadline, Err(execution_error(e))).await;
                     return;
                 }
             };
             let records = match encode(&batch, &output) {
                 Ok(records) => records,
                 Err(e) => {
-                    let _ = sender.send(Err(e)).await;
+                    let _ = send_before(&sender, deadline, Err(e)).await;
                     return;
                 }
             };
             if !records.is_empty() {
                 counters.returned.fetch_add(records.len() as u64, Ordering::Relaxed);
-                if sender.send(Ok(SelectEvent::Records(records))).await.is_err() {
+                if !send_before(&sender, deadline, Ok(SelectEvent::Records(records))).await {
                     return;
                 }
             }
             if progress && last_progress.elapsed() >= PROGRESS_INTERVAL {
                 last_progress = Instant::now();
-                if sender.send(Ok(SelectEvent::Progress(counters.snapshot()))).await.is_err() {
+                if !send_before(&sender, deadline, Ok(SelectEvent::Progress(counters.snapshot()))).await {
                     return;
                 }
             }
         }
         if progress {
-            let _ = sender.send(Ok(SelectEvent::Progress(counters.snapshot()))).await;
+            let _ = send_before(&sender, deadline, Ok(SelectEvent::Progress(counters.snapshot()))).await;
         }
-        let _ = sender.send(Ok(SelectEvent::Stats(counters.snapshot()))).await;
-        let _ = sender.send(Ok(SelectEvent::End)).await;
+        let _ = send_before(&sender, deadline, Ok(SelectEvent::Stats(counters.snapshot()))).await;
+        let _ = send_before(&sender, deadline, Ok(SelectEvent::End)).await;
     });
     Ok(events)
 }
@@ -272,6 +275,20 @@ struct ScanBounds {
     start: u64,
     end: u64,
     partial: bool,
+}
+
+/// How long a QueryTimeout event may wait for the client once the deadline has passed.
+const TIMEOUT_EVENT_GRACE: Duration = Duration::from_secs(1);
+
+/// Hands an event to the client's side unless the deadline passes first: a client that
+/// stops reading must not hold the query (and its memory) past its time limit. False when
+/// the event was not delivered; the caller then drops the query.
+async fn send_before(
+    sender: &mpsc::Sender<Result<SelectEvent, SelectError>>,
+    deadline: Instant,
+    event: Result<SelectEvent, SelectError>,
+) -> bool {
+    matches!(tokio::time::timeout_at(deadline.into(), sender.send(event)).await, Ok(Ok(())))
 }
 
 fn scan_bounds(request: &SelectRequest, size_bytes: u64) -> Result<ScanBounds, SelectError> {

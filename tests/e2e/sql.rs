@@ -1097,3 +1097,46 @@ async fn explain_is_only_for_admin_keys() {
     let plan = sql_csv(&server, "EXPLAIN SELECT key FROM inventory").await;
     assert!(plan.contains("plan"), "EXPLAIN as the admin gives the plan, got {plan:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_holds_its_query_slot_only_until_the_deadline() {
+    use tokio::io::AsyncWriteExt;
+    // Longer than the 2 s a query waits for a slot, so the second query is refused before it.
+    let timeout_ms = 4000;
+    let server = Server::start_with(ServerOptions {
+        extra_args: vec![
+            "--query-timeout-ms".into(),
+            timeout_ms.to_string(),
+            "--max-concurrent-queries".into(),
+            "1".into(),
+        ],
+        ..Default::default()
+    });
+    // About 30 MB of CSV: more than the socket buffers hold, so the server's sender blocks.
+    let big = "SELECT n, repeat('x', 100) AS pad FROM (SELECT unnest(range(0, 300000)) AS n)";
+    let url = format!("{}/?sql&format=csv", server.endpoint());
+    let headers = sigv4_headers("POST", &url, big.as_bytes(), ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY);
+    let mut request =
+        format!("POST /?sql&format=csv HTTP/1.1\r\nhost: {}\r\ncontent-length: {}\r\n", server.addr(), big.len());
+    for (name, value) in &headers {
+        if name != "host" && name != "content-length" {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    request.push_str("\r\n");
+    request.push_str(big);
+    let mut stalled = tokio::net::TcpStream::connect(server.addr()).await.expect("connect");
+    stalled.write_all(request.as_bytes()).await.expect("send the query");
+    // Read only the status line, then nothing more. While the stalled query holds the only
+    // slot, another query waits, then is refused.
+    let mut head = [0u8; 12];
+    tokio::io::AsyncReadExt::read_exact(&mut stalled, &mut head).await.expect("the stalled query's status line");
+    assert_eq!(&head, b"HTTP/1.1 200", "the stalled query started");
+    let response = sql_as(&server, ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY, "csv", "SELECT 1 AS one").await;
+    expect_error_document(&response, 503, "SlowDown", "a query while the only slot is held by a stalled one");
+    // Past the stalled query's deadline its slot is free again, though its client never read.
+    tokio::time::sleep(Duration::from_millis(timeout_ms)).await;
+    let csv = sql_csv(&server, "SELECT 1 AS one").await;
+    assert_eq!(csv, "one\n1\n", "a query after the stalled one's deadline");
+    drop(stalled);
+}
