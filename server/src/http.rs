@@ -100,9 +100,11 @@ async fn route(
     // Every S3 request gets an id: in the response (x-amz-request-id) and in the journal.
     let request_id = format!("{:016X}", rand::random::<u64>());
     request.extensions_mut().insert(s3_api::RequestContext { peer: Some(peer), request_id: request_id.clone() });
-    let mut response = match oversized_xml_body(&request) {
-        Some(refused) => refused,
-        None => hyper::service::Service::call(&s3, merge_repeated_headers(request)).await?,
+    date_as_amz_date(&mut request);
+    let mut response = if oversized_xml_body(&request) {
+        refuse_oversized_xml_body(request).await
+    } else {
+        hyper::service::Service::call(&s3, merge_repeated_headers(request)).await?
     };
     if let Ok(value) = http::HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-amz-request-id", value);
@@ -234,13 +236,19 @@ async fn shutdown_signal() {
 /// s3s reads an XML request body up to this size (its `xml_max_body_size` default).
 const XML_BODY_MAX_BYTES: u64 = 20 * 1024 * 1024;
 
+/// A refused body is read and dropped up to this much, so that the client, still sending
+/// it, gets the answer instead of a broken pipe; a larger one ends the connection.
+const REFUSED_BODY_DRAIN_MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// ... and for at most this long.
+const REFUSED_BODY_DRAIN_TIMEOUT_MS: u64 = 10_000;
+
 /// CompleteMultipartUpload (`POST ?uploadId`) and DeleteObjects (`POST ?delete`) carry XML
 /// that s3s reads whole. Past its limit s3s answers 500 (it does not recognise the
 /// length-limit error of the body it reads), so a declared length over the limit is refused
 /// here with S3's error for an over-long request.
-fn oversized_xml_body<B>(request: &http::Request<B>) -> Option<s3s::HttpResponse> {
+fn oversized_xml_body<B>(request: &http::Request<B>) -> bool {
     if request.method() != http::Method::POST {
-        return None;
+        return false;
     }
     let query = request.uri().query().unwrap_or("");
     let xml_post = query.split('&').any(|pair| {
@@ -251,9 +259,31 @@ fn oversized_xml_body<B>(request: &http::Request<B>) -> Option<s3s::HttpResponse
         .headers()
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())?;
-    if !xml_post || declared_bytes <= XML_BODY_MAX_BYTES {
-        return None;
+        .and_then(|v| v.parse::<u64>().ok());
+    xml_post && declared_bytes.is_some_and(|n| n > XML_BODY_MAX_BYTES)
+}
+
+async fn refuse_oversized_xml_body(request: http::Request<Incoming>) -> s3s::HttpResponse {
+    use http_body_util::BodyExt;
+    let declared_bytes = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(u64::MAX);
+    let mut drained = declared_bytes <= REFUSED_BODY_DRAIN_MAX_BYTES;
+    if drained {
+        let mut body = request.into_body();
+        let drain = async {
+            while let Some(frame) = body.frame().await {
+                if frame.is_err() {
+                    return false;
+                }
+            }
+            true
+        };
+        drained =
+            tokio::time::timeout(Duration::from_millis(REFUSED_BODY_DRAIN_TIMEOUT_MS), drain).await.unwrap_or(false);
     }
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>MaxMessageLengthExceeded</Code>\
@@ -262,7 +292,41 @@ fn oversized_xml_body<B>(request: &http::Request<B>) -> Option<s3s::HttpResponse
     let mut response = http::Response::new(s3s::Body::from(Bytes::from(body)));
     *response.status_mut() = http::StatusCode::BAD_REQUEST;
     response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
-    // The body is not read: the connection cannot carry another request after it.
-    response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
-    Some(response)
+    if !drained {
+        // The rest of the body is still on the connection: it cannot carry another request.
+        response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// SigV4 takes the request time from `x-amz-date` or, without it, from a signed `Date`
+/// header; s3s reads only `x-amz-date`. For a SigV4 header-signed request that signs `Date`
+/// and has no `x-amz-date`, the same instant is added as `x-amz-date` (an unsigned header:
+/// the signature is still checked over the headers the client signed).
+fn date_as_amz_date<B>(request: &mut http::Request<B>) {
+    let headers = request.headers();
+    if headers.contains_key("x-amz-date") {
+        return;
+    }
+    let signs_date = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|auth| auth.strip_prefix("AWS4-HMAC-SHA256 "))
+        .and_then(|fields| fields.split(',').find_map(|f| f.trim().strip_prefix("SignedHeaders=")))
+        .is_some_and(|signed| signed.split(';').any(|h| h == "date"));
+    if !signs_date {
+        return;
+    }
+    let Some(date) = headers.get(http::header::DATE).and_then(|v| v.to_str().ok()) else { return };
+    let Ok(at) = s3s::dto::Timestamp::parse(s3s::dto::TimestampFormat::HttpDate, date) else { return };
+    let mut iso = Vec::new();
+    if at.format(s3s::dto::TimestampFormat::DateTime, &mut iso).is_err() {
+        return;
+    }
+    // 2026-12-04T13:26:53.000Z -> 20261204T132653Z (ISO 8601 basic, as x-amz-date is written)
+    let iso = String::from_utf8_lossy(&iso);
+    let basic: String = iso.split('.').next().unwrap_or("").chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    if let Ok(value) = http::HeaderValue::from_str(&format!("{basic}Z")) {
+        request.headers_mut().insert("x-amz-date", value);
+    }
 }

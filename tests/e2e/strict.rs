@@ -443,3 +443,57 @@ async fn oversized_complete_multipart_body_is_a_client_error() {
     );
     server.client().head_bucket().bucket(bucket).send().await.ok_or_panic("the server still answers");
 }
+
+/// A SigV4 header signature over `Date` (no `x-amz-date`), as SigV4 allows.
+fn sign_with_date(server: &Server, path: &str, secret_key: &str) -> Vec<(String, String)> {
+    use aws_smithy_types::date_time::Format;
+    use sha2::Digest;
+    // Whole seconds: both date headers carry no fraction.
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970");
+    let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(since_epoch.as_secs());
+    let at = aws_smithy_types::DateTime::from(now);
+    let date = at.fmt(Format::HttpDate).expect("HTTP date");
+    let iso = at.fmt(Format::DateTime).expect("ISO date");
+    let amz_date: String = iso.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    let day = &amz_date[..8];
+    let host = server.addr().to_string();
+    let canonical = format!(
+        "GET\n{path}\n\ndate:{date}\nhost:{host}\nx-amz-content-sha256:UNSIGNED-PAYLOAD\n\n\
+         date;host;x-amz-content-sha256\nUNSIGNED-PAYLOAD"
+    );
+    let scope = format!("{day}/{REGION}/s3/aws4_request");
+    let string_to_sign =
+        format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}", hex::encode(sha2::Sha256::digest(canonical.as_bytes())));
+    let key = aws_sigv4::sign::v4::generate_signing_key(secret_key, now, REGION, "s3");
+    let signature = aws_sigv4::sign::v4::calculate_signature(key, string_to_sign.as_bytes());
+    let authorization = format!(
+        "AWS4-HMAC-SHA256 Credential={ADMIN_ACCESS_KEY}/{scope}, SignedHeaders=date;host;x-amz-content-sha256, Signature={signature}"
+    );
+    vec![
+        ("date".into(), date),
+        ("x-amz-content-sha256".into(), "UNSIGNED-PAYLOAD".into()),
+        ("authorization".into(), authorization),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigv4_may_sign_date_instead_of_x_amz_date() {
+    let server = Server::start();
+    let s3 = server.client();
+    let bucket = "strict-date";
+    create_bucket(&s3, bucket).await;
+    put(&s3, bucket, "k", b"dated").await;
+    let path = format!("/{bucket}/k");
+    let url = format!("{}{path}", server.endpoint());
+
+    let signed = sign_with_date(&server, &path, ADMIN_SECRET_KEY);
+    let headers: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let res = raw_request("GET", &url, &headers, "").await;
+    assert_eq!((res.status, res.body_str()), (200, "dated".to_owned()), "GET signed over Date without x-amz-date");
+
+    // The signature is still checked.
+    let wrong = sign_with_date(&server, &path, "not-the-secret");
+    let headers: Vec<(&str, &str)> = wrong.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let res = raw_request("GET", &url, &headers, "").await;
+    assert_eq!(res.status, 403, "GET signed over Date with a wrong secret: {}", res.body_str());
+}
