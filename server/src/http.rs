@@ -103,6 +103,12 @@ async fn route(
     date_as_amz_date(&mut request);
     let mut response = if oversized_xml_body(&request) {
         refuse_oversized_xml_body(request).await
+    } else if unsized_put(&request) {
+        match buffer_unsized_put(merge_repeated_headers(request)).await {
+            // The permit is held until s3s has taken the buffered body.
+            Ok((sized, _permit)) => s3.call(sized).await?,
+            Err(refused) => refused,
+        }
     } else {
         hyper::service::Service::call(&s3, merge_repeated_headers(request)).await?
     };
@@ -329,4 +335,80 @@ fn date_as_amz_date<B>(request: &mut http::Request<B>) {
     if let Ok(value) = http::HeaderValue::from_str(&format!("{basic}Z")) {
         request.headers_mut().insert("x-amz-date", value);
     }
+}
+
+/// A PUT whose body has no declared length (`Transfer-Encoding: chunked`, no Content-Length)
+/// and a payload that is not aws-chunked: s3s needs the length to verify the payload hash,
+/// so such a body is read first, up to this much ...
+const UNSIZED_BODY_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// ... within this much memory for all such requests at once (past it: 503 SlowDown).
+const UNSIZED_BODIES_BUDGET_BYTES: usize = 64 * 1024 * 1024;
+/// ... and within this long.
+const UNSIZED_BODY_TIMEOUT_MS: u64 = 60_000;
+
+fn unsized_put<B>(request: &http::Request<B>) -> bool {
+    let headers = request.headers();
+    let chunked = headers
+        .get(http::header::TRANSFER_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    // aws-chunked payloads carry their length in x-amz-decoded-content-length.
+    let aws_chunked =
+        headers.get("x-amz-content-sha256").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("STREAMING-"));
+    request.method() == http::Method::PUT
+        && chunked
+        && !aws_chunked
+        && !headers.contains_key(http::header::CONTENT_LENGTH)
+}
+
+fn unsized_budget() -> &'static tokio::sync::Semaphore {
+    static BUDGET: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    BUDGET.get_or_init(|| tokio::sync::Semaphore::new(UNSIZED_BODIES_BUDGET_BYTES))
+}
+
+/// Reads a bounded body of unknown length and hands it on with its Content-Length.
+async fn buffer_unsized_put(
+    request: http::Request<Incoming>,
+) -> Result<(s3s::HttpRequest, tokio::sync::SemaphorePermit<'static>), s3s::HttpResponse> {
+    use http_body_util::BodyExt;
+    let Ok(permit) = unsized_budget().try_acquire_many(UNSIZED_BODY_MAX_BYTES as u32) else {
+        return Err(xml_error(http::StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate."));
+    };
+    let (mut parts, body) = request.into_parts();
+    let limited = http_body_util::Limited::new(body, UNSIZED_BODY_MAX_BYTES);
+    let collected = tokio::time::timeout(Duration::from_millis(UNSIZED_BODY_TIMEOUT_MS), limited.collect()).await;
+    let bytes = match collected {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            let mut refused = xml_error(
+                http::StatusCode::LENGTH_REQUIRED,
+                "MissingContentLength",
+                "You must provide the Content-Length HTTP header for a body this large.",
+            );
+            refused.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+            return Err(refused);
+        }
+        Ok(Err(_)) | Err(_) => {
+            let mut refused = xml_error(
+                http::StatusCode::BAD_REQUEST,
+                "IncompleteBody",
+                "The request body ended early or too slowly.",
+            );
+            refused.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+            return Err(refused);
+        }
+    };
+    parts.headers.remove(http::header::TRANSFER_ENCODING);
+    parts.headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(bytes.len()));
+    Ok((http::Request::from_parts(parts, s3s::Body::from(bytes)), permit))
+}
+
+fn xml_error(status: http::StatusCode, code: &str, message: &str) -> s3s::HttpResponse {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    let mut response = http::Response::new(s3s::Body::from(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
+    response
 }

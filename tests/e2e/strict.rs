@@ -497,3 +497,45 @@ async fn sigv4_may_sign_date_instead_of_x_amz_date() {
     let res = raw_request("GET", &url, &headers, "").await;
     assert_eq!(res.status, 403, "GET signed over Date with a wrong secret: {}", res.body_str());
 }
+
+/// PUT with `Transfer-Encoding: chunked` and no Content-Length (a body of unknown length).
+async fn chunked_put(url: &str, headers: &[(String, String)], chunks: Vec<bytes::Bytes>) -> (u16, String) {
+    use http_body_util::BodyExt;
+    let frames = chunks.into_iter().map(|c| Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(c)));
+    let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<_>();
+    let mut builder = http::Request::builder().method("PUT").uri(url);
+    for (k, v) in headers {
+        builder = builder.header(k, v);
+    }
+    let response = client.request(builder.body(body).expect("chunked request")).await.expect("chunked PUT sent");
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.expect("response body").to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_of_unknown_length_is_stored() {
+    let server = Server::start();
+    let s3 = server.client();
+    let bucket = "strict-chunked";
+    create_bucket(&s3, bucket).await;
+    let data = seeded_bytes(7, 300_000);
+    let chunks: Vec<bytes::Bytes> = data.chunks(64 * 1024).map(bytes::Bytes::copy_from_slice).collect();
+    let url = format!("{}/{bucket}/streamed", server.endpoint());
+    // Signed over the payload's SHA-256, as botocore does.
+    let headers = sigv4_headers("PUT", &url, &data, ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY);
+    let (status, body) = chunked_put(&url, &headers, chunks.clone()).await;
+    assert_eq!(status, 200, "chunked PUT without Content-Length: {body}");
+    assert_bytes_eq(&get(&s3, bucket, "streamed").await, &data, "object written by a chunked PUT");
+
+    // The payload hash is still verified.
+    let other = seeded_bytes(8, 300_000);
+    let headers = sigv4_headers("PUT", &url, &other, ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY);
+    let (status, body) = chunked_put(&url, &headers, chunks).await;
+    assert!(
+        status == 400 || status == 403,
+        "chunked PUT whose body does not match the signed hash: got {status} {body}"
+    );
+    assert_bytes_eq(&get(&s3, bucket, "streamed").await, &data, "object after a refused chunked PUT");
+}
