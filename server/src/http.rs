@@ -324,7 +324,13 @@ fn date_as_amz_date<B>(request: &mut http::Request<B>) {
         return;
     }
     let Some(date) = headers.get(http::header::DATE).and_then(|v| v.to_str().ok()) else { return };
-    let Ok(at) = s3s::dto::Timestamp::parse(s3s::dto::TimestampFormat::HttpDate, date) else { return };
+    // RFC 2822 writes UTC as "-0000" or "+0000" (Python's email.utils.formatdate, as botocore
+    // sends it); HTTP writes "GMT".
+    let date = match date.strip_suffix(" -0000").or_else(|| date.strip_suffix(" +0000")) {
+        Some(rest) => format!("{rest} GMT"),
+        None => date.to_owned(),
+    };
+    let Ok(at) = s3s::dto::Timestamp::parse(s3s::dto::TimestampFormat::HttpDate, &date) else { return };
     let mut iso = Vec::new();
     if at.format(s3s::dto::TimestampFormat::DateTime, &mut iso).is_err() {
         return;

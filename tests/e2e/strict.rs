@@ -445,14 +445,16 @@ async fn oversized_complete_multipart_body_is_a_client_error() {
 }
 
 /// A SigV4 header signature over `Date` (no `x-amz-date`), as SigV4 allows.
-fn sign_with_date(server: &Server, path: &str, secret_key: &str) -> Vec<(String, String)> {
+fn sign_with_date(server: &Server, path: &str, secret_key: &str, utc_as: &str) -> Vec<(String, String)> {
     use aws_smithy_types::date_time::Format;
     use sha2::Digest;
     // Whole seconds: both date headers carry no fraction.
     let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970");
     let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(since_epoch.as_secs());
     let at = aws_smithy_types::DateTime::from(now);
-    let date = at.fmt(Format::HttpDate).expect("HTTP date");
+    // "GMT" as HTTP writes it, or "-0000" as RFC 2822 (and botocore) may.
+    let http_date = at.fmt(Format::HttpDate).expect("HTTP date");
+    let date = format!("{} {utc_as}", http_date.strip_suffix(" GMT").expect("HTTP dates end in GMT"));
     let iso = at.fmt(Format::DateTime).expect("ISO date");
     let amz_date: String = iso.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     let day = &amz_date[..8];
@@ -486,13 +488,19 @@ async fn sigv4_may_sign_date_instead_of_x_amz_date() {
     let path = format!("/{bucket}/k");
     let url = format!("{}{path}", server.endpoint());
 
-    let signed = sign_with_date(&server, &path, ADMIN_SECRET_KEY);
-    let headers: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let res = raw_request("GET", &url, &headers, "").await;
-    assert_eq!((res.status, res.body_str()), (200, "dated".to_owned()), "GET signed over Date without x-amz-date");
+    for utc_as in ["GMT", "-0000", "+0000"] {
+        let signed = sign_with_date(&server, &path, ADMIN_SECRET_KEY, utc_as);
+        let headers: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let res = raw_request("GET", &url, &headers, "").await;
+        assert_eq!(
+            (res.status, res.body_str()),
+            (200, "dated".to_owned()),
+            "GET signed over a Date ending in {utc_as}, without x-amz-date"
+        );
+    }
 
     // The signature is still checked.
-    let wrong = sign_with_date(&server, &path, "not-the-secret");
+    let wrong = sign_with_date(&server, &path, "not-the-secret", "GMT");
     let headers: Vec<(&str, &str)> = wrong.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let res = raw_request("GET", &url, &headers, "").await;
     assert_eq!(res.status, 403, "GET signed over Date with a wrong secret: {}", res.body_str());
