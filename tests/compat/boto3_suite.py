@@ -567,6 +567,45 @@ class Suite:
             404,
         )
 
+    def check_unsupported_features_refused(self):
+        """Features Quarry lacks get AWS's error, never a 200 that drops them."""
+        bucket = "compat-strict"
+        expect_client_error(
+            "CreateBucket with ACL public-read",
+            lambda: self.s3.create_bucket(Bucket=bucket, ACL="public-read"),
+            "InvalidBucketAclWithObjectOwnership",
+            400,
+        )
+        expect_client_error(
+            "CreateBucket with object lock",
+            lambda: self.s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True),
+            "NotImplemented",
+            501,
+        )
+        self.s3.create_bucket(Bucket=bucket)
+        refused = [
+            ("ACL public-read", {"ACL": "public-read"}, "AccessControlListNotSupported", 400),
+            ("SSE AES256", {"ServerSideEncryption": "AES256"}, "NotImplemented", 501),
+            ("SSE-C", {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": "k" * 32}, "NotImplemented", 501),
+            ("Tagging", {"Tagging": "a=b"}, "NotImplemented", 501),
+            ("storage class FAST", {"StorageClass": "FAST"}, "InvalidStorageClass", 400),
+        ]
+        for what, extra, code, http_status in refused:
+            expect_client_error(
+                f"PutObject with {what}",
+                lambda extra=extra: self.s3.put_object(Bucket=bucket, Key="k", Body=b"x", **extra),
+                code,
+                http_status,
+            )
+        expect_client_error("HeadObject after refused PUTs", lambda: self.s3.head_object(Bucket=bucket, Key="k"), "404", 404)
+        # Storage classes S3 defines are kept and reported as given.
+        self.s3.put_object(Bucket=bucket, Key="ia", Body=b"x", StorageClass="STANDARD_IA")
+        expect_eq("HeadObject StorageClass", "STANDARD_IA", self.s3.head_object(Bucket=bucket, Key="ia").get("StorageClass"))
+        listed = self.s3.list_objects_v2(Bucket=bucket)["Contents"]
+        expect_eq("ListObjectsV2 StorageClass", ["STANDARD_IA"], [o["StorageClass"] for o in listed])
+        self.s3.delete_object(Bucket=bucket, Key="ia")
+        self.s3.delete_bucket(Bucket=bucket)
+
     def check_delete_bucket(self):
         expect_client_error(
             "DeleteBucket of a non-empty bucket", lambda: self.s3.delete_bucket(Bucket=BUCKET), "BucketNotEmpty", 409
@@ -611,6 +650,7 @@ CHECKS = [
     "presigned_get",
     "presigned_put",
     "bad_credentials_rejected",
+    "unsupported_features_refused",
     "delete_bucket",
 ]
 

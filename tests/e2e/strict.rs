@@ -443,3 +443,107 @@ async fn oversized_complete_multipart_body_is_a_client_error() {
     );
     server.client().head_bucket().bucket(bucket).send().await.ok_or_panic("the server still answers");
 }
+
+/// A SigV4 header signature over `Date` (no `x-amz-date`), as SigV4 allows.
+fn sign_with_date(server: &Server, path: &str, secret_key: &str, utc_as: &str) -> Vec<(String, String)> {
+    use aws_smithy_types::date_time::Format;
+    use sha2::Digest;
+    // Whole seconds: both date headers carry no fraction.
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970");
+    let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(since_epoch.as_secs());
+    let at = aws_smithy_types::DateTime::from(now);
+    // "GMT" as HTTP writes it, or "-0000" as RFC 2822 (and botocore) may.
+    let http_date = at.fmt(Format::HttpDate).expect("HTTP date");
+    let date = format!("{} {utc_as}", http_date.strip_suffix(" GMT").expect("HTTP dates end in GMT"));
+    let iso = at.fmt(Format::DateTime).expect("ISO date");
+    let amz_date: String = iso.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    let day = &amz_date[..8];
+    let host = server.addr().to_string();
+    let canonical = format!(
+        "GET\n{path}\n\ndate:{date}\nhost:{host}\nx-amz-content-sha256:UNSIGNED-PAYLOAD\n\n\
+         date;host;x-amz-content-sha256\nUNSIGNED-PAYLOAD"
+    );
+    let scope = format!("{day}/{REGION}/s3/aws4_request");
+    let string_to_sign =
+        format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}", hex::encode(sha2::Sha256::digest(canonical.as_bytes())));
+    let key = aws_sigv4::sign::v4::generate_signing_key(secret_key, now, REGION, "s3");
+    let signature = aws_sigv4::sign::v4::calculate_signature(key, string_to_sign.as_bytes());
+    let authorization = format!(
+        "AWS4-HMAC-SHA256 Credential={ADMIN_ACCESS_KEY}/{scope}, SignedHeaders=date;host;x-amz-content-sha256, Signature={signature}"
+    );
+    vec![
+        ("date".into(), date),
+        ("x-amz-content-sha256".into(), "UNSIGNED-PAYLOAD".into()),
+        ("authorization".into(), authorization),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigv4_may_sign_date_instead_of_x_amz_date() {
+    let server = Server::start();
+    let s3 = server.client();
+    let bucket = "strict-date";
+    create_bucket(&s3, bucket).await;
+    put(&s3, bucket, "k", b"dated").await;
+    let path = format!("/{bucket}/k");
+    let url = format!("{}{path}", server.endpoint());
+
+    for utc_as in ["GMT", "-0000", "+0000"] {
+        let signed = sign_with_date(&server, &path, ADMIN_SECRET_KEY, utc_as);
+        let headers: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let res = raw_request("GET", &url, &headers, "").await;
+        assert_eq!(
+            (res.status, res.body_str()),
+            (200, "dated".to_owned()),
+            "GET signed over a Date ending in {utc_as}, without x-amz-date"
+        );
+    }
+
+    // The signature is still checked.
+    let wrong = sign_with_date(&server, &path, "not-the-secret", "GMT");
+    let headers: Vec<(&str, &str)> = wrong.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let res = raw_request("GET", &url, &headers, "").await;
+    assert_eq!(res.status, 403, "GET signed over Date with a wrong secret: {}", res.body_str());
+}
+
+/// PUT with `Transfer-Encoding: chunked` and no Content-Length (a body of unknown length).
+async fn chunked_put(url: &str, headers: &[(String, String)], chunks: Vec<bytes::Bytes>) -> (u16, String) {
+    use http_body_util::BodyExt;
+    let frames = chunks.into_iter().map(|c| Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(c)));
+    let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<_>();
+    let mut builder = http::Request::builder().method("PUT").uri(url);
+    for (k, v) in headers {
+        builder = builder.header(k, v);
+    }
+    let response = client.request(builder.body(body).expect("chunked request")).await.expect("chunked PUT sent");
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.expect("response body").to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_of_unknown_length_is_stored() {
+    let server = Server::start();
+    let s3 = server.client();
+    let bucket = "strict-chunked";
+    create_bucket(&s3, bucket).await;
+    let data = seeded_bytes(7, 300_000);
+    let chunks: Vec<bytes::Bytes> = data.chunks(64 * 1024).map(bytes::Bytes::copy_from_slice).collect();
+    let url = format!("{}/{bucket}/streamed", server.endpoint());
+    // Signed over the payload's SHA-256, as botocore does.
+    let headers = sigv4_headers("PUT", &url, &data, ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY);
+    let (status, body) = chunked_put(&url, &headers, chunks.clone()).await;
+    assert_eq!(status, 200, "chunked PUT without Content-Length: {body}");
+    assert_bytes_eq(&get(&s3, bucket, "streamed").await, &data, "object written by a chunked PUT");
+
+    // The payload hash is still verified.
+    let other = seeded_bytes(8, 300_000);
+    let headers = sigv4_headers("PUT", &url, &other, ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY);
+    let (status, body) = chunked_put(&url, &headers, chunks).await;
+    assert!(
+        status == 400 || status == 403,
+        "chunked PUT whose body does not match the signed hash: got {status} {body}"
+    );
+    assert_bytes_eq(&get(&s3, bucket, "streamed").await, &data, "object after a refused chunked PUT");
+}
