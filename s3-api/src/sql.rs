@@ -124,7 +124,13 @@ impl S3Route for SqlRoute {
         tokio::spawn(async move {
             use futures::StreamExt;
             let _permit = permit;
-            while let Some(chunk) = body.next().await {
+            // A reader panicking on a malformed object ends the body in an error.
+            while let Some(chunk) = quarry_sql::unwind::catching(body.next()).await.unwrap_or_else(|panic| {
+                Some(Err(quarry_sql::QueryError {
+                    kind: quarry_sql::QueryErrorKind::Internal,
+                    message: format!("a source could not be read: {panic}"),
+                }))
+            }) {
                 let chunk = chunk.map_err(|e| {
                     tracing::warn!("SQL result cut short: {e}");
                     std::io::Error::other(e.message)

@@ -18,6 +18,7 @@ pub mod select;
 pub mod session;
 pub mod shape;
 pub mod store;
+pub mod unwind;
 
 pub use catalog_tables::register_catalog;
 pub use datafusion;

@@ -95,17 +95,23 @@ pub async fn run_query(
         let full = new_context(engine, BucketScope::All, limits, None, false).map_err(internal)?;
         catalog_snapshot = Some(register_scoped_catalog(&ctx, &full, catalog, &scope).await.map_err(query_error)?);
     }
-    for source in &sources {
-        register_source(&ctx, source).await?;
-    }
-
-    let frame = ctx.sql_with_options(&sql, read_only()).await.map_err(query_error)?;
-    let schema = frame.schema().inner().clone();
-    let mut batches = frame.execute_stream().await.map_err(query_error)?;
+    // Planning reads the sources' footers and the first batch reads their data: a reader
+    // that panics on a malformed object fails this query, not the connection.
+    let unreadable =
+        |panic: String| QueryError::new(QueryErrorKind::InvalidQuery, format!("a source could not be read: {panic}"));
+    let planned = crate::unwind::catching(async {
+        for source in &sources {
+            register_source(&ctx, source).await?;
+        }
+        let frame = ctx.sql_with_options(&sql, read_only()).await.map_err(query_error)?;
+        let schema = frame.schema().inner().clone();
+        let mut batches = frame.execute_stream().await.map_err(query_error)?;
+        // The first batch before the answer: most failures show up by then.
+        let first = next_before(&mut batches, deadline, limits).await?;
+        Ok::<_, QueryError>((schema, batches, first))
+    });
+    let (schema, mut batches, first) = planned.await.map_err(unreadable)??;
     let mut encoder = ResultEncoder::new(format, &schema).map_err(internal)?;
-
-    // The first batch before the answer: most failures show up by then.
-    let first = next_before(&mut batches, deadline, limits).await?;
     let head = match &first {
         Some(batch) => encoder.write(batch).map_err(internal)?,
         None => Vec::new(),

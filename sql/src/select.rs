@@ -187,9 +187,13 @@ pub async fn select(
         InputFormat::Parquet => {
             let url = crate::session::object_url(bucket, key);
             let options = ParquetReadOptions { file_extension: "", ..Default::default() };
-            ctx.register_parquet(TABLE, url, options).await.map_err(|e| {
+            let unreadable = |e: String| {
                 SelectError::new("ParquetParsingError", format!("the object is not a readable Parquet file: {e}"))
-            })?;
+            };
+            crate::unwind::catching(ctx.register_parquet(TABLE, url, options))
+                .await
+                .map_err(unreadable)?
+                .map_err(|e| unreadable(e.to_string()))?;
             let table = ctx.table_provider(TABLE).await.map_err(internal)?;
             table.schema().fields().iter().map(|f| f.name().clone()).collect()
         }
@@ -221,9 +225,15 @@ pub async fn select(
         let mut stream = stream;
         let mut last_progress = Instant::now();
         loop {
-            let next = match tokio::time::timeout_at(deadline.into(), stream.next()).await {
-                Ok(next) => next,
-                Err(_) => {
+            let next = match crate::unwind::catching(tokio::time::timeout_at(deadline.into(), stream.next())).await {
+                Ok(Ok(next)) => next,
+                Err(panic) => {
+                    // A reader panicking on a malformed object: an error event, not a cut stream.
+                    let message = format!("the object could not be read: {panic}");
+                    let _ = send_before(&sender, deadline, Err(SelectError::new("InternalError", message))).await;
+                    return;
+                }
+                Ok(Err(_)) => {
                     let message = format!("the query ran past its limit of {timeout_ms} ms and was cancelled");
                     // Past the deadline: the error still gets a moment to reach a reading client.
                     let error = Err(SelectError::new("QueryTimeout", message));

@@ -884,3 +884,18 @@ async fn select_refuses_expressions_too_deep_and_the_server_lives_on() {
     let out = records(&client, "people.csv", &nested, csv_in(FileHeaderInfo::Use), csv_out()).await;
     assert_eq!(out, "30\n25\n41\n", "30 nested CASTs of Age");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_on_a_malformed_parquet_footer_is_an_error_not_a_dropped_connection() {
+    let (_server, client) = start_with_people().await;
+    let mut parquet = people_parquet();
+    let len = parquet.len();
+    // The footer says the metadata is as long as the whole file (the parquet crate panicked).
+    parquet[len - 8..len - 4].copy_from_slice(&(len as u32).to_le_bytes());
+    put(&client, "sel", "bad.parquet", &parquet).await;
+    let sql = "SELECT count(*) FROM S3Object s";
+    let result = try_select(request(&client, "sel", "bad.parquet", sql, parquet_in(), csv_out())).await;
+    expect_client_error(result, |c| c == "ParquetParsingError", "ParquetParsingError", "a malformed Parquet footer");
+    let out = records(&client, "people.csv", sql, csv_in(FileHeaderInfo::Use), csv_out()).await;
+    assert_eq!(out, "3\n", "S3 Select after the malformed footer");
+}

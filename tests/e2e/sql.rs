@@ -1140,3 +1140,29 @@ async fn a_client_that_stops_reading_holds_its_query_slot_only_until_the_deadlin
     assert_eq!(csv, "one\n1\n", "a query after the stalled one's deadline");
     drop(stalled);
 }
+
+/// A Parquet file whose footer says its metadata is as long as the whole file: the parquet
+/// crate's footer decoder overflowed a subtraction on it and panicked.
+pub fn parquet_with_an_impossible_footer(mut parquet: Vec<u8>) -> Vec<u8> {
+    let len = parquet.len();
+    let footer_len = (len as u32).to_le_bytes();
+    parquet[len - 8..len - 4].copy_from_slice(&footer_len);
+    parquet
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_parquet_footer_is_an_error_not_a_dropped_connection() {
+    let server = Server::start();
+    let s3 = server.client();
+    create_bucket(&s3, "badpq").await;
+    put(&s3, "badpq", "bad.parquet", &parquet_with_an_impossible_footer(parquet_bytes(&data_file(1)))).await;
+    for sql in [
+        "SELECT count(*) FROM read_parquet('s3://badpq/bad.parquet')",
+        "SELECT count(*) FROM read_parquet('s3://badpq/')",
+    ] {
+        let response = sql_as(&server, ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY, "csv", sql).await;
+        expect_error_document(&response, 400, "InvalidQuery", sql);
+    }
+    let health = raw_request("GET", &format!("{}/health", server.endpoint()), &[], Vec::new()).await;
+    assert_eq!(health.status, 200, "/health after the malformed footer");
+}
