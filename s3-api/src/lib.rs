@@ -12,6 +12,7 @@ mod copy;
 mod delete;
 mod error;
 mod get;
+mod host;
 mod list;
 mod meta;
 mod multipart;
@@ -22,6 +23,7 @@ mod sql;
 pub use admin::ADMIN_BUCKET;
 pub use auth::{AccessLevel, KeyConfig, KeyStore};
 pub use catalog::CATALOG_BUCKET;
+pub use host::{DomainHost, MAX_DOMAINS};
 
 use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
@@ -56,6 +58,8 @@ pub struct ApiConfig {
     pub compaction: storage_core::CompactionOptions,
     /// Time and memory for one SQL query (S3 Select or the SQL endpoint).
     pub query_limits: quarry_sql::QueryLimits,
+    /// Domains under which `<bucket>.<domain>` addresses a bucket (virtual-hosted style).
+    pub domains: DomainHost,
 }
 
 /// The S3 implementation: the engine, the keys, and the settings.
@@ -90,8 +94,10 @@ pub fn service(engine: Engine, keys: Arc<KeyStore>, config: ApiConfig) -> S3Serv
         admin: admin::AdminRoute { engine: engine.clone(), keys: keys.clone(), compaction: config.compaction },
         sql: sql::SqlRoute { engine: engine.clone(), keys: keys.clone(), limits: config.query_limits },
     };
+    let domains = config.domains.clone();
     let s3 = QuarryS3 { engine, keys: keys.clone(), config: Arc::new(config) };
     let mut builder = S3ServiceBuilder::new(s3);
+    builder.set_host(domains);
     builder.set_auth(auth::Auth(keys.clone()));
     builder.set_access(auth::Access(keys));
     builder.set_route(routes);

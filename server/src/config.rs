@@ -17,6 +17,17 @@ pub const DEFAULT_COMPACTION_DEAD_RATIO: f64 = 0.5;
 pub const DEFAULT_ERASURE_DEADLINE_SECS: u64 = 24 * 60 * 60;
 pub const DEFAULT_COMPACTION_RATE_BYTES_PER_SEC: u64 = 64 * 1024 * 1024;
 pub const DEFAULT_SCRUB_RATE_BYTES_PER_SEC: u64 = 64 * 1024 * 1024;
+/// Open client connections; more are refused once all are busy (the oldest idle one is
+/// closed to make room). Also capped below the process's file-descriptor limit.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Time a client has to send a request's headers (and, on a fresh connection, the first request).
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 20_000;
+/// Time a request body may stall without a byte before the request fails with RequestTimeout.
+pub const DEFAULT_BODY_IDLE_TIMEOUT_MS: u64 = 30_000;
+/// Time a connection with no request in progress is kept open.
+pub const DEFAULT_KEEP_ALIVE_TIMEOUT_MS: u64 = 15_000;
+/// `<bucket>.localhost` always addresses a bucket: `*.localhost` is loopback (RFC 6761).
+pub const BUILTIN_DOMAIN: &str = "localhost";
 /// Where a generated key pair is kept, inside the data directory.
 pub const GENERATED_CREDENTIALS_FILE: &str = "credentials.toml";
 
@@ -40,6 +51,13 @@ pub struct FileConfig {
     pub journal_retention_days: Option<u64>,
     pub query_memory_bytes: Option<usize>,
     pub query_timeout_ms: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub header_read_timeout_ms: Option<u64>,
+    pub body_idle_timeout_ms: Option<u64>,
+    pub keep_alive_timeout_ms: Option<u64>,
+    /// Domains for virtual-hosted-style requests (`<bucket>.<domain>`).
+    #[serde(default)]
+    pub domains: Vec<String>,
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
 }

@@ -1,14 +1,18 @@
 //! The HTTP side: accept connections, route our own paths (/health) before the S3
-//! service, and shut down gracefully (stop accepting, let requests finish).
+//! service, and shut down gracefully (stop accepting, let requests finish). Connections
+//! are capped and timed out (header read, body idle, keep-alive idle).
 
+use crate::body::{BodyStats, IdleTimeoutBody, ReportingBody};
+use crate::connections::{self, Connection, Connections};
+use crate::{access_log, error_doc};
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use s3s::service::S3Service;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use storage_core::{Engine, EngineStats};
 
@@ -25,17 +29,41 @@ pub struct ScrubSchedule {
     pub rate_bytes_per_sec: u64,
 }
 
-pub async fn serve(address: SocketAddr, s3: S3Service, engine: Engine, scrub: ScrubSchedule) -> Result<(), String> {
+/// Connection limits and timeouts (see `--help` for each).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub max_connections: usize,
+    pub header_read_timeout_ms: u64,
+    pub body_idle_timeout_ms: u64,
+    pub keep_alive_timeout_ms: u64,
+}
+
+pub async fn serve(
+    address: SocketAddr,
+    s3: S3Service,
+    engine: Engine,
+    scrub: ScrubSchedule,
+    limits: ConnectionLimits,
+) -> Result<(), String> {
     let listener =
         tokio::net::TcpListener::bind(address).await.map_err(|e| format!("cannot listen on {address}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let open_files = connections::raise_open_files_limit();
+    let connections = Arc::new(Connections::new(connections::connection_cap(limits.max_connections, open_files)));
     // Tests and scripts wait for this exact line.
     println!("quarry listening on http://{local}");
-    tracing::info!("listening on http://{local}");
+    tracing::info!(max_connections = connections.max(), open_files, "listening on http://{local}");
 
     let scrubber = tokio::spawn(background_scrub(engine.clone(), scrub));
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Without a timer hyper applies no timeout at all. The header timeout also bounds
+    // the wait for the first request on a connection.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms.max(1)));
+    builder.http2().timer(TokioTimer::new());
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
         tokio::select! {
@@ -49,16 +77,52 @@ pub async fn serve(address: SocketAddr, s3: S3Service, engine: Engine, scrub: Sc
                         continue;
                     }
                 };
+                let Some(admitted) = connections.admit() else {
+                    tracing::warn!(%peer, max_connections = connections.max(), "connection refused: every connection is busy");
+                    continue;
+                };
+                let connection = admitted.connection.clone();
                 let (s3, engine) = (s3.clone(), engine.clone());
                 let service = service_fn(move |request: http::Request<Incoming>| {
-                    route(s3.clone(), engine.clone(), peer, request)
+                    route(s3.clone(), engine.clone(), peer, connection.clone(), limits, request)
                 });
-                let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-                let connection = graceful.watch(connection);
+                let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                let mut shutdown = shutdown_rx.clone();
+                // Runs the connection until it ends, is shed at the cap, stays idle past the
+                // keep-alive timeout, or the server shuts down (in-flight requests finish).
                 tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(%peer, "connection ended with an error: {e}");
+                    let connection = admitted.connection.clone();
+                    let keep_alive = Duration::from_millis(limits.keep_alive_timeout_ms.max(1));
+                    let mut served = std::pin::pin!(served);
+                    let mut draining = false;
+                    loop {
+                        let idle_deadline = connection.idle_deadline(keep_alive);
+                        tokio::select! {
+                            result = served.as_mut() => {
+                                if let Err(e) = result {
+                                    tracing::debug!(%peer, "connection ended with an error: {e}");
+                                }
+                                break;
+                            }
+                            // No request is in flight on a shed or idle connection: dropping it loses nothing.
+                            () = connection.close.notified() => break,
+                            () = connection.activity.notified() => {}
+                            () = tokio::time::sleep_until(idle_deadline.unwrap_or_else(tokio::time::Instant::now)),
+                                if idle_deadline.is_some() && !draining => {
+                                if connection.idle_deadline(keep_alive).is_some_and(|d| d <= tokio::time::Instant::now()) {
+                                    tracing::debug!(%peer, "closing an idle connection");
+                                    break;
+                                }
+                            }
+                            changed = shutdown.changed(), if !draining => {
+                                draining = true;
+                                if changed.is_ok() {
+                                    served.as_mut().graceful_shutdown();
+                                }
+                            }
+                        }
                     }
+                    drop(admitted);
                 });
             }
             () = &mut shutdown => break,
@@ -66,11 +130,14 @@ pub async fn serve(address: SocketAddr, s3: S3Service, engine: Engine, scrub: Sc
     }
     drop(listener);
     scrubber.abort();
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(Duration::from_millis(SHUTDOWN_GRACE_MS)) => {
+    let _ = shutdown_tx.send(true);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(SHUTDOWN_GRACE_MS);
+    while connections.count() > 0 {
+        if tokio::time::Instant::now() > deadline {
             tracing::warn!("requests still running after {SHUTDOWN_GRACE_MS} ms; closing anyway");
+            break;
         }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
 }
@@ -81,7 +148,9 @@ async fn route(
     s3: S3Service,
     engine: Engine,
     peer: SocketAddr,
-    mut request: http::Request<Incoming>,
+    connection: Arc<Connection>,
+    limits: ConnectionLimits,
+    request: http::Request<Incoming>,
 ) -> Result<s3s::HttpResponse, s3s::HttpError> {
     if request.method() == http::Method::GET && request.uri().query().is_none() {
         match request.uri().path() {
@@ -94,14 +163,62 @@ async fn route(
             _ => {}
         }
     }
+    connection.request_started();
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let access_key = access_log::access_key(&request);
+    // Every S3 request gets an id: in the response (x-amz-request-id) and in the journal.
+    let request_id = format!("{:016X}", rand::random::<u64>());
+    let stats = Arc::new(BodyStats::default());
+    let request = request.map(|incoming| {
+        let timeout = Duration::from_millis(limits.body_idle_timeout_ms.max(1));
+        s3s::Body::http_body(IdleTimeoutBody::new(incoming, timeout, stats.clone()))
+    });
+    let response = s3_response(s3, peer, &request_id, &stats, request).await;
+    let status = response.status();
+    let line = access_log::AccessLine { method, path, status, access_key, request_id, peer, started };
+    let finished = move |bytes_out: u64| {
+        line.emit(stats.bytes_in.load(std::sync::atomic::Ordering::Relaxed), bytes_out);
+        connection.request_finished();
+    };
+    Ok(response.map(|body| s3s::Body::http_body(ReportingBody::new(body, finished))))
+}
+
+/// The S3 service's answer, with our request id and complete error documents.
+async fn s3_response(
+    s3: S3Service,
+    peer: SocketAddr,
+    request_id: &str,
+    stats: &BodyStats,
+    mut request: http::Request<s3s::Body>,
+) -> s3s::HttpResponse {
     let expects_continue =
         request.headers().get(http::header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let empty_body = request.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0");
-    // Every S3 request gets an id: in the response (x-amz-request-id) and in the journal.
-    let request_id = format!("{:016X}", rand::random::<u64>());
-    request.extensions_mut().insert(s3_api::RequestContext { peer: Some(peer), request_id: request_id.clone() });
-    let mut response = hyper::service::Service::call(&s3, merge_repeated_headers(request)).await?;
-    if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+    let is_head = request.method() == http::Method::HEAD;
+    let resource = request.uri().path().to_owned();
+    request.extensions_mut().insert(s3_api::RequestContext { peer: Some(peer), request_id: request_id.to_owned() });
+    let mut response = match s3.call(merge_repeated_headers(request)).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(request_id, "S3 service failed: {e:?}");
+            let mut response = http::Response::new(s3s::Body::empty());
+            *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+            response
+        }
+    };
+    if stats.timed_out.load(std::sync::atomic::Ordering::Relaxed) {
+        // The client stopped sending its body: S3's RequestTimeout, and the connection
+        // closes (the rest of the body will never be read).
+        response = http::Response::new(s3s::Body::from(error_doc::request_timeout(&resource, request_id)));
+        *response.status_mut() = http::StatusCode::BAD_REQUEST;
+        response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
+        response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+    } else if response.status().is_client_error() || response.status().is_server_error() {
+        response = complete_error_document(response, is_head, &resource, request_id).await;
+    }
+    if let Ok(value) = http::HeaderValue::from_str(request_id) {
         response.headers_mut().insert("x-amz-request-id", value);
     }
     // A request with "Expect: 100-continue" whose body we never read (empty, or refused
@@ -112,7 +229,34 @@ async fn route(
     if expects_continue && (empty_body || !response.status().is_success()) {
         response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     }
-    Ok(response)
+    response
+}
+
+/// Adds Message, Resource and RequestId to an S3 error document (s3s leaves them out).
+async fn complete_error_document(
+    response: s3s::HttpResponse,
+    is_head: bool,
+    resource: &str,
+    request_id: &str,
+) -> s3s::HttpResponse {
+    let is_xml = response.headers().get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().ends_with(b"xml"));
+    let small = http_body::Body::size_hint(response.body())
+        .exact()
+        .is_some_and(|len| len > 0 && len <= error_doc::MAX_ERROR_DOCUMENT_BYTES as u64);
+    if is_head || !is_xml || !small {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = match http_body_util::BodyExt::collect(body).await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            tracing::error!(request_id, "reading an error document: {e}");
+            Bytes::new()
+        }
+    };
+    let completed = error_doc::complete(&bytes, parts.status, resource, request_id).unwrap_or(bytes);
+    parts.headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(completed.len()));
+    http::Response::from_parts(parts, s3s::Body::from(completed))
 }
 
 fn text(status: http::StatusCode, body: String) -> s3s::HttpResponse {

@@ -1,8 +1,12 @@
 //! `quarry`: the S3-compatible object store you can query with SQL.
 
+mod access_log;
 mod admin;
+mod body;
 mod client;
 mod config;
+mod connections;
+mod error_doc;
 mod http;
 mod sql_cli;
 
@@ -86,12 +90,37 @@ struct ServeArgs {
     /// Time one SQL query (or S3 Select) may run before it is cancelled [default: 300000]
     #[arg(long, env = "QUARRY_QUERY_TIMEOUT_MS")]
     query_timeout_ms: Option<u64>,
+    /// Open client connections at most (also kept below the open-files limit) [default: 4096]
+    #[arg(long, env = "QUARRY_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Time a client has to send a request's headers [default: 20000]
+    #[arg(long, env = "QUARRY_HEADER_READ_TIMEOUT_MS")]
+    header_read_timeout_ms: Option<u64>,
+    /// A request body that stalls this long fails with RequestTimeout [default: 30000]
+    #[arg(long, env = "QUARRY_BODY_IDLE_TIMEOUT_MS")]
+    body_idle_timeout_ms: Option<u64>,
+    /// A connection with no request in progress is closed after this long [default: 15000]
+    #[arg(long, env = "QUARRY_KEEP_ALIVE_TIMEOUT_MS")]
+    keep_alive_timeout_ms: Option<u64>,
+    /// Domain for virtual-hosted-style requests (<bucket>.<domain>); repeatable, comma-separated
+    /// in the environment. `localhost` is always one.
+    #[arg(long = "domain", env = "QUARRY_DOMAIN", value_delimiter = ',')]
+    domains: Vec<String>,
 }
 
+/// The log filter unless QUARRY_LOG says otherwise. s3s logs every error response it
+/// produces at ERROR (client errors included); our access log covers them.
+const DEFAULT_LOG_FILTER: &str = "info,s3s=off";
+
 fn main() -> std::process::ExitCode {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("QUARRY_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("QUARRY_LOG").unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
+        )
         .with_writer(std::io::stderr)
+        // Colours only for a person watching a terminal, never into a file.
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .init();
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or_else(|| Command::Serve(Box::default())) {
@@ -139,7 +168,29 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .or(file.compaction_interval_secs)
         .unwrap_or(config::DEFAULT_COMPACTION_INTERVAL_SECS)
         .min((erasure_deadline_secs / 4).max(1));
+    let domains = if args.domains.is_empty() { file.domains } else { args.domains };
+    let domains = s3_api::DomainHost::new(std::iter::once(config::BUILTIN_DOMAIN.to_owned()).chain(domains))?;
+    let limits = http::ConnectionLimits {
+        max_connections: args
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(config::DEFAULT_MAX_CONNECTIONS)
+            .max(1),
+        header_read_timeout_ms: args
+            .header_read_timeout_ms
+            .or(file.header_read_timeout_ms)
+            .unwrap_or(config::DEFAULT_HEADER_READ_TIMEOUT_MS),
+        body_idle_timeout_ms: args
+            .body_idle_timeout_ms
+            .or(file.body_idle_timeout_ms)
+            .unwrap_or(config::DEFAULT_BODY_IDLE_TIMEOUT_MS),
+        keep_alive_timeout_ms: args
+            .keep_alive_timeout_ms
+            .or(file.keep_alive_timeout_ms)
+            .unwrap_or(config::DEFAULT_KEEP_ALIVE_TIMEOUT_MS),
+    };
     let api = s3_api::ApiConfig {
+        domains,
         compaction,
         max_object_size_bytes: args
             .max_object_size_bytes
@@ -200,7 +251,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     runtime.block_on(async move {
         let service = s3_api::service(engine.clone(), keys, api);
         let compactor = tokio::spawn(http::background_compaction(engine.clone(), compaction, compaction_interval_secs));
-        let served = http::serve(address, service, engine.clone(), scrub).await;
+        let served = http::serve(address, service, engine.clone(), scrub, limits).await;
         compactor.abort();
         tracing::info!("shutting down: syncing the log and the index");
         if let Err(e) = engine.close().await {
