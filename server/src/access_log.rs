@@ -6,6 +6,8 @@ use std::time::Instant;
 pub struct AccessLine {
     pub method: http::Method,
     pub path: String,
+    /// The Host header: with virtual-hosted-style requests it names the bucket.
+    pub host: String,
     pub status: http::StatusCode,
     pub access_key: Option<String>,
     pub request_id: String,
@@ -22,6 +24,7 @@ impl AccessLine {
                 tracing::$level!(
                     target: "quarry::access",
                     method = %self.method,
+                    host = %self.host,
                     path = %self.path,
                     status = self.status.as_u16(),
                     bytes_in,

@@ -167,6 +167,7 @@ async fn route(
     let started = std::time::Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let host = request.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default().to_owned();
     let access_key = access_log::access_key(&request);
     // Every S3 request gets an id: in the response (x-amz-request-id) and in the journal.
     let request_id = format!("{:016X}", rand::random::<u64>());
@@ -177,7 +178,7 @@ async fn route(
     });
     let response = s3_response(s3, peer, &request_id, &stats, request).await;
     let status = response.status();
-    let line = access_log::AccessLine { method, path, status, access_key, request_id, peer, started };
+    let line = access_log::AccessLine { method, path, host, status, access_key, request_id, peer, started };
     let finished = move |bytes_out: u64| {
         line.emit(stats.bytes_in.load(std::sync::atomic::Ordering::Relaxed), bytes_out);
         connection.request_finished();
