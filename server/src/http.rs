@@ -44,7 +44,9 @@ pub async fn serve(
     engine: Engine,
     scrub: ScrubSchedule,
     limits: ConnectionLimits,
+    domains: s3_api::DomainHost,
 ) -> Result<(), String> {
+    let domains = Arc::new(domains);
     let listener =
         tokio::net::TcpListener::bind(address).await.map_err(|e| format!("cannot listen on {address}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
@@ -82,9 +84,14 @@ pub async fn serve(
                     continue;
                 };
                 let connection = admitted.connection.clone();
-                let (s3, engine) = (s3.clone(), engine.clone());
+                let (s3, engine, domains) = (s3.clone(), engine.clone(), domains.clone());
                 let service = service_fn(move |request: http::Request<Incoming>| {
-                    route(s3.clone(), engine.clone(), peer, connection.clone(), limits, request)
+                    let on_bucket_host = request
+                        .headers()
+                        .get(http::header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .is_some_and(|h| domains.bucket_of(h).is_some());
+                    route(s3.clone(), engine.clone(), peer, connection.clone(), limits, on_bucket_host, request)
                 });
                 let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
                 let mut shutdown = shutdown_rx.clone();
@@ -143,16 +150,18 @@ pub async fn serve(
 }
 
 /// Our own paths first. "health", "ready" and "metrics" are valid bucket names, so only
-/// an exact GET of the path with no query is taken; everything else is S3.
+/// an exact GET of the path with no query is taken, and not on a bucket's own host
+/// (virtual-hosted style, where `/health` is an object); everything else is S3.
 async fn route(
     s3: S3Service,
     engine: Engine,
     peer: SocketAddr,
     connection: Arc<Connection>,
     limits: ConnectionLimits,
+    on_bucket_host: bool,
     request: http::Request<Incoming>,
 ) -> Result<s3s::HttpResponse, s3s::HttpError> {
-    if request.method() == http::Method::GET && request.uri().query().is_none() {
+    if request.method() == http::Method::GET && request.uri().query().is_none() && !on_bucket_host {
         match request.uri().path() {
             "/health" => return Ok(text(http::StatusCode::OK, "ok\n".into())),
             "/ready" if engine.disk_full() => {

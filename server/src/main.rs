@@ -190,7 +190,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             .unwrap_or(config::DEFAULT_KEEP_ALIVE_TIMEOUT_MS),
     };
     let api = s3_api::ApiConfig {
-        domains,
+        domains: domains.clone(),
         compaction,
         max_object_size_bytes: args
             .max_object_size_bytes
@@ -251,7 +251,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     runtime.block_on(async move {
         let service = s3_api::service(engine.clone(), keys, api);
         let compactor = tokio::spawn(http::background_compaction(engine.clone(), compaction, compaction_interval_secs));
-        let served = http::serve(address, service, engine.clone(), scrub, limits).await;
+        let served = http::serve(address, service, engine.clone(), scrub, limits, domains).await;
         compactor.abort();
         tracing::info!("shutting down: syncing the log and the index");
         if let Err(e) = engine.close().await {

@@ -131,3 +131,25 @@ async fn other_hosts_stay_path_style() {
         assert_eq!(&response.body[..], b"v", "Host: {host}");
     }
 }
+
+/// `/health` on a bucket's host is an object of that bucket, not the server's health check
+/// (a plain signed GET without a query, as curl or s3fs send it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_paths_on_a_bucket_host_are_objects() {
+    let server = Server::start();
+    create_bucket(&server.client(), "photos").await;
+    let host = format!("photos.localhost:{}", server.addr().port());
+    for key in ["health", "ready", "metrics"] {
+        put(&server.client(), "photos", key, format!("object {key}").as_bytes()).await;
+        let mut headers =
+            sigv4_headers("GET", &format!("http://{host}/{key}"), b"", ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY);
+        headers.push(("host".into(), host.clone()));
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let response = raw_request("GET", &format!("{}/{key}", server.endpoint()), &headers, "").await;
+        assert_eq!(
+            (response.status, response.body_str()),
+            (200, format!("object {key}")),
+            "GET /{key} with Host: {host}: expected the object"
+        );
+    }
+}
