@@ -31,6 +31,17 @@ pub const BUILTIN_DOMAIN: &str = "localhost";
 /// Where a generated key pair is kept, inside the data directory.
 pub const GENERATED_CREDENTIALS_FILE: &str = "credentials.toml";
 
+/// How log lines are written to stderr.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line (for log shippers).
+    Json,
+}
+
 /// The TOML configuration file. Every field is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,6 +66,7 @@ pub struct FileConfig {
     pub header_read_timeout_ms: Option<u64>,
     pub body_idle_timeout_ms: Option<u64>,
     pub keep_alive_timeout_ms: Option<u64>,
+    pub log_format: Option<LogFormat>,
     /// Domains for virtual-hosted-style requests (`<bucket>.<domain>`).
     #[serde(default)]
     pub domains: Vec<String>,

@@ -106,6 +106,9 @@ struct ServeArgs {
     /// in the environment. `localhost` is always one.
     #[arg(long = "domain", env = "QUARRY_DOMAIN", value_delimiter = ',')]
     domains: Vec<String>,
+    /// Log lines as text or JSON objects [default: text]
+    #[arg(long, env = "QUARRY_LOG_FORMAT", value_enum)]
+    log_format: Option<config::LogFormat>,
 }
 
 /// The log filter unless QUARRY_LOG says otherwise. s3s logs every error response it
@@ -113,16 +116,15 @@ struct ServeArgs {
 const DEFAULT_LOG_FILTER: &str = "info,s3s=off";
 
 fn main() -> std::process::ExitCode {
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("QUARRY_LOG").unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
-        )
-        .with_writer(std::io::stderr)
-        // Colours only for a person watching a terminal, never into a file.
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-        .init();
     let cli = Cli::parse();
+    let log_format = match &cli.command {
+        // The flag wins over the file; a file that does not load is reported by serve().
+        Some(Command::Serve(args)) => {
+            args.log_format.or_else(|| args.config.as_deref().and_then(|path| FileConfig::load(path).ok()?.log_format))
+        }
+        _ => None,
+    };
+    init_logging(log_format.unwrap_or_default());
     let result = match cli.command.unwrap_or_else(|| Command::Serve(Box::default())) {
         Command::Serve(args) => serve(*args).map(|()| true),
         Command::Admin { command } => admin::run(command),
@@ -135,6 +137,20 @@ fn main() -> std::process::ExitCode {
         Err(message) => {
             eprintln!("quarry: {message}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: config::LogFormat) {
+    use std::io::IsTerminal;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("QUARRY_LOG").unwrap_or_else(|_| DEFAULT_LOG_FILTER.into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        config::LogFormat::Json => builder.json().init(),
+        // Colours only for a person watching a terminal, never into a file.
+        config::LogFormat::Text => {
+            builder.with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()).init()
         }
     }
 }

@@ -63,3 +63,37 @@ async fn access_line_per_request_and_no_error_line_for_a_client_404() {
     assert!(errors.is_empty(), "expected no ERROR line for a client 404, got:\n{}", errors.join("\n"));
     assert!(!log.contains('\u{1b}'), "ANSI escapes in a log written to a file");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_format_json_writes_one_object_per_line() {
+    let server = Server::start_with(ServerOptions {
+        extra_args: vec!["--log-format".into(), "json".into()],
+        ..Default::default()
+    });
+    let s3 = server.client();
+    create_bucket(&s3, "json").await;
+    let missing = s3.get_object().bucket("json").key("nope").send().await;
+    let request_id = missing
+        .as_ref()
+        .err()
+        .and_then(|e| e.raw_response())
+        .and_then(|r| r.headers().get("x-amz-request-id"))
+        .expect("x-amz-request-id on the 404")
+        .to_string();
+
+    let log = server.stderr_text();
+    let mut access = Vec::new();
+    for line in log.lines().filter(|l| !l.starts_with("===== e2e harness")) {
+        let value: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("expected every log line to be a JSON object, got {line:?}: {e}\n{log}"));
+        if value["fields"]["request_id"] == request_id.as_str() {
+            access.push(value);
+        }
+    }
+    assert_eq!(access.len(), 1, "expected one JSON access line for request {request_id}\n{log}");
+    let line = &access[0];
+    assert_eq!(line["level"], "INFO", "{line}");
+    assert_eq!(line["fields"]["status"], 404, "{line}");
+    assert_eq!(line["fields"]["method"], "GET", "{line}");
+    assert_eq!(line["fields"]["path"], "/json/nope", "{line}");
+}
