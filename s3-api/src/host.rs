@@ -48,8 +48,16 @@ impl DomainHost {
     /// The bucket a `Host` header value names, if it is virtual-hosted style.
     pub fn bucket_of<'a>(&self, host: &'a str) -> Option<&'a str> {
         let name = strip_port(host).trim_end_matches('.');
+        // A configured domain itself is the path-style endpoint, even when it lies
+        // under another configured domain (`s3.example.com` and `example.com`).
+        if self.domains.iter().any(|domain| domain.eq_ignore_ascii_case(name)) {
+            return None;
+        }
         self.domains.iter().find_map(|domain| {
             let prefix_len = name.len().checked_sub(domain.len() + 1)?;
+            if !name.is_char_boundary(prefix_len) {
+                return None;
+            }
             let (bucket, rest) = name.split_at(prefix_len);
             let matches = rest.strip_prefix('.').is_some_and(|d| d.eq_ignore_ascii_case(domain));
             (matches && !bucket.is_empty()).then_some(bucket)
