@@ -19,7 +19,7 @@ impl AccessLine {
     pub fn emit(&self, bytes_in: u64, bytes_out: u64) {
         let duration_ms = self.started.elapsed().as_millis() as u64;
         let access_key = self.access_key.as_deref().unwrap_or("-");
-        macro_rules! line {
+        macro_rules! access_line {
             ($level:ident) => {
                 tracing::$level!(
                     target: "quarry::access",
@@ -38,9 +38,9 @@ impl AccessLine {
             };
         }
         if self.status.is_server_error() {
-            line!(error);
+            access_line!(error);
         } else {
-            line!(info);
+            access_line!(info);
         }
     }
 }

@@ -22,6 +22,8 @@ pub fn connection_cap(configured: usize, open_files: u64) -> usize {
 
 /// RLIMIT_NOFILE: raises the soft limit to the hard one (as servers usually do) and
 /// returns the soft limit now in force.
+// rlim_t is u64 on Linux but not on every platform.
+#[allow(clippy::unnecessary_cast)]
 pub fn raise_open_files_limit() -> u64 {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit only read and write the struct passed.

@@ -152,6 +152,8 @@ impl Server {
             .stderr(Stdio::from(stderr_file));
         if let Some(limit) = self.options.open_files_limit {
             use std::os::unix::process::CommandExt;
+            // rlim_t is u64 on Linux but not on every platform.
+            #[allow(clippy::unnecessary_cast)]
             let limit = libc::rlimit { rlim_cur: limit as libc::rlim_t, rlim_max: limit as libc::rlim_t };
             // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
             unsafe {
