@@ -12,6 +12,7 @@ mod copy;
 mod delete;
 mod error;
 mod get;
+mod host;
 mod key;
 mod list;
 mod meta;
@@ -25,6 +26,7 @@ mod unsupported;
 pub use admin::ADMIN_BUCKET;
 pub use auth::{AccessLevel, KeyConfig, KeyStore};
 pub use catalog::CATALOG_BUCKET;
+pub use host::{DomainHost, MAX_DOMAINS};
 
 use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
@@ -66,6 +68,8 @@ pub struct ApiConfig {
     pub query_limits: quarry_sql::QueryLimits,
     /// Queries (S3 Select and the SQL endpoint together) that may run at once.
     pub max_concurrent_queries: usize,
+    /// Domains under which `<bucket>.<domain>` addresses a bucket (virtual-hosted style).
+    pub domains: DomainHost,
 }
 
 /// The S3 implementation: the engine, the keys, and the settings.
@@ -107,8 +111,10 @@ pub fn service(engine: Engine, keys: Arc<KeyStore>, config: ApiConfig) -> S3Serv
             gate: query_gate.clone(),
         },
     };
+    let domains = config.domains.clone();
     let s3 = QuarryS3 { engine, keys: keys.clone(), config: Arc::new(config), query_gate };
     let mut builder = S3ServiceBuilder::new(s3);
+    builder.set_host(domains);
     builder.set_auth(auth::Auth(keys.clone()));
     builder.set_access(auth::Access(keys));
     builder.set_route(routes);

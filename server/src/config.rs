@@ -19,8 +19,30 @@ pub const DEFAULT_COMPACTION_RATE_BYTES_PER_SEC: u64 = 64 * 1024 * 1024;
 pub const DEFAULT_SCRUB_RATE_BYTES_PER_SEC: u64 = 64 * 1024 * 1024;
 /// Queries at once: with `query_memory_bytes` each, what all queries may take together.
 pub const DEFAULT_MAX_CONCURRENT_QUERIES: usize = 4;
+/// Open client connections; more are refused once all are busy (the oldest idle one is
+/// closed to make room). Also capped below the process's file-descriptor limit.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Time a client has to send a request's headers (and, on a fresh connection, the first request).
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 20_000;
+/// Time a request body may stall without a byte before the request fails with RequestTimeout.
+pub const DEFAULT_BODY_IDLE_TIMEOUT_MS: u64 = 30_000;
+/// Time a connection with no request in progress is kept open.
+pub const DEFAULT_KEEP_ALIVE_TIMEOUT_MS: u64 = 15_000;
+/// `<bucket>.localhost` always addresses a bucket: `*.localhost` is loopback (RFC 6761).
+pub const BUILTIN_DOMAIN: &str = "localhost";
 /// Where a generated key pair is kept, inside the data directory.
 pub const GENERATED_CREDENTIALS_FILE: &str = "credentials.toml";
+
+/// How log lines are written to stderr.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line (for log shippers).
+    Json,
+}
 
 /// The TOML configuration file. Every field is optional.
 #[derive(Debug, Default, Deserialize)]
@@ -44,6 +66,14 @@ pub struct FileConfig {
     pub query_timeout_ms: Option<u64>,
     pub allow_sigv2: Option<bool>,
     pub max_concurrent_queries: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub header_read_timeout_ms: Option<u64>,
+    pub body_idle_timeout_ms: Option<u64>,
+    pub keep_alive_timeout_ms: Option<u64>,
+    pub log_format: Option<LogFormat>,
+    /// Domains for virtual-hosted-style requests (`<bucket>.<domain>`).
+    #[serde(default)]
+    pub domains: Vec<String>,
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
 }

@@ -1,15 +1,18 @@
 //! The HTTP side: accept connections, route our own paths (/health) before the S3
-//! service, and shut down gracefully (stop accepting, let requests finish).
+//! service, and shut down gracefully (stop accepting, let requests finish). Connections
+//! are capped and timed out (header read, body idle, keep-alive idle).
 
-use crate::auth_guard;
+use crate::body::{BodyStats, IdleTimeoutBody, ReportingBody};
+use crate::connections::{self, Connection, Connections};
+use crate::{access_log, auth_guard, error_doc, preflight};
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use s3s::service::S3Service;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use storage_core::{Engine, EngineStats};
 
@@ -33,23 +36,44 @@ pub struct RequestPolicy {
     pub allow_sigv2: bool,
 }
 
+/// Connection limits and timeouts (see `--help` for each).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub max_connections: usize,
+    pub header_read_timeout_ms: u64,
+    pub body_idle_timeout_ms: u64,
+    pub keep_alive_timeout_ms: u64,
+}
+
 pub async fn serve(
     address: SocketAddr,
     s3: S3Service,
     engine: Engine,
     scrub: ScrubSchedule,
+    limits: ConnectionLimits,
+    domains: s3_api::DomainHost,
     policy: RequestPolicy,
 ) -> Result<(), String> {
+    let domains = Arc::new(domains);
     let listener =
         tokio::net::TcpListener::bind(address).await.map_err(|e| format!("cannot listen on {address}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let open_files = connections::raise_open_files_limit();
+    let connections = Arc::new(Connections::new(connections::connection_cap(limits.max_connections, open_files)));
     // Tests and scripts wait for this exact line.
     println!("quarry listening on http://{local}");
-    tracing::info!("listening on http://{local}");
+    tracing::info!(max_connections = connections.max(), open_files, "listening on http://{local}");
 
     let scrubber = tokio::spawn(background_scrub(engine.clone(), scrub));
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Without a timer hyper applies no timeout at all. The header timeout also bounds
+    // the wait for the first request on a connection.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms.max(1)));
+    builder.http2().timer(TokioTimer::new());
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
         tokio::select! {
@@ -63,16 +87,57 @@ pub async fn serve(
                         continue;
                     }
                 };
-                let (s3, engine) = (s3.clone(), engine.clone());
+                let Some(admitted) = connections.admit() else {
+                    tracing::warn!(%peer, max_connections = connections.max(), "connection refused: every connection is busy");
+                    continue;
+                };
+                let connection = admitted.connection.clone();
+                let (s3, engine, domains) = (s3.clone(), engine.clone(), domains.clone());
                 let service = service_fn(move |request: http::Request<Incoming>| {
-                    route(s3.clone(), engine.clone(), policy, peer, request)
+                    let on_bucket_host = request
+                        .headers()
+                        .get(http::header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .is_some_and(|h| domains.bucket_of(h).is_some());
+                    route(s3.clone(), engine.clone(), peer, connection.clone(), limits, policy, on_bucket_host, request)
                 });
-                let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-                let connection = graceful.watch(connection);
+                let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                let mut shutdown = shutdown_rx.clone();
+                // Runs the connection until it ends, is shed at the cap, stays idle past the
+                // keep-alive timeout, or the server shuts down (in-flight requests finish).
                 tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(%peer, "connection ended with an error: {e}");
+                    let connection = admitted.connection.clone();
+                    let keep_alive = Duration::from_millis(limits.keep_alive_timeout_ms.max(1));
+                    let mut served = std::pin::pin!(served);
+                    let mut draining = false;
+                    loop {
+                        let idle_deadline = connection.idle_deadline(keep_alive);
+                        tokio::select! {
+                            result = served.as_mut() => {
+                                if let Err(e) = result {
+                                    tracing::debug!(%peer, "connection ended with an error: {e}");
+                                }
+                                break;
+                            }
+                            // No request is in flight on a shed or idle connection: dropping it loses nothing.
+                            () = connection.close.notified() => break,
+                            () = connection.activity.notified() => {}
+                            () = tokio::time::sleep_until(idle_deadline.unwrap_or_else(tokio::time::Instant::now)),
+                                if idle_deadline.is_some() && !draining => {
+                                if connection.idle_deadline(keep_alive).is_some_and(|d| d <= tokio::time::Instant::now()) {
+                                    tracing::debug!(%peer, "closing an idle connection");
+                                    break;
+                                }
+                            }
+                            changed = shutdown.changed(), if !draining => {
+                                draining = true;
+                                if changed.is_ok() {
+                                    served.as_mut().graceful_shutdown();
+                                }
+                            }
+                        }
                     }
+                    drop(admitted);
                 });
             }
             () = &mut shutdown => break,
@@ -80,25 +145,32 @@ pub async fn serve(
     }
     drop(listener);
     scrubber.abort();
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(Duration::from_millis(SHUTDOWN_GRACE_MS)) => {
+    let _ = shutdown_tx.send(true);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(SHUTDOWN_GRACE_MS);
+    while connections.count() > 0 {
+        if tokio::time::Instant::now() > deadline {
             tracing::warn!("requests still running after {SHUTDOWN_GRACE_MS} ms; closing anyway");
+            break;
         }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
 }
 
 /// Our own paths first. "health", "ready" and "metrics" are valid bucket names, so only
-/// an exact GET of the path with no query is taken; everything else is S3.
+/// an exact GET of the path with no query is taken, and not on a bucket's own host
+/// (virtual-hosted style, where `/health` is an object); everything else is S3.
 async fn route(
     s3: S3Service,
     engine: Engine,
-    policy: RequestPolicy,
     peer: SocketAddr,
-    mut request: http::Request<Incoming>,
+    connection: Arc<Connection>,
+    limits: ConnectionLimits,
+    policy: RequestPolicy,
+    on_bucket_host: bool,
+    request: http::Request<Incoming>,
 ) -> Result<s3s::HttpResponse, s3s::HttpError> {
-    if request.method() == http::Method::GET && request.uri().query().is_none() {
+    if request.method() == http::Method::GET && request.uri().query().is_none() && !on_bucket_host {
         match request.uri().path() {
             "/health" => return Ok(text(http::StatusCode::OK, "ok\n".into())),
             "/ready" if engine.disk_full() => {
@@ -109,27 +181,60 @@ async fn route(
             _ => {}
         }
     }
+    connection.request_started();
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let host = request.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default().to_owned();
+    let access_key = access_log::access_key(&request);
+    // Every S3 request gets an id: in the response (x-amz-request-id) and in the journal.
+    let request_id = format!("{:016X}", rand::random::<u64>());
+    let stats = Arc::new(BodyStats::default());
+    let request = request.map(|incoming| {
+        let timeout = Duration::from_millis(limits.body_idle_timeout_ms.max(1));
+        s3s::Body::http_body(IdleTimeoutBody::new(incoming, timeout, stats.clone()))
+    });
+    let response = s3_response(s3, peer, policy, &request_id, &stats, request).await;
+    let status = response.status();
+    let line = access_log::AccessLine { method, path, host, status, access_key, request_id, peer, started };
+    let finished = move |bytes_out: u64| {
+        line.emit(stats.bytes_in.load(std::sync::atomic::Ordering::Relaxed), bytes_out);
+        connection.request_finished();
+    };
+    Ok(response.map(|body| s3s::Body::http_body(ReportingBody::new(body, finished))))
+}
+
+/// The S3 service's answer, with our request id and complete error documents.
+async fn s3_response(
+    s3: S3Service,
+    peer: SocketAddr,
+    policy: RequestPolicy,
+    request_id: &str,
+    stats: &BodyStats,
+    mut request: http::Request<s3s::Body>,
+) -> s3s::HttpResponse {
     let expects_continue =
         request.headers().get(http::header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let empty_body = request.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0");
-    // Every S3 request gets an id: in the response (x-amz-request-id) and in the journal.
-    let request_id = format!("{:016X}", rand::random::<u64>());
-    request.extensions_mut().insert(s3_api::RequestContext { peer: Some(peer), request_id: request_id.clone() });
-    date_as_amz_date(&mut request);
+    let is_head = request.method() == http::Method::HEAD;
+    let resource = request.uri().path().to_owned();
+    request.extensions_mut().insert(s3_api::RequestContext { peer: Some(peer), request_id: request_id.to_owned() });
+    preflight::date_as_amz_date(&mut request);
     let extension = s3_api::is_extension_request(request.method(), request.uri());
     let guarded = auth_guard::check(request.uri(), request.headers(), extension, policy.allow_sigv2, SystemTime::now());
-    let mut response = match guarded {
-        Err(refusal) => error_document(&refusal, request.uri().path(), &request_id),
-        Ok(()) if oversized_xml_body(&request) => refuse_oversized_xml_body(request).await,
-        Ok(()) if unsized_put(&request) => match buffer_unsized_put(merge_repeated_headers(request)).await {
-            // The permit is held until s3s has taken the buffered body.
-            Ok((sized, _permit)) => s3.call(sized).await?,
-            Err(refused) => refused,
-        },
+    let called = match guarded {
+        Err(refusal) => Ok(preflight::xml_error(refusal.status, refusal.code, &refusal.message)),
+        Ok(()) if preflight::oversized_xml_body(&request) => Ok(preflight::refuse_oversized_xml_body(request).await),
+        Ok(()) if preflight::unsized_put(&request) => {
+            match preflight::buffer_unsized_put(merge_repeated_headers(request)).await {
+                // The permit is held until s3s has taken the buffered body.
+                Ok((sized, _permit)) => s3.call(sized).await,
+                Err(refused) => Ok(refused),
+            }
+        }
         Ok(()) => {
-            let aws_chunked = auth_guard::is_aws_chunked(request.headers());
-            let request = merge_repeated_headers(request).map(s3s::Body::from);
-            let request = if aws_chunked {
+            let request = merge_repeated_headers(request);
+            let request = if auth_guard::is_aws_chunked(request.headers()) {
                 request.map(|body| {
                     let guard: s3s::stream::DynByteStream = Box::pin(auth_guard::FinalChunkGuard::new(body));
                     s3s::Body::from(guard)
@@ -137,10 +242,29 @@ async fn route(
             } else {
                 request
             };
-            s3.call(request).await?
+            s3.call(request).await
         }
     };
-    if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+    let mut response = match called {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(request_id, "S3 service failed: {e:?}");
+            let mut response = http::Response::new(s3s::Body::empty());
+            *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+            response
+        }
+    };
+    if stats.timed_out.load(std::sync::atomic::Ordering::Relaxed) {
+        // The client stopped sending its body: S3's RequestTimeout, and the connection
+        // closes (the rest of the body will never be read).
+        response = http::Response::new(s3s::Body::from(error_doc::request_timeout(&resource, request_id)));
+        *response.status_mut() = http::StatusCode::BAD_REQUEST;
+        response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
+        response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+    } else if response.status().is_client_error() || response.status().is_server_error() {
+        response = complete_error_document(response, is_head, &resource, request_id).await;
+    }
+    if let Ok(value) = http::HeaderValue::from_str(request_id) {
         response.headers_mut().insert("x-amz-request-id", value);
     }
     // A request with "Expect: 100-continue" whose body we never read (empty, or refused
@@ -151,29 +275,34 @@ async fn route(
     if expects_continue && (empty_body || !response.status().is_success()) {
         response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     }
-    Ok(response)
+    response
 }
 
-/// An S3 error document for a request refused before the S3 layer.
-fn error_document(refusal: &auth_guard::Refusal, resource: &str, request_id: &str) -> s3s::HttpResponse {
-    let escape = |text: &str| {
-        text.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-            .replace('\'', "&apos;")
+/// Adds Message, Resource and RequestId to an S3 error document (s3s leaves them out).
+async fn complete_error_document(
+    response: s3s::HttpResponse,
+    is_head: bool,
+    resource: &str,
+    request_id: &str,
+) -> s3s::HttpResponse {
+    let is_xml = response.headers().get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().ends_with(b"xml"));
+    let small = http_body::Body::size_hint(response.body())
+        .exact()
+        .is_some_and(|len| len > 0 && len <= error_doc::MAX_ERROR_DOCUMENT_BYTES as u64);
+    if is_head || !is_xml || !small {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = match http_body_util::BodyExt::collect(body).await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            tracing::error!(request_id, "reading an error document: {e}");
+            Bytes::new()
+        }
     };
-    let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><Resource>{}</Resource><RequestId>{}</RequestId></Error>",
-        refusal.code,
-        escape(&refusal.message),
-        escape(resource),
-        escape(request_id)
-    );
-    let mut response = http::Response::new(s3s::Body::from(Bytes::from(body)));
-    *response.status_mut() = refusal.status;
-    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
-    response
+    let completed = error_doc::complete(&bytes, parts.status, resource, request_id).unwrap_or(bytes);
+    parts.headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(completed.len()));
+    http::Response::from_parts(parts, s3s::Body::from(completed))
 }
 
 fn text(status: http::StatusCode, body: String) -> s3s::HttpResponse {
@@ -287,184 +416,4 @@ async fn shutdown_signal() {
         _ = terminate.recv() => {}
     }
     tracing::info!("shutdown signal received");
-}
-
-/// s3s reads an XML request body up to this size (its `xml_max_body_size` default).
-const XML_BODY_MAX_BYTES: u64 = 20 * 1024 * 1024;
-
-/// A refused body is read and dropped up to this much, so that the client, still sending
-/// it, gets the answer instead of a broken pipe; a larger one ends the connection.
-const REFUSED_BODY_DRAIN_MAX_BYTES: u64 = 64 * 1024 * 1024;
-/// ... and for at most this long.
-const REFUSED_BODY_DRAIN_TIMEOUT_MS: u64 = 10_000;
-
-/// CompleteMultipartUpload (`POST ?uploadId`) and DeleteObjects (`POST ?delete`) carry XML
-/// that s3s reads whole. Past its limit s3s answers 500 (it does not recognise the
-/// length-limit error of the body it reads), so a declared length over the limit is refused
-/// here with S3's error for an over-long request.
-fn oversized_xml_body<B>(request: &http::Request<B>) -> bool {
-    if request.method() != http::Method::POST {
-        return false;
-    }
-    let query = request.uri().query().unwrap_or("");
-    let xml_post = query.split('&').any(|pair| {
-        let name = pair.split('=').next().unwrap_or("");
-        name == "uploadId" || name == "delete"
-    });
-    let declared_bytes = request
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    xml_post && declared_bytes.is_some_and(|n| n > XML_BODY_MAX_BYTES)
-}
-
-async fn refuse_oversized_xml_body(request: http::Request<Incoming>) -> s3s::HttpResponse {
-    use http_body_util::BodyExt;
-    let declared_bytes = request
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(u64::MAX);
-    let mut drained = declared_bytes <= REFUSED_BODY_DRAIN_MAX_BYTES;
-    if drained {
-        let mut body = request.into_body();
-        let drain = async {
-            while let Some(frame) = body.frame().await {
-                if frame.is_err() {
-                    return false;
-                }
-            }
-            true
-        };
-        drained =
-            tokio::time::timeout(Duration::from_millis(REFUSED_BODY_DRAIN_TIMEOUT_MS), drain).await.unwrap_or(false);
-    }
-    let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>MaxMessageLengthExceeded</Code>\
-         <Message>Your request was too big: the XML body may hold at most {XML_BODY_MAX_BYTES} bytes</Message></Error>"
-    );
-    let mut response = http::Response::new(s3s::Body::from(Bytes::from(body)));
-    *response.status_mut() = http::StatusCode::BAD_REQUEST;
-    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
-    if !drained {
-        // The rest of the body is still on the connection: it cannot carry another request.
-        response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
-    }
-    response
-}
-
-/// SigV4 takes the request time from `x-amz-date` or, without it, from a signed `Date`
-/// header; s3s reads only `x-amz-date`. For a SigV4 header-signed request that signs `Date`
-/// and has no `x-amz-date`, the same instant is added as `x-amz-date` (an unsigned header:
-/// the signature is still checked over the headers the client signed).
-fn date_as_amz_date<B>(request: &mut http::Request<B>) {
-    let headers = request.headers();
-    if headers.contains_key("x-amz-date") {
-        return;
-    }
-    let signs_date = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|auth| auth.strip_prefix("AWS4-HMAC-SHA256 "))
-        .and_then(|fields| fields.split(',').find_map(|f| f.trim().strip_prefix("SignedHeaders=")))
-        .is_some_and(|signed| signed.split(';').any(|h| h == "date"));
-    if !signs_date {
-        return;
-    }
-    let Some(date) = headers.get(http::header::DATE).and_then(|v| v.to_str().ok()) else { return };
-    // RFC 2822 writes UTC as "-0000" or "+0000" (Python's email.utils.formatdate, as botocore
-    // sends it); HTTP writes "GMT".
-    let date = match date.strip_suffix(" -0000").or_else(|| date.strip_suffix(" +0000")) {
-        Some(rest) => format!("{rest} GMT"),
-        None => date.to_owned(),
-    };
-    let Ok(at) = s3s::dto::Timestamp::parse(s3s::dto::TimestampFormat::HttpDate, &date) else { return };
-    let mut iso = Vec::new();
-    if at.format(s3s::dto::TimestampFormat::DateTime, &mut iso).is_err() {
-        return;
-    }
-    // 2026-12-04T13:26:53.000Z -> 20261204T132653Z (ISO 8601 basic, as x-amz-date is written)
-    let iso = String::from_utf8_lossy(&iso);
-    let basic: String = iso.split('.').next().unwrap_or("").chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    if let Ok(value) = http::HeaderValue::from_str(&format!("{basic}Z")) {
-        request.headers_mut().insert("x-amz-date", value);
-    }
-}
-
-/// A PUT whose body has no declared length (`Transfer-Encoding: chunked`, no Content-Length)
-/// and a payload that is not aws-chunked: s3s needs the length to verify the payload hash,
-/// so such a body is read first, up to this much ...
-const UNSIZED_BODY_MAX_BYTES: usize = 16 * 1024 * 1024;
-/// ... within this much memory for all such requests at once (past it: 503 SlowDown).
-const UNSIZED_BODIES_BUDGET_BYTES: usize = 64 * 1024 * 1024;
-/// ... and within this long.
-const UNSIZED_BODY_TIMEOUT_MS: u64 = 60_000;
-
-fn unsized_put<B>(request: &http::Request<B>) -> bool {
-    let headers = request.headers();
-    let chunked = headers
-        .get(http::header::TRANSFER_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    // aws-chunked payloads carry their length in x-amz-decoded-content-length.
-    let aws_chunked =
-        headers.get("x-amz-content-sha256").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("STREAMING-"));
-    request.method() == http::Method::PUT
-        && chunked
-        && !aws_chunked
-        && !headers.contains_key(http::header::CONTENT_LENGTH)
-}
-
-fn unsized_budget() -> &'static tokio::sync::Semaphore {
-    static BUDGET: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    BUDGET.get_or_init(|| tokio::sync::Semaphore::new(UNSIZED_BODIES_BUDGET_BYTES))
-}
-
-/// Reads a bounded body of unknown length and hands it on with its Content-Length.
-async fn buffer_unsized_put(
-    request: http::Request<Incoming>,
-) -> Result<(s3s::HttpRequest, tokio::sync::SemaphorePermit<'static>), s3s::HttpResponse> {
-    use http_body_util::BodyExt;
-    let Ok(permit) = unsized_budget().try_acquire_many(UNSIZED_BODY_MAX_BYTES as u32) else {
-        return Err(xml_error(http::StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate."));
-    };
-    let (mut parts, body) = request.into_parts();
-    let limited = http_body_util::Limited::new(body, UNSIZED_BODY_MAX_BYTES);
-    let collected = tokio::time::timeout(Duration::from_millis(UNSIZED_BODY_TIMEOUT_MS), limited.collect()).await;
-    let bytes = match collected {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            let mut refused = xml_error(
-                http::StatusCode::LENGTH_REQUIRED,
-                "MissingContentLength",
-                "You must provide the Content-Length HTTP header for a body this large.",
-            );
-            refused.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
-            return Err(refused);
-        }
-        Ok(Err(_)) | Err(_) => {
-            let mut refused = xml_error(
-                http::StatusCode::BAD_REQUEST,
-                "IncompleteBody",
-                "The request body ended early or too slowly.",
-            );
-            refused.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
-            return Err(refused);
-        }
-    };
-    parts.headers.remove(http::header::TRANSFER_ENCODING);
-    parts.headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(bytes.len()));
-    Ok((http::Request::from_parts(parts, s3s::Body::from(bytes)), permit))
-}
-
-fn xml_error(status: http::StatusCode, code: &str, message: &str) -> s3s::HttpResponse {
-    let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
-    );
-    let mut response = http::Response::new(s3s::Body::from(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
-    response
 }

@@ -1,10 +1,15 @@
 //! `quarry`: the S3-compatible object store you can query with SQL.
 
+mod access_log;
 mod admin;
 mod auth_guard;
+mod body;
 mod client;
 mod config;
+mod connections;
+mod error_doc;
 mod http;
+mod preflight;
 mod sql_cli;
 
 use clap::{Args, Parser, Subcommand};
@@ -93,17 +98,44 @@ struct ServeArgs {
     /// Accept legacy SigV2 signatures (they sign neither the body nor most of the query) [default: off]
     #[arg(long, env = "QUARRY_ALLOW_SIGV2")]
     allow_sigv2: bool,
+    /// Open client connections at most (also kept below the open-files limit) [default: 4096]
+    #[arg(long, env = "QUARRY_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Time a client has to send a request's headers [default: 20000]
+    #[arg(long, env = "QUARRY_HEADER_READ_TIMEOUT_MS")]
+    header_read_timeout_ms: Option<u64>,
+    /// A request body that stalls this long fails with RequestTimeout [default: 30000]
+    #[arg(long, env = "QUARRY_BODY_IDLE_TIMEOUT_MS")]
+    body_idle_timeout_ms: Option<u64>,
+    /// A connection with no request in progress is closed after this long [default: 15000]
+    #[arg(long, env = "QUARRY_KEEP_ALIVE_TIMEOUT_MS")]
+    keep_alive_timeout_ms: Option<u64>,
+    /// Domain for virtual-hosted-style requests (<bucket>.<domain>); repeatable, comma-separated
+    /// in the environment. `localhost` is always one.
+    #[arg(long = "domain", env = "QUARRY_DOMAIN", value_delimiter = ',')]
+    domains: Vec<String>,
+    /// Log lines as text or JSON objects [default: text]
+    #[arg(long, env = "QUARRY_LOG_FORMAT", value_enum)]
+    log_format: Option<config::LogFormat>,
 }
 
 /// Stack of each runtime thread (workers and blocking threads; tokio's default is 2 MiB).
 const WORKER_STACK_BYTES: usize = 16 * 1024 * 1024;
 
+/// The log filter unless QUARRY_LOG says otherwise. s3s logs every error response it
+/// produces at ERROR (client errors included); our access log covers them.
+const DEFAULT_LOG_FILTER: &str = "info,s3s=off";
+
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("QUARRY_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let log_format = match &cli.command {
+        // The flag wins over the file; a file that does not load is reported by serve().
+        Some(Command::Serve(args)) => {
+            args.log_format.or_else(|| args.config.as_deref().and_then(|path| FileConfig::load(path).ok()?.log_format))
+        }
+        _ => None,
+    };
+    init_logging(log_format.unwrap_or_default());
     let result = match cli.command.unwrap_or_else(|| Command::Serve(Box::default())) {
         Command::Serve(args) => serve(*args).map(|()| true),
         Command::Admin { command } => admin::run(command),
@@ -116,6 +148,20 @@ fn main() -> std::process::ExitCode {
         Err(message) => {
             eprintln!("quarry: {message}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: config::LogFormat) {
+    use std::io::IsTerminal;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("QUARRY_LOG").unwrap_or_else(|_| DEFAULT_LOG_FILTER.into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        config::LogFormat::Json => builder.json().init(),
+        // Colours only for a person watching a terminal, never into a file.
+        config::LogFormat::Text => {
+            builder.with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()).init()
         }
     }
 }
@@ -149,7 +195,29 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .or(file.compaction_interval_secs)
         .unwrap_or(config::DEFAULT_COMPACTION_INTERVAL_SECS)
         .min((erasure_deadline_secs / 4).max(1));
+    let domains = if args.domains.is_empty() { file.domains } else { args.domains };
+    let domains = s3_api::DomainHost::new(std::iter::once(config::BUILTIN_DOMAIN.to_owned()).chain(domains))?;
+    let limits = http::ConnectionLimits {
+        max_connections: args
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(config::DEFAULT_MAX_CONNECTIONS)
+            .max(1),
+        header_read_timeout_ms: args
+            .header_read_timeout_ms
+            .or(file.header_read_timeout_ms)
+            .unwrap_or(config::DEFAULT_HEADER_READ_TIMEOUT_MS),
+        body_idle_timeout_ms: args
+            .body_idle_timeout_ms
+            .or(file.body_idle_timeout_ms)
+            .unwrap_or(config::DEFAULT_BODY_IDLE_TIMEOUT_MS),
+        keep_alive_timeout_ms: args
+            .keep_alive_timeout_ms
+            .or(file.keep_alive_timeout_ms)
+            .unwrap_or(config::DEFAULT_KEEP_ALIVE_TIMEOUT_MS),
+    };
     let api = s3_api::ApiConfig {
+        domains: domains.clone(),
         compaction,
         max_object_size_bytes: args
             .max_object_size_bytes
@@ -224,7 +292,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     runtime.block_on(async move {
         let service = s3_api::service(engine.clone(), keys, api);
         let compactor = tokio::spawn(http::background_compaction(engine.clone(), compaction, compaction_interval_secs));
-        let served = http::serve(address, service, engine.clone(), scrub, policy).await;
+        let served = http::serve(address, service, engine.clone(), scrub, limits, domains, policy).await;
         compactor.abort();
         tracing::info!("shutting down: syncing the log and the index");
         if let Err(e) = engine.close().await {

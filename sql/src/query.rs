@@ -110,7 +110,7 @@ pub async fn run_query(
         let first = next_before(&mut batches, deadline, limits).await?;
         Ok::<_, QueryError>((schema, batches, first))
     });
-    let (schema, mut batches, first) = planned.await.map_err(unreadable)??;
+    let (schema, batches, first) = planned.await.map_err(unreadable)??;
     let mut encoder = ResultEncoder::new(format, &schema).map_err(internal)?;
     let head = match &first {
         Some(batch) => encoder.write(batch).map_err(internal)?,

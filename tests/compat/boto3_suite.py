@@ -26,6 +26,7 @@ import tempfile
 import time
 import traceback
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import boto3
@@ -160,6 +161,45 @@ class Suite:
                 f.write(os.urandom(n))
                 remaining -= n
         return p
+
+    def check_virtual_hosted_style(self):
+        """addressing_style="virtual" against http://localhost:PORT: <bucket>.localhost is the
+        bucket. *.localhost need not resolve here, so the server is also the HTTP proxy (the
+        request keeps its Host header). The empty PUT + DELETE once created and deleted a bucket
+        named after the key."""
+        port = urllib.parse.urlsplit(self.endpoint).port
+        cfg = Config(
+            region_name="us-east-1",
+            signature_version="s3v4",
+            s3={"addressing_style": "virtual"},
+            proxies={"http": self.endpoint},
+            retries={"total_max_attempts": 1},
+            connect_timeout=10,
+            read_timeout=60,
+        )
+        vh = boto3.session.Session().client(
+            "s3",
+            endpoint_url=f"http://localhost:{port}",
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            config=cfg,
+        )
+        bucket = "compat-vhost"
+        vh.create_bucket(Bucket=bucket)
+        try:
+            vh.put_object(Bucket=bucket, Key="marker", Body=b"")
+            vh.put_object(Bucket=bucket, Key="dir/data.bin", Body=b"virtual")
+            expect_bytes("GET dir/data.bin (virtual)", b"virtual", vh.get_object(Bucket=bucket, Key="dir/data.bin")["Body"].read())
+            keys = sorted(o["Key"] for o in vh.list_objects_v2(Bucket=bucket).get("Contents", []))
+            expect_eq("ListObjectsV2 (virtual)", ["dir/data.bin", "marker"], keys)
+            vh.delete_object(Bucket=bucket, Key="marker")
+            names = [b["Name"] for b in self.s3.list_buckets()["Buckets"]]
+            expect_true("no bucket named marker", "marker" not in names, names)
+            url = vh.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "dir/data.bin"}, ExpiresIn=300)
+            expect_true("presigned URL is virtual-hosted", url.startswith(f"http://{bucket}.localhost:{port}/"), url)
+            vh.delete_object(Bucket=bucket, Key="dir/data.bin")
+        finally:
+            vh.delete_bucket(Bucket=bucket)
 
     # ------------------------------------------------------------------ checks
 
@@ -651,6 +691,7 @@ CHECKS = [
     "presigned_put",
     "bad_credentials_rejected",
     "unsupported_features_refused",
+    "virtual_hosted_style",
     "delete_bucket",
 ]
 

@@ -48,6 +48,8 @@ pub struct ServerOptions {
     pub data_dir: Option<PathBuf>,
     /// More `quarry serve` flags (e.g. `--query-timeout-ms 500`).
     pub extra_args: Vec<String>,
+    /// RLIMIT_NOFILE (soft and hard) of the server process, as `ulimit -n` would set it.
+    pub open_files_limit: Option<u64>,
 }
 
 /// A running `quarry` process.
@@ -148,6 +150,22 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr_file));
+        if let Some(limit) = self.options.open_files_limit {
+            use std::os::unix::process::CommandExt;
+            // rlim_t is u64 on Linux but not on every platform.
+            #[allow(clippy::unnecessary_cast)]
+            let limit = libc::rlimit { rlim_cur: limit as libc::rlim_t, rlim_max: limit as libc::rlim_t };
+            // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("failed to spawn {bin}: {e}"));
 
         // Read stdout until the ready line, then keep draining it forever (into
@@ -317,6 +335,11 @@ impl Server {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("quarry exited unexpectedly with {status}\n{}", self.logs_tail());
         }
+    }
+
+    /// Everything the server wrote to stderr so far (its log).
+    pub fn stderr_text(&self) -> String {
+        fs::read_to_string(&self.stderr_log).unwrap_or_else(|e| panic!("read {}: {e}", self.stderr_log.display()))
     }
 
     /// The last lines of the server's stderr and stdout, for failure messages.

@@ -1,0 +1,126 @@
+//! Completes S3 error documents: s3s writes Code and, when the error has one, Message;
+//! AWS also always sends Resource and RequestId, and clients print Message (the aws
+//! cli shows "Unknown" without it).
+
+use bytes::Bytes;
+
+/// Error documents are small; a larger body is passed on untouched.
+pub const MAX_ERROR_DOCUMENT_BYTES: usize = 16 * 1024;
+
+/// The error document with Message, Resource and RequestId filled in; None if `body`
+/// is not an S3 error document.
+pub fn complete(body: &[u8], status: http::StatusCode, resource: &str, request_id: &str) -> Option<Bytes> {
+    let text = std::str::from_utf8(body).ok()?;
+    let code = tag(text, "Code")?;
+    let message = tag(text, "Message")
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned)
+        .unwrap_or_else(|| escape(default_message(code, status)));
+    let mut out = String::with_capacity(text.len() + resource.len() + 128);
+    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>");
+    for (name, value) in [("Code", code.to_owned()), ("Message", message)] {
+        out.push_str(&format!("<{name}>{value}</{name}>"));
+    }
+    // Elements s3s or our operations added (e.g. Key, BucketName) are kept.
+    if let Some(inner) = tag(text, "Error") {
+        let mut rest = inner;
+        while let Some(start) = rest.find('<') {
+            let Some(name_end) = rest[start + 1..].find('>') else { break };
+            let name = &rest[start + 1..start + 1 + name_end];
+            let close = format!("</{name}>");
+            let Some(end) = rest.find(&close) else { break };
+            if !matches!(name, "Code" | "Message" | "Resource" | "RequestId") {
+                out.push_str(&rest[start..end + close.len()]);
+            }
+            rest = &rest[end + close.len()..];
+        }
+    }
+    out.push_str(&format!(
+        "<Resource>{}</Resource><RequestId>{}</RequestId></Error>",
+        escape(resource),
+        escape(request_id)
+    ));
+    Some(Bytes::from(out))
+}
+
+fn tag<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let close = format!("</{name}>");
+    let start = text.find(&open)? + open.len();
+    let end = start + text[start..].find(&close)?;
+    Some(&text[start..end])
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+}
+
+/// AWS's wording for the codes s3s answers without a message.
+fn default_message(code: &str, status: http::StatusCode) -> &'static str {
+    match code {
+        "SignatureDoesNotMatch" => {
+            "The request signature we calculated does not match the signature you provided. Check your key and signing method."
+        }
+        "InvalidBucketName" => "The specified bucket is not valid.",
+        "InvalidAccessKeyId" => "The AWS Access Key Id you provided does not exist in our records.",
+        "AccessDenied" => "Access Denied",
+        "NoSuchBucket" => "The specified bucket does not exist",
+        "NoSuchKey" => "The specified key does not exist.",
+        "InvalidURI" => "Couldn't parse the specified URI.",
+        "KeyTooLongError" => "Your key is too long",
+        "MethodNotAllowed" => "The specified method is not allowed against this resource.",
+        "NotImplemented" => "A header you provided implies functionality that is not implemented.",
+        "MissingContentLength" => "You must provide the Content-Length HTTP header.",
+        "IncompleteBody" => "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+        "RequestTimeTooSkewed" => "The difference between the request time and the current time is too large.",
+        "AuthorizationHeaderMalformed" => "The authorization header is malformed.",
+        "MalformedXML" => "The XML you provided was not well-formed or did not validate against our published schema.",
+        "InvalidArgument" => "Invalid Argument",
+        "InvalidRequest" => "Invalid Request",
+        "EntityTooLarge" => "Your proposed upload exceeds the maximum allowed size",
+        "InternalError" => "We encountered an internal error. Please try again.",
+        _ => status.canonical_reason().unwrap_or("Error"),
+    }
+}
+
+/// S3's answer to a client that stopped sending its request body.
+pub fn request_timeout(resource: &str, request_id: &str) -> Bytes {
+    Bytes::from(format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>RequestTimeout</Code><Message>Your socket connection \
+         to the server was not read from or written to within the timeout period. Idle connections will be \
+         closed.</Message><Resource>{}</Resource><RequestId>{}</RequestId></Error>",
+        escape(resource),
+        escape(request_id)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fills_in_message_resource_and_request_id() {
+        let body = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SignatureDoesNotMatch</Code></Error>";
+        let done = complete(body, http::StatusCode::FORBIDDEN, "/b/k&x", "ID1").unwrap();
+        let done = std::str::from_utf8(&done).unwrap();
+        assert!(done.contains("<Code>SignatureDoesNotMatch</Code><Message>The request signature"), "{done}");
+        assert!(done.ends_with("<Resource>/b/k&amp;x</Resource><RequestId>ID1</RequestId></Error>"), "{done}");
+    }
+
+    #[test]
+    fn keeps_message_and_extra_elements() {
+        let body =
+            b"<Error><Code>NoSuchKey</Code><Message>gone</Message><Key>k</Key><RequestId>old</RequestId></Error>";
+        let done = complete(body, http::StatusCode::NOT_FOUND, "/b/k", "NEW").unwrap();
+        let done = std::str::from_utf8(&done).unwrap();
+        assert!(
+            done.contains("<Message>gone</Message><Key>k</Key><Resource>/b/k</Resource><RequestId>NEW</RequestId>")
+        );
+        assert!(!done.contains("old"), "{done}");
+    }
+
+    #[test]
+    fn other_bodies_are_left_alone() {
+        assert!(complete(b"plain text", http::StatusCode::BAD_REQUEST, "/", "X").is_none());
+    }
+}

@@ -1,0 +1,187 @@
+//! Requests adjusted or answered before s3s sees them, where s3s's own handling differs
+//! from S3's: over-long XML bodies, SigV4 signed over `Date`, PUT bodies of unknown length.
+
+use bytes::Bytes;
+use std::time::Duration;
+
+/// s3s reads an XML request body up to this size (its `xml_max_body_size` default).
+const XML_BODY_MAX_BYTES: u64 = 20 * 1024 * 1024;
+
+/// A refused body is read and dropped up to this much, so that the client, still sending
+/// it, gets the answer instead of a broken pipe; a larger one ends the connection.
+const REFUSED_BODY_DRAIN_MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// ... and for at most this long.
+const REFUSED_BODY_DRAIN_TIMEOUT_MS: u64 = 10_000;
+
+/// CompleteMultipartUpload (`POST ?uploadId`) and DeleteObjects (`POST ?delete`) carry XML
+/// that s3s reads whole. Past its limit s3s answers 500 (it does not recognise the
+/// length-limit error of the body it reads), so a declared length over the limit is refused
+/// here with S3's error for an over-long request.
+pub fn oversized_xml_body<B>(request: &http::Request<B>) -> bool {
+    if request.method() != http::Method::POST {
+        return false;
+    }
+    let query = request.uri().query().unwrap_or("");
+    let xml_post = query.split('&').any(|pair| {
+        let name = pair.split('=').next().unwrap_or("");
+        name == "uploadId" || name == "delete"
+    });
+    let declared_bytes = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    xml_post && declared_bytes.is_some_and(|n| n > XML_BODY_MAX_BYTES)
+}
+
+pub async fn refuse_oversized_xml_body(request: http::Request<s3s::Body>) -> s3s::HttpResponse {
+    use http_body_util::BodyExt;
+    let declared_bytes = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(u64::MAX);
+    let mut drained = declared_bytes <= REFUSED_BODY_DRAIN_MAX_BYTES;
+    if drained {
+        let mut body = request.into_body();
+        let drain = async {
+            while let Some(frame) = body.frame().await {
+                if frame.is_err() {
+                    return false;
+                }
+            }
+            true
+        };
+        drained =
+            tokio::time::timeout(Duration::from_millis(REFUSED_BODY_DRAIN_TIMEOUT_MS), drain).await.unwrap_or(false);
+    }
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>MaxMessageLengthExceeded</Code>\
+         <Message>Your request was too big: the XML body may hold at most {XML_BODY_MAX_BYTES} bytes</Message></Error>"
+    );
+    let mut response = http::Response::new(s3s::Body::from(Bytes::from(body)));
+    *response.status_mut() = http::StatusCode::BAD_REQUEST;
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
+    if !drained {
+        // The rest of the body is still on the connection: it cannot carry another request.
+        response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// SigV4 takes the request time from `x-amz-date` or, without it, from a signed `Date`
+/// header; s3s reads only `x-amz-date`. For a SigV4 header-signed request that signs `Date`
+/// and has no `x-amz-date`, the same instant is added as `x-amz-date` (an unsigned header:
+/// the signature is still checked over the headers the client signed).
+pub fn date_as_amz_date<B>(request: &mut http::Request<B>) {
+    let headers = request.headers();
+    if headers.contains_key("x-amz-date") {
+        return;
+    }
+    let signs_date = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|auth| auth.strip_prefix("AWS4-HMAC-SHA256 "))
+        .and_then(|fields| fields.split(',').find_map(|f| f.trim().strip_prefix("SignedHeaders=")))
+        .is_some_and(|signed| signed.split(';').any(|h| h == "date"));
+    if !signs_date {
+        return;
+    }
+    let Some(date) = headers.get(http::header::DATE).and_then(|v| v.to_str().ok()) else { return };
+    // RFC 2822 writes UTC as "-0000" or "+0000" (Python's email.utils.formatdate, as botocore
+    // sends it); HTTP writes "GMT".
+    let date = match date.strip_suffix(" -0000").or_else(|| date.strip_suffix(" +0000")) {
+        Some(rest) => format!("{rest} GMT"),
+        None => date.to_owned(),
+    };
+    let Ok(at) = s3s::dto::Timestamp::parse(s3s::dto::TimestampFormat::HttpDate, &date) else { return };
+    let mut iso = Vec::new();
+    if at.format(s3s::dto::TimestampFormat::DateTime, &mut iso).is_err() {
+        return;
+    }
+    // 2026-12-04T13:26:53.000Z -> 20261204T132653Z (ISO 8601 basic, as x-amz-date is written)
+    let iso = String::from_utf8_lossy(&iso);
+    let basic: String = iso.split('.').next().unwrap_or("").chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    if let Ok(value) = http::HeaderValue::from_str(&format!("{basic}Z")) {
+        request.headers_mut().insert("x-amz-date", value);
+    }
+}
+
+/// A PUT whose body has no declared length (`Transfer-Encoding: chunked`, no Content-Length)
+/// and a payload that is not aws-chunked: s3s needs the length to verify the payload hash,
+/// so such a body is read first, up to this much ...
+const UNSIZED_BODY_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// ... within this much memory for all such requests at once (past it: 503 SlowDown).
+const UNSIZED_BODIES_BUDGET_BYTES: usize = 64 * 1024 * 1024;
+/// ... and within this long.
+const UNSIZED_BODY_TIMEOUT_MS: u64 = 60_000;
+
+pub fn unsized_put<B>(request: &http::Request<B>) -> bool {
+    let headers = request.headers();
+    let chunked = headers
+        .get(http::header::TRANSFER_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    // aws-chunked payloads carry their length in x-amz-decoded-content-length.
+    let aws_chunked =
+        headers.get("x-amz-content-sha256").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("STREAMING-"));
+    request.method() == http::Method::PUT
+        && chunked
+        && !aws_chunked
+        && !headers.contains_key(http::header::CONTENT_LENGTH)
+}
+
+fn unsized_budget() -> &'static tokio::sync::Semaphore {
+    static BUDGET: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    BUDGET.get_or_init(|| tokio::sync::Semaphore::new(UNSIZED_BODIES_BUDGET_BYTES))
+}
+
+/// Reads a bounded body of unknown length and hands it on with its Content-Length.
+pub async fn buffer_unsized_put(
+    request: http::Request<s3s::Body>,
+) -> Result<(s3s::HttpRequest, tokio::sync::SemaphorePermit<'static>), s3s::HttpResponse> {
+    use http_body_util::BodyExt;
+    let Ok(permit) = unsized_budget().try_acquire_many(UNSIZED_BODY_MAX_BYTES as u32) else {
+        return Err(xml_error(http::StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate."));
+    };
+    let (mut parts, body) = request.into_parts();
+    let limited = http_body_util::Limited::new(body, UNSIZED_BODY_MAX_BYTES);
+    let collected = tokio::time::timeout(Duration::from_millis(UNSIZED_BODY_TIMEOUT_MS), limited.collect()).await;
+    let bytes = match collected {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            let mut refused = xml_error(
+                http::StatusCode::LENGTH_REQUIRED,
+                "MissingContentLength",
+                "You must provide the Content-Length HTTP header for a body this large.",
+            );
+            refused.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+            return Err(refused);
+        }
+        Ok(Err(_)) | Err(_) => {
+            let mut refused = xml_error(
+                http::StatusCode::BAD_REQUEST,
+                "IncompleteBody",
+                "The request body ended early or too slowly.",
+            );
+            refused.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+            return Err(refused);
+        }
+    };
+    parts.headers.remove(http::header::TRANSFER_ENCODING);
+    parts.headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(bytes.len()));
+    Ok((http::Request::from_parts(parts, s3s::Body::from(bytes)), permit))
+}
+
+/// An S3 error document (the HTTP front adds Resource and RequestId to every one).
+pub fn xml_error(status: http::StatusCode, code: &str, message: &str) -> s3s::HttpResponse {
+    let message = message.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    let mut response = http::Response::new(s3s::Body::from(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
+    response
+}
