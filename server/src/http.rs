@@ -36,6 +36,15 @@ pub struct RequestPolicy {
     pub allow_sigv2: bool,
 }
 
+/// What `route` applies to one request.
+#[derive(Debug, Clone, Copy)]
+struct FrontSettings {
+    limits: ConnectionLimits,
+    policy: RequestPolicy,
+    /// The Host names a bucket (virtual-hosted style): our own paths are objects there.
+    on_bucket_host: bool,
+}
+
 /// Connection limits and timeouts (see `--help` for each).
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
@@ -99,7 +108,8 @@ pub async fn serve(
                         .get(http::header::HOST)
                         .and_then(|h| h.to_str().ok())
                         .is_some_and(|h| domains.bucket_of(h).is_some());
-                    route(s3.clone(), engine.clone(), peer, connection.clone(), limits, policy, on_bucket_host, request)
+                    let front = FrontSettings { limits, policy, on_bucket_host };
+                    route(s3.clone(), engine.clone(), peer, connection.clone(), front, request)
                 });
                 let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
                 let mut shutdown = shutdown_rx.clone();
@@ -165,11 +175,10 @@ async fn route(
     engine: Engine,
     peer: SocketAddr,
     connection: Arc<Connection>,
-    limits: ConnectionLimits,
-    policy: RequestPolicy,
-    on_bucket_host: bool,
+    front: FrontSettings,
     request: http::Request<Incoming>,
 ) -> Result<s3s::HttpResponse, s3s::HttpError> {
+    let FrontSettings { limits, policy, on_bucket_host } = front;
     if request.method() == http::Method::GET && request.uri().query().is_none() && !on_bucket_host {
         match request.uri().path() {
             "/health" => return Ok(text(http::StatusCode::OK, "ok\n".into())),

@@ -105,7 +105,7 @@ async fn stalled_body_is_answered_after_the_body_idle_timeout_and_nothing_is_sto
             "{key}: expected HTTP 400 RequestTimeout, got {text:?}"
         );
         let head = s3.head_object().bucket("stall").key(key).send().await;
-        assert_eq!(err_status(head.as_ref().err().expect("HEAD of a stalled PUT must fail")), Some(404), "{key}");
+        assert_eq!(err_status(head.as_ref().expect_err("HEAD of a stalled PUT must fail")), Some(404), "{key}");
     }
     assert!(list_all_keys(&s3, "stall").await.is_empty(), "a stalled upload left an object behind");
 }
@@ -156,12 +156,14 @@ async fn idle_sockets_beyond_the_fd_limit_do_not_lock_out_clients() {
     });
     assert_eq!(health.status, 200, "GET /health with {IDLE_SOCKETS} idle sockets open");
 
-    let put = tokio::time::timeout(
+    let Ok(put) = tokio::time::timeout(
         Duration::from_secs(10),
         s3.put_object().bucket("crowded").key("k").body(ByteStream::from_static(b"still served")).send(),
     )
     .await
-    .unwrap_or_else(|_| panic!("signed PUT with {IDLE_SOCKETS} idle sockets open: timed out after 10 s"));
+    else {
+        panic!("signed PUT with {IDLE_SOCKETS} idle sockets open: timed out after 10 s");
+    };
     put.ok_or_panic("signed PUT with idle sockets open");
     assert_eq!(get(&s3, "crowded", "k").await, b"still served");
     drop(idle);

@@ -46,7 +46,7 @@ async fn access_line_per_request_and_no_error_line_for_a_client_404() {
     let s3 = server.client();
     create_bucket(&s3, "logged").await;
     let missing = s3.get_object().bucket("logged").key("nope").send().await;
-    assert_eq!(err_status(missing.as_ref().err().expect("GET of a missing key fails")), Some(404));
+    assert_eq!(err_status(missing.as_ref().expect_err("GET of a missing key fails")), Some(404));
     let request_id =
         missing.as_ref().err().and_then(|e| e.raw_response()).and_then(|r| r.headers().get("x-amz-request-id"));
     let request_id = request_id.expect("x-amz-request-id on the 404").to_string();
