@@ -129,7 +129,15 @@ pub fn string_schema(columns: &[String]) -> SchemaRef {
     Arc::new(Schema::new(columns.iter().map(|c| Field::new(c, DataType::Utf8, true)).collect::<Vec<_>>()))
 }
 
+/// S3 Select's error for a record over [`MAX_RECORD_BYTES`].
+pub fn over_max_record_size() -> SelectError {
+    SelectError::new("OverMaxRecordSize", format!("a record is longer than {MAX_RECORD_BYTES} bytes"))
+}
+
 fn csv_error(e: csv::Error) -> SelectError {
+    if crate::input::is_record_too_long(&e) {
+        return over_max_record_size();
+    }
     match e.kind() {
         csv::ErrorKind::Io(_) => SelectError::new("InternalError", format!("reading the object failed: {e}")),
         _ => SelectError::new("CSVParsingError", format!("the object is not valid CSV: {e}")),
@@ -157,7 +165,7 @@ pub fn json_decode(
     };
     let mut head = Vec::new();
     for value in values.by_ref().take(JSON_SCHEMA_RECORDS) {
-        head.push(value.map_err(json_error)?);
+        head.push(value.map_err(json_read_error)?);
     }
     check_objects(&head)?;
     let mut schema =
@@ -176,7 +184,7 @@ pub fn json_decode(
         let mut pending = head;
         loop {
             for value in values.by_ref().take(BATCH_ROWS.saturating_sub(pending.len())) {
-                pending.push(value.map_err(json_error)?);
+                pending.push(value.map_err(json_read_error)?);
             }
             if pending.is_empty() {
                 return Ok(());
@@ -205,6 +213,16 @@ fn check_objects(values: &[serde_json::Value]) -> Result<(), SelectError> {
 
 fn json_error(e: impl std::fmt::Display) -> SelectError {
     SelectError::new("JSONParsingError", format!("the object is not valid JSON: {e}"))
+}
+
+/// A JSON read error: a record over the limit, or JSON that does not parse.
+fn json_read_error(e: serde_json::Error) -> SelectError {
+    if !e.is_io() {
+        return json_error(e);
+    }
+    // serde_json hands back the reader's own error.
+    let io = std::io::Error::from(e);
+    if crate::input::is_record_too_long(&io) { over_max_record_size() } else { json_error(io) }
 }
 
 pub type BatchReceiver = mpsc::Receiver<Result<RecordBatch, SelectError>>;

@@ -149,6 +149,76 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
+/// The read error of a [`RecordLengthGuard`]: a record longer than the limit.
+#[derive(Debug)]
+pub struct RecordTooLong {
+    pub max_bytes: usize,
+}
+
+impl std::fmt::Display for RecordTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a record is longer than {} bytes", self.max_bytes)
+    }
+}
+
+impl std::error::Error for RecordTooLong {}
+
+/// Is this read error (or its source) a [`RecordTooLong`]?
+pub fn is_record_too_long(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.is::<RecordTooLong>() {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<io::Error>()
+            && io.get_ref().is_some_and(|inner| inner.is::<RecordTooLong>())
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// Fails the read once more than `max_bytes` pass without a record delimiter, before a
+/// decoder buffers such a record: a small compressed object can inflate to gigabytes
+/// without a newline.
+pub struct RecordLengthGuard<R> {
+    inner: R,
+    delimiter: u8,
+    max_bytes: usize,
+    since_delimiter: usize,
+}
+
+impl<R> RecordLengthGuard<R> {
+    pub fn new(inner: R, delimiter: u8, max_bytes: usize) -> RecordLengthGuard<R> {
+        RecordLengthGuard { inner, delimiter, max_bytes, since_delimiter: 0 }
+    }
+
+    fn check(&self) -> io::Result<()> {
+        if self.since_delimiter > self.max_bytes {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, RecordTooLong { max_bytes: self.max_bytes }));
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for RecordLengthGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut records = buf[..n].split(|&b| b == self.delimiter);
+        if let Some(continued) = records.next() {
+            self.since_delimiter += continued.len();
+        }
+        for started in records {
+            self.check()?;
+            self.since_delimiter = started.len();
+        }
+        self.check()?;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,5 +287,18 @@ mod tests {
                 assert_eq!(slow, expected, "range {start}..{end}");
             }
         }
+    }
+
+    #[test]
+    fn record_length_guard_fails_only_past_the_limit() {
+        let read_all = |data: &[u8], max: usize| {
+            let mut out = Vec::new();
+            RecordLengthGuard::new(data, b'\n', max).read_to_end(&mut out).map(|_| out)
+        };
+        assert!(read_all(b"abc\ndef\n", 3).is_ok());
+        assert!(read_all(b"abc\ndefg\n", 3).is_err_and(|e| is_record_too_long(&e)));
+        assert!(read_all(b"abcd", 3).is_err());
+        assert!(read_all(&[b'x'; 10_000], 9_999).is_err());
+        assert!(read_all(&[b'x'; 10_000], 10_000).is_ok());
     }
 }

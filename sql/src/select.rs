@@ -4,7 +4,7 @@
 
 use crate::decode::{self, CsvInput, DecodedPartition, HeaderInfo};
 use crate::dialect::{SelectQuery, TABLE};
-use crate::input::{ChunkReader, CountingReader, ScanRangeReader};
+use crate::input::{ChunkReader, CountingReader, RecordLengthGuard, ScanRangeReader, is_record_too_long};
 use crate::json_path::FromPath;
 use crate::session::{QueryLimits, new_context};
 use crate::store::BucketScope;
@@ -371,6 +371,13 @@ async fn open_text(
             Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(bytes)),
         };
         let bytes = CountingReader { inner: bytes, count: processed };
+        // CSV and JSON LINES records end at a delimiter: one that does not come within S3's
+        // record limit is refused as it is read. A JSON DOCUMENT may be one long line.
+        let record_limit = match input {
+            InputFormat::Json { lines: false } => usize::MAX,
+            _ => decode::MAX_RECORD_BYTES,
+        };
+        let bytes = RecordLengthGuard::new(bytes, delimiter, record_limit);
         match input {
             InputFormat::Csv(csv) => {
                 let (head, rest) = first_record(bytes, csv.record_delimiter).map_err(|e| read_error(e, compression))?;
@@ -413,6 +420,9 @@ fn first_record<R: Read>(mut input: R, delimiter: u8) -> std::io::Result<(Vec<u8
 }
 
 fn read_error(e: std::io::Error, compression: Compression) -> SelectError {
+    if is_record_too_long(&e) {
+        return decode::over_max_record_size();
+    }
     match compression {
         Compression::None => SelectError::new("InternalError", format!("reading the object failed: {e}")),
         _ => SelectError::new(

@@ -899,3 +899,30 @@ async fn select_on_a_malformed_parquet_footer_is_an_error_not_a_dropped_connecti
     let out = records(&client, "people.csv", sql, csv_in(FileHeaderInfo::Use), csv_out()).await;
     assert_eq!(out, "3\n", "S3 Select after the malformed footer");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_refuses_an_inflating_record_over_the_limit_as_it_is_read() {
+    use std::io::Write;
+    let (server, client) = start_with_people().await;
+    // A 64 MiB JSON LINES record (valid JSON, no newline) compressed to a few KiB: it must
+    // be refused at S3's 1 MiB record limit while it is read, not buffered whole.
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gzip.write_all(b"{\"a\":\"").unwrap();
+    let chunk = vec![b'x'; MIB];
+    for _ in 0..64 {
+        gzip.write_all(&chunk).unwrap();
+    }
+    gzip.write_all(b"\"}\n").unwrap();
+    let compressed = gzip.finish().unwrap();
+    put(&client, "sel", "bomb.json.gz", &compressed).await;
+    let rss_before = server.rss_bytes();
+    let input = InputSerialization::builder()
+        .json(JsonInput::builder().r#type(JsonType::Lines).build())
+        .compression_type(CompressionType::Gzip)
+        .build();
+    let result =
+        try_select(request(&client, "sel", "bomb.json.gz", "SELECT count(*) FROM S3Object s", input, csv_out())).await;
+    expect_client_error(result, |c| c == "OverMaxRecordSize", "OverMaxRecordSize", "a 64 MiB JSON LINES record");
+    let grown = server.peak_rss_bytes().saturating_sub(rss_before);
+    assert!(grown < 48 * MIB as u64, "reading the inflating record grew peak RSS by {} MiB", grown / MIB as u64);
+}
