@@ -233,21 +233,6 @@ fn admin_compact(server: &Server) -> (bool, String, String) {
     (output.status.success(), text(&output.stdout), text(&output.stderr))
 }
 
-/// A file under `dir` that contains `marker`, if any.
-fn file_containing(dir: &std::path::Path, marker: &[u8]) -> Option<String> {
-    let mut stack = vec![dir.to_owned()];
-    while let Some(path) = stack.pop() {
-        if path.is_dir() {
-            stack.extend(std::fs::read_dir(&path).ok()?.filter_map(|e| e.ok()).map(|e| e.path()));
-        } else if let Ok(bytes) = std::fs::read(&path)
-            && bytes.windows(marker.len()).any(|w| w == marker)
-        {
-            return Some(path.display().to_string());
-        }
-    }
-    None
-}
-
 /// One flipped byte in a sealed segment used to make every compaction fail (500), so
 /// deleted bytes stayed on disk. Now the damage is reported and the rest is compacted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

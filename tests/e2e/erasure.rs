@@ -6,21 +6,6 @@ use crate::harness::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// A file under `dir` that still contains `marker`, if any.
-fn file_containing(dir: &Path, marker: &[u8]) -> Option<String> {
-    let mut stack = vec![dir.to_owned()];
-    while let Some(path) = stack.pop() {
-        if path.is_dir() {
-            stack.extend(std::fs::read_dir(&path).ok()?.filter_map(|e| e.ok()).map(|e| e.path()));
-        } else if let Ok(bytes) = std::fs::read(&path)
-            && bytes.windows(marker.len()).any(|w| w == marker)
-        {
-            return Some(path.display().to_string());
-        }
-    }
-    None
-}
-
 /// Objects whose bodies carry `marker`: one small (stored inline), one of several chunks.
 async fn store_marked_objects(client: &aws_sdk_s3::Client, bucket: &str, marker: &[u8]) {
     create_bucket(client, bucket).await;

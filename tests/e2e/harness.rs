@@ -836,3 +836,18 @@ pub fn expect_error_document(response: &RawResponse, status: u16, code: &str, wh
 pub fn xml_unescape(text: &str) -> String {
     text.replace("&quot;", "\"").replace("&apos;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 }
+
+/// A file under `dir` that still contains `marker`, if any.
+pub fn file_containing(dir: &Path, marker: &[u8]) -> Option<String> {
+    let mut stack = vec![dir.to_owned()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(std::fs::read_dir(&path).ok()?.filter_map(|e| e.ok()).map(|e| e.path()));
+        } else if let Ok(bytes) = std::fs::read(&path)
+            && bytes.windows(marker.len()).any(|w| w == marker)
+        {
+            return Some(path.display().to_string());
+        }
+    }
+    None
+}
