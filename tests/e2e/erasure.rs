@@ -3,7 +3,6 @@
 //! with no trigger at all, within the configured erasure deadline.
 
 use crate::harness::*;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Objects whose bodies carry `marker`: one small (stored inline), one of several chunks.
