@@ -9,7 +9,9 @@
 use bytes::Bytes;
 use std::path::Path;
 use storage_core::index::RecordLocation;
-use storage_core::log_entry::{ChunkPiece, LogEntry, ObjectMeta, ObjectRecord, PartRecord, StoredChecksum, UploadRecord};
+use storage_core::log_entry::{
+    ChunkPiece, LogEntry, ObjectMeta, ObjectRecord, PartRecord, StoredChecksum, UploadRecord,
+};
 use storage_core::record;
 use storage_core::sidecar::{self, SidecarEntry};
 

@@ -13,7 +13,9 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeMap;
 use storage_core::index::RecordLocation;
-use storage_core::log_entry::{ChunkPiece, LogEntry, ObjectMeta, ObjectRecord, Origin, PartRecord, StoredChecksum, UploadRecord};
+use storage_core::log_entry::{
+    ChunkPiece, LogEntry, ObjectMeta, ObjectRecord, Origin, PartRecord, StoredChecksum, UploadRecord,
+};
 use storage_core::record;
 use storage_core::sidecar::{self, SidecarEntry};
 

@@ -285,7 +285,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .enable_all()
         .thread_name("quarry-worker")
         // SQL planning recurses once per level of expression nesting; with expressions
-        // bounded to quarry_sql::shape::MAX_EXPRESSION_DEPTH this leaves a wide margin.
+        // bounded to quarry_sql_text::shape::MAX_EXPRESSION_DEPTH this leaves a wide margin.
         .thread_stack_size(WORKER_STACK_BYTES)
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;

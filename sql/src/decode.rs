@@ -2,7 +2,6 @@
 //! handed to DataFusion as a one-partition streaming table (so an object larger than
 //! memory streams through a query).
 
-use crate::json_path::FromPath;
 use crate::select::SelectError;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -11,6 +10,7 @@ use datafusion::execution::TaskContext;
 use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
+use quarry_sql_text::json_path::FromPath;
 use std::io::{BufReader, Read};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;

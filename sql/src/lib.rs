@@ -1,4 +1,5 @@
-//! SQL over Quarry, on DataFusion: one engine behind three doors.
+//! SQL over Quarry, on DataFusion: one engine behind three doors. The SQL text each door
+//! receives is checked first, without DataFusion, by `quarry-sql-text`.
 //!
 //! * [`select`]: S3 Select (SelectObjectContent), one object, the S3 Select dialect;
 //! * [`query`]: the SQL endpoint: `inventory`, `journal`, and object contents by prefix;
@@ -9,14 +10,11 @@
 
 pub mod catalog_tables;
 mod decode;
-mod dialect;
 mod input;
-mod json_path;
 pub mod output;
 pub mod query;
 pub mod select;
 pub mod session;
-pub mod shape;
 pub mod store;
 pub mod unwind;
 

@@ -6,7 +6,6 @@
 use crate::catalog_tables::register_scoped_catalog;
 use crate::output::{ResultEncoder, ResultFormat};
 use crate::session::{QueryLimits, new_context, read_only};
-use crate::shape::ShapeError;
 use crate::store::BucketScope;
 use bytes::Bytes;
 use datafusion::arrow::datatypes::DataType;
@@ -14,44 +13,13 @@ use datafusion::datasource::file_format::options::JsonReadOptions;
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
-use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, Ident, Statement, TableAlias, TableFactor, Value, VisitMut, VisitorMut,
-};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use std::ops::ControlFlow;
+pub use quarry_sql_text::sources::MAX_SQL_BYTES;
+use quarry_sql_text::sources::{CheckedQuery, Source, SourceFunction, check_query};
+pub use quarry_sql_text::{QueryError, QueryErrorKind};
 use std::time::{Duration, Instant};
 use storage_core::Engine;
-
-/// The longest SQL text accepted.
-pub const MAX_SQL_BYTES: usize = 1024 * 1024;
-/// Most table-function sources in one query.
-const MAX_SOURCES: usize = 64;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueryErrorKind {
-    /// The SQL does not parse or plan (unknown table or column, wrong types...).
-    InvalidQuery,
-    AccessDenied,
-    /// The query ran past `QueryLimits::timeout_ms`.
-    Timeout,
-    /// The query needed more than `QueryLimits::memory_bytes`.
-    MemoryLimit,
-    Internal,
-}
-
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
-pub struct QueryError {
-    pub kind: QueryErrorKind,
-    pub message: String,
-}
-
-impl QueryError {
-    fn new(kind: QueryErrorKind, message: impl Into<String>) -> QueryError {
-        QueryError { kind, message: message.into() }
-    }
-}
 
 /// A running query: its content type and its encoded result, streamed.
 pub struct QueryResult {
@@ -74,13 +42,7 @@ pub async fn run_query(
 ) -> Result<QueryResult, QueryError> {
     let started = Instant::now();
     let deadline = started + Duration::from_millis(limits.timeout_ms);
-    if sql.len() > MAX_SQL_BYTES {
-        return Err(QueryError::new(
-            QueryErrorKind::InvalidQuery,
-            format!("the SQL is longer than {MAX_SQL_BYTES} bytes"),
-        ));
-    }
-    let (sql, sources) = rewrite_sources(sql, &scope)?;
+    let CheckedQuery { sql, sources } = check_query(sql, &scope)?;
 
     // Acknowledged writes are in the log; put them in the catalog before reading it.
     let flusher = engine.clone();
@@ -160,131 +122,6 @@ async fn next_before(
         Ok(None) => Ok(None),
         Ok(Some(Ok(batch))) => Ok(Some(batch)),
         Ok(Some(Err(e))) => Err(query_error_with(e, limits)),
-    }
-}
-
-/// A table function call in the query, replaced by a table of its own.
-#[derive(Debug, Clone)]
-struct Source {
-    table: String,
-    function: SourceFunction,
-    url: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SourceFunction {
-    Parquet,
-    Csv,
-    Json,
-}
-
-impl SourceFunction {
-    /// The objects read under a prefix: those with the format's usual extension.
-    fn file_extension(self) -> &'static str {
-        match self {
-            SourceFunction::Parquet => ".parquet",
-            SourceFunction::Csv => ".csv",
-            SourceFunction::Json => ".json",
-        }
-    }
-
-    fn named(name: &str) -> Option<SourceFunction> {
-        match name.to_ascii_lowercase().as_str() {
-            "read_parquet" => Some(SourceFunction::Parquet),
-            "read_csv" => Some(SourceFunction::Csv),
-            "read_json" | "read_ndjson" => Some(SourceFunction::Json),
-            _ => None,
-        }
-    }
-}
-
-/// Replaces each `read_parquet('s3://bucket/prefix/')` (and `read_csv`, `read_json`) in
-/// the query by a table name, checking the caller may read the bucket.
-fn rewrite_sources(sql: &str, scope: &BucketScope) -> Result<(String, Vec<Source>), QueryError> {
-    let mut statements = crate::shape::parse_bounded(sql).map_err(|e| match e {
-        ShapeError::Syntax(e) => QueryError::new(QueryErrorKind::InvalidQuery, format!("SQL error: {e}")),
-        ShapeError::TooComplex(e) => QueryError::new(QueryErrorKind::InvalidQuery, format!("query too complex: {e}")),
-    })?;
-    if statements.len() != 1 {
-        return Err(QueryError::new(QueryErrorKind::InvalidQuery, "send exactly one SQL statement per request"));
-    }
-    // A plan shows the catalog's local file paths, and EXPLAIN ANALYZE's pruning counts
-    // tell what other buckets hold: only keys that may read everything get them.
-    let explains = matches!(statements[0], Statement::Explain { .. } | Statement::ExplainTable { .. });
-    if explains && !matches!(scope, BucketScope::All) {
-        return Err(QueryError::new(QueryErrorKind::AccessDenied, "EXPLAIN is only for admin keys"));
-    }
-    let mut finder = SourceFinder { sources: Vec::new(), scope, error: None };
-    let _ = statements[0].visit(&mut finder);
-    if let Some(e) = finder.error {
-        return Err(e);
-    }
-    Ok((statements[0].to_string(), finder.sources))
-}
-
-struct SourceFinder<'a> {
-    sources: Vec<Source>,
-    scope: &'a BucketScope,
-    error: Option<QueryError>,
-}
-
-impl VisitorMut for SourceFinder<'_> {
-    type Break = ();
-
-    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
-        let TableFactor::Table { name, args: args @ Some(_), alias, .. } = factor else {
-            return ControlFlow::Continue(());
-        };
-        let function_name = name.to_string();
-        let Some(function) = SourceFunction::named(&function_name) else {
-            return ControlFlow::Continue(());
-        };
-        match self.source(function, &args.as_ref().expect("matched Some").args) {
-            Ok(source) => {
-                *name = vec![Ident::with_quote('"', source.table.clone())].into();
-                *args = None;
-                // Columns are named after the function, not the hidden table: avg(read_parquet.x).
-                if alias.is_none() {
-                    *alias = Some(TableAlias {
-                        explicit: false,
-                        name: Ident::new(function_name.to_ascii_lowercase()),
-                        columns: vec![],
-                        at: None,
-                    });
-                }
-                self.sources.push(source);
-                ControlFlow::Continue(())
-            }
-            Err(e) => {
-                self.error = Some(e);
-                ControlFlow::Break(())
-            }
-        }
-    }
-}
-
-impl SourceFinder<'_> {
-    fn source(&self, function: SourceFunction, args: &[FunctionArg]) -> Result<Source, QueryError> {
-        let invalid = |m: String| QueryError::new(QueryErrorKind::InvalidQuery, m);
-        if self.sources.len() >= MAX_SOURCES {
-            return Err(invalid(format!("a query may read at most {MAX_SOURCES} table functions")));
-        }
-        let url = match args {
-            [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(value)))] => match &value.value {
-                Value::SingleQuotedString(url) => url.clone(),
-                _ => return Err(invalid("the table function takes one string: 's3://bucket/prefix/'".into())),
-            },
-            _ => return Err(invalid("the table function takes one string: 's3://bucket/prefix/'".into())),
-        };
-        let bucket = url
-            .strip_prefix("s3://")
-            .map(|rest| rest.split('/').next().unwrap_or_default())
-            .filter(|b| !b.is_empty())
-            .ok_or_else(|| invalid(format!("{url} is not an s3://bucket/prefix URL")))?;
-        if !self.scope.allows(bucket) {
-            return Err(QueryError::new(QueryErrorKind::AccessDenied, format!("access denied to bucket {bucket}")));
-        }
-        Ok(Source { table: format!("__quarry_source_{}", self.sources.len() + 1), function, url })
     }
 }
 

@@ -3,9 +3,7 @@
 //! (Records, Progress, Stats, End). The S3 layer maps these types onto the wire.
 
 use crate::decode::{self, CsvInput, DecodedPartition, HeaderInfo};
-use crate::dialect::{SelectQuery, TABLE};
 use crate::input::{ChunkReader, CountingReader, RecordLengthGuard, ScanRangeReader, is_record_too_long};
-use crate::json_path::FromPath;
 use crate::session::{QueryLimits, new_context};
 use crate::store::BucketScope;
 use bytes::Bytes;
@@ -15,6 +13,9 @@ use datafusion::catalog::streaming::StreamingTable;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::ParquetReadOptions;
 use futures::StreamExt;
+pub use quarry_sql_text::SelectError;
+use quarry_sql_text::dialect::{SelectQuery, TABLE};
+use quarry_sql_text::json_path::FromPath;
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,25 +27,6 @@ use tokio::sync::mpsc;
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 /// Events that may wait for the client.
 const EVENTS_IN_FLIGHT: usize = 4;
-
-/// An S3 Select failure, with its S3 error code (`ParseUnexpectedToken`, `CSVParsingError`, ...).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct SelectError {
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl SelectError {
-    pub fn new(code: &'static str, message: impl Into<String>) -> SelectError {
-        SelectError { code, message: message.into() }
-    }
-
-    /// Whether the client is at fault (400) rather than the server (500).
-    pub fn is_client_error(&self) -> bool {
-        self.code != "InternalError"
-    }
-}
 
 #[derive(Debug, Clone)]
 pub enum InputFormat {

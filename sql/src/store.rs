@@ -245,21 +245,7 @@ impl ObjectStore for BucketStore {
     }
 }
 
-/// Which buckets a query may read.
-#[derive(Debug, Clone)]
-pub enum BucketScope {
-    All,
-    Only(BTreeSet<String>),
-}
-
-impl BucketScope {
-    pub fn allows(&self, bucket: &str) -> bool {
-        match self {
-            BucketScope::All => true,
-            BucketScope::Only(buckets) => buckets.contains(bucket),
-        }
-    }
-}
+pub use quarry_sql_text::BucketScope;
 
 /// Hands DataFusion a [`BucketStore`] for each `s3://<bucket>` URL the query may read, and
 /// the local file system for the catalog's files, whose table paths the server builds

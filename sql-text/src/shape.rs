@@ -13,10 +13,10 @@
 //!
 //! Only ASTs within these bounds reach the rest of the crate and DataFusion.
 
-use datafusion::sql::sqlparser::ast::{Expr, Statement, Visit, Visitor};
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use sqlparser::ast::{Expr, Statement, Visit, Visitor};
+use sqlparser::dialect::GenericDialect;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, Tokenizer};
 use std::ops::ControlFlow;
 
 /// Tokens one query may have (a 10,000-value IN list is about 20,000).

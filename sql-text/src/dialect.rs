@@ -9,16 +9,16 @@
 //! * select items that are not plain column references are named `_1`, `_2`, ... by
 //!   position, as S3 Select names them in JSON output (`SELECT count(*)` → `{"_1":3}`).
 
+use crate::SelectError;
 use crate::json_path::{FromPath, Step};
-use crate::select::SelectError;
 use crate::shape::ShapeError;
-use datafusion::sql::sqlparser::ast::{
+use sqlparser::ast::{
     AccessExpr, BinaryOperator, Expr, Ident, ObjectNamePart, SelectItem, SetExpr, Statement, Subscript, TableAlias,
     TableFactor, Value, visit_expressions_mut,
 };
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::keywords::Keyword;
-use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use sqlparser::dialect::GenericDialect;
+use sqlparser::keywords::Keyword;
+use sqlparser::tokenizer::{Token, Tokenizer};
 use std::ops::ControlFlow;
 
 /// S3 Select's limit on the length of the SQL expression.
