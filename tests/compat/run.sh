@@ -5,7 +5,9 @@
 # then drives it with the real AWS CLI (v1, from PyPI), with boto3
 # (tests/compat/boto3_suite.py), and with boto3's S3 Select, pyarrow's
 # S3FileSystem and `quarry sql` (tests/compat/analytics_suite.py), all from a
-# private, pinned venv.
+# private, pinned venv; then with aws-sdk-js v3 at its defaults (virtual-hosted
+# style, CRC32 checksums, aws-chunked trailers: tests/compat/js/sdk_js_suite.mjs),
+# installed with npm at the versions pinned in tests/compat/js/package-lock.json.
 #
 # Usage:
 #   bash tests/compat/run.sh [PATH/TO/quarry]
@@ -149,6 +151,22 @@ ensure_venv() {
     AWS_BIN=$VENV/bin/aws
     [[ -x $AWS_BIN ]] || die "venv has no aws executable at $AWS_BIN"
     log "clients: $("$AWS_BIN" --version 2>&1 | head -n1); $("$PY" -c 'import boto3, pyarrow; print(f"boto3 {boto3.__version__}, pyarrow {pyarrow.__version__}")')"
+}
+
+# ensure_node_modules -- install tests/compat/js's pinned packages (npm ci) unless
+# node_modules already matches package-lock.json.
+ensure_node_modules() {
+    local js=$HERE/js stamp=$HERE/js/node_modules/.quarry-lock-hash key
+    command -v node >/dev/null || die "node is not installed (the aws-sdk-js v3 checks need Node.js >= 20 and npm)"
+    key=$(sha256sum "$js/package-lock.json" | cut -d' ' -f1)
+    if [[ -f $stamp && $(<"$stamp") == "$key" ]]; then
+        log "reusing $js/node_modules (lock hash ${key:0:12})"
+    else
+        log "npm ci in $js (lock hash ${key:0:12})"
+        (cd "$js" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci in $js failed"
+        printf '%s\n' "$key" >"$stamp"
+    fi
+    log "node $(node --version), @aws-sdk/client-s3 $(node -p "require('$js/node_modules/@aws-sdk/client-s3/package.json').version")"
 }
 
 # ---------------------------------------------------------------------------
@@ -659,11 +677,19 @@ check_server_alive() {
 # run_python_suite LABEL SCRIPT [ARGS...] -- run one of the Python suites against the
 # server; adds its counts to PASSED / FAILED (and SUITE_PASSED / SUITE_FAILED).
 run_python_suite() {
-    local label=$1 script=$2 rc=0 v
+    local label=$1 script=$2
     shift 2
+    run_suite "$label" "$PY" "$HERE/$script" "$@"
+}
+
+# run_suite LABEL COMMAND... -- run a suite that takes --workdir and --summary-file,
+# prints PASS/FAIL lines and writes "PASSED FAILED" + failed names to the summary.
+run_suite() {
+    local label=$1 rc=0 v
+    shift
     # (pipefail: rc is the suite's exit status; its output is kept to find what passed)
-    QUARRY_COMPAT_ENDPOINT=$ENDPOINT "$PY" "$HERE/$script" \
-        --workdir "$WORK/$label" --summary-file "$WORK/$label.summary" "$@" |
+    QUARRY_COMPAT_ENDPOINT=$ENDPOINT "$@" \
+        --workdir "$WORK/$label" --summary-file "$WORK/$label.summary" |
         tee "$WORK/$label.out" || rc=$?
     while IFS= read -r v; do PASSED_NAMES+=("$label: $v"); done < <(
         sed -nE 's/^PASS  ([^ ]+) .*/\1/p' "$WORK/$label.out"
@@ -692,6 +718,7 @@ run_python_suite() {
 
 main() {
     ensure_venv
+    ensure_node_modules
     resolve_binary "${1:-}"
 
     WORK=$(mktemp -d "${TMPDIR:-/tmp}/quarry-compat.XXXXXX")
@@ -760,9 +787,14 @@ EOF
     local a_passed=$SUITE_PASSED a_failed=$SUITE_FAILED
     run_check "server alive after analytics checks" check_server_alive
 
+    log "aws-sdk-js v3 checks (tests/compat/js/sdk_js_suite.mjs)"
+    NODE_NO_WARNINGS=1 run_suite sdk-js node "$HERE/js/sdk_js_suite.mjs"
+    local j_passed=$SUITE_PASSED j_failed=$SUITE_FAILED
+    run_check "server alive after aws-sdk-js checks" check_server_alive
+
     echo
     log "aws cli: $cli_passed ok / $cli_failed failing; boto3: $b_passed ok / $b_failed failing;" \
-        "analytics: $a_passed ok / $a_failed failing"
+        "analytics: $a_passed ok / $a_failed failing; aws-sdk-js: $j_passed ok / $j_failed failing"
     # Failures of checks listed in known-failures.txt (known server bugs) are still
     # failures and printed as such; only the exit status ignores them.
     local -A known=()
