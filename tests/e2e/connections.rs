@@ -168,3 +168,72 @@ async fn idle_sockets_beyond_the_fd_limit_do_not_lock_out_clients() {
     assert_eq!(get(&s3, "crowded", "k").await, b"still served");
     drop(idle);
 }
+
+/// A small GET on a keep-alive connection is answered without waiting for the client's
+/// delayed ACK: the response's head and body are separate writes, and with Nagle's
+/// algorithm on the server's socket the body waited ~40 ms for the ACK of the head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_responses_are_not_held_back_by_nagle() {
+    let server = Server::start();
+    let s3 = server.client();
+    s3.create_bucket().bucket("nagle").send().await.expect("CreateBucket");
+    let body = vec![7u8; 4096];
+    s3.put_object().bucket("nagle").key("small").body(ByteStream::from(body.clone())).send().await.expect("PutObject");
+    let presigned = s3
+        .get_object()
+        .bucket("nagle")
+        .key("small")
+        .presigned(aws_sdk_s3::presigning::PresigningConfig::expires_in(Duration::from_secs(600)).unwrap())
+        .await
+        .expect("presign");
+    let uri: http::Uri = presigned.uri().parse().expect("presigned URI");
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\n\r\n",
+        uri.path_and_query().expect("path").as_str(),
+        uri.authority().expect("authority")
+    );
+
+    let mut stream = TcpStream::connect(server.addr()).await.expect("connect");
+    let mut latencies = Vec::new();
+    for _ in 0..21 {
+        let sent = Instant::now();
+        stream.write_all(request.as_bytes()).await.expect("send request");
+        let response = read_response(&mut stream).await;
+        latencies.push(sent.elapsed());
+        assert!(
+            response.starts_with(b"HTTP/1.1 200"),
+            "GET: {}",
+            String::from_utf8_lossy(&response[..80.min(response.len())])
+        );
+        assert!(response.ends_with(&body), "GET returned the object's 4096 bytes");
+    }
+    latencies.sort();
+    let median = latencies[latencies.len() / 2];
+    assert!(
+        median < Duration::from_millis(20),
+        "expected a small GET on a warm keep-alive connection in well under the ~40 ms of a delayed ACK, got a median of {median:?} (all: {latencies:?})"
+    );
+}
+
+/// One HTTP/1.1 response with a Content-Length body, read whole.
+async fn read_response(stream: &mut TcpStream) -> Vec<u8> {
+    let mut received = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = tokio::time::timeout(CLOSE_WITHIN, stream.read(&mut buf))
+            .await
+            .expect("response within 5 s")
+            .expect("read");
+        assert!(n > 0, "the server closed the connection mid-response");
+        received.extend_from_slice(&buf[..n]);
+        let Some(head_end) = received.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+        let head = String::from_utf8_lossy(&received[..head_end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse().expect("content-length"));
+        if received.len() >= head_end + 4 + length {
+            return received;
+        }
+    }
+}
