@@ -101,7 +101,13 @@ impl SelectQuery {
     /// The query as DataFusion SQL, with column references resolved against `columns`.
     /// With `missing_is_null` (JSON, whose records need not share fields, or an object
     /// with no records at all), `s.x` naming no column is NULL, as S3 Select's MISSING.
-    pub fn resolve(mut self, columns: &[String], missing_is_null: bool) -> Result<String, SelectError> {
+    pub fn resolve(self, columns: &[String], missing_is_null: bool) -> Result<String, SelectError> {
+        self.resolve_statement(columns, missing_is_null).map(|statement| statement.to_string())
+    }
+
+    /// [`SelectQuery::resolve`], as the statement: what is planned (sqlparser does not
+    /// print every AST back as SQL that parses to the same AST).
+    pub fn resolve_statement(mut self, columns: &[String], missing_is_null: bool) -> Result<Statement, SelectError> {
         let qualifier = self.qualifier.clone();
         let is_qualifier =
             |id: &Ident| id.value.eq_ignore_ascii_case(&qualifier.value) || id.value.eq_ignore_ascii_case(TABLE);
@@ -148,7 +154,7 @@ impl SelectQuery {
         if let ControlFlow::Break(e) = flow {
             return Err(e);
         }
-        Ok(self.statement.to_string())
+        Ok(self.statement)
     }
 }
 

@@ -14,11 +14,15 @@ pub const MAX_SQL_BYTES: usize = 1024 * 1024;
 /// Most table-function sources in one query.
 pub const MAX_SOURCES: usize = 64;
 
-/// A query checked for a caller: the SQL to plan, and the sources it reads.
+/// A query checked for a caller: the statement to plan, and the sources it reads.
+///
+/// The statement itself is planned, never its text: sqlparser does not print every AST
+/// back as SQL that parses to the same AST (`t x (c dt('s3://b/'))` prints the string
+/// unquoted), and what was checked must be what runs.
 #[derive(Debug, Clone)]
 pub struct CheckedQuery {
     /// The statement with every table function replaced by its source's table.
-    pub sql: String,
+    pub statement: Statement,
     pub sources: Vec<Source>,
 }
 
@@ -32,8 +36,14 @@ pub fn check_query(sql: &str, scope: &BucketScope) -> Result<CheckedQuery, Query
             format!("the SQL is longer than {MAX_SQL_BYTES} bytes"),
         ));
     }
-    let (sql, sources) = rewrite_sources(sql, scope)?;
-    Ok(CheckedQuery { sql, sources })
+    let mut statements = crate::shape::parse_bounded(sql).map_err(|e| match e {
+        ShapeError::Syntax(e) => QueryError::new(QueryErrorKind::InvalidQuery, format!("SQL error: {e}")),
+        ShapeError::TooComplex(e) => QueryError::new(QueryErrorKind::InvalidQuery, format!("query too complex: {e}")),
+    })?;
+    if statements.len() != 1 {
+        return Err(QueryError::new(QueryErrorKind::InvalidQuery, "send exactly one SQL statement per request"));
+    }
+    check_statement(statements.remove(0), scope)
 }
 
 /// A table function call in the query, replaced by a table of its own.
@@ -73,28 +83,22 @@ impl SourceFunction {
     }
 }
 
-/// Replaces each `read_parquet('s3://bucket/prefix/')` (and `read_csv`, `read_json`) in
-/// the query by a table name, checking the caller may read the bucket.
-fn rewrite_sources(sql: &str, scope: &BucketScope) -> Result<(String, Vec<Source>), QueryError> {
-    let mut statements = crate::shape::parse_bounded(sql).map_err(|e| match e {
-        ShapeError::Syntax(e) => QueryError::new(QueryErrorKind::InvalidQuery, format!("SQL error: {e}")),
-        ShapeError::TooComplex(e) => QueryError::new(QueryErrorKind::InvalidQuery, format!("query too complex: {e}")),
-    })?;
-    if statements.len() != 1 {
-        return Err(QueryError::new(QueryErrorKind::InvalidQuery, "send exactly one SQL statement per request"));
-    }
+/// Checks one parsed statement for a caller (EXPLAIN, table functions) and replaces each
+/// `read_parquet('s3://bucket/prefix/')` (and `read_csv`, `read_json`) in it by a table
+/// name, checking the caller may read the bucket.
+pub fn check_statement(mut statement: Statement, scope: &BucketScope) -> Result<CheckedQuery, QueryError> {
     // A plan shows the catalog's local file paths, and EXPLAIN ANALYZE's pruning counts
     // tell what other buckets hold: only keys that may read everything get them.
-    let explains = matches!(statements[0], Statement::Explain { .. } | Statement::ExplainTable { .. });
+    let explains = matches!(statement, Statement::Explain { .. } | Statement::ExplainTable { .. });
     if explains && !matches!(scope, BucketScope::All) {
         return Err(QueryError::new(QueryErrorKind::AccessDenied, "EXPLAIN is only for admin keys"));
     }
     let mut finder = SourceFinder { sources: Vec::new(), scope, error: None };
-    let _ = statements[0].visit(&mut finder);
+    let _ = statement.visit(&mut finder);
     if let Some(e) = finder.error {
         return Err(e);
     }
-    Ok((statements[0].to_string(), finder.sources))
+    Ok(CheckedQuery { statement, sources: finder.sources })
 }
 
 struct SourceFinder<'a> {
@@ -184,7 +188,7 @@ mod tests {
                 ("__quarry_source_2", SourceFunction::Csv, "s3://data/b.csv")
             ]
         );
-        assert!(check_query(&checked.sql, &BucketScope::All).unwrap().sources.is_empty());
+        assert!(check_statement(checked.statement, &BucketScope::All).unwrap().sources.is_empty());
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub async fn run_query(
 ) -> Result<QueryResult, QueryError> {
     let started = Instant::now();
     let deadline = started + Duration::from_millis(limits.timeout_ms);
-    let CheckedQuery { sql, sources } = check_query(sql, &scope)?;
+    let CheckedQuery { statement, sources } = check_query(sql, &scope)?;
 
     // Acknowledged writes are in the log; put them in the catalog before reading it.
     let flusher = engine.clone();
@@ -65,7 +65,11 @@ pub async fn run_query(
         for source in &sources {
             register_source(&ctx, source).await?;
         }
-        let frame = ctx.sql_with_options(&sql, read_only()).await.map_err(query_error)?;
+        // The checked statement itself is planned (not its text: see `CheckedQuery`).
+        let statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
+        let plan = ctx.state().statement_to_plan(statement).await.map_err(query_error)?;
+        read_only().verify_plan(&plan).map_err(query_error)?;
+        let frame = ctx.execute_logical_plan(plan).await.map_err(query_error)?;
         let schema = frame.schema().inner().clone();
         let mut batches = frame.execute_stream().await.map_err(query_error)?;
         // The first batch before the answer: most failures show up by then.

@@ -190,8 +190,12 @@ pub async fn select(
         }
     };
 
-    let sql = query.resolve(&columns, missing_is_null)?;
-    let frame = ctx.sql_with_options(&sql, crate::session::read_only()).await.map_err(plan_error)?;
+    let statement = query.resolve_statement(&columns, missing_is_null)?;
+    // The resolved statement itself is planned, not its text.
+    let statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
+    let plan = ctx.state().statement_to_plan(statement).await.map_err(plan_error)?;
+    crate::session::read_only().verify_plan(&plan).map_err(plan_error)?;
+    let frame = ctx.execute_logical_plan(plan).await.map_err(plan_error)?;
     if counters.parquet {
         // Planning read the footer (schema, statistics), and the scan reads it again:
         // count the scan's reads, or the footer's if the scan reads nothing.
