@@ -64,6 +64,8 @@ pub struct FileConfig {
     pub journal_retention_days: Option<u64>,
     pub query_memory_bytes: Option<usize>,
     pub query_timeout_ms: Option<u64>,
+    pub query_memory_total_bytes: Option<usize>,
+    pub select_max_decompressed_bytes: Option<u64>,
     pub allow_sigv2: Option<bool>,
     pub max_concurrent_queries: Option<usize>,
     pub max_connections: Option<usize>,

@@ -116,10 +116,11 @@ pub async fn run_query(
         Some(batch) => encoder.write(batch).map_err(internal)?,
         None => Vec::new(),
     };
-    let limits = *limits;
+    let limits = limits.clone();
     let rest =
         futures::stream::unfold((Some(batches), Some(encoder), first.is_none()), move |(batches, encoder, done)| {
             let schema = schema.clone();
+            let limits = limits.clone();
             let _pinned = &catalog_snapshot;
             async move {
                 let mut batches = batches?;
@@ -371,7 +372,12 @@ fn query_error_with(e: DataFusionError, limits: &QueryLimits) -> QueryError {
     match e.find_root() {
         DataFusionError::ResourcesExhausted(_) => QueryError::new(
             QueryErrorKind::MemoryLimit,
-            format!("the query needs more than its memory limit of {} bytes: {message}", limits.memory_bytes),
+            format!(
+                "the query needs more than its memory limit of {} bytes, or than what is left of the {} bytes \
+                 all queries share: {message}",
+                limits.memory_bytes,
+                limits.budget.bytes()
+            ),
         ),
         DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) | DataFusionError::Internal(_) => {
             QueryError::new(QueryErrorKind::Internal, message)
