@@ -4,7 +4,10 @@
 
 use crate::decode::{self, CsvInput, DecodedPartition, HeaderInfo};
 use crate::dialect::{SelectQuery, TABLE};
-use crate::input::{ChunkReader, CountingReader, RecordLengthGuard, ScanRangeReader, is_record_too_long};
+use crate::input::{
+    ChunkReader, CountingReader, DecompressedLimit, JsonRecordGuard, RecordLengthGuard, ScanRangeReader,
+    read_limit_error,
+};
 use crate::json_path::FromPath;
 use crate::session::{QueryLimits, new_context};
 use crate::store::BucketScope;
@@ -198,7 +201,8 @@ pub async fn select(
             table.schema().fields().iter().map(|f| f.name().clone()).collect()
         }
         InputFormat::Csv(_) | InputFormat::Json { .. } => {
-            let (schema, batches, no_records) = open_text(engine, entry, &request, scan, from_path, &counters).await?;
+            let (schema, batches, no_records) =
+                open_text(engine, entry, &request, scan, from_path, &counters, limits).await?;
             missing_is_null = no_records || matches!(request.input, InputFormat::Json { .. });
             let columns = schema.fields().iter().map(|f| f.name().clone()).collect();
             let table = StreamingTable::try_new(schema.clone(), vec![Arc::new(DecodedPartition::new(schema, batches))])
@@ -341,7 +345,12 @@ async fn open_text(
     scan: ScanBounds,
     from_path: Option<FromPath>,
     counters: &Counters,
+    limits: &QueryLimits,
 ) -> Result<(datafusion::arrow::datatypes::SchemaRef, decode::BatchReceiver, bool), SelectError> {
+    let max_decompressed = limits.max_decompressed_bytes;
+    // A JSON DOCUMENT record found by a FROM path lies inside a larger document, which is
+    // read whole: that is bounded by the query's memory share instead.
+    let document_limit = if from_path.is_some() { limits.memory_bytes } else { decode::MAX_RECORD_BYTES };
     let delimiter = match &request.input {
         InputFormat::Csv(csv) => csv.record_delimiter,
         _ => b'\n',
@@ -367,17 +376,21 @@ async fn open_text(
         };
         let bytes: Box<dyn Read + Send> = match compression {
             Compression::None => bytes,
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(bytes)),
-            Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(bytes)),
+            Compression::Gzip => {
+                Box::new(DecompressedLimit::new(flate2::read::MultiGzDecoder::new(bytes), max_decompressed))
+            }
+            Compression::Bzip2 => {
+                Box::new(DecompressedLimit::new(bzip2::read::MultiBzDecoder::new(bytes), max_decompressed))
+            }
         };
         let bytes = CountingReader { inner: bytes, count: processed };
         // CSV and JSON LINES records end at a delimiter: one that does not come within S3's
-        // record limit is refused as it is read. A JSON DOCUMENT may be one long line.
-        let record_limit = match input {
-            InputFormat::Json { lines: false } => usize::MAX,
-            _ => decode::MAX_RECORD_BYTES,
+        // record limit is refused as it is read. A JSON DOCUMENT record may span lines: its
+        // guard follows the JSON values themselves.
+        let bytes: Box<dyn Read + Send> = match input {
+            InputFormat::Json { lines: false } => Box::new(JsonRecordGuard::new(bytes, document_limit)),
+            _ => Box::new(RecordLengthGuard::new(bytes, delimiter, decode::MAX_RECORD_BYTES)),
         };
-        let bytes = RecordLengthGuard::new(bytes, delimiter, record_limit);
         match input {
             InputFormat::Csv(csv) => {
                 let (head, rest) = first_record(bytes, csv.record_delimiter).map_err(|e| read_error(e, compression))?;
@@ -420,8 +433,8 @@ fn first_record<R: Read>(mut input: R, delimiter: u8) -> std::io::Result<(Vec<u8
 }
 
 fn read_error(e: std::io::Error, compression: Compression) -> SelectError {
-    if is_record_too_long(&e) {
-        return decode::over_max_record_size();
+    if let Some(limit) = read_limit_error(&e) {
+        return limit;
     }
     match compression {
         Compression::None => SelectError::new("InternalError", format!("reading the object failed: {e}")),
