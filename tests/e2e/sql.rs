@@ -1268,3 +1268,60 @@ async fn string_functions_cannot_allocate_past_the_value_limit() {
     assert_eq!(sql_csv(&server, "SELECT length(repeat('x', 1000000)) AS n").await, "n\n1000000\n");
     assert_eq!(sql_csv(&server, "SELECT lpad('7', 3, '0') AS n").await, "n\n007\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planning_is_bounded_by_the_deadline_and_leaves_the_runtime_free() {
+    let timeout_ms = 1000;
+    let server = Server::start_with(ServerOptions {
+        extra_args: vec![
+            "--query-timeout-ms".into(),
+            timeout_ms.to_string(),
+            "--max-concurrent-queries".into(),
+            "4".into(),
+        ],
+        ..Default::default()
+    });
+    // Within every bound of shape.rs, and seconds to plan: 12,000 output columns.
+    let slow = format!("SELECT {}", (0..12_000).map(|i| format!("{i} AS c{i}")).collect::<Vec<_>>().join(", "));
+    // As many at once as the server has runtime workers (one per core): before, they all
+    // planned on the workers and nothing else was answered.
+    let at_once = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
+    let started = Instant::now();
+    let queries: Vec<_> = (0..at_once)
+        .map(|_| {
+            let (endpoint, sql) = (server.endpoint().to_owned(), slow.clone());
+            tokio::spawn(async move {
+                let url = format!("{endpoint}/?sql&format=csv");
+                let headers = sigv4_headers("POST", &url, sql.as_bytes(), ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY);
+                let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+                let response = raw_request("POST", &url, &headers, sql.into_bytes()).await;
+                (response, Instant::now())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..3 {
+        let asked = Instant::now();
+        let health = tokio::time::timeout(
+            Duration::from_secs(2),
+            raw_request("GET", &format!("{}/health", server.endpoint()), &[], Vec::new()),
+        )
+        .await
+        .expect("/health answers within 2 s while queries plan");
+        assert_eq!(health.status, 200, "/health while queries plan");
+        assert!(asked.elapsed() < Duration::from_secs(1), "/health took {:?} while queries plan", asked.elapsed());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for query in queries {
+        let (response, answered) = tokio::time::timeout(Duration::from_secs(60), query)
+            .await
+            .expect("the slow query is answered")
+            .expect("query task");
+        expect_error_document(&response, 400, "QueryTimeout", "a query still planning at its deadline");
+        let took = answered - started;
+        assert!(
+            took < Duration::from_millis(timeout_ms + 2000),
+            "the query still planning at its {timeout_ms} ms deadline was answered after {took:?}"
+        );
+    }
+}
