@@ -193,10 +193,14 @@ pub async fn select(
             let unreadable = |e: String| {
                 SelectError::new("ParquetParsingError", format!("the object is not a readable Parquet file: {e}"))
             };
-            crate::unwind::catching(ctx.register_parquet(TABLE, url, options))
-                .await
-                .map_err(unreadable)?
-                .map_err(|e| unreadable(e.to_string()))?;
+            tokio::time::timeout_at(
+                deadline.into(),
+                crate::unwind::catching(ctx.register_parquet(TABLE, url, options)),
+            )
+            .await
+            .map_err(|_| planning_timeout(limits.timeout_ms))?
+            .map_err(unreadable)?
+            .map_err(|e| unreadable(e.to_string()))?;
             let table = ctx.table_provider(TABLE).await.map_err(internal)?;
             table.schema().fields().iter().map(|f| f.name().clone()).collect()
         }
@@ -213,13 +217,28 @@ pub async fn select(
     };
 
     let sql = query.resolve(&columns, missing_is_null)?;
-    let frame = ctx.sql_with_options(&sql, crate::session::read_only()).await.map_err(plan_error)?;
-    if counters.parquet {
-        // Planning read the footer (schema, statistics), and the scan reads it again:
-        // count the scan's reads, or the footer's if the scan reads nothing.
-        counters.planning_scanned.store(counters.scanned.swap(0, Ordering::Relaxed), Ordering::Relaxed);
-    }
-    let stream = frame.execute_stream().await.map_err(plan_error)?;
+    // Planning is CPU work whose cost the client chooses: as for the SQL endpoint
+    // (`query::run_query`), it runs on a blocking thread driven by this runtime's handle,
+    // under the query's deadline, so the workers keep serving other requests.
+    let runtime = tokio::runtime::Handle::current();
+    let plan_counters = counters.clone();
+    let planning = tokio::task::spawn_blocking(move || {
+        runtime.block_on(tokio::time::timeout_at(deadline.into(), async move {
+            let frame = ctx.sql_with_options(&sql, crate::session::read_only()).await.map_err(plan_error)?;
+            if plan_counters.parquet {
+                // Planning read the footer (schema, statistics), and the scan reads it again:
+                // count the scan's reads, or the footer's if the scan reads nothing.
+                let footer = plan_counters.scanned.swap(0, Ordering::Relaxed);
+                plan_counters.planning_scanned.store(footer, Ordering::Relaxed);
+            }
+            frame.execute_stream().await.map_err(plan_error)
+        }))
+    });
+    let stream = match tokio::time::timeout_at(deadline.into(), planning).await {
+        Err(_) | Ok(Ok(Err(_))) => return Err(planning_timeout(limits.timeout_ms)),
+        Ok(Err(e)) => return Err(internal(e)),
+        Ok(Ok(Ok(planned))) => planned?,
+    };
     let timeout_ms = limits.timeout_ms;
 
     let (sender, events) = mpsc::channel(EVENTS_IN_FLIGHT);
@@ -443,6 +462,10 @@ fn read_error(e: std::io::Error, compression: Compression) -> SelectError {
             format!("the object does not decompress as {compression:?}: {e}"),
         ),
     }
+}
+
+fn planning_timeout(timeout_ms: u64) -> SelectError {
+    SelectError::new("QueryTimeout", format!("the query ran past its limit of {timeout_ms} ms and was cancelled"))
 }
 
 fn internal(e: impl std::fmt::Display) -> SelectError {

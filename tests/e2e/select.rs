@@ -999,3 +999,56 @@ async fn select_stops_decompressing_at_the_decompressed_size_limit() {
         assert!(started.elapsed() < Duration::from_secs(20), "{key}: stopped after {:?}", started.elapsed());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_planning_is_bounded_by_the_deadline_and_leaves_the_runtime_free() {
+    let timeout_ms = 1000;
+    let server = Server::start_with(ServerOptions {
+        extra_args: vec!["--query-timeout-ms".into(), timeout_ms.to_string()],
+        ..Default::default()
+    });
+    let client = server.client();
+    create_bucket(&client, "sel").await;
+    put(&client, "sel", "people.csv", PEOPLE_CSV.as_bytes()).await;
+    // Within S3 Select's 256 KiB and every bound of shape.rs, and seconds to plan.
+    let slow = format!(
+        "SELECT {} FROM S3Object s",
+        (0..12_000).map(|i| format!("{i} AS c{i}")).collect::<Vec<_>>().join(", ")
+    );
+    let at_once = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
+    let started = Instant::now();
+    let queries: Vec<_> = (0..at_once)
+        .map(|_| {
+            let (client, slow) = (client.clone(), slow.clone());
+            tokio::spawn(async move {
+                let result =
+                    try_select(request(&client, "sel", "people.csv", &slow, csv_in(FileHeaderInfo::Use), csv_out()))
+                        .await;
+                (result, Instant::now())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..3 {
+        let asked = Instant::now();
+        let health = tokio::time::timeout(
+            Duration::from_secs(2),
+            raw_request("GET", &format!("{}/health", server.endpoint()), &[], Vec::new()),
+        )
+        .await
+        .expect("/health answers within 2 s while selects plan");
+        assert_eq!(health.status, 200, "/health while selects plan");
+        assert!(asked.elapsed() < Duration::from_secs(1), "/health took {:?} while selects plan", asked.elapsed());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for query in queries {
+        let (result, answered) =
+            tokio::time::timeout(Duration::from_secs(60), query).await.expect("the slow select is answered").unwrap();
+        expect_client_error(result, |c| c == "QueryTimeout", "QueryTimeout", "a select still planning at its deadline");
+        let took = answered - started;
+        assert!(
+            took < Duration::from_millis(timeout_ms + 2000),
+            "the select still planning at its {timeout_ms} ms deadline was answered after {took:?}"
+        );
+    }
+}
