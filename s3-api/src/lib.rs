@@ -107,7 +107,7 @@ pub fn service(engine: Engine, keys: Arc<KeyStore>, config: ApiConfig) -> S3Serv
         sql: sql::SqlRoute {
             engine: engine.clone(),
             keys: keys.clone(),
-            limits: config.query_limits,
+            limits: config.query_limits.clone(),
             gate: query_gate.clone(),
         },
     };

@@ -1,8 +1,8 @@
 //! How many queries (SQL endpoint and S3 Select together) run at once. Each holds a
 //! permit from planning until its result is delivered or dropped; a query that finds
-//! none free within [`QUEUE_WAIT`] is answered 503 SlowDown. With at most
-//! `max_concurrent` queries of at most `--query-memory-bytes` each, the memory all queries
-//! may take together is bounded too.
+//! none free within [`QUEUE_WAIT`] is answered 503 SlowDown. Memory is bounded apart from
+//! this: all queries draw from one budget (`quarry_sql::MemoryBudget`,
+//! `--query-memory-total-bytes`), each within `--query-memory-bytes`.
 
 use s3s::{S3Result, s3_error};
 use std::sync::Arc;

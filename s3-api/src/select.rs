@@ -67,7 +67,7 @@ fn wire_stats(stats: SelectStats) -> (i64, i64, i64) {
 }
 
 /// The S3 Select error as an S3 error (the codes are S3's own: ParseUnexpectedToken...,
-/// plus QueryTimeout and QueryMemoryLimitExceeded for our limits).
+/// plus QueryTimeout, QueryMemoryLimitExceeded and OverMaxDecompressedSize for our limits).
 fn select_error(e: SelectError) -> S3Error {
     let code = S3ErrorCode::from_bytes(e.code.as_bytes()).unwrap_or(S3ErrorCode::InternalError);
     let status = match code.status_code() {

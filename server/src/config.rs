@@ -17,7 +17,7 @@ pub const DEFAULT_COMPACTION_DEAD_RATIO: f64 = 0.5;
 pub const DEFAULT_ERASURE_DEADLINE_SECS: u64 = 24 * 60 * 60;
 pub const DEFAULT_COMPACTION_RATE_BYTES_PER_SEC: u64 = 64 * 1024 * 1024;
 pub const DEFAULT_SCRUB_RATE_BYTES_PER_SEC: u64 = 64 * 1024 * 1024;
-/// Queries at once: with `query_memory_bytes` each, what all queries may take together.
+/// Queries at once (their memory is bounded by `query_memory_total_bytes` together).
 pub const DEFAULT_MAX_CONCURRENT_QUERIES: usize = 4;
 /// Open client connections; more are refused once all are busy (the oldest idle one is
 /// closed to make room). Also capped below the process's file-descriptor limit.
@@ -64,6 +64,8 @@ pub struct FileConfig {
     pub journal_retention_days: Option<u64>,
     pub query_memory_bytes: Option<usize>,
     pub query_timeout_ms: Option<u64>,
+    pub query_memory_total_bytes: Option<usize>,
+    pub select_max_decompressed_bytes: Option<u64>,
     pub allow_sigv2: Option<bool>,
     pub max_concurrent_queries: Option<usize>,
     pub max_connections: Option<usize>,

@@ -89,6 +89,13 @@ struct ServeArgs {
     /// Memory one SQL query (or S3 Select) may use; past it the query fails [default: 1 GiB]
     #[arg(long, env = "QUARRY_QUERY_MEMORY_BYTES")]
     query_memory_bytes: Option<usize>,
+    /// Memory all SQL queries and S3 Selects may use together; each also stays within
+    /// --query-memory-bytes [default: 2 GiB]
+    #[arg(long, env = "QUARRY_QUERY_MEMORY_TOTAL_BYTES")]
+    query_memory_total_bytes: Option<usize>,
+    /// Bytes a GZIP or BZIP2 object may inflate to in one S3 Select [default: 64 GiB]
+    #[arg(long, env = "QUARRY_SELECT_MAX_DECOMPRESSED_BYTES")]
+    select_max_decompressed_bytes: Option<u64>,
     /// Time one SQL query (or S3 Select) may run before it is cancelled [default: 300000]
     #[arg(long, env = "QUARRY_QUERY_TIMEOUT_MS")]
     query_timeout_ms: Option<u64>,
@@ -239,6 +246,17 @@ fn serve(args: ServeArgs) -> Result<(), String> {
                 .query_timeout_ms
                 .or(file.query_timeout_ms)
                 .unwrap_or(quarry_sql::QueryLimits::default().timeout_ms)
+                .max(1),
+            budget: quarry_sql::MemoryBudget::new(
+                args.query_memory_total_bytes
+                    .or(file.query_memory_total_bytes)
+                    .unwrap_or(quarry_sql::session::DEFAULT_TOTAL_MEMORY_BYTES)
+                    .max(1),
+            ),
+            max_decompressed_bytes: args
+                .select_max_decompressed_bytes
+                .or(file.select_max_decompressed_bytes)
+                .unwrap_or(quarry_sql::QueryLimits::default().max_decompressed_bytes)
                 .max(1),
         },
     };

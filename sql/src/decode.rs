@@ -135,8 +135,12 @@ pub fn over_max_record_size() -> SelectError {
 }
 
 fn csv_error(e: csv::Error) -> SelectError {
-    if crate::input::is_record_too_long(&e) {
-        return over_max_record_size();
+    let limit = match e.kind() {
+        csv::ErrorKind::Io(io) => crate::input::read_limit_error(io),
+        _ => crate::input::read_limit_error(&e),
+    };
+    if let Some(limit) = limit {
+        return limit;
     }
     match e.kind() {
         csv::ErrorKind::Io(_) => SelectError::new("InternalError", format!("reading the object failed: {e}")),
@@ -222,7 +226,7 @@ fn json_read_error(e: serde_json::Error) -> SelectError {
     }
     // serde_json hands back the reader's own error.
     let io = std::io::Error::from(e);
-    if crate::input::is_record_too_long(&io) { over_max_record_size() } else { json_error(io) }
+    crate::input::read_limit_error(&io).unwrap_or_else(|| json_error(io))
 }
 
 pub type BatchReceiver = mpsc::Receiver<Result<RecordBatch, SelectError>>;

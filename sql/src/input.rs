@@ -163,23 +163,6 @@ impl std::fmt::Display for RecordTooLong {
 
 impl std::error::Error for RecordTooLong {}
 
-/// Is this read error (or its source) a [`RecordTooLong`]?
-pub fn is_record_too_long(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if e.is::<RecordTooLong>() {
-            return true;
-        }
-        if let Some(io) = e.downcast_ref::<io::Error>()
-            && io.get_ref().is_some_and(|inner| inner.is::<RecordTooLong>())
-        {
-            return true;
-        }
-        current = e.source();
-    }
-    false
-}
-
 /// Fails the read once more than `max_bytes` pass without a record delimiter, before a
 /// decoder buffers such a record: a small compressed object can inflate to gigabytes
 /// without a newline.
@@ -215,6 +198,124 @@ impl<R: Read> Read for RecordLengthGuard<R> {
             self.since_delimiter = started.len();
         }
         self.check()?;
+        Ok(n)
+    }
+}
+
+/// The read error of a [`DecompressedLimit`]: the object inflated past the limit.
+#[derive(Debug)]
+pub struct DecompressedTooLarge {
+    pub max_bytes: u64,
+}
+
+impl std::fmt::Display for DecompressedTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the object decompresses to more than {} bytes, the limit of one S3 Select", self.max_bytes)
+    }
+}
+
+impl std::error::Error for DecompressedTooLarge {}
+
+/// The S3 Select error for a read that stopped at one of the limits above, if it did.
+pub fn read_limit_error(error: &(dyn std::error::Error + 'static)) -> Option<crate::select::SelectError> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        let inner = e.downcast_ref::<io::Error>().and_then(|io| io.get_ref()).map(|i| i as &dyn std::error::Error);
+        for candidate in [Some(e), inner].into_iter().flatten() {
+            if candidate.is::<RecordTooLong>() {
+                return Some(crate::decode::over_max_record_size());
+            }
+            if let Some(too_large) = candidate.downcast_ref::<DecompressedTooLarge>() {
+                return Some(crate::select::SelectError::new("OverMaxDecompressedSize", too_large.to_string()));
+            }
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// Fails the read once more than `max_bytes` came out of a decompressor: a few KiB of
+/// GZIP or BZIP2 can inflate without end.
+pub struct DecompressedLimit<R> {
+    inner: R,
+    max_bytes: u64,
+    read: u64,
+}
+
+impl<R> DecompressedLimit<R> {
+    pub fn new(inner: R, max_bytes: u64) -> DecompressedLimit<R> {
+        DecompressedLimit { inner, max_bytes, read: 0 }
+    }
+}
+
+impl<R: Read> Read for DecompressedLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.max_bytes {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, DecompressedTooLarge { max_bytes: self.max_bytes }));
+        }
+        Ok(n)
+    }
+}
+
+/// Fails the read once one top-level JSON value (a JSON DOCUMENT record, which may span
+/// many lines) grows past `max_bytes`, before serde_json buffers it whole. It follows
+/// only what it must: strings (with escapes) and bracket depth.
+pub struct JsonRecordGuard<R> {
+    inner: R,
+    max_bytes: usize,
+    depth: usize,
+    in_string: bool,
+    escaped: bool,
+    /// Bytes of the value being read.
+    current: usize,
+}
+
+impl<R> JsonRecordGuard<R> {
+    pub fn new(inner: R, max_bytes: usize) -> JsonRecordGuard<R> {
+        JsonRecordGuard { inner, max_bytes, depth: 0, in_string: false, escaped: false, current: 0 }
+    }
+}
+
+impl<R: Read> Read for JsonRecordGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            let mut ends_value = false;
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'"' {
+                    self.in_string = false;
+                    ends_value = self.depth == 0;
+                }
+            } else {
+                match b {
+                    b'"' => self.in_string = true,
+                    b'{' | b'[' => self.depth += 1,
+                    b'}' | b']' => {
+                        self.depth = self.depth.saturating_sub(1);
+                        ends_value = self.depth == 0;
+                    }
+                    // Between top-level values (or ending a top-level number or literal).
+                    b' ' | b'\t' | b'\n' | b'\r' if self.depth == 0 => {
+                        self.current = 0;
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            self.current += 1;
+            if self.current > self.max_bytes {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, RecordTooLong { max_bytes: self.max_bytes }));
+            }
+            if ends_value {
+                self.current = 0;
+            }
+        }
         Ok(n)
     }
 }
@@ -296,9 +397,34 @@ mod tests {
             RecordLengthGuard::new(data, b'\n', max).read_to_end(&mut out).map(|_| out)
         };
         assert!(read_all(b"abc\ndef\n", 3).is_ok());
-        assert!(read_all(b"abc\ndefg\n", 3).is_err_and(|e| is_record_too_long(&e)));
+        assert!(read_all(b"abc\ndefg\n", 3).is_err_and(|e| read_limit_error(&e).is_some()));
         assert!(read_all(b"abcd", 3).is_err());
         assert!(read_all(&[b'x'; 10_000], 9_999).is_err());
         assert!(read_all(&[b'x'; 10_000], 10_000).is_ok());
+    }
+
+    #[test]
+    fn json_record_guard_measures_whole_values_across_lines() {
+        let read_all = |data: &[u8], max: usize| {
+            let mut out = Vec::new();
+            JsonRecordGuard::new(data, max).read_to_end(&mut out).map(|_| out)
+        };
+        // Three values of at most 10 bytes, over several lines: fine at 10, not at 9.
+        let doc = b"{\n\"a\": 1\n}\n{\"b\":\n[2]}  {\"c\":\"}\"}";
+        assert!(read_all(doc, 10).is_ok());
+        assert!(read_all(doc, 9).is_err_and(|e| read_limit_error(&e).is_some()));
+        // Brackets and escaped quotes inside strings do not end a value.
+        assert!(read_all(b"{\"a\":\"}}\\\"}}}}}}\"}", 10).is_err());
+        let big = format!("{{\"a\": [\n{}\"x\"]}}", "\"xxxxxxxx\",\n".repeat(1000));
+        assert!(read_all(big.as_bytes(), 1000).is_err());
+        assert!(read_all(big.as_bytes(), big.len()).is_ok());
+    }
+
+    #[test]
+    fn decompressed_limit_fails_only_past_the_limit() {
+        let mut out = Vec::new();
+        assert!(DecompressedLimit::new(&[0u8; 100][..], 100).read_to_end(&mut out).is_ok());
+        let e = DecompressedLimit::new(&[0u8; 101][..], 100).read_to_end(&mut out).unwrap_err();
+        assert_eq!(read_limit_error(&e).map(|e| e.code), Some("OverMaxDecompressedSize"));
     }
 }

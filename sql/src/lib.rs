@@ -8,6 +8,7 @@
 //! Objects reach DataFusion through [`store::BucketStore`], an `ObjectStore` over
 //! storage-core: in-process ranged reads, every byte verified.
 
+mod bounded_functions;
 pub mod catalog_tables;
 mod decode;
 mod input;
@@ -24,5 +25,5 @@ pub use decode::{CsvInput, HeaderInfo};
 pub use output::ResultFormat;
 pub use query::{QueryError, QueryErrorKind, QueryResult, run_query};
 pub use select::{SelectError, SelectEvent, SelectRequest, SelectStats, select};
-pub use session::QueryLimits;
+pub use session::{MemoryBudget, QueryLimits};
 pub use store::{BucketScope, BucketStore};

@@ -61,31 +61,55 @@ pub async fn run_query(
     // that panics on a malformed object fails this query, not the connection.
     let unreadable =
         |panic: String| QueryError::new(QueryErrorKind::InvalidQuery, format!("a source could not be read: {panic}"));
-    let planned = crate::unwind::catching(async {
-        for source in &sources {
-            register_source(&ctx, source).await?;
-        }
-        // The checked statement itself is planned (not its text: see `CheckedQuery`).
-        let statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
-        let plan = ctx.state().statement_to_plan(statement).await.map_err(query_error)?;
-        read_only().verify_plan(&plan).map_err(query_error)?;
-        let frame = ctx.execute_logical_plan(plan).await.map_err(query_error)?;
-        let schema = frame.schema().inner().clone();
-        let mut batches = frame.execute_stream().await.map_err(query_error)?;
-        // The first batch before the answer: most failures show up by then.
-        let first = next_before(&mut batches, deadline, limits).await?;
-        Ok::<_, QueryError>((schema, batches, first))
+    let timed_out = || {
+        QueryError::new(
+            QueryErrorKind::Timeout,
+            format!("the query ran longer than its limit of {} ms and was cancelled", limits.timeout_ms),
+        )
+    };
+    // Planning the client's SQL is CPU work whose cost the client chooses (thousands of
+    // columns take seconds): it runs on a blocking thread, driven there by `block_on` on
+    // this runtime's handle (its I/O and timers still run on the runtime), so the workers
+    // keep serving other requests. The query's deadline covers it: at the deadline the
+    // client gets QueryTimeout; the thread's async waits stop there too, while a CPU-bound
+    // step in progress (it cannot be interrupted) runs to its end and its result is dropped.
+    let runtime = tokio::runtime::Handle::current();
+    let plan_ctx = ctx.clone();
+    let planning = tokio::task::spawn_blocking(move || {
+        runtime.block_on(tokio::time::timeout_at(
+            deadline.into(),
+            crate::unwind::catching(async move {
+                for source in &sources {
+                    register_source(&plan_ctx, source).await?;
+                }
+                // The checked statement itself is planned (not its text: see `CheckedQuery`).
+                let statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
+                let plan = plan_ctx.state().statement_to_plan(statement).await.map_err(query_error)?;
+                read_only().verify_plan(&plan).map_err(query_error)?;
+                let frame = plan_ctx.execute_logical_plan(plan).await.map_err(query_error)?;
+                let schema = frame.schema().inner().clone();
+                let batches = frame.execute_stream().await.map_err(query_error)?;
+                Ok::<_, QueryError>((schema, batches))
+            }),
+        ))
     });
-    let (schema, batches, first) = planned.await.map_err(unreadable)??;
+    let (schema, mut batches) = match tokio::time::timeout_at(deadline.into(), planning).await {
+        Err(_) | Ok(Ok(Err(_))) => return Err(timed_out()),
+        Ok(Err(e)) => return Err(internal(e)),
+        Ok(Ok(Ok(planned))) => planned.map_err(unreadable)??,
+    };
+    // The first batch before the answer: most failures show up by then.
+    let first = crate::unwind::catching(next_before(&mut batches, deadline, limits)).await.map_err(unreadable)??;
     let mut encoder = ResultEncoder::new(format, &schema).map_err(internal)?;
     let head = match &first {
         Some(batch) => encoder.write(batch).map_err(internal)?,
         None => Vec::new(),
     };
-    let limits = *limits;
+    let limits = limits.clone();
     let rest =
         futures::stream::unfold((Some(batches), Some(encoder), first.is_none()), move |(batches, encoder, done)| {
             let schema = schema.clone();
+            let limits = limits.clone();
             let _pinned = &catalog_snapshot;
             async move {
                 let mut batches = batches?;
@@ -212,7 +236,12 @@ fn query_error_with(e: DataFusionError, limits: &QueryLimits) -> QueryError {
     match e.find_root() {
         DataFusionError::ResourcesExhausted(_) => QueryError::new(
             QueryErrorKind::MemoryLimit,
-            format!("the query needs more than its memory limit of {} bytes: {message}", limits.memory_bytes),
+            format!(
+                "the query needs more than its memory limit of {} bytes, or than what is left of the {} bytes \
+                 all queries share: {message}",
+                limits.memory_bytes,
+                limits.budget.bytes()
+            ),
         ),
         DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) | DataFusionError::Internal(_) => {
             QueryError::new(QueryErrorKind::Internal, message)

@@ -3,7 +3,10 @@
 //! (Records, Progress, Stats, End). The S3 layer maps these types onto the wire.
 
 use crate::decode::{self, CsvInput, DecodedPartition, HeaderInfo};
-use crate::input::{ChunkReader, CountingReader, RecordLengthGuard, ScanRangeReader, is_record_too_long};
+use crate::input::{
+    ChunkReader, CountingReader, DecompressedLimit, JsonRecordGuard, RecordLengthGuard, ScanRangeReader,
+    read_limit_error,
+};
 use crate::session::{QueryLimits, new_context};
 use crate::store::BucketScope;
 use bytes::Bytes;
@@ -172,15 +175,20 @@ pub async fn select(
             let unreadable = |e: String| {
                 SelectError::new("ParquetParsingError", format!("the object is not a readable Parquet file: {e}"))
             };
-            crate::unwind::catching(ctx.register_parquet(TABLE, url, options))
-                .await
-                .map_err(unreadable)?
-                .map_err(|e| unreadable(e.to_string()))?;
+            tokio::time::timeout_at(
+                deadline.into(),
+                crate::unwind::catching(ctx.register_parquet(TABLE, url, options)),
+            )
+            .await
+            .map_err(|_| planning_timeout(limits.timeout_ms))?
+            .map_err(unreadable)?
+            .map_err(|e| unreadable(e.to_string()))?;
             let table = ctx.table_provider(TABLE).await.map_err(internal)?;
             table.schema().fields().iter().map(|f| f.name().clone()).collect()
         }
         InputFormat::Csv(_) | InputFormat::Json { .. } => {
-            let (schema, batches, no_records) = open_text(engine, entry, &request, scan, from_path, &counters).await?;
+            let (schema, batches, no_records) =
+                open_text(engine, entry, &request, scan, from_path, &counters, limits).await?;
             missing_is_null = no_records || matches!(request.input, InputFormat::Json { .. });
             let columns = schema.fields().iter().map(|f| f.name().clone()).collect();
             let table = StreamingTable::try_new(schema.clone(), vec![Arc::new(DecodedPartition::new(schema, batches))])
@@ -191,17 +199,32 @@ pub async fn select(
     };
 
     let statement = query.resolve_statement(&columns, missing_is_null)?;
-    // The resolved statement itself is planned, not its text.
-    let statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
-    let plan = ctx.state().statement_to_plan(statement).await.map_err(plan_error)?;
-    crate::session::read_only().verify_plan(&plan).map_err(plan_error)?;
-    let frame = ctx.execute_logical_plan(plan).await.map_err(plan_error)?;
-    if counters.parquet {
-        // Planning read the footer (schema, statistics), and the scan reads it again:
-        // count the scan's reads, or the footer's if the scan reads nothing.
-        counters.planning_scanned.store(counters.scanned.swap(0, Ordering::Relaxed), Ordering::Relaxed);
-    }
-    let stream = frame.execute_stream().await.map_err(plan_error)?;
+    // Planning is CPU work whose cost the client chooses: as for the SQL endpoint
+    // (`query::run_query`), it runs on a blocking thread driven by this runtime's handle,
+    // under the query's deadline, so the workers keep serving other requests.
+    let runtime = tokio::runtime::Handle::current();
+    let plan_counters = counters.clone();
+    let planning = tokio::task::spawn_blocking(move || {
+        runtime.block_on(tokio::time::timeout_at(deadline.into(), async move {
+            // The resolved statement itself is planned, not its text.
+            let statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
+            let plan = ctx.state().statement_to_plan(statement).await.map_err(plan_error)?;
+            crate::session::read_only().verify_plan(&plan).map_err(plan_error)?;
+            let frame = ctx.execute_logical_plan(plan).await.map_err(plan_error)?;
+            if plan_counters.parquet {
+                // Planning read the footer (schema, statistics), and the scan reads it again:
+                // count the scan's reads, or the footer's if the scan reads nothing.
+                let footer = plan_counters.scanned.swap(0, Ordering::Relaxed);
+                plan_counters.planning_scanned.store(footer, Ordering::Relaxed);
+            }
+            frame.execute_stream().await.map_err(plan_error)
+        }))
+    });
+    let stream = match tokio::time::timeout_at(deadline.into(), planning).await {
+        Err(_) | Ok(Ok(Err(_))) => return Err(planning_timeout(limits.timeout_ms)),
+        Ok(Err(e)) => return Err(internal(e)),
+        Ok(Ok(Ok(planned))) => planned?,
+    };
     let timeout_ms = limits.timeout_ms;
 
     let (sender, events) = mpsc::channel(EVENTS_IN_FLIGHT);
@@ -327,7 +350,12 @@ async fn open_text(
     scan: ScanBounds,
     from_path: Option<FromPath>,
     counters: &Counters,
+    limits: &QueryLimits,
 ) -> Result<(datafusion::arrow::datatypes::SchemaRef, decode::BatchReceiver, bool), SelectError> {
+    let max_decompressed = limits.max_decompressed_bytes;
+    // A JSON DOCUMENT record found by a FROM path lies inside a larger document, which is
+    // read whole: that is bounded by the query's memory share instead.
+    let document_limit = if from_path.is_some() { limits.memory_bytes } else { decode::MAX_RECORD_BYTES };
     let delimiter = match &request.input {
         InputFormat::Csv(csv) => csv.record_delimiter,
         _ => b'\n',
@@ -353,17 +381,21 @@ async fn open_text(
         };
         let bytes: Box<dyn Read + Send> = match compression {
             Compression::None => bytes,
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(bytes)),
-            Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(bytes)),
+            Compression::Gzip => {
+                Box::new(DecompressedLimit::new(flate2::read::MultiGzDecoder::new(bytes), max_decompressed))
+            }
+            Compression::Bzip2 => {
+                Box::new(DecompressedLimit::new(bzip2::read::MultiBzDecoder::new(bytes), max_decompressed))
+            }
         };
         let bytes = CountingReader { inner: bytes, count: processed };
         // CSV and JSON LINES records end at a delimiter: one that does not come within S3's
-        // record limit is refused as it is read. A JSON DOCUMENT may be one long line.
-        let record_limit = match input {
-            InputFormat::Json { lines: false } => usize::MAX,
-            _ => decode::MAX_RECORD_BYTES,
+        // record limit is refused as it is read. A JSON DOCUMENT record may span lines: its
+        // guard follows the JSON values themselves.
+        let bytes: Box<dyn Read + Send> = match input {
+            InputFormat::Json { lines: false } => Box::new(JsonRecordGuard::new(bytes, document_limit)),
+            _ => Box::new(RecordLengthGuard::new(bytes, delimiter, decode::MAX_RECORD_BYTES)),
         };
-        let bytes = RecordLengthGuard::new(bytes, delimiter, record_limit);
         match input {
             InputFormat::Csv(csv) => {
                 let (head, rest) = first_record(bytes, csv.record_delimiter).map_err(|e| read_error(e, compression))?;
@@ -406,8 +438,8 @@ fn first_record<R: Read>(mut input: R, delimiter: u8) -> std::io::Result<(Vec<u8
 }
 
 fn read_error(e: std::io::Error, compression: Compression) -> SelectError {
-    if is_record_too_long(&e) {
-        return decode::over_max_record_size();
+    if let Some(limit) = read_limit_error(&e) {
+        return limit;
     }
     match compression {
         Compression::None => SelectError::new("InternalError", format!("reading the object failed: {e}")),
@@ -416,6 +448,10 @@ fn read_error(e: std::io::Error, compression: Compression) -> SelectError {
             format!("the object does not decompress as {compression:?}: {e}"),
         ),
     }
+}
+
+fn planning_timeout(timeout_ms: u64) -> SelectError {
+    SelectError::new("QueryTimeout", format!("the query ran past its limit of {timeout_ms} ms and was cancelled"))
 }
 
 fn internal(e: impl std::fmt::Display) -> SelectError {

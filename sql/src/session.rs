@@ -1,30 +1,133 @@
-//! One DataFusion session per query: bounded memory (no spilling), the caller's buckets
+//! One DataFusion session per query: bounded memory (its share of one server-wide budget,
+//! no spilling), the caller's buckets
 //! as the only `s3://` stores, and SQL limited to reading.
 
 use crate::store::{BucketScope, QuarryStores};
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryLimit, MemoryPool, MemoryReservation};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use storage_core::Engine;
 
 /// What one query may use.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct QueryLimits {
     /// Memory for the query's operators (sorts, joins, aggregates); past it the query
     /// fails: nothing spills to disk.
     pub memory_bytes: usize,
     /// Wall-clock time from planning to the last result row.
     pub timeout_ms: u64,
+    /// The memory all queries of the server share (each also within its `memory_bytes`).
+    pub budget: MemoryBudget,
+    /// Bytes a GZIP or BZIP2 object may inflate to in one S3 Select.
+    pub max_decompressed_bytes: u64,
 }
 
 impl Default for QueryLimits {
     fn default() -> Self {
-        QueryLimits { memory_bytes: 1024 * 1024 * 1024, timeout_ms: 5 * 60 * 1000 }
+        QueryLimits {
+            memory_bytes: 1024 * 1024 * 1024,
+            timeout_ms: 5 * 60 * 1000,
+            budget: MemoryBudget::new(DEFAULT_TOTAL_MEMORY_BYTES),
+            max_decompressed_bytes: 64 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// What all queries may use together unless configured (`--query-memory-total-bytes`).
+pub const DEFAULT_TOTAL_MEMORY_BYTES: usize = 2 * 1024 * 1024 * 1024;
+
+/// The server-wide memory budget all queries draw from: one pool, shared by every query's
+/// own pool ([`QueryPool`]).
+#[derive(Debug, Clone)]
+pub struct MemoryBudget {
+    pool: Arc<GreedyMemoryPool>,
+    bytes: usize,
+}
+
+impl MemoryBudget {
+    pub fn new(bytes: usize) -> MemoryBudget {
+        MemoryBudget { pool: Arc::new(GreedyMemoryPool::new(bytes)), bytes }
+    }
+
+    /// Its size.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// What queries hold of it now.
+    pub fn reserved(&self) -> usize {
+        self.pool.reserved()
+    }
+}
+
+/// One query's memory pool: a reservation must fit both the query's own share and what
+/// the server-wide budget has left. The budget is taken first and given back when the
+/// share refuses, so both counters always agree.
+#[derive(Debug)]
+struct QueryPool {
+    budget: MemoryBudget,
+    share: usize,
+    used: AtomicUsize,
+}
+
+impl std::fmt::Display for QueryPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "QueryPool(share {} of {} bytes)", self.share, self.budget.bytes)
+    }
+}
+
+impl MemoryPool for QueryPool {
+    fn name(&self) -> &str {
+        "QueryPool"
+    }
+
+    fn grow(&self, reservation: &MemoryReservation, additional: usize) {
+        self.budget.pool.grow(reservation, additional);
+        self.used.fetch_add(additional, Ordering::Relaxed);
+    }
+
+    fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
+        self.budget.pool.shrink(reservation, shrink);
+        self.used.fetch_sub(shrink, Ordering::Relaxed);
+    }
+
+    fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> Result<()> {
+        let share = self.share;
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(additional).filter(|&total| total <= share)
+            })
+            .map_err(|used| {
+                DataFusionError::ResourcesExhausted(format!(
+                    "{} wanted {additional} more bytes; the query holds {used} of its {share}",
+                    reservation.consumer().name()
+                ))
+            })?;
+        if self.budget.pool.try_grow(reservation, additional).is_err() {
+            self.used.fetch_sub(additional, Ordering::Relaxed);
+            return Err(DataFusionError::ResourcesExhausted(format!(
+                "{} wanted {additional} more bytes; the server-wide query memory budget of {} bytes is in use \
+                 ({} reserved by all queries)",
+                reservation.consumer().name(),
+                self.budget.bytes,
+                self.budget.reserved()
+            )));
+        }
+        Ok(())
+    }
+
+    fn reserved(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn memory_limit(&self) -> MemoryLimit {
+        MemoryLimit::Finite(self.share)
     }
 }
 
@@ -46,7 +149,11 @@ pub fn new_context(
     assert!(limits.memory_bytes > 0 && limits.timeout_ms > 0, "query limits are positive");
     let stores = QuarryStores::new(engine.clone(), scope, scanned_bytes);
     let runtime = RuntimeEnvBuilder::new()
-        .with_memory_limit(limits.memory_bytes, 1.0)
+        .with_memory_pool(Arc::new(QueryPool {
+            budget: limits.budget.clone(),
+            share: limits.memory_bytes,
+            used: AtomicUsize::new(0),
+        }))
         .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
         .with_object_store_registry(Arc::new(stores))
         .build_arc()?;
@@ -54,7 +161,9 @@ pub fn new_context(
     if in_object_order {
         config = config.with_target_partitions(1);
     }
-    Ok(SessionContext::new_with_config_rt(config, runtime))
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    crate::bounded_functions::register(&ctx, limits);
+    Ok(ctx)
 }
 
 /// Characters kept as they are in an `s3://bucket/key` URL; the rest is percent-encoded

@@ -6,6 +6,7 @@
 
 use std::io::Write as _;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_s3::operation::select_object_content::builders::SelectObjectContentFluentBuilder;
@@ -929,4 +930,129 @@ async fn select_refuses_an_inflating_record_over_the_limit_as_it_is_read() {
     expect_client_error(result, |c| c == "OverMaxRecordSize", "OverMaxRecordSize", "a 64 MiB JSON LINES record");
     let grown = server.peak_rss_bytes().saturating_sub(rss_before);
     assert!(grown < 48 * MIB as u64, "reading the inflating record grew peak RSS by {} MiB", grown / MIB as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_refuses_a_json_document_record_over_the_limit_as_it_is_read() {
+    use std::io::Write;
+    let (server, client) = start_with_people().await;
+    // One 64 MiB JSON DOCUMENT record, spread over many short lines (so no line is long),
+    // compressed to a few hundred KiB: refused at S3's 1 MiB record limit as it is read.
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gzip.write_all(b"{\"a\": [\n").unwrap();
+    let line = format!("\"{}\",\n", "x".repeat(1024));
+    for _ in 0..64 * 1024 {
+        gzip.write_all(line.as_bytes()).unwrap();
+    }
+    gzip.write_all(b"\"end\"]}\n").unwrap();
+    let compressed = gzip.finish().unwrap();
+    put(&client, "sel", "doc.json.gz", &compressed).await;
+    // A document of many small records is fine.
+    let small: String = (0..2000).map(|i| format!("{{\n  \"n\": {i}\n}}\n")).collect();
+    put(&client, "sel", "small.json", small.as_bytes()).await;
+    let input = |compression| {
+        InputSerialization::builder()
+            .json(JsonInput::builder().r#type(JsonType::Document).build())
+            .compression_type(compression)
+            .build()
+    };
+    let sql = "SELECT count(*) FROM S3Object s";
+    let ok = records(&client, "small.json", sql, input(CompressionType::None), csv_out()).await;
+    assert_eq!(ok, "2000\n", "a document of 2000 small records");
+    let rss_before = server.rss_bytes();
+    let result = try_select(request(&client, "sel", "doc.json.gz", sql, input(CompressionType::Gzip), csv_out())).await;
+    expect_client_error(result, |c| c == "OverMaxRecordSize", "OverMaxRecordSize", "a 64 MiB JSON DOCUMENT record");
+    let grown = server.peak_rss_bytes().saturating_sub(rss_before);
+    assert!(grown < 48 * MIB as u64, "reading the big document grew peak RSS by {} MiB", grown / MIB as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_stops_decompressing_at_the_decompressed_size_limit() {
+    use std::io::Write;
+    let limit = 8 * MIB;
+    let server = Server::start_with(ServerOptions {
+        extra_args: vec!["--select-max-decompressed-bytes".into(), limit.to_string()],
+        ..Default::default()
+    });
+    let client = server.client();
+    create_bucket(&client, "sel").await;
+    // 64 MiB of short CSV records in well under a MiB of gzip or bzip2.
+    let mut raw = Vec::with_capacity(64 * MIB);
+    while raw.len() < 64 * MIB {
+        raw.extend_from_slice(b"1,2,3,4,5,6,7\n");
+    }
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gzip.write_all(&raw).unwrap();
+    put(&client, "sel", "big.csv.gz", &gzip.finish().unwrap()).await;
+    let mut bzip2 = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::best());
+    bzip2.write_all(&raw).unwrap();
+    put(&client, "sel", "big.csv.bz2", &bzip2.finish().unwrap()).await;
+    let mut small = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    small.write_all(&raw[..MIB - MIB % 14]).unwrap();
+    put(&client, "sel", "small.csv.gz", &small.finish().unwrap()).await;
+
+    let sql = "SELECT count(*) FROM S3Object s";
+    let input = |c: CompressionType| compressed_csv_in(FileHeaderInfo::None, c);
+    let out = records(&client, "small.csv.gz", sql, input(CompressionType::Gzip), csv_out()).await;
+    assert_eq!(out, format!("{}\n", MIB / 14), "a gzip object under the limit");
+    for (key, compression) in [("big.csv.gz", CompressionType::Gzip), ("big.csv.bz2", CompressionType::Bzip2)] {
+        let started = Instant::now();
+        let result = try_select(request(&client, "sel", key, sql, input(compression), csv_out())).await;
+        let failure = expect_client_error(result, |c| c == "OverMaxDecompressedSize", "OverMaxDecompressedSize", key);
+        assert!(failure.message().contains(&limit.to_string()), "{key}: the message names the limit: {failure:?}");
+        assert!(started.elapsed() < Duration::from_secs(20), "{key}: stopped after {:?}", started.elapsed());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_planning_is_bounded_by_the_deadline_and_leaves_the_runtime_free() {
+    let timeout_ms = 1000;
+    let server = Server::start_with(ServerOptions {
+        extra_args: vec!["--query-timeout-ms".into(), timeout_ms.to_string()],
+        ..Default::default()
+    });
+    let client = server.client();
+    create_bucket(&client, "sel").await;
+    put(&client, "sel", "people.csv", PEOPLE_CSV.as_bytes()).await;
+    // Within S3 Select's 256 KiB and every bound of shape.rs, and seconds to plan.
+    let slow = format!(
+        "SELECT {} FROM S3Object s",
+        (0..12_000).map(|i| format!("{i} AS c{i}")).collect::<Vec<_>>().join(", ")
+    );
+    let at_once = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
+    let started = Instant::now();
+    let queries: Vec<_> = (0..at_once)
+        .map(|_| {
+            let (client, slow) = (client.clone(), slow.clone());
+            tokio::spawn(async move {
+                let result =
+                    try_select(request(&client, "sel", "people.csv", &slow, csv_in(FileHeaderInfo::Use), csv_out()))
+                        .await;
+                (result, Instant::now())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..3 {
+        let asked = Instant::now();
+        let health = tokio::time::timeout(
+            Duration::from_secs(2),
+            raw_request("GET", &format!("{}/health", server.endpoint()), &[], Vec::new()),
+        )
+        .await
+        .expect("/health answers within 2 s while selects plan");
+        assert_eq!(health.status, 200, "/health while selects plan");
+        assert!(asked.elapsed() < Duration::from_secs(1), "/health took {:?} while selects plan", asked.elapsed());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for query in queries {
+        let (result, answered) =
+            tokio::time::timeout(Duration::from_secs(60), query).await.expect("the slow select is answered").unwrap();
+        expect_client_error(result, |c| c == "QueryTimeout", "QueryTimeout", "a select still planning at its deadline");
+        let took = answered - started;
+        assert!(
+            took < Duration::from_millis(timeout_ms + 2000),
+            "the select still planning at its {timeout_ms} ms deadline was answered after {took:?}"
+        );
+    }
 }

@@ -1171,3 +1171,162 @@ async fn a_malformed_parquet_footer_is_an_error_not_a_dropped_connection() {
     let health = raw_request("GET", &format!("{}/health", server.endpoint()), &[], Vec::new()).await;
     assert_eq!(health.status, 200, "/health after the malformed footer");
 }
+
+/// Sends `sql` on a raw connection and reads only the status line: the query has started
+/// and, with a result larger than the socket buffers, stays stalled with what it holds.
+async fn start_stalled_query(server: &Server, sql: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let url = format!("{}/?sql&format=csv", server.endpoint());
+    let headers = sigv4_headers("POST", &url, sql.as_bytes(), ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY);
+    let mut request =
+        format!("POST /?sql&format=csv HTTP/1.1\r\nhost: {}\r\ncontent-length: {}\r\n", server.addr(), sql.len());
+    for (name, value) in &headers {
+        if name != "host" && name != "content-length" {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    request.push_str("\r\n");
+    request.push_str(sql);
+    let mut stalled = tokio::net::TcpStream::connect(server.addr()).await.expect("connect");
+    stalled.write_all(request.as_bytes()).await.expect("send the query");
+    let mut head = [0u8; 12];
+    tokio::time::timeout(Duration::from_secs(20), tokio::io::AsyncReadExt::read_exact(&mut stalled, &mut head))
+        .await
+        .expect("the stalled query's status line within 20 s")
+        .expect("the stalled query's status line");
+    assert_eq!(&head, b"HTTP/1.1 200", "the stalled query started");
+    stalled
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_queries_share_one_server_wide_memory_budget() {
+    // Sorting 5 million rows needs 72 to 80 MiB at its peak and keeps its 40 MB of rows
+    // while it streams them: one such query fits its share and the total, two at once do
+    // not fit the total.
+    let server = Server::start_with(ServerOptions {
+        extra_args: vec![
+            "--query-memory-bytes".into(),
+            (96 * MIB).to_string(),
+            "--query-memory-total-bytes".into(),
+            (100 * MIB).to_string(),
+            "--query-timeout-ms".into(),
+            "30000".into(),
+        ],
+        ..Default::default()
+    });
+    let sort = "SELECT value FROM generate_series(1, 5000000) ORDER BY value DESC";
+    let alone = sql_ok(&server, "csv", sort).await;
+    assert!(alone.body_str().starts_with("value\n5000000\n"), "the sort alone fits its share and the total");
+
+    // A client that reads only the status line keeps its sort's memory held.
+    let stalled = start_stalled_query(&server, sort).await;
+    let started = Instant::now();
+    let response = sql_as(&server, ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY, "csv", sort).await;
+    let message =
+        expect_error_document(&response, 400, "QueryMemoryLimitExceeded", "a second sort while the first holds memory");
+    assert!(message.contains(&(100 * MIB).to_string()), "the message should name the shared budget: {message:?}");
+    assert!(started.elapsed() < Duration::from_secs(20), "refused after {:?}", started.elapsed());
+
+    // Once the stalled query is gone, its memory is back in the budget.
+    drop(stalled);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = sql_as(&server, ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY, "csv", sort).await;
+        if response.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the budget was not given back: {}", response.body_str());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Peak resident memory of a process (VmHWM), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM line");
+    line.split_whitespace().nth(1).expect("VmHWM value").parse::<u64>().expect("VmHWM kB") * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn string_functions_cannot_allocate_past_the_value_limit() {
+    let server = Server::start_with(ServerOptions {
+        extra_args: vec!["--query-memory-bytes".into(), (64 * MIB).to_string()],
+        ..Default::default()
+    });
+    let before = peak_rss(server.pid());
+    // Each would build a 500 MB string outside the memory pool (it reached 2 GiB RSS).
+    for sql in [
+        "SELECT length(repeat('x', 500000000)) AS n",
+        "SELECT length(lpad('x', 500000000, 'ab')) AS n",
+        "SELECT length(rpad('x', 500000000)) AS n",
+        "SELECT length(repeat(k, 500000000)) AS n FROM (VALUES ('ab'), ('c')) AS t(k)",
+    ] {
+        let started = Instant::now();
+        let response = sql_as(&server, ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY, "csv", sql).await;
+        assert_eq!(response.status, 400, "{sql}: expected a 400, got {}: {}", response.status, response.body_str());
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(5), "{sql}: refused only after {took:?}");
+        let grown = peak_rss(server.pid()).saturating_sub(before);
+        assert!(grown < 200 * MIB as u64, "{sql}: peak RSS grew by {} MiB", grown / MIB as u64);
+    }
+    // Within the bound they work.
+    assert_eq!(sql_csv(&server, "SELECT length(repeat('x', 1000000)) AS n").await, "n\n1000000\n");
+    assert_eq!(sql_csv(&server, "SELECT lpad('7', 3, '0') AS n").await, "n\n007\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planning_is_bounded_by_the_deadline_and_leaves_the_runtime_free() {
+    let timeout_ms = 1000;
+    let server = Server::start_with(ServerOptions {
+        extra_args: vec![
+            "--query-timeout-ms".into(),
+            timeout_ms.to_string(),
+            "--max-concurrent-queries".into(),
+            "4".into(),
+        ],
+        ..Default::default()
+    });
+    // Within every bound of shape.rs, and seconds to plan: 12,000 output columns.
+    let slow = format!("SELECT {}", (0..12_000).map(|i| format!("{i} AS c{i}")).collect::<Vec<_>>().join(", "));
+    // As many at once as the server has runtime workers (one per core): before, they all
+    // planned on the workers and nothing else was answered.
+    let at_once = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
+    let started = Instant::now();
+    let queries: Vec<_> = (0..at_once)
+        .map(|_| {
+            let (endpoint, sql) = (server.endpoint().to_owned(), slow.clone());
+            tokio::spawn(async move {
+                let url = format!("{endpoint}/?sql&format=csv");
+                let headers = sigv4_headers("POST", &url, sql.as_bytes(), ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY);
+                let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+                let response = raw_request("POST", &url, &headers, sql.into_bytes()).await;
+                (response, Instant::now())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..3 {
+        let asked = Instant::now();
+        let health = tokio::time::timeout(
+            Duration::from_secs(2),
+            raw_request("GET", &format!("{}/health", server.endpoint()), &[], Vec::new()),
+        )
+        .await
+        .expect("/health answers within 2 s while queries plan");
+        assert_eq!(health.status, 200, "/health while queries plan");
+        assert!(asked.elapsed() < Duration::from_secs(1), "/health took {:?} while queries plan", asked.elapsed());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for query in queries {
+        let (response, answered) = tokio::time::timeout(Duration::from_secs(60), query)
+            .await
+            .expect("the slow query is answered")
+            .expect("query task");
+        expect_error_document(&response, 400, "QueryTimeout", "a query still planning at its deadline");
+        let took = answered - started;
+        assert!(
+            took < Duration::from_millis(timeout_ms + 2000),
+            "the query still planning at its {timeout_ms} ms deadline was answered after {took:?}"
+        );
+    }
+}
