@@ -125,6 +125,7 @@ fn meta(m: Meta) -> ObjectMeta {
         checksum: m.checksum.map(checksum),
         part_sizes: m.part_sizes,
         storage_class: m.storage_class,
+        upload_id: None,
     }
 }
 

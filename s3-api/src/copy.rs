@@ -52,6 +52,7 @@ pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Re
     meta.checksum = source.meta.checksum.clone();
     meta.part_sizes = source.meta.part_sizes.clone();
     meta.storage_class = storage_class;
+    meta.upload_id = None; // the copy is no upload's object
     meta.last_modified_ms = now_ms();
     let record = ObjectRecord { origin: Some(origin), ..ObjectRecord::new(input.bucket, input.key, meta) };
     let entry = s3.engine.put_object(record, Body::Chunks(source.chunks)).await.map_err(engine_error)?;

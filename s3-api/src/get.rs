@@ -3,7 +3,7 @@
 
 use crate::QuarryS3;
 use crate::error::engine_error;
-use crate::meta::{SetChecksums, checksum_fields, etag, timestamp, user_metadata};
+use crate::meta::{SetChecksums, checksum_fields, etag, timestamp, user_metadata_headers};
 use bytes::Bytes;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -66,12 +66,10 @@ fn requested_range(
         }
         let sizes = entry.meta.part_sizes.clone().unwrap_or_else(|| vec![size]);
         let index = usize::try_from(part_number).ok().filter(|n| (1..=sizes.len()).contains(n));
+        // Past the last part: 400 InvalidPart, as S3 answers (and ceph/s3-tests checks); a
+        // plain object is one part.
         let Some(index) = index else {
-            return Err(crate::error::custom(
-                "InvalidPartNumber",
-                http::StatusCode::RANGE_NOT_SATISFIABLE,
-                "The requested partnumber is not satisfiable",
-            ));
+            return Err(s3_error!(InvalidPart, "The requested partnumber is not satisfiable"));
         };
         let start: u64 = sizes[..index - 1].iter().sum();
         return Ok(Some(start..start + sizes[index - 1]));
@@ -153,7 +151,6 @@ macro_rules! serve_object {
             content_language: input.response_content_language.or_else(|| meta.content_language.clone()),
             cache_control: input.response_cache_control.or_else(|| meta.cache_control.clone()),
             expires: input.response_expires.or_else(|| meta.expires_ms.map(timestamp)),
-            metadata: user_metadata(meta),
             parts_count: meta.part_sizes.as_ref().map(|p| p.len() as i32),
             // S3 names the class only when it is not STANDARD.
             storage_class: meta.storage_class.clone().map(StorageClass::from),
@@ -169,14 +166,19 @@ pub async fn get_object(s3: &QuarryS3, req: S3Request<GetObjectInput>) -> S3Resu
         return crate::catalog::get_object(s3, req.input).await;
     }
     let (mut output, entry, range) = serve_object!(s3, req.input, GetObjectOutput);
+    let metadata = user_metadata_headers(&entry.meta)?;
     output.body = Some(body_stream(&s3.engine, &entry, range).await?);
-    Ok(S3Response::new(output))
+    let mut response = S3Response::new(output);
+    response.headers = metadata;
+    Ok(response)
 }
 
 pub async fn head_object(s3: &QuarryS3, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
     if req.input.bucket == crate::CATALOG_BUCKET {
         return crate::catalog::head_object(s3, req.input).await;
     }
-    let (output, _, _) = serve_object!(s3, req.input, HeadObjectOutput);
-    Ok(S3Response::new(output))
+    let (output, entry, _) = serve_object!(s3, req.input, HeadObjectOutput);
+    let mut response = S3Response::new(output);
+    response.headers = user_metadata_headers(&entry.meta)?;
+    Ok(response)
 }

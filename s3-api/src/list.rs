@@ -114,7 +114,13 @@ pub async fn list_objects_v2(
         start_after: resume_after,
         max_keys: max_keys(input.max_keys)?,
     };
-    let (objects, prefixes, is_truncated, last) = list_page(s3, &input.bucket, &query, &encoder)?;
+    let (mut objects, prefixes, is_truncated, last) = list_page(s3, &input.bucket, &query, &encoder)?;
+    // ListObjectsV2 names each object's owner only when asked (fetch-owner=true).
+    if input.fetch_owner == Some(true) {
+        for object in &mut objects {
+            object.owner = Some(crate::owner());
+        }
+    }
     let next_token = last.as_deref().filter(|_| is_truncated).map(|last| TOKEN_BASE64.encode(last));
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(input.bucket),

@@ -94,11 +94,20 @@ fn strip_aws_chunked(encoding: String) -> Option<String> {
     if kept.is_empty() { None } else { Some(kept.join(", ")) }
 }
 
-pub fn user_metadata(meta: &ObjectMeta) -> Option<Metadata> {
-    if meta.user_metadata.is_empty() {
-        return None;
+/// User metadata as `x-amz-meta-<name>` response headers, each value the bytes it was
+/// sent as. S3 returns non-ASCII values as they came (raw UTF-8, which HTTP allows in a
+/// header value as obs-text); s3s would encode them as RFC 2047 words, so they go into
+/// the response's headers, not into the output's `metadata`.
+pub fn user_metadata_headers(meta: &ObjectMeta) -> S3Result<http::HeaderMap> {
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in &meta.user_metadata {
+        let name = http::HeaderName::from_bytes(format!("x-amz-meta-{name}").as_bytes())
+            .map_err(|_| s3_error!(InternalError, "stored user metadata has a name that is no header name"))?;
+        let value = http::HeaderValue::from_bytes(value.as_bytes())
+            .map_err(|_| s3_error!(InternalError, "stored user metadata has a value that is no header value"))?;
+        headers.insert(name, value);
     }
-    Some(meta.user_metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    Ok(headers)
 }
 
 /// The checksum fields of a response, for whichever algorithm the object has.

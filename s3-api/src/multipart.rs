@@ -259,11 +259,15 @@ pub async fn complete_multipart_upload(
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let origin = crate::origin(&req);
     let input = req.input;
-    let upload = upload(s3, &input.bucket, &input.key, &input.upload_id)?.upload;
-    let listed = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
+    let listed = input.multipart_upload.clone().and_then(|m| m.parts).unwrap_or_default();
     if listed.is_empty() {
         return Err(s3_error!(MalformedXML, "You must specify at least one part"));
     }
+    let upload = match upload(s3, &input.bucket, &input.key, &input.upload_id) {
+        Ok(upload) => upload.upload,
+        // A retry of a Complete that succeeded gets the same answer, as S3 gives it.
+        Err(e) => return completed_before(s3, &input, &listed)?.ok_or(e),
+    };
     let mut stored: HashMap<u32, PartEntry> = s3
         .engine
         .index()
@@ -346,6 +350,7 @@ pub async fn complete_multipart_upload(
     meta.last_modified_ms = now_ms();
     meta.checksum = object_checksum;
     meta.part_sizes = Some(chosen.iter().map(|p| p.size_bytes).collect());
+    meta.upload_id = Some(upload.upload_id.clone());
     let record = ObjectRecord {
         bucket: input.bucket.clone(),
         key: input.key.clone(),
@@ -370,6 +375,36 @@ pub async fn complete_multipart_upload(
     };
     output.set_checksums(checksum_fields(entry.meta.checksum.as_ref()));
     Ok(S3Response::new(output))
+}
+
+/// The answer to a CompleteMultipartUpload of an upload that is no more, if that upload
+/// was completed, with the same parts, into the object now at its key.
+fn completed_before(
+    s3: &QuarryS3,
+    input: &CompleteMultipartUploadInput,
+    listed: &[CompletedPart],
+) -> S3Result<Option<S3Response<CompleteMultipartUploadOutput>>> {
+    let Some(entry) = s3.engine.object(&input.bucket, &input.key).map_err(engine_error)? else { return Ok(None) };
+    if entry.meta.upload_id.as_deref() != Some(input.upload_id.as_str()) {
+        return Ok(None);
+    }
+    let mut md5_of_md5s = Md5::new();
+    for part in listed {
+        let Some(md5) = part.e_tag.as_ref().and_then(|t| hex::decode(t.value()).ok()) else { return Ok(None) };
+        md5_of_md5s.update(md5);
+    }
+    if format!("{}-{}", hex::encode(md5_of_md5s.finalize()), listed.len()) != entry.meta.etag {
+        return Ok(None);
+    }
+    let mut output = CompleteMultipartUploadOutput {
+        bucket: Some(input.bucket.clone()),
+        key: Some(input.key.clone()),
+        location: Some(format!("/{}/{}", input.bucket, input.key)),
+        e_tag: Some(etag(&entry.meta.etag)),
+        ..Default::default()
+    };
+    output.set_checksums(checksum_fields(entry.meta.checksum.as_ref()));
+    Ok(Some(S3Response::new(output)))
 }
 
 /// The whole object's checksum: the upload's algorithm (CRC64NVME when it named none,

@@ -240,6 +240,12 @@ async fn s3_response(
     let called = match guarded {
         Err(refusal) => Ok(preflight::xml_error(refusal.status, refusal.code, &refusal.message)),
         Ok(()) if preflight::oversized_xml_body(&request) => Ok(preflight::refuse_oversized_xml_body(request).await),
+        Ok(()) if preflight::unsized_xml_post(&request) => {
+            match preflight::buffer_unsized_xml_post(merge_repeated_headers(request)).await {
+                Ok((sized, _permit)) => s3.call(sized).await,
+                Err(refused) => Ok(refused),
+            }
+        }
         Ok(()) if preflight::unsized_put(&request) => {
             match preflight::buffer_unsized_put(merge_repeated_headers(request)).await {
                 // The permit is held until s3s has taken the buffered body.

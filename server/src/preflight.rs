@@ -18,20 +18,48 @@ const REFUSED_BODY_DRAIN_TIMEOUT_MS: u64 = 10_000;
 /// length-limit error of the body it reads), so a declared length over the limit is refused
 /// here with S3's error for an over-long request.
 pub fn oversized_xml_body<B>(request: &http::Request<B>) -> bool {
-    if request.method() != http::Method::POST {
-        return false;
-    }
-    let query = request.uri().query().unwrap_or("");
-    let xml_post = query.split('&').any(|pair| {
-        let name = pair.split('=').next().unwrap_or("");
-        name == "uploadId" || name == "delete"
-    });
     let declared_bytes = request
         .headers()
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    xml_post && declared_bytes.is_some_and(|n| n > XML_BODY_MAX_BYTES)
+    xml_post(request) && declared_bytes.is_some_and(|n| n > XML_BODY_MAX_BYTES)
+}
+
+/// A POST whose XML body s3s reads whole: CompleteMultipartUpload, DeleteObjects.
+fn xml_post<B>(request: &http::Request<B>) -> bool {
+    if request.method() != http::Method::POST {
+        return false;
+    }
+    let query = request.uri().query().unwrap_or("");
+    query.split('&').any(|pair| {
+        let name = pair.split('=').next().unwrap_or("");
+        name == "uploadId" || name == "delete"
+    })
+}
+
+/// An XML POST of unknown length (`Transfer-Encoding: chunked`, no Content-Length): s3s
+/// would answer 500 once it passed the XML limit, so it is read here first, up to the limit.
+pub fn unsized_xml_post<B>(request: &http::Request<B>) -> bool {
+    xml_post(request) && !request.headers().contains_key(http::header::CONTENT_LENGTH)
+}
+
+/// Reads an XML body of unknown length, at most `XML_BODY_MAX_BYTES` (memory shared with
+/// the bodies of unsized PUTs), and hands it on with its length; longer is 400
+/// MaxMessageLengthExceeded, as for a declared length.
+pub async fn buffer_unsized_xml_post(
+    request: http::Request<s3s::Body>,
+) -> Result<(s3s::HttpRequest, tokio::sync::SemaphorePermit<'static>), s3s::HttpResponse> {
+    let over_limit = || {
+        let mut refused = xml_error(
+            http::StatusCode::BAD_REQUEST,
+            "MaxMessageLengthExceeded",
+            &format!("Your request was too big: the XML body may hold at most {XML_BODY_MAX_BYTES} bytes"),
+        );
+        refused.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+        refused
+    };
+    buffer_body(request, XML_BODY_MAX_BYTES as usize, over_limit).await
 }
 
 pub async fn refuse_oversized_xml_body(request: http::Request<s3s::Body>) -> s3s::HttpResponse {
@@ -141,22 +169,60 @@ fn unsized_budget() -> &'static tokio::sync::Semaphore {
 pub async fn buffer_unsized_put(
     request: http::Request<s3s::Body>,
 ) -> Result<(s3s::HttpRequest, tokio::sync::SemaphorePermit<'static>), s3s::HttpResponse> {
+    let over_limit = || {
+        let mut refused = xml_error(
+            http::StatusCode::LENGTH_REQUIRED,
+            "MissingContentLength",
+            "You must provide the Content-Length HTTP header for a body this large.",
+        );
+        refused.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+        refused
+    };
+    buffer_body(request, UNSIZED_BODY_MAX_BYTES, over_limit).await
+}
+
+/// Reads a body of unknown length, at most `max_bytes` (`over_limit` answers a longer
+/// one), and hands the request on with its Content-Length.
+async fn buffer_body(
+    request: http::Request<s3s::Body>,
+    max_bytes: usize,
+    over_limit: impl FnOnce() -> s3s::HttpResponse,
+) -> Result<(s3s::HttpRequest, tokio::sync::SemaphorePermit<'static>), s3s::HttpResponse> {
     use http_body_util::BodyExt;
-    let Ok(permit) = unsized_budget().try_acquire_many(UNSIZED_BODY_MAX_BYTES as u32) else {
+    let Ok(permit) = unsized_budget().try_acquire_many(max_bytes as u32) else {
         return Err(xml_error(http::StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate."));
     };
-    let (mut parts, body) = request.into_parts();
-    let limited = http_body_util::Limited::new(body, UNSIZED_BODY_MAX_BYTES);
-    let collected = tokio::time::timeout(Duration::from_millis(UNSIZED_BODY_TIMEOUT_MS), limited.collect()).await;
+    let (mut parts, mut body) = request.into_parts();
+    // Ok(Some(bytes)): the whole body; Ok(None): past `max_bytes`, the rest read and
+    // dropped (bounded, as for a refused declared length) so that the client, still
+    // sending, gets the answer and not a broken pipe; Err: ended early or too slowly.
+    let read = async {
+        let mut buffer = bytes::BytesMut::new();
+        let mut over = false;
+        let mut seen = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| ())?;
+            let Some(data) = frame.data_ref() else { continue };
+            seen += data.len() as u64;
+            if over || buffer.len() + data.len() > max_bytes {
+                over = true;
+                if seen > REFUSED_BODY_DRAIN_MAX_BYTES {
+                    return Ok((None, false));
+                }
+            } else {
+                buffer.extend_from_slice(data);
+            }
+        }
+        Ok::<_, ()>((if over { None } else { Some(buffer.freeze()) }, true))
+    };
+    let collected = tokio::time::timeout(Duration::from_millis(UNSIZED_BODY_TIMEOUT_MS), read).await;
     let bytes = match collected {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            let mut refused = xml_error(
-                http::StatusCode::LENGTH_REQUIRED,
-                "MissingContentLength",
-                "You must provide the Content-Length HTTP header for a body this large.",
-            );
-            refused.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+        Ok(Ok((Some(bytes), _))) => bytes,
+        Ok(Ok((None, drained))) => {
+            let mut refused = over_limit();
+            if drained {
+                refused.headers_mut().remove(http::header::CONNECTION);
+            }
             return Err(refused);
         }
         Ok(Err(_)) | Err(_) => {

@@ -134,6 +134,9 @@ pub struct Catalog {
     /// Files no manifest names any more, removed once no snapshot is pinned. The lock
     /// also orders pinning against removal.
     retired: Mutex<Vec<String>>,
+    /// Damaged regions of the log the flusher skipped (their changes are not in the
+    /// catalog; scrub names the objects), each reported once.
+    damaged_regions: Mutex<Vec<segment::DamagedRange>>,
 }
 
 /// The files of one manifest, kept on disk for as long as this value lives.
@@ -480,6 +483,7 @@ impl Catalog {
             operations_before_failure: AtomicU64::new(u64::MAX),
             pins: Arc::new(()),
             retired: Mutex::new(Vec::new()),
+            damaged_regions: Mutex::new(Vec::new()),
         })
     }
 
@@ -501,6 +505,7 @@ impl Catalog {
             operations_before_failure: AtomicU64::new(u64::MAX),
             pins: Arc::new(()),
             retired: Mutex::new(Vec::new()),
+            damaged_regions: Mutex::new(Vec::new()),
         })
     }
 
@@ -596,7 +601,9 @@ impl Catalog {
             let from = if id == manifest.segment_id { manifest.offset } else { 0 };
             let limit = if id == applied.segment_id { applied.end_offset } else { u64::MAX };
             let mut full = false;
-            segment::scan(file.as_ref(), id, from, false, |location, record| {
+            // Resync past damage: a damaged record is skipped (and reported), never a
+            // reason to stop taking in the records after it.
+            let end = segment::scan(file.as_ref(), id, from, true, |location, record| {
                 let end = location.offset + location.record_len;
                 if full || end > limit || record.prefix.lsn > applied.lsn {
                     full = true; // past what is durable (or enough for one flush)
@@ -611,6 +618,13 @@ impl Catalog {
                 }
                 Ok(())
             })?;
+            let mut damaged = end.damaged;
+            if let Some(what) = end.tail_damage {
+                damaged.push(segment::DamagedRange { segment_id: id, start: end.valid_end, end: end.file_len, what });
+            }
+            // Only damage inside the durable log is damage; past it the writer may still
+            // be writing.
+            self.note_damage(damaged.into_iter().filter(|range| range.start < limit));
             if full {
                 break 'segments;
             }
@@ -658,6 +672,25 @@ impl Catalog {
         *manifest = next;
         self.covered_lsn.store(covered, Ordering::SeqCst);
         Ok(changes.len())
+    }
+
+    /// Logs damaged regions not reported before and keeps them for [`Self::damaged_regions`].
+    fn note_damage(&self, ranges: impl Iterator<Item = segment::DamagedRange>) {
+        let mut known = self.damaged_regions.lock().unwrap();
+        for range in ranges {
+            if known.iter().any(|k| k.segment_id == range.segment_id && k.start == range.start) {
+                continue;
+            }
+            tracing::error!(
+                "catalog: skipping a damaged region of the log (its changes are not in the catalog): {range}"
+            );
+            known.push(range);
+        }
+    }
+
+    /// The damaged regions of the log the flusher skipped.
+    pub fn damaged_regions(&self) -> Vec<String> {
+        self.damaged_regions.lock().unwrap().iter().map(ToString::to_string).collect()
     }
 
     fn inventory_of(&self, manifest: &Manifest) -> Result<BTreeMap<(String, String), InventoryRow>> {

@@ -79,6 +79,10 @@ pub struct ObjectMeta {
     /// records written before the field existed read back as).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class: Option<String>,
+    /// For an object CompleteMultipartUpload made: the upload's id. A retried Complete
+    /// of that upload is answered with this object, as S3 does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_id: Option<String>,
 }
 
 /// Who made a change, as the journal reports it.

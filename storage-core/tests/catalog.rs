@@ -294,3 +294,56 @@ async fn files_a_query_pinned_outlive_catalog_compaction_until_it_ends() {
         + std::fs::read_dir(catalog_dir.join("journal")).unwrap().count();
     assert_eq!(on_disk, catalog(&engine).files().len(), "replaced files go once no snapshot pins them");
 }
+
+/// Where the record of an inline object is.
+fn inline_location(engine: &Engine, key: &str) -> storage_core::index::RecordLocation {
+    let entry = engine.object("b", key).unwrap().unwrap();
+    assert_eq!(entry.chunks.len(), 1, "{key} must be one record");
+    engine.index().chunk_location(entry.chunks[0].lsn).unwrap().unwrap()
+}
+
+/// One flipped byte in a sealed segment the catalog has not taken in yet: the flusher
+/// skips the damaged record, reports its region, and takes in the records after it (in
+/// the same segment and later), and every later write still reaches the catalog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_record_does_not_stop_the_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    // A long interval: only explicit flushes run.
+    let engine = Engine::open(config(dir.path(), 3_600_000)).unwrap();
+    engine.create_bucket("b", 1).await.unwrap();
+    put(&engine, "before", 100).await;
+    put(&engine, "victim", 100).await;
+    let victim = inline_location(&engine, "victim");
+    put(&engine, "after", 100).await;
+    assert_eq!(inline_location(&engine, "after").segment_id, victim.segment_id, "after must share the segment");
+    // Seal the victim's segment.
+    let mut i = 0;
+    loop {
+        put(&engine, &format!("fill{i:03}"), 3000).await;
+        if inline_location(&engine, &format!("fill{i:03}")).segment_id != victim.segment_id {
+            break;
+        }
+        i += 1;
+        assert!(i < 100, "segment {} never filled up", victim.segment_id);
+    }
+
+    let path = dir.path().join("segments").join(storage_core::segment::segment_name(victim.segment_id));
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[(victim.offset + victim.record_len / 2) as usize] ^= 0x10;
+    std::fs::write(&path, bytes).unwrap();
+
+    engine.flush_catalog().unwrap();
+    put(&engine, "later", 100).await;
+    engine.flush_catalog().unwrap();
+    let inventory = catalog(&engine).inventory().unwrap();
+    for key in ["before", "after", "later", &format!("fill{i:03}")] {
+        assert!(inventory.contains_key(&("b".to_owned(), key.to_owned())), "{key} is not in the inventory");
+    }
+    assert!(!inventory.contains_key(&("b".to_owned(), "victim".to_owned())), "the damaged record was read");
+    let regions = catalog(&engine).damaged_regions();
+    assert!(
+        regions.iter().any(|r| r.starts_with(&format!("segment {} bytes {}..", victim.segment_id, victim.offset))),
+        "the damaged region must be reported, got {regions:?}"
+    );
+    assert_eq!(engine.flush_catalog().unwrap(), 0, "a second flush finds nothing new");
+}

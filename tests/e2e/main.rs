@@ -18,6 +18,7 @@ mod buckets;
 mod catalog;
 mod conditional;
 mod connections;
+mod core_ring;
 mod crash_cycles;
 mod disk_full;
 mod erasure;
