@@ -506,7 +506,7 @@ impl Engine {
             }
             piece_start = piece_end;
         }
-        ObjectReader { engine: self.clone(), pieces, ahead: None }
+        ObjectReader { engine: self.clone(), pieces }
     }
 
     pub fn list_objects(&self, bucket: &str, query: &ListQuery) -> Result<ListPage> {
@@ -638,73 +638,55 @@ impl BodyWriter {
 }
 
 /// Yields an object's bytes chunk by chunk; every chunk is checksum-verified before
-/// any of its bytes are returned. While one chunk is handed out, the next one is
-/// already being read and verified (one chunk of read-ahead: at most two in memory).
+/// any of its bytes are returned.
 pub struct ObjectReader {
     engine: Engine,
     pieces: VecDeque<(ChunkPiece, Range<u64>)>,
-    ahead: Option<tokio::task::JoinHandle<Result<Bytes>>>,
 }
 
 impl ObjectReader {
     pub async fn next_chunk(&mut self) -> Option<Result<Bytes>> {
-        let current = match self.ahead.take() {
-            Some(reading) => reading,
-            None => {
-                let (piece, range) = self.pieces.pop_front()?;
-                tokio::spawn(read_piece(self.engine.clone(), piece, range))
+        let (piece, range) = self.pieces.pop_front()?;
+        Some(self.read_piece(piece, range).await)
+    }
+
+    async fn read_piece(&self, piece: ChunkPiece, range: Range<u64>) -> Result<Bytes> {
+        let location = self
+            .engine
+            .inner
+            .index
+            .chunk_location(piece.lsn)?
+            .ok_or_else(|| Error::Corrupt(format!("no record for chunk lsn {}", piece.lsn)))?;
+        let engine = self.engine.clone();
+        let lsn = piece.lsn;
+        let record = tokio::task::spawn_blocking(move || match engine.inner.reader.read(location) {
+            // Compaction moved the record and removed the old segment between our
+            // lookup and the read: look it up again.
+            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                let moved = engine
+                    .inner
+                    .index
+                    .chunk_location(lsn)?
+                    .ok_or_else(|| Error::Corrupt(format!("no record for chunk lsn {lsn}")))?;
+                engine.inner.reader.read(moved)
             }
-        };
-        if let Some((piece, range)) = self.pieces.pop_front() {
-            self.ahead = Some(tokio::spawn(read_piece(self.engine.clone(), piece, range)));
+            other => other,
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))?
+        .inspect_err(|e| {
+            if matches!(e, Error::Corrupt(_)) {
+                EngineStats::add(&self.engine.inner.stats.corrupt_reads, 1);
+            }
+            tracing::error!(lsn = piece.lsn, "read of a damaged record refused: {e}");
+        })?;
+        EngineStats::add(&self.engine.inner.stats.chunk_read_bytes, record.payload.len() as u64);
+        if record.prefix.lsn != piece.lsn || (record.payload.len() as u64) < piece.offset + piece.len {
+            return Err(Error::Corrupt(format!("record at the location of chunk lsn {} is another record", piece.lsn)));
         }
-        Some(current.await.unwrap_or_else(|e| Err(Error::Io(std::io::Error::other(e)))))
+        let start = (piece.offset + range.start) as usize;
+        Ok(record.payload.slice(start..start + (range.end - range.start) as usize))
     }
-}
-
-impl Drop for ObjectReader {
-    fn drop(&mut self) {
-        if let Some(reading) = self.ahead.take() {
-            reading.abort();
-        }
-    }
-}
-
-async fn read_piece(engine: Engine, piece: ChunkPiece, range: Range<u64>) -> Result<Bytes> {
-    let location = engine
-        .inner
-        .index
-        .chunk_location(piece.lsn)?
-        .ok_or_else(|| Error::Corrupt(format!("no record for chunk lsn {}", piece.lsn)))?;
-    let lsn = piece.lsn;
-    let reading = engine.clone();
-    let record = tokio::task::spawn_blocking(move || match reading.inner.reader.read(location) {
-        // Compaction moved the record and removed the old segment between our
-        // lookup and the read: look it up again.
-        Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-            let moved = reading
-                .inner
-                .index
-                .chunk_location(lsn)?
-                .ok_or_else(|| Error::Corrupt(format!("no record for chunk lsn {lsn}")))?;
-            reading.inner.reader.read(moved)
-        }
-        other => other,
-    })
-    .await
-    .map_err(|e| Error::Io(std::io::Error::other(e)))?
-    .inspect_err(|e| {
-        if matches!(e, Error::Corrupt(_)) {
-            EngineStats::add(&engine.inner.stats.corrupt_reads, 1);
-        }
-        tracing::error!(lsn = piece.lsn, "read of a damaged record refused: {e}");
-    })?;
-    EngineStats::add(&engine.inner.stats.chunk_read_bytes, record.payload.len() as u64);
-    if record.prefix.lsn != piece.lsn || (record.payload.len() as u64) < piece.offset + piece.len {
-        return Err(Error::Corrupt(format!("record at the location of chunk lsn {} is another record", piece.lsn)));
-    }
-    let start = (piece.offset + range.start) as usize;
-    Ok(record.payload.slice(start..start + (range.end - range.start) as usize))
 }
 
 fn list_objects(index: &Index, bucket: &str, query: &ListQuery) -> Result<ListPage> {
