@@ -33,37 +33,9 @@ async fn streamed_request(
     RawResponse { status, headers, body }
 }
 
-/// SigV4 headers for a request that also sends (and signs) `extra` headers, whose values
-/// may hold any bytes a header value may (UTF-8 text as sent by clients).
+/// SigV4 headers (the admin key's) for a request that also sends and signs `extra`.
 fn signed_with(method: &str, url: &str, body: &[u8], extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    use aws_sigv4::http_request::{PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings, sign};
-    let identity = aws_credential_types::Credentials::new(ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY, None, None, "e2e").into();
-    let mut settings = SigningSettings::default();
-    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region(REGION)
-        .name("s3")
-        .time(std::time::SystemTime::now())
-        .settings(settings)
-        .build()
-        .expect("SigV4 signing params")
-        .into();
-    let signable = SignableRequest::new(method, url, extra.iter().copied(), SignableBody::Bytes(body))
-        .unwrap_or_else(|e| panic!("cannot sign {method} {url}: {e}"));
-    let (instructions, _) =
-        sign(signable, &params).unwrap_or_else(|e| panic!("cannot sign {method} {url}: {e}")).into_parts();
-    let mut request = http::Request::builder().method(method).uri(url);
-    for (k, v) in extra {
-        request = request.header(*k, *v);
-    }
-    let mut request = request.body(()).expect("request to sign");
-    instructions.apply_to_request_http1x(&mut request);
-    request
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-        .collect()
+    sigv4_headers_with(method, url, body, extra, ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY)
 }
 
 /// S3 answers a part number past the object's last part with 400 InvalidPart, for GET

@@ -761,6 +761,19 @@ pub fn sigv4_headers(
     access_key: &str,
     secret_key: &str,
 ) -> Vec<(String, String)> {
+    sigv4_headers_with(method, url, body, &[], access_key, secret_key)
+}
+
+/// [`sigv4_headers`] for a request that also sends (and signs) the `extra` headers, whose
+/// values may hold any bytes a header value may; they are among the headers returned.
+pub fn sigv4_headers_with(
+    method: &str,
+    url: &str,
+    body: &[u8],
+    extra: &[(&str, &str)],
+    access_key: &str,
+    secret_key: &str,
+) -> Vec<(String, String)> {
     use aws_sigv4::http_request::{PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings, sign};
     let identity = aws_credential_types::Credentials::new(access_key, secret_key, None, None, "e2e").into();
     let mut settings = SigningSettings::default();
@@ -774,11 +787,15 @@ pub fn sigv4_headers(
         .build()
         .expect("SigV4 signing params")
         .into();
-    let signable = SignableRequest::new(method, url, std::iter::empty(), SignableBody::Bytes(body))
+    let signable = SignableRequest::new(method, url, extra.iter().copied(), SignableBody::Bytes(body))
         .unwrap_or_else(|e| panic!("cannot sign {method} {url}: {e}"));
     let (instructions, _) =
         sign(signable, &params).unwrap_or_else(|e| panic!("cannot sign {method} {url}: {e}")).into_parts();
-    let mut request = http::Request::builder().method(method).uri(url).body(()).expect("request to sign");
+    let mut request = http::Request::builder().method(method).uri(url);
+    for (name, value) in extra {
+        request = request.header(*name, *value);
+    }
+    let mut request = request.body(()).expect("request to sign");
     instructions.apply_to_request_http1x(&mut request);
     request
         .headers()
