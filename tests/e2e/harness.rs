@@ -868,3 +868,21 @@ pub fn file_containing(dir: &Path, marker: &[u8]) -> Option<String> {
     }
     None
 }
+
+/// `/health` answers within 1 s, three times 200 ms apart, while `what` goes on: the
+/// runtime's workers are free to serve other requests.
+pub async fn assert_health_answers_promptly(server: &Server, what: &str) {
+    for _ in 0..3 {
+        let asked = std::time::Instant::now();
+        let health = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            raw_request("GET", &format!("{}/health", server.endpoint()), &[], Vec::new()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("/health answers within 2 s while {what}"));
+        assert_eq!(health.status, 200, "/health while {what}");
+        let took = asked.elapsed();
+        assert!(took < std::time::Duration::from_secs(1), "/health took {took:?} while {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
