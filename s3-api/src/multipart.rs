@@ -366,6 +366,14 @@ pub async fn complete_multipart_upload(
         origin: Some(origin),
     };
     let entry = s3.engine.complete_upload(&upload.upload_id, record).await.map_err(engine_error)?;
+    Ok(completed(&input, &entry))
+}
+
+/// CompleteMultipartUpload's answer for the object `entry` it made.
+fn completed(
+    input: &CompleteMultipartUploadInput,
+    entry: &storage_core::ObjectEntry,
+) -> S3Response<CompleteMultipartUploadOutput> {
     let mut output = CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),
@@ -374,7 +382,7 @@ pub async fn complete_multipart_upload(
         ..Default::default()
     };
     output.set_checksums(checksum_fields(entry.meta.checksum.as_ref()));
-    Ok(S3Response::new(output))
+    S3Response::new(output)
 }
 
 /// The answer to a CompleteMultipartUpload of an upload that is no more, if that upload
@@ -396,15 +404,7 @@ fn completed_before(
     if format!("{}-{}", hex::encode(md5_of_md5s.finalize()), listed.len()) != entry.meta.etag {
         return Ok(None);
     }
-    let mut output = CompleteMultipartUploadOutput {
-        bucket: Some(input.bucket.clone()),
-        key: Some(input.key.clone()),
-        location: Some(format!("/{}/{}", input.bucket, input.key)),
-        e_tag: Some(etag(&entry.meta.etag)),
-        ..Default::default()
-    };
-    output.set_checksums(checksum_fields(entry.meta.checksum.as_ref()));
-    Ok(Some(S3Response::new(output)))
+    Ok(Some(completed(input, &entry)))
 }
 
 /// The whole object's checksum: the upload's algorithm (CRC64NVME when it named none,
