@@ -1260,6 +1260,18 @@ async fn string_functions_cannot_allocate_past_the_value_limit() {
         "SELECT length(lpad('x', 500000000, 'ab')) AS n",
         "SELECT length(rpad('x', 500000000)) AS n",
         "SELECT length(repeat(k, 500000000)) AS n FROM (VALUES ('ab'), ('c')) AS t(k)",
+        // replace multiplies: each of 10 million matches becomes 100 bytes.
+        "SELECT length(replace(repeat('x', 10000000), 'x', repeat('y', 100))) AS n",
+        // Lists: 8 bytes an element, built outside the pool.
+        "SELECT cardinality(range(0, 100000000)) AS n",
+        "SELECT cardinality(range(100000000)) AS n",
+        "SELECT cardinality(generate_series(1, 100000000, 1)) AS n",
+        "SELECT cardinality(range(TIMESTAMP '2000-01-01T00:00:00', TIMESTAMP '2030-01-01T00:00:00', INTERVAL '1 second')) AS n",
+        // A step mixing signs walks on until the dates overflow (1.3 GB in 20 s).
+        "SELECT cardinality(range(DATE '9999-01-01', DATE '0001-01-01', INTERVAL '1 month -30 days')) AS n",
+        "SELECT cardinality(array_repeat(1, 100000000)) AS n",
+        "SELECT cardinality(array_repeat('abcdefgh', 100000000)) AS n",
+        "SELECT cardinality(array_resize([1], 100000000, 7)) AS n",
     ] {
         let started = Instant::now();
         let response = sql_as(&server, ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY, "csv", sql).await;
@@ -1272,6 +1284,15 @@ async fn string_functions_cannot_allocate_past_the_value_limit() {
     // Within the bound they work.
     assert_eq!(sql_csv(&server, "SELECT length(repeat('x', 1000000)) AS n").await, "n\n1000000\n");
     assert_eq!(sql_csv(&server, "SELECT lpad('7', 3, '0') AS n").await, "n\n007\n");
+    assert_eq!(sql_csv(&server, "SELECT replace('a-b-c', '-', '+') AS n").await, "n\na+b+c\n");
+    assert_eq!(sql_csv(&server, "SELECT cardinality(range(0, 1000000)) AS n").await, "n\n1000000\n");
+    assert_eq!(sql_csv(&server, "SELECT cardinality(generate_series(10, 1, -3)) AS n").await, "n\n4\n");
+    let days = "SELECT cardinality(range(DATE '2024-01-01', DATE '2025-01-01', INTERVAL '1 day')) AS n";
+    assert_eq!(sql_csv(&server, days).await, "n\n366\n");
+    assert_eq!(sql_csv(&server, "SELECT cardinality(array_repeat('ab', 1000)) AS n").await, "n\n1000\n");
+    assert_eq!(sql_csv(&server, "SELECT cardinality(array_resize([1, 2], 5, 0)) AS n").await, "n\n5\n");
+    // A long series streams from the table function, within the pool.
+    assert_eq!(sql_csv(&server, "SELECT count(*) AS n FROM generate_series(1, 3000000)").await, "n\n3000000\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
