@@ -2,7 +2,9 @@
 //!
 //! Random sequences of put / overwrite / delete / copy / multipart / clean restart /
 //! crash run against the engine (on the fault-injecting `SimDir`) and against a plain
-//! map. After every step both must agree on every key's bytes and on the listing.
+//! map. After every step both must agree on every key's bytes, on the upload a
+//! multipart object was completed from (a retried CompleteMultipartUpload is answered
+//! by it) and on the listing.
 //!
 //! A crash happens at a random point: the simulated disk fails after N more writes or
 //! syncs (so an operation can die half-way), then the machine "loses power": unsynced
@@ -86,8 +88,21 @@ fn key_name(key: u8) -> String {
     format!("dir/key-{key}")
 }
 
+/// What a key holds: its bytes, and for an object CompleteMultipartUpload made, the upload's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stored {
+    data: Vec<u8>,
+    upload_id: Option<String>,
+}
+
+impl Stored {
+    fn written(data: Vec<u8>) -> Stored {
+        Stored { data, upload_id: None }
+    }
+}
+
 /// What the model allows for one key: every state it may be in (usually exactly one).
-type Allowed = Vec<Option<Vec<u8>>>;
+type Allowed = Vec<Option<Stored>>;
 
 struct Harness {
     dir: tempfile::TempDir,
@@ -161,13 +176,14 @@ impl Harness {
 
     /// What a data operation changes if it takes effect. The model is certain at this
     /// point (every check collapses it to what the engine holds).
-    fn intended(&self, op: &Op) -> Vec<(String, Option<Vec<u8>>)> {
+    fn intended(&self, op: &Op) -> Vec<(String, Option<Stored>)> {
         let current = |key: u8| self.model.get(&key_name(key)).and_then(|states| states[0].clone());
         match op {
-            Op::Put { key, len, seed } => vec![(key_name(*key), Some(bytes_for(*len, *seed)))],
+            Op::Put { key, len, seed } => vec![(key_name(*key), Some(Stored::written(bytes_for(*len, *seed))))],
             Op::Delete { key } => vec![(key_name(*key), None)],
+            // A copy is a new object: it does not carry the source's upload id.
             Op::Copy { from, to } => match current(*from) {
-                Some(data) => vec![(key_name(*to), Some(data))],
+                Some(source) => vec![(key_name(*to), Some(Stored::written(source.data)))],
                 None => vec![],
             },
             Op::Multipart { abort: true, .. } => vec![],
@@ -177,7 +193,8 @@ impl Harness {
                     .enumerate()
                     .flat_map(|(i, len)| bytes_for(*len, seed.wrapping_add(i as u8)))
                     .collect();
-                vec![(key_name(*key), Some(whole))]
+                let upload_id = Some(upload_id_for(self.upload_counter + 1));
+                vec![(key_name(*key), Some(Stored { data: whole, upload_id }))]
             }
             Op::Restart | Op::Crash { .. } | Op::FailDuring { .. } => vec![],
         }
@@ -193,7 +210,7 @@ impl Harness {
         self.open();
     }
 
-    fn set(&mut self, key: &str, value: Option<Vec<u8>>) {
+    fn set(&mut self, key: &str, value: Option<Stored>) {
         self.model.insert(key.to_owned(), vec![value]);
     }
 
@@ -219,7 +236,7 @@ impl Harness {
             }
             Op::Multipart { key, part_lens, seed, abort } => {
                 self.upload_counter += 1;
-                let upload_id = format!("upload-{}", self.upload_counter);
+                let upload_id = upload_id_for(self.upload_counter);
                 let name = key_name(*key);
                 engine
                     .create_upload(UploadRecord {
@@ -262,6 +279,7 @@ impl Harness {
                 }
                 let mut object = record(&name, whole.len() as u64);
                 object.chunks = chunks;
+                object.meta.upload_id = Some(upload_id.clone());
                 engine.complete_upload(&upload_id, object).await?;
             }
             Op::Restart | Op::Crash { .. } | Op::FailDuring { .. } => unreachable!("not a data operation"),
@@ -294,25 +312,32 @@ impl Harness {
     }
 }
 
-fn describe(state: &Option<Vec<u8>>) -> String {
+fn describe(state: &Option<Stored>) -> String {
     match state {
         None => "nothing".into(),
-        Some(v) => format!("{} bytes (blake3 {})", v.len(), &blake3::hash(v).to_hex()[..12]),
+        Some(Stored { data, upload_id }) => {
+            let from = upload_id.as_ref().map(|id| format!(", completed from {id}")).unwrap_or_default();
+            format!("{} bytes (blake3 {}{from})", data.len(), &blake3::hash(data).to_hex()[..12])
+        }
     }
+}
+
+fn upload_id_for(counter: u64) -> String {
+    format!("upload-{counter}")
 }
 
 fn record(key: &str, size: u64) -> ObjectRecord {
     ObjectRecord::new(BUCKET, key, ObjectMeta { size_bytes: size, etag: "x".into(), ..Default::default() })
 }
 
-async fn read_all(engine: &Engine, key: &str) -> storage_core::Result<Option<Vec<u8>>> {
+async fn read_all(engine: &Engine, key: &str) -> storage_core::Result<Option<Stored>> {
     let Some(entry) = engine.object(BUCKET, key)? else { return Ok(None) };
     let mut reader = engine.read(&entry, 0..entry.meta.size_bytes);
     let mut out = Vec::new();
     while let Some(chunk) = reader.next_chunk().await {
         out.extend_from_slice(&chunk?);
     }
-    Ok(Some(out))
+    Ok(Some(Stored { data: out, upload_id: entry.meta.upload_id.clone() }))
 }
 
 fn cases() -> u32 {
