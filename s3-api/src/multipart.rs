@@ -263,10 +263,11 @@ pub async fn complete_multipart_upload(
     if listed.is_empty() {
         return Err(s3_error!(MalformedXML, "You must specify at least one part"));
     }
+    let numbered = in_part_order(&listed)?;
     let upload = match upload(s3, &input.bucket, &input.key, &input.upload_id) {
         Ok(upload) => upload.upload,
         // A retry of a Complete that succeeded gets the same answer, as S3 gives it.
-        Err(e) => return completed_before(s3, &input, &listed)?.ok_or(e),
+        Err(e) => return completed_before(s3, &input, &numbered)?.ok_or(e),
     };
     let mut stored: HashMap<u32, PartEntry> = s3
         .engine
@@ -283,17 +284,8 @@ pub async fn complete_multipart_upload(
             "One or more of the specified parts could not be found (part {n}). The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."
         )
     };
-    let mut chosen: Vec<PartRecord> = Vec::with_capacity(listed.len());
-    let mut previous = 0;
-    for part in &listed {
-        let number = part.part_number.ok_or_else(|| s3_error!(MalformedXML, "A part is missing its PartNumber"))?;
-        if number <= previous {
-            return Err(s3_error!(
-                InvalidPartOrder,
-                "The list of parts was not in ascending order. The parts list must be specified in order by part number."
-            ));
-        }
-        previous = number;
+    let mut chosen: Vec<PartRecord> = Vec::with_capacity(numbered.len());
+    for (number, part) in numbered {
         let entry = u32::try_from(number).ok().and_then(|n| stored.remove(&n)).ok_or_else(|| invalid_part(number))?;
         if part.e_tag.as_ref().is_some_and(|t| t.value() != entry.part.etag) {
             return Err(invalid_part(number));
@@ -387,17 +379,38 @@ fn completed(
 
 /// The answer to a CompleteMultipartUpload of an upload that is no more, if that upload
 /// was completed, with the same parts, into the object now at its key.
+/// The listed parts by number, checked to be in ascending order. A part number listed
+/// again (a client that re-sent a part and recorded both answers) is taken from its last
+/// entry, as S3 does.
+fn in_part_order(listed: &[CompletedPart]) -> S3Result<Vec<(i32, &CompletedPart)>> {
+    let mut numbered: Vec<(i32, &CompletedPart)> = Vec::with_capacity(listed.len());
+    for part in listed {
+        let number = part.part_number.ok_or_else(|| s3_error!(MalformedXML, "A part is missing its PartNumber"))?;
+        match numbered.last_mut() {
+            Some((previous, _)) if number < *previous => {
+                return Err(s3_error!(
+                    InvalidPartOrder,
+                    "The list of parts was not in ascending order. The parts list must be specified in order by part number."
+                ));
+            }
+            Some((previous, last)) if number == *previous => *last = part,
+            _ => numbered.push((number, part)),
+        }
+    }
+    Ok(numbered)
+}
+
 fn completed_before(
     s3: &QuarryS3,
     input: &CompleteMultipartUploadInput,
-    listed: &[CompletedPart],
+    listed: &[(i32, &CompletedPart)],
 ) -> S3Result<Option<S3Response<CompleteMultipartUploadOutput>>> {
     let Some(entry) = s3.engine.object(&input.bucket, &input.key).map_err(engine_error)? else { return Ok(None) };
     if entry.meta.upload_id.as_deref() != Some(input.upload_id.as_str()) {
         return Ok(None);
     }
     let mut md5_of_md5s = Md5::new();
-    for part in listed {
+    for (_, part) in listed {
         let Some(md5) = part.e_tag.as_ref().and_then(|t| hex::decode(t.value()).ok()) else { return Ok(None) };
         md5_of_md5s.update(md5);
     }
