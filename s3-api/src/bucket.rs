@@ -6,26 +6,52 @@ use crate::meta::{now_ms, timestamp};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+/// A ListBuckets page holds at most this many buckets (S3's bound for `max-buckets`, and
+/// its page size when none is given).
+pub const MAX_BUCKETS_PER_PAGE: usize = 10_000;
+
 pub async fn list_buckets(s3: &QuarryS3, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
     let caller = req.credentials.as_ref().map(|c| c.access_key.as_str()).unwrap_or_default();
-    let prefix = req.input.prefix.as_deref().unwrap_or("");
-    let buckets = s3
+    let input = req.input;
+    let page_size = match input.max_buckets {
+        None => MAX_BUCKETS_PER_PAGE,
+        Some(n) if (1..=MAX_BUCKETS_PER_PAGE as i32).contains(&n) => n as usize,
+        Some(n) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "max-buckets must be between 1 and {MAX_BUCKETS_PER_PAGE}, not {n}"
+            ));
+        }
+    };
+    let resume_after = input.continuation_token.as_deref().map(crate::list::decode_token).transpose()?;
+    let prefix = input.prefix.as_deref().unwrap_or("");
+    // Every bucket is in the server's one region.
+    let in_region = input.bucket_region.as_deref().is_none_or(|region| region == s3.config.region);
+    let mut listed = s3
         .engine
         .buckets()
         .map_err(engine_error)?
         .into_iter()
-        .filter(|(name, _)| name.starts_with(prefix) && s3.keys.lists(caller, name))
+        .filter(|_| in_region)
+        .filter(|(name, _)| resume_after.as_ref().is_none_or(|after| name > after))
+        .filter(|(name, _)| name.starts_with(prefix) && s3.keys.lists(caller, name));
+    let buckets: Vec<Bucket> = listed
+        .by_ref()
+        .take(page_size)
         .map(|(name, entry)| Bucket {
             name: Some(name),
             creation_date: Some(timestamp(entry.created_ms)),
             bucket_region: Some(s3.config.region.clone()),
         })
         .collect();
+    let more = listed.next().is_some();
+    let continuation_token =
+        buckets.last().and_then(|b| b.name.as_deref()).filter(|_| more).map(crate::list::encode_token);
     Ok(S3Response::new(ListBucketsOutput {
         buckets: Some(buckets),
         owner: Some(crate::owner()),
-        prefix: req.input.prefix,
-        continuation_token: None,
+        prefix: input.prefix,
+        continuation_token,
     }))
 }
 

@@ -121,7 +121,7 @@ pub async fn list_objects_v2(
             object.owner = Some(crate::owner());
         }
     }
-    let next_token = last.as_deref().filter(|_| is_truncated).map(|last| TOKEN_BASE64.encode(last));
+    let next_token = last.as_deref().filter(|_| is_truncated).map(encode_token);
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(input.bucket),
         prefix: Some(encoder.apply(query.prefix)),
@@ -174,7 +174,13 @@ fn delimiter(requested: &Option<String>) -> Option<String> {
     requested.clone().filter(|d| !d.is_empty())
 }
 
-fn decode_token(token: &str) -> S3Result<String> {
+/// A continuation token for a listing that resumes after `last`.
+pub(crate) fn encode_token(last: &str) -> String {
+    TOKEN_BASE64.encode(last)
+}
+
+/// The name a continuation token resumes after.
+pub(crate) fn decode_token(token: &str) -> S3Result<String> {
     TOKEN_BASE64
         .decode(token)
         .ok()

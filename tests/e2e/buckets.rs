@@ -10,6 +10,69 @@ async fn health_endpoint_returns_200() {
     assert_eq!(resp.status, 200, "GET /health status (body: {})", resp.body_str());
 }
 
+/// ListBuckets pages with max-buckets and a continuation token, filters by prefix and
+/// bucket-region, and refuses a page size S3 refuses (it used to ignore all of these).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_buckets_is_paginated() {
+    let server = Server::start();
+    let s3 = server.client();
+    let page = s3.list_buckets().max_buckets(1).send().await.ok_or_panic("ListBuckets max-buckets=1, no buckets");
+    assert!(page.buckets().is_empty() && page.continuation_token().is_none(), "empty server: {page:?}");
+
+    let names = ["page-a", "page-b", "page-c", "other-d"];
+    for b in names {
+        create_bucket(&s3, b).await;
+    }
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = s3
+            .list_buckets()
+            .max_buckets(1)
+            .set_continuation_token(token.clone())
+            .send()
+            .await
+            .ok_or_panic("ListBuckets max-buckets=1");
+        let listed: Vec<String> = page.buckets().iter().filter_map(|b| b.name()).map(str::to_owned).collect();
+        assert_eq!(listed.len(), 1, "each page holds one bucket, got {listed:?} after {seen:?}");
+        seen.extend(listed);
+        token = page.continuation_token().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+        assert!(seen.len() < names.len(), "a continuation token after the last bucket: {seen:?}");
+    }
+    assert_eq!(seen, ["other-d", "page-a", "page-b", "page-c"], "pages in name order");
+
+    let page = s3.list_buckets().prefix("page-").max_buckets(2).send().await.ok_or_panic("ListBuckets prefix");
+    let listed: Vec<&str> = page.buckets().iter().filter_map(|b| b.name()).collect();
+    assert_eq!(listed, ["page-a", "page-b"], "first page of prefix page-");
+    let token = page.continuation_token().expect("a token: page-c remains").to_owned();
+    let page = s3.list_buckets().prefix("page-").continuation_token(token).send().await.ok_or_panic("second page");
+    let listed: Vec<&str> = page.buckets().iter().filter_map(|b| b.name()).collect();
+    assert_eq!((listed, page.continuation_token()), (vec!["page-c"], None), "second page of prefix page-");
+
+    let elsewhere = s3.list_buckets().bucket_region("eu-west-1").send().await.ok_or_panic("bucket-region");
+    assert!(elsewhere.buckets().is_empty(), "no bucket is in eu-west-1: {elsewhere:?}");
+    let here = s3.list_buckets().bucket_region("us-east-1").send().await.ok_or_panic("bucket-region us-east-1");
+    assert_eq!(here.buckets().len(), names.len(), "every bucket is in us-east-1");
+
+    for bad in [0, 10_001] {
+        expect_s3_error(
+            s3.list_buckets().max_buckets(bad).send().await,
+            400,
+            &["InvalidArgument"],
+            format!("ListBuckets max-buckets={bad}"),
+        );
+    }
+    expect_s3_error(
+        s3.list_buckets().continuation_token("not base64!").send().await,
+        400,
+        &["InvalidArgument"],
+        "ListBuckets with a token the server did not make",
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_list_head_location_delete() {
     let server = Server::start();
