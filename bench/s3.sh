@@ -5,7 +5,10 @@
 #
 # Usage: bash bench/s3.sh [quarry-bench run options]
 #   --seconds N         seconds per workload and server (10)
-#   --small-objects N   1 KiB objects for the space, memory, listing and rebuild figures (200000)
+#   --small-objects N   1 KiB objects for the space, memory, listing and rebuild figures
+#                       (200000; 0 with --only; 0 skips them)
+#   --only TEXT         only the throughput rows whose name contains TEXT (repeatable), e.g.
+#                       --only "PUT 64 MiB" --only "GET 64 MiB"
 #   --dir DIR           parent of the temporary data directories (system temp dir);
 #                       needs about 8 GiB free at the defaults
 # Environment: CARGO_TARGET_DIR as usual (a release build of the whole stack is long on

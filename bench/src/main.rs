@@ -38,12 +38,18 @@ enum Command {
         /// Seconds each throughput workload runs on each server.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
-        /// 1 KiB objects for the space, memory, listing and rebuild figures.
-        #[arg(long, default_value_t = 200_000)]
-        small_objects: u64,
+        /// 1 KiB objects for the space, memory, listing and rebuild figures [default: 200000,
+        /// 0 with `--only`]; 0 skips them.
+        #[arg(long)]
+        small_objects: Option<u64>,
         /// Where the data directories go (a temporary directory under it).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Runs only the throughput rows whose name contains this (repeatable; GET, HEAD
+        /// and DELETE rows read what the PUT row of their size wrote, so name it too).
+        /// Skips the small-object figures unless `--small-objects` is given.
+        #[arg(long)]
+        only: Vec<String>,
     },
     /// Serves as the null server (started by `run` as a process of its own).
     NullServer {
@@ -65,9 +71,10 @@ fn main() {
                 std::process::exit(1);
             }
         }
-        Command::Run { quarry, seconds, small_objects, dir } => {
+        Command::Run { quarry, seconds, small_objects, dir, only } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
-            let settings = Settings { quarry, duration: Duration::from_secs(seconds), small_objects, dir };
+            let small_objects = small_objects.unwrap_or(if only.is_empty() { 200_000 } else { 0 });
+            let settings = Settings { quarry, duration: Duration::from_secs(seconds), small_objects, dir, only };
             if let Err(e) = runtime.block_on(run(settings)) {
                 eprintln!("benchmark failed: {e}");
                 std::process::exit(1);
@@ -81,6 +88,7 @@ struct Settings {
     duration: Duration,
     small_objects: u64,
     dir: Option<PathBuf>,
+    only: Vec<String>,
 }
 
 /// One throughput workload: its name, concurrency, object size and what it does.
@@ -99,6 +107,34 @@ struct Row {
     quarry: Outcome,
     null: Outcome,
     size_bytes: usize,
+    /// For a PUT row: the ops/s the disk allows at this object size (its sequential write
+    /// rate with fdatasync over the object size). A durable PUT cannot go faster.
+    disk_ops_per_second: Option<f64>,
+}
+
+/// Bytes written (1 MiB at a time) to measure the disk's sequential write rate.
+const DISK_PROBE_BYTES: usize = 1024 * MIB;
+/// An fdatasync after every this many bytes of the probe, as a PUT of this size would.
+const DISK_PROBE_SYNC_BYTES: usize = 64 * MIB;
+
+/// The disk's sequential write rate in MiB/s: 1 GiB to a new file in `dir` in 1 MiB
+/// writes with an fdatasync every 64 MiB (what durable PUTs of large objects need).
+fn disk_write_mib_per_second(dir: &std::path::Path) -> Result<f64, String> {
+    use std::io::Write;
+    let path = dir.join("disk-probe");
+    let mut file = std::fs::File::create(&path).map_err(|e| format!("disk probe: {e}"))?;
+    let block = vec![0xa5u8; MIB];
+    let started = Instant::now();
+    for written in (MIB..=DISK_PROBE_BYTES).step_by(MIB) {
+        file.write_all(&block).map_err(|e| format!("disk probe: {e}"))?;
+        if written % DISK_PROBE_SYNC_BYTES == 0 {
+            file.sync_data().map_err(|e| format!("disk probe: {e}"))?;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    drop(file);
+    std::fs::remove_file(&path).map_err(|e| format!("disk probe: {e}"))?;
+    Ok(DISK_PROBE_BYTES as f64 / MIB as f64 / seconds)
 }
 
 async fn run(settings: Settings) -> Result<(), String> {
@@ -113,6 +149,12 @@ async fn run(settings: Settings) -> Result<(), String> {
         expect_ok(client.send(Method::PUT, "/bench", Bytes::new()).await?, "CreateBucket bench")?;
     }
 
+    let disk_mib_per_second = disk_write_mib_per_second(work.path())?;
+    println!(
+        "disk: {disk_mib_per_second:.0} MiB/s sequential write ({} MiB in 1 MiB writes, fdatasync every {} MiB), the bound on durable PUT bytes",
+        DISK_PROBE_BYTES / MIB,
+        DISK_PROBE_SYNC_BYTES / MIB
+    );
     let mut rows = Vec::new();
     let plan: [(&str, Kind, usize, usize); 11] = [
         ("PUT 4 KiB", Kind::Put, 4 * KIB, 16),
@@ -129,7 +171,8 @@ async fn run(settings: Settings) -> Result<(), String> {
     ];
     // Objects each size has on each server, so GET/HEAD/DELETE find what PUT wrote.
     let mut written_by_size: std::collections::HashMap<usize, [u64; 2]> = Default::default();
-    for (name, kind, size_bytes, concurrency) in plan {
+    let chosen = |name: &str| settings.only.is_empty() || settings.only.iter().any(|o| name.contains(o.as_str()));
+    for (name, kind, size_bytes, concurrency) in plan.into_iter().filter(|row| chosen(row.0)) {
         let mut outcomes = Vec::new();
         for (side, client) in [&on_quarry, &on_null].into_iter().enumerate() {
             let existing = written_by_size.get(&size_bytes).map_or(0, |w| w[side]);
@@ -143,7 +186,10 @@ async fn run(settings: Settings) -> Result<(), String> {
         }
         let null_outcome = outcomes.pop().expect("two sides");
         let quarry_outcome = outcomes.pop().expect("two sides");
-        let row = Row { name: name.to_owned(), quarry: quarry_outcome, null: null_outcome, size_bytes };
+        let disk_ops_per_second =
+            matches!(kind, Kind::Put).then(|| disk_mib_per_second * MIB as f64 / size_bytes as f64);
+        let row =
+            Row { name: name.to_owned(), quarry: quarry_outcome, null: null_outcome, size_bytes, disk_ops_per_second };
         println!("{}", row_line(&row));
         rows.push(row);
     }
@@ -151,16 +197,19 @@ async fn run(settings: Settings) -> Result<(), String> {
     drop(quarry);
 
     println!();
-    println!("| workload | Quarry ops/s | MiB/s | p50 ms | p99 ms | null ops/s | MiB/s | p50 ms | p99 ms | ratio |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("{HEADER}");
     for row in &rows {
         println!("{}", row_line(row));
     }
     println!("\nQuarry RSS after the throughput workloads: {} MiB", quarry_rss / MIB as u64);
 
-    small_objects(&settings, work.path(), &on_null).await?;
+    if settings.small_objects > 0 {
+        small_objects(&settings, work.path(), &on_null).await?;
+    }
     Ok(())
 }
+
+const HEADER: &str = "| workload | Quarry ops/s | MiB/s | p50 ms | p99 ms | null ops/s | MiB/s | p50 ms | p99 ms | ratio | disk-bound ops/s | ratio to the lower bound |\n|---|---|---|---|---|---|---|---|---|---|---|---|";
 
 fn row_line(row: &Row) -> String {
     let q = &row.quarry;
@@ -173,8 +222,11 @@ fn row_line(row: &Row) -> String {
     } else {
         String::new()
     };
+    // The lower of the two bounds: the null server (client + HTTP) and, for PUTs, the disk.
+    let bound = row.disk_ops_per_second.map_or(n.ops_per_second(), |disk| disk.min(n.ops_per_second()));
+    let disk = row.disk_ops_per_second.map_or("-".to_owned(), |d| format!("{d:.0}"));
     format!(
-        "| {} | {:.0} | {} | {:.2} | {:.2} | {:.0} | {} | {:.2} | {:.2} | {:.3}{} |",
+        "| {} | {:.0} | {} | {:.2} | {:.2} | {:.0} | {} | {:.2} | {:.2} | {:.3}{} | {disk} | {:.3} |",
         row.name,
         q.ops_per_second(),
         throughput(q),
@@ -185,7 +237,8 @@ fn row_line(row: &Row) -> String {
         n.percentile_ms(50.0),
         n.percentile_ms(99.0),
         q.ops_per_second() / n.ops_per_second(),
-        errors
+        errors,
+        q.ops_per_second() / bound,
     )
 }
 
