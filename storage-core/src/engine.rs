@@ -2,9 +2,10 @@
 
 use crate::catalog::Catalog;
 use crate::error::{Error, Rejection, Result};
-use crate::index::{self, BucketEntry, Index, ObjectEntry};
+use crate::index::{self, BucketEntry, Index, ObjectEntry, RecordLocation};
 use crate::io::{FsDir, SegmentDir};
 use crate::log_entry::{ChunkPiece, LogEntry, ObjectRecord, PartRecord, UploadRecord};
+use crate::record::DecodedRecord;
 use crate::recovery;
 use crate::segment::SegmentReader;
 use crate::sidecar;
@@ -657,24 +658,18 @@ impl ObjectReader {
             .index
             .chunk_location(piece.lsn)?
             .ok_or_else(|| Error::Corrupt(format!("no record for chunk lsn {}", piece.lsn)))?;
-        let engine = self.engine.clone();
         let lsn = piece.lsn;
-        let record = tokio::task::spawn_blocking(move || match engine.inner.reader.read(location) {
-            // Compaction moved the record and removed the old segment between our
-            // lookup and the read: look it up again.
-            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                let moved = engine
-                    .inner
-                    .index
-                    .chunk_location(lsn)?
-                    .ok_or_else(|| Error::Corrupt(format!("no record for chunk lsn {lsn}")))?;
-                engine.inner.reader.read(moved)
-            }
-            other => other,
-        })
-        .await
-        .map_err(|e| Error::Io(std::io::Error::other(e)))?
-        .inspect_err(|e| {
+        let read = if location.record_len <= INLINE_READ_MAX_BYTES {
+            // A small read of a page most likely cached costs less than the two thread
+            // hand-offs of the blocking pool (measured: GET 4 KiB, see BENCHMARKS.md).
+            read_chunk_record(&self.engine, location, lsn)
+        } else {
+            let engine = self.engine.clone();
+            tokio::task::spawn_blocking(move || read_chunk_record(&engine, location, lsn))
+                .await
+                .map_err(|e| Error::Io(std::io::Error::other(e)))?
+        };
+        let record = read.inspect_err(|e| {
             if matches!(e, Error::Corrupt(_)) {
                 EngineStats::add(&self.engine.inner.stats.corrupt_reads, 1);
             }
@@ -686,6 +681,26 @@ impl ObjectReader {
         }
         let start = (piece.offset + range.start) as usize;
         Ok(record.payload.slice(start..start + (range.end - range.start) as usize))
+    }
+}
+
+/// Records up to this size are read on the task that asks for them; larger ones on the
+/// blocking pool, so a cold multi-megabyte read never holds a runtime worker.
+const INLINE_READ_MAX_BYTES: u64 = 64 * 1024;
+
+/// Reads the record of chunk `lsn` at `location`. Compaction may have moved the record
+/// and removed its old segment between the lookup and the read: then it is looked up again.
+fn read_chunk_record(engine: &Engine, location: RecordLocation, lsn: u64) -> Result<DecodedRecord> {
+    match engine.inner.reader.read(location) {
+        Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            let moved = engine
+                .inner
+                .index
+                .chunk_location(lsn)?
+                .ok_or_else(|| Error::Corrupt(format!("no record for chunk lsn {lsn}")))?;
+            engine.inner.reader.read(moved)
+        }
+        other => other,
     }
 }
 
