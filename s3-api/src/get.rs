@@ -96,18 +96,19 @@ pub fn lookup(s3: &QuarryS3, bucket: &str, key: &str) -> S3Result<ObjectEntry> {
 /// The object's bytes as a stream. The first piece is read and verified before this
 /// returns, so that a body held in one record (an inline object, a small range) is
 /// whole before the status line goes out: damage there is an error response, not a
-/// 200 with a cut body. A reader task then stays `READ_AHEAD_CHUNKS` ahead and stops as
+/// 200 with a cut body. The stream yields that piece at once, so HTTP writes it with the
+/// head in one write (through a channel it was often not there yet, and a small GET took
+/// two writes). A reader task reads the rest, `READ_AHEAD_CHUNKS` ahead, and stops as
 /// soon as the client goes away.
 pub async fn body_stream(engine: &Engine, entry: &ObjectEntry, range: ByteRange<u64>) -> S3Result<StreamingBlob> {
     let mut reader = engine.read(entry, range);
     let first = reader.next_chunk().await.transpose().map_err(engine_error)?;
+    let first = futures::stream::iter(first.map(Ok::<Bytes, std::io::Error>));
+    if reader.is_finished() {
+        return Ok(StreamingBlob::wrap(first));
+    }
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(READ_AHEAD_CHUNKS);
     tokio::spawn(async move {
-        if let Some(first) = first
-            && sender.send(Ok(first)).await.is_err()
-        {
-            return;
-        }
         while let Some(chunk) = reader.next_chunk().await {
             let item = chunk.map_err(|e| std::io::Error::other(e.to_string()));
             let failed = item.is_err();
@@ -116,7 +117,8 @@ pub async fn body_stream(engine: &Engine, entry: &ObjectEntry, range: ByteRange<
             }
         }
     });
-    Ok(StreamingBlob::wrap(futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))))
+    let rest = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx));
+    Ok(StreamingBlob::wrap(futures::StreamExt::chain(first, rest)))
 }
 
 /// GET and HEAD check the same conditions and answer with the same headers; their s3s

@@ -646,6 +646,11 @@ pub struct ObjectReader {
 }
 
 impl ObjectReader {
+    /// True once every piece has been yielded.
+    pub fn is_finished(&self) -> bool {
+        self.pieces.is_empty()
+    }
+
     pub async fn next_chunk(&mut self) -> Option<Result<Bytes>> {
         let (piece, range) = self.pieces.pop_front()?;
         Some(self.read_piece(piece, range).await)
