@@ -6,6 +6,10 @@ use crate::meta::{now_ms, timestamp};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+/// The region where S3 keeps its legacy answers (an empty LocationConstraint, a repeated
+/// CreateBucket of one's own bucket answered 200).
+const US_EAST_1: &str = "us-east-1";
+
 /// A ListBuckets page holds at most this many buckets (S3's bound for `max-buckets`, and
 /// its page size when none is given).
 pub const MAX_BUCKETS_PER_PAGE: usize = 10_000;
@@ -77,7 +81,15 @@ pub async fn create_bucket(
             s3.config.region
         ));
     }
-    s3.engine.create_bucket(bucket, now_ms()).await.map_err(engine_error)?;
+    match s3.engine.create_bucket(bucket, now_ms()).await {
+        Ok(()) => {}
+        // Every key that may reach a bucket owns it (until users own buckets). In
+        // us-east-1 S3 answers a create of a bucket the caller owns with 200 and changes
+        // nothing; in every other region with 409 BucketAlreadyOwnedByYou.
+        Err(storage_core::Error::Rejected(storage_core::Rejection::BucketAlreadyExists))
+            if s3.config.region == US_EAST_1 => {}
+        Err(e) => return Err(engine_error(e)),
+    }
     Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")) }))
 }
 
@@ -106,7 +118,7 @@ pub async fn get_bucket_location(
     s3.require_bucket(&req.input.bucket)?;
     // S3 answers an empty LocationConstraint for us-east-1.
     let location_constraint =
-        (s3.config.region != "us-east-1").then(|| BucketLocationConstraint::from(s3.config.region.clone()));
+        (s3.config.region != US_EAST_1).then(|| BucketLocationConstraint::from(s3.config.region.clone()));
     Ok(S3Response::new(GetBucketLocationOutput { location_constraint }))
 }
 

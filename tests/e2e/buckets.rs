@@ -127,20 +127,47 @@ async fn create_list_head_location_delete() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn create_existing_bucket_is_bucket_already_owned_by_you() {
+async fn create_existing_own_bucket_is_200_in_us_east_1_and_409_elsewhere() {
+    // us-east-1 (the default region): S3's legacy answer, 200, and nothing changes.
     let server = Server::start();
     let s3 = server.client();
     create_bucket(&s3, "dup-bucket").await;
     put(&s3, "dup-bucket", "keep-me", b"still here").await;
+    s3.create_bucket().bucket("dup-bucket").send().await.ok_or_panic("CreateBucket of an own bucket in us-east-1");
+    let body = get(&s3, "dup-bucket", "keep-me").await;
+    assert_bytes_eq(&body, b"still here", "GET dup-bucket/keep-me after a repeated CreateBucket");
+
+    // Any other region: 409 BucketAlreadyOwnedByYou.
+    let server = Server::start_with(ServerOptions {
+        extra_args: vec!["--region".into(), "eu-west-1".into()],
+        ..Default::default()
+    });
+    let s3 = aws_sdk_s3::Client::from_conf(
+        server
+            .config_builder(ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY)
+            .region(aws_sdk_s3::config::Region::new("eu-west-1"))
+            .build(),
+    );
+    let in_region = || {
+        aws_sdk_s3::types::CreateBucketConfiguration::builder()
+            .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+            .build()
+    };
+    s3.create_bucket()
+        .bucket("dup-bucket")
+        .create_bucket_configuration(in_region())
+        .send()
+        .await
+        .ok_or_panic("CreateBucket in eu-west-1");
+    put(&s3, "dup-bucket", "keep-me", b"still here").await;
     expect_s3_error(
-        s3.create_bucket().bucket("dup-bucket").send().await,
+        s3.create_bucket().bucket("dup-bucket").create_bucket_configuration(in_region()).send().await,
         409,
         &["BucketAlreadyOwnedByYou"],
-        "CreateBucket on an existing bucket owned by the caller",
+        "CreateBucket of an own bucket in eu-west-1",
     );
-    // The failed create must not have wiped the bucket.
     let body = get(&s3, "dup-bucket", "keep-me").await;
-    assert_bytes_eq(&body, b"still here", "GET dup-bucket/keep-me after duplicate CreateBucket");
+    assert_bytes_eq(&body, b"still here", "GET dup-bucket/keep-me after a refused CreateBucket");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
