@@ -44,9 +44,27 @@ pub fn check_conditions(c: &Conditions<'_>, entry: &ObjectEntry, not_modified_co
         _ => false,
     };
     if not_modified {
-        return Err(if not_modified_code { s3_error!(NotModified) } else { precondition_failed() });
+        return Err(if not_modified_code { not_modified_error(entry) } else { precondition_failed() });
     }
     Ok(())
+}
+
+/// 304 Not Modified carries the validators a 200 would have (RFC 9110 §15.4.5): the
+/// ETag and Last-Modified, so a cache can tell what it holds is still current.
+fn not_modified_error(entry: &ObjectEntry) -> s3s::S3Error {
+    let mut error = s3_error!(NotModified);
+    let mut headers = http::HeaderMap::new();
+    if let Ok(etag) = http::HeaderValue::from_str(&format!("\"{}\"", entry.meta.etag)) {
+        headers.insert(http::header::ETAG, etag);
+    }
+    let mut last_modified = Vec::new();
+    if timestamp(entry.meta.last_modified_ms).format(TimestampFormat::HttpDate, &mut last_modified).is_ok()
+        && let Ok(value) = http::HeaderValue::from_bytes(&last_modified)
+    {
+        headers.insert(http::header::LAST_MODIFIED, value);
+    }
+    error.set_headers(headers);
+    error
 }
 
 fn precondition_failed() -> s3s::S3Error {

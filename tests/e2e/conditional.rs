@@ -137,3 +137,33 @@ async fn conditional_get_and_head() {
         "GET If-Match on a missing key",
     );
 }
+
+/// A 304 carries the validators a 200 would (RFC 9110 §15.4.5): ETag and Last-Modified,
+/// on GET and HEAD (ceph/s3-tests test_get_object_ifnonematch_good and
+/// test_get_object_ifmodifiedsince_failed read the ETag of the 304).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_modified_carries_etag_and_last_modified() {
+    let server = Server::start();
+    let s3 = server.client();
+    create_bucket(&s3, "validators").await;
+    let etag = put(&s3, "validators", "obj", b"body").await;
+    let head = s3.head_object().bucket("validators").key("obj").send().await.ok_or_panic("HeadObject");
+    let last_modified = head.last_modified().expect("Last-Modified").fmt(aws_smithy_types::date_time::Format::HttpDate);
+    let last_modified = last_modified.expect("an HTTP date");
+    let url = format!("{}/validators/obj", server.endpoint());
+    for method in ["GET", "HEAD"] {
+        for (name, value) in [("if-none-match", etag.as_str()), ("if-modified-since", last_modified.as_str())] {
+            let headers = sigv4_headers_with(method, &url, b"", &[(name, value)], ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY);
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let response = raw_request(method, &url, &headers, Vec::new()).await;
+            let what = format!("{method} with {name}: {value}");
+            assert_eq!(response.status, 304, "{what}: status (body: {})", response.body_str());
+            assert_eq!(response.header("etag").as_deref(), Some(etag.as_str()), "{what}: ETag of the 304");
+            assert_eq!(
+                response.header("last-modified").as_deref(),
+                Some(last_modified.as_str()),
+                "{what}: Last-Modified of the 304"
+            );
+        }
+    }
+}
