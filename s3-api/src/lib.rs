@@ -185,6 +185,15 @@ impl S3 for QuarryS3 {
         get::get_object(self, req).await
     }
 
+    async fn get_object_torrent(
+        &self,
+        req: S3Request<GetObjectTorrentInput>,
+    ) -> S3Result<S3Response<GetObjectTorrentOutput>> {
+        // A missing bucket or key is answered as S3 answers it; torrents are not served.
+        get::lookup(self, &req.input.bucket, &req.input.key)?;
+        Err(s3_error!(NotImplemented, "GetObjectTorrent is not supported"))
+    }
+
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
         get::head_object(self, req).await
     }

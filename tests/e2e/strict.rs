@@ -547,3 +547,31 @@ async fn put_of_unknown_length_is_stored() {
     );
     assert_bytes_eq(&get(&s3, bucket, "streamed").await, &data, "object after a refused chunked PUT");
 }
+
+/// GetObjectTorrent: a missing key or bucket is a 404 as on S3 (ceph/s3-tests
+/// test_get_object_torrent); for an object that exists, 501 NotImplemented.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn torrent_of_a_missing_object_is_404_and_of_an_existing_one_501() {
+    let server = Server::start();
+    let s3 = server.client();
+    create_bucket(&s3, "torrents").await;
+    put(&s3, "torrents", "here", b"x").await;
+    expect_s3_error(
+        s3.get_object_torrent().bucket("torrents").key("missing").send().await,
+        404,
+        &["NoSuchKey"],
+        "GetObjectTorrent of a missing key",
+    );
+    expect_s3_error(
+        s3.get_object_torrent().bucket("no-such-bucket-here").key("k").send().await,
+        404,
+        &["NoSuchBucket"],
+        "GetObjectTorrent in a missing bucket",
+    );
+    expect_s3_error(
+        s3.get_object_torrent().bucket("torrents").key("here").send().await,
+        501,
+        &["NotImplemented"],
+        "GetObjectTorrent of an existing object",
+    );
+}
