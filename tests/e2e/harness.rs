@@ -886,3 +886,16 @@ pub async fn assert_health_answers_promptly(server: &Server, what: &str) {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// A well-formed CompleteMultipartUpload body of 10,000 parts padded past the 20 MiB s3s
+/// reads of an XML body.
+pub fn oversized_complete_multipart_body() -> String {
+    let padding = " ".repeat(2300);
+    let mut body = String::from("<CompleteMultipartUpload>");
+    for n in 1..=10_000 {
+        body.push_str(&format!("<Part><PartNumber>{n}</PartNumber><ETag>\"e\"</ETag></Part>{padding}"));
+    }
+    body.push_str("</CompleteMultipartUpload>");
+    assert!(body.len() > 21 * MIB, "the body must exceed 20 MiB, has {} bytes", body.len());
+    body
+}

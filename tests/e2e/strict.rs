@@ -420,14 +420,7 @@ async fn oversized_complete_multipart_body_is_a_client_error() {
     create_bucket(&s3, bucket).await;
     let upload = s3.create_multipart_upload().bucket(bucket).key("k").send().await.ok_or_panic("CreateMultipartUpload");
     let upload_id = upload.upload_id().expect("upload id");
-    // Past the 20 MiB s3s reads of an XML body: a well-formed list of 10,000 parts padded out.
-    let padding = " ".repeat(2300);
-    let mut body = String::from("<CompleteMultipartUpload>");
-    for n in 1..=10_000 {
-        body.push_str(&format!("<Part><PartNumber>{n}</PartNumber><ETag>\"e\"</ETag></Part>{padding}"));
-    }
-    body.push_str("</CompleteMultipartUpload>");
-    assert!(body.len() > 21 * MIB, "the body must exceed 20 MiB, has {} bytes", body.len());
+    let body = oversized_complete_multipart_body();
     let url = format!("{}/{bucket}/k?uploadId={upload_id}", server.endpoint());
     let signed = sigv4_headers("POST", &url, body.as_bytes(), ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY);
     let mut headers: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
