@@ -377,8 +377,6 @@ fn completed(
     S3Response::new(output)
 }
 
-/// The answer to a CompleteMultipartUpload of an upload that is no more, if that upload
-/// was completed, with the same parts, into the object now at its key.
 /// The listed parts by number, checked to be in ascending order. A part number listed
 /// again (a client that re-sent a part and recorded both answers) is taken from its last
 /// entry, as S3 does.
@@ -400,6 +398,8 @@ fn in_part_order(listed: &[CompletedPart]) -> S3Result<Vec<(i32, &CompletedPart)
     Ok(numbered)
 }
 
+/// The answer to a CompleteMultipartUpload of an upload that is no more, if that upload
+/// was completed, with the same parts, into the object now at its key.
 fn completed_before(
     s3: &QuarryS3,
     input: &CompleteMultipartUploadInput,
