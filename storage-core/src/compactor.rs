@@ -22,7 +22,7 @@
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::index::{self, Index, RecordLocation};
+use crate::index::{Index, RecordLocation};
 use crate::io::SegmentDir;
 use crate::log_entry::LogEntry;
 use crate::record::{self, RecordKind};
@@ -711,24 +711,24 @@ pub fn finish_interrupted(dir: &dyn SegmentDir, index: &Index) -> Result<()> {
             continue;
         }
         tracing::warn!(output = id, ?leftovers, "finishing an interrupted compaction");
-        let mut batch = sled::Batch::default();
-        let mut moved = HashSet::new();
+        let mut moved = Vec::new();
         segment::scan(file.as_ref(), id, 0, false, |location, record| {
             if record.prefix.payload_len > 0 {
-                batch.insert(&index::chunk_key(record.prefix.lsn)[..], &index::encode_location(&location)[..]);
-                moved.insert(record.prefix.lsn);
+                moved.push((record.prefix.lsn, location));
             }
             Ok(())
         })?;
         // Locations of dropped records pointed into the leftovers: forget them.
+        let moved_lsns: HashSet<u64> = moved.iter().map(|(lsn, _)| *lsn).collect();
+        let mut dropped = Vec::new();
         for item in index.chunk_locations() {
             let (lsn, location) = item?;
-            if leftovers.contains(&location.segment_id) && !moved.contains(&lsn) {
-                batch.remove(&index::chunk_key(lsn)[..]);
+            if leftovers.contains(&location.segment_id) && !moved_lsns.contains(&lsn) {
+                dropped.push(lsn);
             }
         }
-        index.tree.apply_batch(batch)?;
-        index.tree.flush()?;
+        index.relocate_chunks(&moved, &dropped)?;
+        index.flush()?;
         for leftover in &leftovers {
             dir.remove(&segment_name(*leftover))?;
             let _ = dir.remove(&sidecar_name(*leftover));

@@ -151,7 +151,7 @@ const ESCAPED_NUL: u8 = 0xFF;
 const END: u8 = 0x01;
 const COMPONENT_END: [u8; 2] = [0x00, END];
 
-pub fn bucket_key(bucket: &str) -> Vec<u8> {
+fn bucket_key(bucket: &str) -> Vec<u8> {
     bucket_key_bytes(bucket.as_bytes())
 }
 
@@ -162,7 +162,7 @@ fn bucket_key_bytes(bucket: &[u8]) -> Vec<u8> {
 }
 
 /// Every object key of `bucket` starts with this (and no key of another bucket does).
-pub fn object_prefix(bucket: &str) -> Vec<u8> {
+fn object_prefix(bucket: &str) -> Vec<u8> {
     object_prefix_bytes(bucket.as_bytes())
 }
 
@@ -174,7 +174,7 @@ fn object_prefix_bytes(bucket: &[u8]) -> Vec<u8> {
 
 /// The object key is the last component and stays raw: after the bucket's terminated
 /// component it is unambiguous, and raw bytes keep listing a plain range scan.
-pub fn object_key(bucket: &str, key: &str) -> Vec<u8> {
+fn object_key(bucket: &str, key: &str) -> Vec<u8> {
     object_key_bytes(bucket.as_bytes(), key.as_bytes())
 }
 
@@ -185,7 +185,7 @@ fn object_key_bytes(bucket: &[u8], key: &[u8]) -> Vec<u8> {
 }
 
 /// Every upload of `bucket` starts with this (and no upload of another bucket does).
-pub fn upload_prefix(bucket: &str) -> Vec<u8> {
+fn upload_prefix(bucket: &str) -> Vec<u8> {
     upload_prefix_bytes(bucket.as_bytes())
 }
 
@@ -195,7 +195,7 @@ fn upload_prefix_bytes(bucket: &[u8]) -> Vec<u8> {
     k
 }
 
-pub fn upload_key(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
+fn upload_key(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
     upload_key_bytes(bucket.as_bytes(), key.as_bytes(), upload_id.as_bytes())
 }
 
@@ -207,7 +207,7 @@ fn upload_key_bytes(bucket: &[u8], key: &[u8], upload_id: &[u8]) -> Vec<u8> {
 }
 
 /// Parts belong to (bucket, key, upload id), not to an upload id alone.
-pub fn part_prefix(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
+fn part_prefix(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
     part_prefix_bytes(bucket.as_bytes(), key.as_bytes(), upload_id.as_bytes())
 }
 
@@ -219,7 +219,7 @@ fn part_prefix_bytes(bucket: &[u8], key: &[u8], upload_id: &[u8]) -> Vec<u8> {
     k
 }
 
-pub fn part_key(bucket: &str, key: &str, upload_id: &str, part_number: u32) -> Vec<u8> {
+fn part_key(bucket: &str, key: &str, upload_id: &str, part_number: u32) -> Vec<u8> {
     let mut k = part_prefix(bucket, key, upload_id);
     k.extend_from_slice(&part_number.to_be_bytes());
     k
@@ -285,18 +285,14 @@ impl IndexKey {
 }
 
 /// `D<segment id>`: when compaction first saw dead payload in a segment.
-pub fn dead_since_key(segment_id: u64) -> [u8; 9] {
+fn dead_since_key(segment_id: u64) -> [u8; 9] {
     let mut k = [0u8; 9];
     k[0] = DEAD_SINCE;
     k[1..].copy_from_slice(&segment_id.to_be_bytes());
     k
 }
 
-pub fn encode_location(location: &RecordLocation) -> [u8; 24] {
-    location.encode()
-}
-
-pub fn chunk_key(lsn: u64) -> [u8; 9] {
+fn chunk_key(lsn: u64) -> [u8; 9] {
     let mut k = [0u8; 9];
     k[0] = CHUNK;
     k[1..].copy_from_slice(&lsn.to_be_bytes());
@@ -324,17 +320,14 @@ fn from_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| crate::Error::Corrupt(format!("undecodable index value: {e}")))
 }
 
-/// Read access to the committed index.
+/// The committed index. The only owner of the sled tree: every read and write of it
+/// goes through a method here.
 #[derive(Clone)]
 pub struct Index {
-    pub(crate) tree: sled::Tree,
+    tree: sled::Tree,
 }
 
 impl Index {
-    pub fn new(tree: sled::Tree) -> Index {
-        Index { tree }
-    }
-
     /// The index in `tree`, of this layout: an empty tree is stamped with
     /// [`FORMAT_VERSION`]; a tree of another (or no) version is cleared so that replay
     /// rebuilds it from the log. Returns the version found if it was cleared.
@@ -457,6 +450,39 @@ impl Index {
     pub fn chunk_location(&self, lsn: u64) -> Result<Option<RecordLocation>> {
         Ok(self.tree.get(chunk_key(lsn))?.and_then(|v| RecordLocation::decode(&v)))
     }
+
+    /// A read view for [`apply`]: `top` (the changes being built) over `lower` (changes
+    /// not yet committed) over the committed tree.
+    pub(crate) fn view<'a>(&'a self, lower: &'a Overlay, top: &'a mut Overlay) -> View<'a> {
+        View { tree: &self.tree, lower, top }
+    }
+
+    /// Commits `changes` and, if given, the new applied position, atomically: after a
+    /// crash the tree holds either all of it or none of it.
+    pub(crate) fn commit(&self, changes: Overlay, applied: Option<AppliedPosition>) -> Result<()> {
+        self.tree.apply_batch(changes.into_batch(applied))?;
+        Ok(())
+    }
+
+    /// Records where compaction moved payload records (`moved`) and forgets the ones it
+    /// dropped, in one atomic batch.
+    pub(crate) fn relocate_chunks(&self, moved: &[(u64, RecordLocation)], dropped: &[u64]) -> Result<()> {
+        let mut changes = Overlay::default();
+        for (lsn, location) in moved {
+            changes.writes.insert(chunk_key(*lsn).to_vec(), Some(location.encode().to_vec()));
+        }
+        for lsn in dropped {
+            changes.writes.insert(chunk_key(*lsn).to_vec(), None);
+        }
+        self.commit(changes, None)
+    }
+
+    /// Writes everything committed so far to disk (sled's own durability; the log stays
+    /// the truth, this only saves replay work at the next start).
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.tree.flush()?;
+        Ok(())
+    }
 }
 
 /// Uncommitted index changes, layered over the committed tree. Reads see the layers
@@ -476,7 +502,7 @@ impl Overlay {
         self.writes.extend(other.writes);
     }
 
-    pub fn into_batch(self, applied: Option<AppliedPosition>) -> sled::Batch {
+    fn into_batch(self, applied: Option<AppliedPosition>) -> sled::Batch {
         let mut batch = sled::Batch::default();
         for (k, v) in self.writes {
             match v {
@@ -494,9 +520,9 @@ impl Overlay {
 /// A read view: an overlay (the batch being built) over a lower overlay (changes not
 /// yet committed) over the committed tree.
 pub struct View<'a> {
-    pub tree: &'a sled::Tree,
-    pub lower: &'a Overlay,
-    pub top: &'a mut Overlay,
+    tree: &'a sled::Tree,
+    lower: &'a Overlay,
+    top: &'a mut Overlay,
 }
 
 impl View<'_> {

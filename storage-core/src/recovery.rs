@@ -11,7 +11,7 @@
 //! (log, counter, `Recovered::damaged`) and skipped; the records around it are kept.
 
 use crate::error::{Error, Result};
-use crate::index::{self, AppliedPosition, Index, Overlay, RecordLocation, View};
+use crate::index::{self, AppliedPosition, Index, Overlay, RecordLocation};
 use crate::io::SegmentDir;
 use crate::log_entry::LogEntry;
 use crate::segment::{self, DamagedRange, segment_name};
@@ -52,7 +52,7 @@ impl Replayer<'_> {
                 location.segment_id, location.offset, self.max_lsn
             )));
         }
-        let mut view = View { tree: &self.index.tree, lower: &self.empty, top: &mut self.overlay };
+        let mut view = self.index.view(&self.empty, &mut self.overlay);
         // A record in the log holds its bytes whatever its logical fate: keep them addressable.
         if payload_len > 0 {
             view.register_chunk(lsn, location);
@@ -74,8 +74,7 @@ impl Replayer<'_> {
     }
 
     fn commit(&mut self) -> Result<()> {
-        self.index.tree.apply_batch(std::mem::take(&mut self.overlay).into_batch(self.position))?;
-        Ok(())
+        self.index.commit(std::mem::take(&mut self.overlay), self.position)
     }
 }
 
@@ -147,7 +146,7 @@ pub fn replay(segments: &dyn SegmentDir, index: &Index, stats: &EngineStats) -> 
         active_len = if sealed { end.file_len } else { end.valid_end };
     }
     replayer.commit()?;
-    index.tree.flush()?;
+    index.flush()?;
     for range in &damaged {
         tracing::error!("damaged log region, skipped: {range}");
     }

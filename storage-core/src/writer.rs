@@ -13,7 +13,7 @@
 //! chunks are durable no later than its commit record.
 
 use crate::error::{Error, Result};
-use crate::index::{self, AppliedPosition, Index, Overlay, RecordLocation, View};
+use crate::index::{self, AppliedPosition, Index, Overlay, RecordLocation};
 use crate::io::{SegmentDir, SegmentFile};
 use crate::log_entry::LogEntry;
 use crate::record::{self, EncodedRecord};
@@ -241,7 +241,7 @@ impl Writer {
         for (request, rec) in batch.into_iter().zip(encoded) {
             let prefix = record::decode_prefix(&rec.head).expect("freshly encoded prefix");
             let location = RecordLocation { segment_id: self.active.id, offset, record_len: rec.len() };
-            let mut view = View { tree: &self.index.tree, lower: &self.pending, top: &mut top };
+            let mut view = self.index.view(&self.pending, &mut top);
             let decision = index::apply(&mut view, &request.entry, prefix.lsn, location, rec.payload.len() as u64);
             match decision {
                 Err(e) => {
@@ -338,14 +338,7 @@ impl Writer {
         // The commit point: from here the output replaces its inputs, even after a crash.
         self.segments.rename(&swap.temporary_name, &swap.final_name)?;
         self.segments.sync_dir()?;
-        let mut batch = sled::Batch::default();
-        for (lsn, location) in &swap.moved {
-            batch.insert(&index::chunk_key(*lsn)[..], &index::encode_location(location)[..]);
-        }
-        for lsn in &swap.dropped {
-            batch.remove(&index::chunk_key(*lsn)[..]);
-        }
-        if let Err(e) = self.index.tree.apply_batch(batch) {
+        if let Err(e) = self.index.relocate_chunks(&swap.moved, &swap.dropped) {
             self.poisoned = Some(format!("the index could not take a compaction: {e}"));
             return Err(e.into());
         }
@@ -389,7 +382,7 @@ impl Writer {
             return Err(Error::Io(e));
         }
         let pending = std::mem::take(&mut self.pending);
-        if let Err(e) = self.index.tree.apply_batch(pending.into_batch(Some(applied))) {
+        if let Err(e) = self.index.commit(pending, Some(applied)) {
             // The records are durable but the index lost their changes: only a replay
             // (a restart) makes the index right again.
             self.poisoned = Some(format!("the index could not be updated: {e}"));
@@ -410,7 +403,7 @@ impl Writer {
         // The applied position moves into the new segment: the sealed one may be
         // compacted away, and replay must not start from a segment that is gone.
         let applied = AppliedPosition { lsn: last_lsn, segment_id: id, end_offset: 0 };
-        self.index.tree.apply_batch(Overlay::default().into_batch(Some(applied)))?;
+        self.index.commit(Overlay::default(), Some(applied))?;
         tracing::debug!(segment = id, "started a new segment");
         let sealed_id = std::mem::replace(&mut self.active, ActiveSegment { id, file, len_bytes: 0 }).id;
         let _ = self.sealed.send(sealed_id); // no builder (shutting down): the next start builds it
