@@ -338,9 +338,12 @@ impl Writer {
         // The commit point: from here the output replaces its inputs, even after a crash.
         self.segments.rename(&swap.temporary_name, &swap.final_name)?;
         self.segments.sync_dir()?;
-        if let Err(e) = self.index.relocate_chunks(&swap.moved, &swap.dropped) {
+        // The new locations must be on disk before the caller deletes the inputs: sled
+        // keeps a commit in memory for up to half a second, and a crash in that window
+        // would leave the index pointing into deleted segments, past the replay start.
+        if let Err(e) = self.index.relocate_chunks(&swap.moved, &swap.dropped).and_then(|()| self.index.flush()) {
             self.poisoned = Some(format!("the index could not take a compaction: {e}"));
-            return Err(e.into());
+            return Err(e);
         }
         Ok(())
     }
