@@ -368,7 +368,7 @@ async fn small_objects(settings: &Settings, work: &std::path::Path, on_null: &S3
         body_bytes / MIB as u64
     );
     println!(
-        "| index bytes per object (sled) | {:.0} B ({} MiB) |",
+        "| index bytes per object | {:.0} B ({} MiB) |",
         index_bytes as f64 / objects as f64,
         index_bytes / MIB as u64
     );

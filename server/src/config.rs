@@ -53,6 +53,7 @@ pub struct FileConfig {
     pub region: Option<String>,
     pub max_object_size_bytes: Option<u64>,
     pub disk_reserve_bytes: Option<u64>,
+    pub index_cache_bytes: Option<u64>,
     pub scrub_interval_secs: Option<u64>,
     pub scrub_rate_bytes_per_sec: Option<u64>,
     pub compaction_interval_secs: Option<u64>,

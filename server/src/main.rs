@@ -59,6 +59,9 @@ struct ServeArgs {
     /// Disk space kept in reserve so deletes work when the disk is full [default: 32 MiB]
     #[arg(long, env = "QUARRY_DISK_RESERVE_BYTES")]
     disk_reserve_bytes: Option<u64>,
+    /// Memory the index may use to cache its blocks [default: 64 MiB]
+    #[arg(long, env = "QUARRY_INDEX_CACHE_BYTES")]
+    index_cache_bytes: Option<u64>,
     /// Seconds between background scrubs; 0 turns them off [default: 86400]
     #[arg(long, env = "QUARRY_SCRUB_INTERVAL_SECS")]
     scrub_interval_secs: Option<u64>,
@@ -270,6 +273,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     let mut engine_config = EngineConfig::new(&data_dir);
     if let Some(bytes) = args.disk_reserve_bytes.or(file.disk_reserve_bytes) {
         engine_config.disk_reserve_bytes = bytes;
+    }
+    if let Some(bytes) = args.index_cache_bytes.or(file.index_cache_bytes) {
+        engine_config.index_cache_bytes = bytes;
     }
     let mut catalog = storage_core::catalog::CatalogConfig::default();
     if let Some(ms) = args.catalog_flush_interval_ms.or(file.catalog_flush_interval_ms) {

@@ -35,7 +35,7 @@ pub struct EngineConfig {
     pub max_batch_records: usize,
     /// Requests waiting for the writer; senders wait when it is full.
     pub queue_depth: usize,
-    /// Memory sled may use to cache the index (its own default is 1 GiB).
+    /// Memory the index may use to cache its blocks (besides its bounded memtable).
     pub index_cache_bytes: u64,
     /// Throw the index away and rebuild it from the log (`quarry admin rebuild-index`).
     pub rebuild_index: bool,
@@ -149,7 +149,6 @@ struct Inner {
     index: Index,
     stats: Arc<EngineStats>,
     segments: Arc<dyn SegmentDir>,
-    db: sled::Db,
     reader: SegmentReader,
     commands: mpsc::Sender<Command>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -193,20 +192,18 @@ impl Engine {
             tracing::info!("removing the index to rebuild it from the log");
             std::fs::remove_dir_all(&index_dir)?;
         }
-        let db = match open_index(&config) {
-            Ok(db) => db,
+        let (index, cleared) = match Index::open(&index_dir, config.index_cache_bytes) {
+            Ok(opened) => opened,
             Err(e) if index_dir.exists() => {
                 // The index is derived data: set the unreadable one aside and rebuild.
                 let aside = config.data_dir.join(format!("index.unreadable-{}", now_ms()));
                 tracing::error!("the index cannot be opened ({e}); moving it to {} and rebuilding it", aside.display());
                 std::fs::rename(&index_dir, &aside)?;
-                open_index(&config)?
+                Index::open(&index_dir, config.index_cache_bytes)?
             }
             Err(e) => return Err(e),
         };
-        let (index, cleared) = Index::open(db.open_tree("index")?)?;
         if let Some(found) = cleared {
-            let found = found.map_or("1 (unversioned)".to_owned(), |v| v.to_string());
             tracing::warn!(
                 "the index has layout version {found}, this build uses {}: rebuilding it from the log",
                 index::FORMAT_VERSION
@@ -286,7 +283,6 @@ impl Engine {
                 index,
                 stats,
                 segments: segments.clone(),
-                db,
                 reader: SegmentReader::new(segments),
                 commands,
                 writer_thread: Mutex::new(Some(writer_thread)),
@@ -414,7 +410,8 @@ impl Engine {
         if let Some(thread) = thread {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
-        self.inner.db.flush_async().await?;
+        let index = self.inner.index.clone();
+        tokio::task::spawn_blocking(move || index.flush()).await.map_err(|e| Error::Io(std::io::Error::other(e)))??;
         Ok(())
     }
 
@@ -542,25 +539,6 @@ impl Engine {
 
 fn now_ms() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis())
-}
-
-/// Opens sled. Holding our own LOCK means no other process uses this directory, so a
-/// sled lock conflict can only be a sled instance of this process that is still
-/// shutting down (its flusher thread lets go shortly after the engine is dropped).
-fn open_index(config: &EngineConfig) -> Result<sled::Db> {
-    const RETRY_FOR_MS: u64 = 5_000;
-    const RETRY_EVERY_MS: u64 = 10;
-    let sled_config = sled::Config::new().path(config.data_dir.join("index")).cache_capacity(config.index_cache_bytes);
-    let mut waited_ms = 0;
-    loop {
-        match sled_config.open() {
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") && waited_ms < RETRY_FOR_MS => {
-                std::thread::sleep(std::time::Duration::from_millis(RETRY_EVERY_MS));
-                waited_ms += RETRY_EVERY_MS;
-            }
-            other => return Ok(other?),
-        }
-    }
 }
 
 fn guard_of(body: &Body) -> Option<Arc<InflightGuard>> {

@@ -10,7 +10,7 @@ pub enum Error {
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
     #[error("index error: {0}")]
-    Index(#[from] sled::Error),
+    Index(#[from] fjall::Error),
     #[error("corrupt data: {0}")]
     Corrupt(String),
     #[error("{0}")]

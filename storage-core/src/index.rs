@@ -1,8 +1,8 @@
-//! The sled index: derived state, rebuilt from the log whenever it is missing, behind,
-//! or of another layout.
+//! The index: derived state, rebuilt from the log whenever it is missing, behind, or of
+//! another layout.
 //!
-//! Everything lives in one sled tree so that the effects of a whole group commit, and
-//! the applied-LSN watermark, are written in one atomic `Batch`. This module is the
+//! Everything lives in one fjall keyspace so that the effects of a whole group commit,
+//! and the applied-LSN watermark, are written in one atomic batch. This module is the
 //! only one that builds or parses keys. Keys (`‹x›` is a component: its bytes with
 //! every 0x00 written 0x00 0xFF, then 0x00 0x01; unambiguous for every byte string and
 //! order-preserving, so `‹a›…` sorts as `a` does):
@@ -29,6 +29,7 @@ use crate::log_entry::{ChunkPiece, LogEntry, ObjectMeta, ObjectRecord, PartRecor
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::path::Path;
 
 const BUCKET: u8 = b'B';
 const OBJECT: u8 = b'O';
@@ -38,9 +39,10 @@ const CHUNK: u8 = b'C';
 const DEAD_SINCE: u8 = b'D';
 const APPLIED_KEY: &[u8] = b"Mapplied";
 const FORMAT_KEY: &[u8] = b"Mformat";
-/// The key layout's version. 1 (no `Mformat` key) joined components with bare 0x00
-/// separators, which keys and upload ids containing NUL could forge.
-pub const FORMAT_VERSION: u32 = 2;
+/// The index's version. 1 (no `Mformat` key) joined components with bare 0x00
+/// separators, which keys and upload ids containing NUL could forge; 2 kept this key
+/// layout in a sled database; 3 keeps it in a fjall keyspace.
+pub const FORMAT_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketEntry {
@@ -320,34 +322,53 @@ fn from_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| crate::Error::Corrupt(format!("undecodable index value: {e}")))
 }
 
-/// The committed index. The only owner of the sled tree: every read and write of it
-/// goes through a method here.
+/// The committed index. The only owner of the fjall keyspace: every read and write of
+/// it goes through a method here.
 #[derive(Clone)]
 pub struct Index {
-    tree: sled::Tree,
+    db: fjall::Database,
+    tree: fjall::Keyspace,
 }
 
+/// Bounds of the index's memory, besides the block cache the caller sizes: the one
+/// memtable (writes not yet in a table file) and the journal that backs it.
+const MEMTABLE_LIMIT_BYTES: u64 = 16 * 1024 * 1024;
+/// fjall's minimum; also bounds how much journal a start-up replays.
+const JOURNAL_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// What [`Index::open`] found instead of an index of this layout (it was cleared).
+pub type ClearedLayout = String;
+
 impl Index {
-    /// The index in `tree`, of this layout: an empty tree is stamped with
-    /// [`FORMAT_VERSION`]; a tree of another (or no) version is cleared so that replay
-    /// rebuilds it from the log. Returns the version found if it was cleared.
-    pub fn open(tree: sled::Tree) -> Result<(Index, Option<Option<u32>>)> {
-        let found = tree.get(FORMAT_KEY)?.map(|v| v.as_ref().try_into().map(u32::from_be_bytes).unwrap_or(0));
+    /// Opens the index in `dir`, of this layout: an empty one is stamped with
+    /// [`FORMAT_VERSION`]; one of another (or no) version, or the sled database that
+    /// layouts 1 and 2 used, is cleared so that replay rebuilds it from the log. Returns
+    /// what was cleared, if anything.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<(Index, Option<ClearedLayout>)> {
         let mut cleared = None;
-        if found != Some(FORMAT_VERSION) && !tree.is_empty() {
+        // sled's files (layouts 1 and 2): fjall must never try to read them.
+        if dir.join("conf").is_file() && dir.join("db").is_file() {
+            std::fs::remove_dir_all(dir)?;
+            cleared = Some("1 or 2 (a sled database)".to_owned());
+        }
+        let db = open_database(dir, cache_bytes)?;
+        let tree =
+            db.keyspace("index", || fjall::KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_LIMIT_BYTES))?;
+        let found = tree.get(FORMAT_KEY)?.map(|v| v.as_ref().try_into().map(u32::from_be_bytes).unwrap_or(0));
+        if found != Some(FORMAT_VERSION) && !tree.is_empty()? {
             // Derived data: rebuilding it is always safe. The version key goes first, so
             // a crash during the clear leaves a tree that is cleared again next time.
             tree.remove(FORMAT_KEY)?;
-            tree.flush()?;
+            db.persist(fjall::PersistMode::SyncAll)?;
             tree.clear()?;
-            tree.flush()?;
-            cleared = Some(found);
+            db.persist(fjall::PersistMode::SyncAll)?;
+            cleared = Some(found.map_or("1 (unversioned)".to_owned(), |v| v.to_string()));
         }
         if found != Some(FORMAT_VERSION) {
-            tree.insert(FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;
-            tree.flush()?;
+            tree.insert(FORMAT_KEY, FORMAT_VERSION.to_be_bytes())?;
+            db.persist(fjall::PersistMode::SyncAll)?;
         }
-        Ok((Index { tree }, cleared))
+        Ok((Index { db, tree }, cleared))
     }
 
     pub fn format_version(&self) -> Result<Option<u32>> {
@@ -364,7 +385,7 @@ impl Index {
 
     pub fn set_dead_since_ms(&self, segment_id: u64, ms: Option<i64>) -> Result<()> {
         match ms {
-            Some(ms) => self.tree.insert(dead_since_key(segment_id), &ms.to_be_bytes())?,
+            Some(ms) => self.tree.insert(dead_since_key(segment_id), ms.to_be_bytes())?,
             None => self.tree.remove(dead_since_key(segment_id))?,
         };
         Ok(())
@@ -380,8 +401,8 @@ impl Index {
 
     pub fn buckets(&self) -> Result<Vec<(String, BucketEntry)>> {
         let mut out = Vec::new();
-        for item in self.tree.scan_prefix([BUCKET]) {
-            let (k, v) = item?;
+        for item in self.tree.prefix([BUCKET]) {
+            let (k, v) = item.into_inner()?;
             let Some(IndexKey::Bucket { bucket }) = IndexKey::decode(&k) else {
                 return Err(crate::Error::Corrupt("undecodable bucket key in the index".into()));
             };
@@ -406,7 +427,7 @@ impl Index {
         let end = prefix_successor(&prefix).expect("object prefix ends in 0x01");
         let prefix_len = prefix.len();
         self.tree.range(start..end).map(move |item| {
-            let (k, v) = item?;
+            let (k, v) = item.into_inner()?;
             let key = String::from_utf8(k[prefix_len..].to_vec())
                 .map_err(|_| crate::Error::Corrupt("object key is not UTF-8".into()))?;
             Ok((key, from_json(&v)?))
@@ -420,8 +441,8 @@ impl Index {
     /// Every in-progress upload of a bucket, ordered by key then upload id.
     pub fn uploads(&self, bucket: &str) -> Result<Vec<UploadEntry>> {
         let mut out = Vec::new();
-        for item in self.tree.scan_prefix(upload_prefix(bucket)) {
-            out.push(from_json(&item?.1)?);
+        for item in self.tree.prefix(upload_prefix(bucket)) {
+            out.push(from_json(&item.value()?)?);
         }
         Ok(out)
     }
@@ -429,16 +450,16 @@ impl Index {
     /// The parts of an upload, ordered by part number.
     pub fn parts(&self, bucket: &str, key: &str, upload_id: &str) -> Result<Vec<PartEntry>> {
         let mut out = Vec::new();
-        for item in self.tree.scan_prefix(part_prefix(bucket, key, upload_id)) {
-            out.push(from_json(&item?.1)?);
+        for item in self.tree.prefix(part_prefix(bucket, key, upload_id)) {
+            out.push(from_json(&item.value()?)?);
         }
         Ok(out)
     }
 
     /// Every data-bearing record: (lsn, location).
     pub fn chunk_locations(&self) -> impl Iterator<Item = Result<(u64, RecordLocation)>> + use<> {
-        self.tree.scan_prefix([CHUNK]).map(|item| {
-            let (k, v) = item?;
+        self.tree.prefix([CHUNK]).map(|item| {
+            let (k, v) = item.into_inner()?;
             let lsn =
                 u64::from_be_bytes(k[1..9].try_into().map_err(|_| crate::Error::Corrupt("bad chunk key".into()))?);
             let location = RecordLocation::decode(&v)
@@ -460,7 +481,19 @@ impl Index {
     /// Commits `changes` and, if given, the new applied position, atomically: after a
     /// crash the tree holds either all of it or none of it.
     pub(crate) fn commit(&self, changes: Overlay, applied: Option<AppliedPosition>) -> Result<()> {
-        self.tree.apply_batch(changes.into_batch(applied))?;
+        // Handed to the OS, not fsynced: the log is the truth, and a crash keeps a prefix
+        // of whole batches (fjall drops a batch the journal holds only part of).
+        let mut batch = self.db.batch().durability(Some(fjall::PersistMode::Buffer));
+        for (k, v) in changes.writes {
+            match v {
+                Some(v) => batch.insert(&self.tree, k, v),
+                None => batch.remove(&self.tree, k),
+            }
+        }
+        if let Some(applied) = applied {
+            batch.insert(&self.tree, APPLIED_KEY, applied.encode());
+        }
+        batch.commit()?;
         Ok(())
     }
 
@@ -477,16 +510,39 @@ impl Index {
         self.commit(changes, None)
     }
 
-    /// Writes everything committed so far to disk (sled's own durability; the log stays
-    /// the truth, this only saves replay work at the next start).
+    /// Makes everything committed so far durable (the log stays the truth; this is for
+    /// steps that must not be redone from it, such as deleting compacted segments).
     pub(crate) fn flush(&self) -> Result<()> {
-        self.tree.flush()?;
+        self.db.persist(fjall::PersistMode::SyncAll)?;
         Ok(())
     }
 }
 
+/// Opens fjall. Holding our own LOCK means no other process uses this directory, so a
+/// fjall lock conflict can only be an instance of this process that is still shutting
+/// down (its worker threads let go shortly after the engine is dropped).
+fn open_database(dir: &Path, cache_bytes: u64) -> Result<fjall::Database> {
+    const RETRY_FOR_MS: u64 = 5_000;
+    const RETRY_EVERY_MS: u64 = 10;
+    let mut waited_ms = 0;
+    loop {
+        let opened = fjall::Database::builder(dir)
+            .cache_size(cache_bytes)
+            .max_journaling_size(JOURNAL_LIMIT_BYTES)
+            .worker_threads(1)
+            .open();
+        match opened {
+            Err(fjall::Error::Locked) if waited_ms < RETRY_FOR_MS => {
+                std::thread::sleep(std::time::Duration::from_millis(RETRY_EVERY_MS));
+                waited_ms += RETRY_EVERY_MS;
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 /// Uncommitted index changes, layered over the committed tree. Reads see the layers
-/// first. Committed as one sled `Batch`.
+/// first. Committed as one atomic batch ([`Index::commit`]).
 #[derive(Default)]
 pub struct Overlay {
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
@@ -501,26 +557,12 @@ impl Overlay {
     pub fn absorb(&mut self, other: Overlay) {
         self.writes.extend(other.writes);
     }
-
-    fn into_batch(self, applied: Option<AppliedPosition>) -> sled::Batch {
-        let mut batch = sled::Batch::default();
-        for (k, v) in self.writes {
-            match v {
-                Some(v) => batch.insert(k, v),
-                None => batch.remove(k),
-            }
-        }
-        if let Some(applied) = applied {
-            batch.insert(APPLIED_KEY, &applied.encode()[..]);
-        }
-        batch
-    }
 }
 
 /// A read view: an overlay (the batch being built) over a lower overlay (changes not
 /// yet committed) over the committed tree.
 pub struct View<'a> {
-    tree: &'a sled::Tree,
+    tree: &'a fjall::Keyspace,
     lower: &'a Overlay,
     top: &'a mut Overlay,
 }
@@ -547,8 +589,8 @@ impl View<'_> {
     /// Every live key starting with `prefix`, as seen through the layers.
     fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
         let mut keys: BTreeMap<Vec<u8>, bool> = BTreeMap::new();
-        for item in self.tree.scan_prefix(prefix) {
-            keys.insert(item?.0.to_vec(), true);
+        for item in self.tree.prefix(prefix) {
+            keys.insert(item.key()?.to_vec(), true);
         }
         for layer in [self.lower, &*self.top] {
             let upper = prefix_successor(prefix);
@@ -562,8 +604,8 @@ impl View<'_> {
 
     fn has_prefix(&self, prefix: &[u8]) -> Result<bool> {
         // Fast path: a committed key that no layer removed.
-        for item in self.tree.scan_prefix(prefix) {
-            let (k, _) = item?;
+        for item in self.tree.prefix(prefix) {
+            let k = item.key()?;
             let removed = |layer: &Overlay| matches!(layer.writes.get(k.as_ref()), Some(None));
             let revived = |layer: &Overlay| matches!(layer.writes.get(k.as_ref()), Some(Some(_)));
             if revived(self.top) || (!removed(self.top) && !removed(self.lower)) {

@@ -1,5 +1,5 @@
 //! Quarry's storage engine: an append-only log of checksummed records in segment
-//! files (the source of truth), a sled index derived from it, and recovery that
+//! files (the source of truth), an index derived from it, and recovery that
 //! replays the log into the index on start.
 //!
 //! Start at [`Engine`]; `ARCHITECTURE.md` at the repository root has the map.

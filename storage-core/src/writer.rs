@@ -4,7 +4,7 @@
 //! batch limit), decides each against the index (`index::apply`; a rejected request is
 //! answered at once and never written), writes the accepted records with positioned
 //! writes, then — if any request asked for durability — fdatasyncs once and commits the
-//! batch's index changes plus the applied-LSN watermark in one sled batch. Only then are
+//! batch's index changes plus the applied-LSN watermark in one index batch. Only then are
 //! the requests answered.
 //!
 //! Chunk records (pieces of a body still streaming in) do not ask for durability: they
@@ -90,7 +90,7 @@ pub struct Writer {
     index: Index,
     active: ActiveSegment,
     next_lsn: u64,
-    /// Applied and written, waiting for the next fsync to be committed to sled.
+    /// Applied and written, waiting for the next fsync to be committed to the index.
     pending: Overlay,
     pending_applied: Option<AppliedPosition>,
     limits: WriterLimits,
@@ -338,8 +338,8 @@ impl Writer {
         // The commit point: from here the output replaces its inputs, even after a crash.
         self.segments.rename(&swap.temporary_name, &swap.final_name)?;
         self.segments.sync_dir()?;
-        // The new locations must be on disk before the caller deletes the inputs: sled
-        // keeps a commit in memory for up to half a second, and a crash in that window
+        // The new locations must be on disk before the caller deletes the inputs: index
+        // commits are not fsynced, and a crash after the deletion that lost this one
         // would leave the index pointing into deleted segments, past the replay start.
         if let Err(e) = self.index.relocate_chunks(&swap.moved, &swap.dropped).and_then(|()| self.index.flush()) {
             self.poisoned = Some(format!("the index could not take a compaction: {e}"));
@@ -389,7 +389,7 @@ impl Writer {
             // The records are durable but the index lost their changes: only a replay
             // (a restart) makes the index right again.
             self.poisoned = Some(format!("the index could not be updated: {e}"));
-            return Err(e.into());
+            return Err(e);
         }
         self.pending_applied = None;
         Ok(())

@@ -132,43 +132,56 @@ async fn rejections_and_listing() {
     assert_eq!(page.last.as_deref(), Some("c"));
 }
 
-/// Rewrites the index in `dir` as the unversioned layout 1 wrote it (components joined
-/// by bare 0x00, parts under the upload id alone, no `Mformat`), or stamps `version`.
-fn make_old_index(dir: &std::path::Path, version: Option<u32>) {
+/// The index layouts a data directory may hold from earlier versions.
+#[derive(Debug, Clone, Copy)]
+enum OldIndex {
+    /// sled, as layouts 1 (no `Mformat`) and 2 wrote it.
+    Sled { version: Option<u32> },
+    /// this store, stamped with another layout version (or none).
+    Stamped { version: Option<u32> },
+}
+
+/// Replaces the index in `dir` with one of `old` layout that holds a bucket the log
+/// never created: if it were read instead of rebuilt, "ghost" would show up.
+fn make_old_index(dir: &std::path::Path, old: OldIndex) {
     use storage_core::index::IndexKey;
-    let db = sled::open(dir.join("index")).unwrap();
-    let tree = db.open_tree("index").unwrap();
-    let mut batch = sled::Batch::default();
-    let mut rewritten = 0;
-    for item in tree.iter() {
-        let (k, v) = item.unwrap();
-        let old = match IndexKey::decode(&k) {
-            Some(IndexKey::Bucket { bucket }) => [b"B".as_slice(), &bucket].concat(),
-            Some(IndexKey::Object { bucket, key }) => [b"O".as_slice(), &bucket, b"\0", &key].concat(),
-            Some(IndexKey::Upload { bucket, key, upload_id }) => {
-                [b"U".as_slice(), &bucket, b"\0", &key, b"\0", &upload_id].concat()
+    let ghost = IndexKey::Bucket { bucket: b"ghost".to_vec() }.encode();
+    let ghost_value = br#"{"created_ms":1,"lsn":1}"#.as_slice();
+    match old {
+        OldIndex::Sled { version } => {
+            std::fs::remove_dir_all(dir.join("index")).unwrap();
+            let db = sled::open(dir.join("index")).unwrap();
+            let tree = db.open_tree("index").unwrap();
+            tree.insert(ghost, ghost_value).unwrap();
+            if let Some(v) = version {
+                tree.insert(b"Mformat", &v.to_be_bytes()).unwrap();
             }
-            Some(IndexKey::Part { upload_id, part_number, .. }) => {
-                [b"P".as_slice(), &upload_id, b"\0", &part_number.to_be_bytes()].concat()
+            db.flush().unwrap();
+            assert!(dir.join("index/conf").is_file() && dir.join("index/db").is_file(), "sled's own files");
+        }
+        OldIndex::Stamped { version } => {
+            let db = fjall::Database::builder(dir.join("index")).open().unwrap();
+            let tree = db.keyspace("index", fjall::KeyspaceCreateOptions::default).unwrap();
+            tree.insert(ghost, ghost_value).unwrap();
+            match version {
+                None => tree.remove(b"Mformat".as_slice()).unwrap(),
+                Some(v) => tree.insert(b"Mformat".as_slice(), v.to_be_bytes()).unwrap(),
             }
-            _ => continue,
-        };
-        batch.remove(k);
-        batch.insert(old, v);
-        rewritten += 1;
+            db.persist(fjall::PersistMode::SyncAll).unwrap();
+        }
     }
-    match version {
-        None => batch.remove(b"Mformat".as_slice()),
-        Some(v) => batch.insert(b"Mformat".as_slice(), &v.to_be_bytes()),
-    }
-    tree.apply_batch(batch).unwrap();
-    db.flush().unwrap();
-    assert!(rewritten >= 3, "expected a bucket and two objects to rewrite, rewrote {rewritten} keys");
 }
 
 #[tokio::test]
 async fn an_index_of_another_layout_is_rebuilt_never_misread() {
-    for version in [None, Some(1), Some(99)] {
+    let olds = [
+        OldIndex::Sled { version: None },
+        OldIndex::Sled { version: Some(2) },
+        OldIndex::Stamped { version: None },
+        OldIndex::Stamped { version: Some(2) },
+        OldIndex::Stamped { version: Some(99) },
+    ];
+    for old in olds {
         let dir = tempfile::tempdir().unwrap();
         {
             let engine = Engine::open(config(dir.path())).unwrap();
@@ -177,9 +190,9 @@ async fn an_index_of_another_layout_is_rebuilt_never_misread() {
             put(&engine, "b", "small", b"x").await;
             engine.close().await.unwrap();
         }
-        make_old_index(dir.path(), version);
+        make_old_index(dir.path(), old);
         let engine = Engine::open(config(dir.path())).unwrap();
-        let what = format!("after opening an index of layout {version:?}");
+        let what = format!("after opening an index of layout {old:?}");
         assert_eq!(
             engine.index().format_version().unwrap(),
             Some(storage_core::index::FORMAT_VERSION),

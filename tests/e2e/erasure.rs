@@ -123,7 +123,11 @@ async fn a_kill9_right_after_compaction_loses_nothing() {
         let got = client.get_object().bucket("moved").key(format!("keep-{i}")).send().await;
         let got = match got {
             Ok(out) => collect_body(out.body, format!("keep-{i}")).await,
-            Err(e) => panic!("keep-{i} after compaction and kill -9: expected its {} bytes, got {e:?}\n{}", data.len(), server.logs_tail()),
+            Err(e) => panic!(
+                "keep-{i} after compaction and kill -9: expected its {} bytes, got {e:?}\n{}",
+                data.len(),
+                server.logs_tail()
+            ),
         };
         assert_bytes_eq(&got, data, format!("keep-{i} after compaction and kill -9"));
     }
