@@ -3,7 +3,9 @@
 //! first input byte picks the mode, the rest is the body.
 
 use storage_core::record::{CHECKSUM_BYTES, MAGIC as RECORD_MAGIC, PREFIX_BYTES};
-use storage_core::sidecar::MAGIC as SIDECAR_MAGIC;
+// Constructed sidecars are of version 1 (uncompressed), so the fuzzer's bytes reach the
+// entry parser that both versions share; mode 0 feeds raw bytes to every version.
+use storage_core::sidecar::MAGIC_V1 as SIDECAR_MAGIC;
 
 /// The segment id the sidecar target decodes with.
 pub const SIDECAR_SEGMENT_ID: u64 = 7;

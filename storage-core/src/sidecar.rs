@@ -4,10 +4,16 @@
 //! truncated or corrupt one means "scan the segment".
 //!
 //! ```text
-//! magic "QIDX0001" | count u64 LE | entries | blake3 of everything before (32 bytes)
+//! version 2 (written): magic "QIDX0002" | count u64 LE | entries_len u64 LE
+//!                      | LZ4 block of the entries (entries_len bytes once decompressed)
+//!                      | blake3 of everything before (32 bytes)
+//! version 1 (read):    magic "QIDX0001" | count u64 LE | entries | blake3 (32 bytes)
 //! entry: lsn u64 | offset u64 | record_len u64 | payload_len u64 | kind u8
 //!        | header_len u32 | header (the record's JSON header)
 //! ```
+//! Version 2 compresses because the JSON headers of small objects repeat their field
+//! names: uncompressed, a sidecar held about as many bytes per object as the record's
+//! own header. Any other magic is refused (and the segment scanned).
 
 use crate::error::{Error, Result};
 use crate::index::RecordLocation;
@@ -17,7 +23,9 @@ use crate::record::{self, MAX_HEADER_BYTES, RecordKind};
 use crate::segment::{self, segment_name};
 use bytes::Bytes;
 
-pub const MAGIC: [u8; 8] = *b"QIDX0001";
+pub const MAGIC: [u8; 8] = *b"QIDX0002";
+/// The uncompressed version 1, still read.
+pub const MAGIC_V1: [u8; 8] = *b"QIDX0001";
 const FIXED_ENTRY_BYTES: usize = 8 * 4 + 1 + 4;
 const CHECKSUM_BYTES: usize = 32;
 /// A sidecar larger than this is refused (a 256 MiB segment of tiny records stays far below).
@@ -53,9 +61,20 @@ impl SidecarEntry {
 }
 
 pub fn encode(entries: &[SidecarEntry]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + entries.len() * 128);
+    let plain = encode_entries(entries);
+    let compressed = lz4_flex::block::compress(&plain);
+    let mut out = Vec::with_capacity(24 + compressed.len() + CHECKSUM_BYTES);
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(plain.len() as u64).to_le_bytes());
+    out.extend_from_slice(&compressed);
+    let checksum = blake3::hash(&out);
+    out.extend_from_slice(checksum.as_bytes());
+    out
+}
+
+fn encode_entries(entries: &[SidecarEntry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * 128);
     for e in entries {
         out.extend_from_slice(&e.lsn.to_le_bytes());
         out.extend_from_slice(&e.location.offset.to_le_bytes());
@@ -65,31 +84,55 @@ pub fn encode(entries: &[SidecarEntry]) -> Vec<u8> {
         out.extend_from_slice(&(e.header.len() as u32).to_le_bytes());
         out.extend_from_slice(&e.header);
     }
-    let checksum = blake3::hash(&out);
-    out.extend_from_slice(checksum.as_bytes());
     out
 }
 
-/// Decodes and verifies a sidecar of segment `segment_id`. Any defect is an error.
+/// Decodes and verifies a sidecar of segment `segment_id` (version 2, or the version 1
+/// earlier builds wrote). Any defect is an error.
 pub fn decode(segment_id: u64, bytes: &[u8]) -> Result<Vec<SidecarEntry>> {
     let bad = |what: &str| Error::Corrupt(format!("sidecar of segment {segment_id}: {what}"));
     if bytes.len() < MAGIC.len() + 8 + CHECKSUM_BYTES {
         return Err(bad("too short"));
     }
-    if bytes[..MAGIC.len()] != MAGIC {
-        return Err(bad("bad magic"));
+    let magic = &bytes[..MAGIC.len()];
+    if magic != MAGIC && magic != MAGIC_V1 {
+        return Err(bad("bad magic (not a sidecar version this build reads)"));
     }
     let body_end = bytes.len() - CHECKSUM_BYTES;
     if blake3::hash(&bytes[..body_end]).as_bytes()[..] != bytes[body_end..] {
         return Err(bad("checksum mismatch"));
     }
     let count = u64::from_le_bytes(bytes[8..16].try_into().unwrap());
+    if magic == MAGIC_V1 {
+        return decode_entries(segment_id, count, &bytes[16..body_end]);
+    }
+    if body_end < 24 {
+        return Err(bad("too short"));
+    }
+    let plain_len = u64::from_le_bytes(bytes[16..24].try_into().unwrap());
+    // LZ4 expands at most 255 times: a larger claim is corruption, not a reason to allocate.
+    let compressed = &bytes[24..body_end];
+    if plain_len > MAX_SIDECAR_BYTES || plain_len > 255 * compressed.len() as u64 + 16 {
+        return Err(bad("claims more entry bytes than it can hold"));
+    }
+    let plain = lz4_flex::block::decompress(compressed, plain_len as usize)
+        .map_err(|e| bad(&format!("entries do not decompress: {e}")))?;
+    if plain.len() as u64 != plain_len {
+        return Err(bad("entries decompress to another length"));
+    }
+    decode_entries(segment_id, count, &plain)
+}
+
+/// Parses `count` entries that must fill `bytes` exactly.
+fn decode_entries(segment_id: u64, count: u64, bytes: &[u8]) -> Result<Vec<SidecarEntry>> {
+    let bad = |what: &str| Error::Corrupt(format!("sidecar of segment {segment_id}: {what}"));
+    let body_end = bytes.len();
     if count > (body_end as u64) / FIXED_ENTRY_BYTES as u64 {
         return Err(bad("entry count larger than the file"));
     }
     // The count is only a claim until the entries are parsed: cap what it reserves.
     let mut entries = Vec::with_capacity((count as usize).min(4096));
-    let mut at = 16usize;
+    let mut at = 0usize;
     let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
     let mut previous_end = 0u64;
     for _ in 0..count {
@@ -245,6 +288,32 @@ mod tests {
         )
         .unwrap();
         assert!(decode(3, &input).is_err());
+    }
+
+    /// Sidecars written before version 2 (uncompressed) are still read as they are.
+    #[test]
+    fn version_1_sidecars_are_still_read() {
+        let entries = vec![entry(1, 0, r#"{"type":"chunk"}"#, 10), entry(2, 100, r#"{"type":"chunk"}"#, 5)];
+        let mut v1 = MAGIC_V1.to_vec();
+        v1.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+        v1.extend_from_slice(&encode_entries(&entries));
+        let checksum = blake3::hash(&v1);
+        v1.extend_from_slice(checksum.as_bytes());
+        assert_eq!(decode(3, &v1).unwrap(), entries);
+        // The version 1 sidecar the fuzz regression below was found on starts so too.
+        assert_eq!(&v1[..8], b"QIDX0001");
+    }
+
+    /// Small-object headers repeat their field names: version 2 stores far fewer bytes.
+    #[test]
+    fn version_2_compresses_repetitive_headers() {
+        let header =
+            r#"{"type":"object","bucket":"b","key":"k","meta":{"size_bytes":1,"etag":"x"},"chunks":[],"inline":true}"#;
+        let entries: Vec<SidecarEntry> = (0..1000).map(|i| entry(i + 1, i * 1000, header, 1)).collect();
+        let plain = encode_entries(&entries).len();
+        let stored = encode(&entries).len();
+        assert!(stored * 4 < plain, "{stored} bytes stored for {plain} bytes of entries");
+        assert_eq!(decode(3, &encode(&entries)).unwrap(), entries);
     }
 
     #[test]
