@@ -18,6 +18,8 @@
 //! deleting the directory rebuilds it from the log (as far as the log still holds
 //! history). Segment compaction never rewrites records the catalog has not covered.
 
+mod merge;
+
 use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::io::SegmentDir;
@@ -31,6 +33,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -284,29 +287,98 @@ fn tombstone_batch(rows: &[(String, String, u64)]) -> Result<RecordBatch> {
     RecordBatch::try_new(tombstone_schema(), columns).map_err(parquet_error)
 }
 
+/// Marks a file whose rows are in (bucket, key, sequence_number) order, so that
+/// compaction can merge it as a stream. Files without it (deltas written before the
+/// mark existed) are sorted in memory, one at a time: each holds one flush at most.
+const SORTED_MARK: (&str, &str) = ("quarry.sorted_by", "bucket,key,sequence_number");
+
 /// Writes `batch` to `dir/name` atomically (temporary name, fsync, rename, dir fsync).
 /// `step` is called before each file operation (failure injection in tests).
-fn write_parquet(dir: &Path, name: &str, batch: &RecordBatch, step: &dyn Fn() -> Result<()>) -> Result<()> {
-    let path = dir.join(name);
-    let temporary = dir.join(format!("{name}.tmp"));
-    step()?;
-    let properties = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(ROWS_PER_ROW_GROUP))
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .build();
-    let file = std::fs::File::create(&temporary)?;
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties)).map_err(parquet_error)?;
-    writer.write(batch).map_err(parquet_error)?;
-    step()?;
-    let file = writer.into_inner().map_err(parquet_error)?;
-    step()?;
-    file.sync_all()?;
-    step()?;
-    std::fs::rename(&temporary, &path)?;
-    step()?;
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
+/// `sorted`: the rows are in (bucket, key, sequence_number) order (see [`SORTED_MARK`]).
+fn write_parquet(
+    dir: &Path,
+    name: &str,
+    batch: &RecordBatch,
+    sorted: bool,
+    step: &dyn Fn() -> Result<()>,
+) -> Result<()> {
+    let mut writer = ParquetFile::create(dir, name, batch.schema(), sorted, step)?;
+    writer.write(batch)?;
+    writer.finish().map(|_| ())
+}
+
+/// A Parquet file being written batch by batch, installed atomically by `finish`
+/// (temporary name, fsync, rename, dir fsync); dropped unfinished, it leaves only a
+/// temporary file, which the next start removes.
+struct ParquetFile<'a> {
+    dir: &'a Path,
+    name: String,
+    temporary: PathBuf,
+    writer: ArrowWriter<std::fs::File>,
+    rows: u64,
+    step: &'a dyn Fn() -> Result<()>,
+}
+
+impl<'a> ParquetFile<'a> {
+    fn create(
+        dir: &'a Path,
+        name: &'a str,
+        schema: SchemaRef,
+        sorted: bool,
+        step: &'a dyn Fn() -> Result<()>,
+    ) -> Result<ParquetFile<'a>> {
+        let temporary = dir.join(format!("{name}.tmp"));
+        step()?;
+        let mut properties = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(ROWS_PER_ROW_GROUP))
+            .set_statistics_enabled(EnabledStatistics::Page);
+        if sorted {
+            let (key, value) = SORTED_MARK;
+            properties = properties.set_key_value_metadata(Some(vec![KeyValue::new(key.into(), value.to_owned())]));
+        }
+        let file = std::fs::File::create(&temporary)?;
+        let writer = ArrowWriter::try_new(file, schema, Some(properties.build())).map_err(parquet_error)?;
+        Ok(ParquetFile { dir, name: name.to_owned(), temporary, writer, rows: 0, step })
+    }
+
+    /// Names the file something else when it is installed (a name that depends on
+    /// what was written).
+    fn install_as(&mut self, name: String) {
+        self.name = name;
+    }
+
+    /// Gives the file up: its temporary is removed.
+    fn abandon(self) {
+        let temporary = self.temporary.clone();
+        drop(self);
+        let _ = std::fs::remove_file(temporary);
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.writer.write(batch).map_err(parquet_error)?;
+        self.rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    /// Installs the file; returns how many rows it holds.
+    fn finish(self) -> Result<u64> {
+        (self.step)()?;
+        let file = self.writer.into_inner().map_err(parquet_error)?;
+        (self.step)()?;
+        file.sync_all()?;
+        (self.step)()?;
+        std::fs::rename(&self.temporary, self.dir.join(&self.name))?;
+        (self.step)()?;
+        std::fs::File::open(self.dir)?.sync_all()?;
+        Ok(self.rows)
+    }
+}
+
+/// How many rows a Parquet file says it holds (from its footer).
+fn parquet_rows(path: &Path) -> Result<u64> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path)?).map_err(parquet_error)?;
+    Ok(builder.metadata().file_metadata().num_rows().max(0) as u64)
 }
 
 fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>> {
@@ -652,17 +724,20 @@ impl Catalog {
         }
         if !journal.is_empty() {
             let name = format!("journal/{first:020}-{covered:020}.parquet");
-            write_parquet(&self.dir, &name, &journal_batch(&journal)?, &|| self.step())?;
+            write_parquet(&self.dir, &name, &journal_batch(&journal)?, false, &|| self.step())?;
             next.journal.push(name);
         }
+        // Key order lets compaction merge the deltas as streams.
+        upserts.sort_by(|a, b| (&a.bucket, &a.key, a.sequence_number).cmp(&(&b.bucket, &b.key, b.sequence_number)));
+        deletes.sort();
         if !upserts.is_empty() {
             let name = format!("inventory/delta-{first:020}-{covered:020}.parquet");
-            write_parquet(&self.dir, &name, &inventory_batch(&upserts)?, &|| self.step())?;
+            write_parquet(&self.dir, &name, &inventory_batch(&upserts)?, true, &|| self.step())?;
             next.inventory_deltas.push(name);
         }
         if !deletes.is_empty() {
             let name = format!("inventory/tombstones-{first:020}-{covered:020}.parquet");
-            write_parquet(&self.dir, &name, &tombstone_batch(&deletes)?, &|| self.step())?;
+            write_parquet(&self.dir, &name, &tombstone_batch(&deletes)?, true, &|| self.step())?;
             next.tombstones.push(name);
         }
         next.covered_lsn = covered;
@@ -741,46 +816,52 @@ impl Catalog {
     }
 
     /// Catalog compaction: base + deltas − tombstones into one new base (sorted by
-    /// bucket and key), the journal into one file (rows past retention dropped). Each
-    /// output is read back and its row count checked before the manifest points to
-    /// it; only then are the inputs deleted.
+    /// bucket and key), the journal into one file (rows past retention dropped), both
+    /// streamed ([`merge`]). Each output's row count is checked against its footer before
+    /// the manifest points to it; only then are the inputs deleted.
     pub fn compact(&self) -> Result<()> {
         let mut manifest = self.manifest.lock().unwrap();
         if manifest.inventory_deltas.is_empty() && manifest.tombstones.is_empty() && manifest.journal.len() <= 1 {
             return Ok(());
         }
-        let inventory: Vec<InventoryRow> = self.inventory_of(&manifest)?.into_values().collect();
         let mut next = manifest.clone();
         let covered = manifest.covered_lsn;
+        let step = || self.step();
         let base = format!("inventory/base-{covered:020}.parquet");
-        write_parquet(&self.dir, &base, &inventory_batch(&inventory)?, &|| self.step())?;
-        let rows: usize = read_parquet(&self.dir.join(&base))?.iter().map(|b| b.num_rows()).sum();
-        if rows != inventory.len() {
+        let mut output = ParquetFile::create(&self.dir, &base, inventory_schema(), true, &step)?;
+        let inputs = merge::InventoryInputs {
+            base: manifest.base.as_ref(),
+            deltas: &manifest.inventory_deltas,
+            tombstones: &manifest.tombstones,
+        };
+        let rows = merge::merge_inventory(&self.dir, inputs, &mut output)?;
+        let written = output.finish()?;
+        let stored = parquet_rows(&self.dir.join(&base))?;
+        if stored != rows || written != rows {
             let _ = std::fs::remove_file(self.dir.join(&base));
-            return Err(Error::Corrupt(format!("new catalog base has {rows} rows, expected {}", inventory.len())));
+            return Err(Error::Corrupt(format!("new catalog base has {stored} rows, expected {rows}")));
         }
         next.base = Some(base);
         next.inventory_deltas.clear();
         next.tombstones.clear();
 
         let oldest_kept = now_ms() - self.config.journal_retention_ms;
-        let mut journal = Vec::new();
-        for name in &manifest.journal {
-            for batch in read_parquet(&self.dir.join(name))? {
-                journal.extend(journal_rows(&batch)?.into_iter().filter(|r| r.record_timestamp_ms >= oldest_kept));
-            }
-        }
-        journal.sort_by_key(|r| r.sequence_number);
+        let merging = format!("journal/merging-{covered:020}.parquet");
+        let mut output = ParquetFile::create(&self.dir, &merging, journal_schema(), false, &step)?;
+        let (rows, first) = merge::concat_journal(&self.dir, &manifest.journal, oldest_kept, &mut output)?;
         next.journal.clear();
-        if !journal.is_empty() {
-            let first = journal[0].sequence_number;
-            let name = format!("journal/{first:020}-{covered:020}.merged.parquet");
-            write_parquet(&self.dir, &name, &journal_batch(&journal)?, &|| self.step())?;
-            let rows: usize = read_parquet(&self.dir.join(&name))?.iter().map(|b| b.num_rows()).sum();
-            if rows != journal.len() {
-                return Err(Error::Corrupt(format!("merged journal has {rows} rows, expected {}", journal.len())));
+        match first {
+            None => output.abandon(),
+            Some(first) => {
+                let name = format!("journal/{first:020}-{covered:020}.merged.parquet");
+                output.install_as(name.clone());
+                output.finish()?;
+                let stored = parquet_rows(&self.dir.join(&name))?;
+                if stored != rows {
+                    return Err(Error::Corrupt(format!("merged journal has {stored} rows, expected {rows}")));
+                }
+                next.journal.push(name);
             }
-            next.journal.push(name);
         }
         self.write_manifest(&next)?;
         // The manifest is the commit point: from here the inputs are orphans, removed now
