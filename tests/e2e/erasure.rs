@@ -23,6 +23,16 @@ async fn delete_marked_objects(client: &aws_sdk_s3::Client, bucket: &str) {
     put(client, bucket, "large-secret", b"nothing to see").await;
 }
 
+/// Runs `quarry admin compact` against `server` with the admin key.
+fn admin_compact(server: &Server) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_quarry"))
+        .args(["admin", "compact", "--endpoint", server.endpoint()])
+        .env("QUARRY_ACCESS_KEY", ADMIN_ACCESS_KEY)
+        .env("QUARRY_SECRET_KEY", ADMIN_SECRET_KEY)
+        .output()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_bytes_are_gone_after_admin_compact() {
     let server = Server::start();
@@ -32,12 +42,7 @@ async fn deleted_bytes_are_gone_after_admin_compact() {
     assert!(file_containing(server.data_dir(), &marker).is_some(), "the marker must be on disk to begin with");
     delete_marked_objects(&client, "erasure").await;
 
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_quarry"))
-        .args(["admin", "compact", "--endpoint", server.endpoint()])
-        .env("QUARRY_ACCESS_KEY", ADMIN_ACCESS_KEY)
-        .env("QUARRY_SECRET_KEY", ADMIN_SECRET_KEY)
-        .output()
-        .unwrap();
+    let output = admin_compact(&server);
     assert!(
         output.status.success(),
         "quarry admin compact: expected success, got {}\nstdout: {}\nstderr: {}",
@@ -109,12 +114,7 @@ async fn a_kill9_right_after_compaction_loses_nothing() {
     for i in 0..20 {
         client.delete_object().bucket("moved").key(format!("drop-{i}")).send().await.unwrap();
     }
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_quarry"))
-        .args(["admin", "compact", "--endpoint", server.endpoint()])
-        .env("QUARRY_ACCESS_KEY", ADMIN_ACCESS_KEY)
-        .env("QUARRY_SECRET_KEY", ADMIN_SECRET_KEY)
-        .output()
-        .unwrap();
+    let output = admin_compact(&server);
     server.kill9();
     assert!(output.status.success(), "quarry admin compact: {}", String::from_utf8_lossy(&output.stderr));
     server.restart();
