@@ -110,6 +110,12 @@ struct SegmentPlan {
     damaged_lsns: Vec<u64>,
     /// A damaged region may hold a live record: the segment stays as it is.
     keep_as_is: bool,
+    /// Holds a record the catalog has not taken in yet: it must stay where it is.
+    unflushed: bool,
+    /// Its records were let go after measuring (`entries`, `decoded` and `fates` are
+    /// empty): it cannot be rewritten in this pass, and a plan holds the records of
+    /// the segments it may rewrite only, not of the whole log.
+    light: bool,
 }
 
 impl SegmentPlan {
@@ -245,11 +251,20 @@ fn plan(engine: &Engine, options: &CompactionOptions, excluded: &HashSet<u64>) -
     let now = now_ms();
     let mut segments = Vec::with_capacity(ids.len());
     let mut usage = Vec::with_capacity(ids.len());
+    let erasure_due = |u: &SegmentUsage| {
+        u.dead_payload_bytes > 0 && u.dead_since_ms.is_some_and(|t| now - t >= options.erasure_deadline_ms as i64 / 2)
+    };
+    let wanted_by_usage = |u: &SegmentUsage| {
+        u.dead_bytes > 0
+            && (options.force || u.dead_bytes as f64 >= options.dead_ratio_threshold * u.bytes as f64 || erasure_due(u))
+    };
     for (i, &id) in ids.iter().enumerate() {
         let sealed = i + 1 < ids.len();
         let (bytes, entries, decoded, damaged) = segment_records(dir.as_ref(), id, sealed)?;
         let fates = entries.iter().zip(&decoded).map(|(e, d)| fate(&live, e, d)).collect();
-        let plan = SegmentPlan {
+        let covered = engine.catalog_covered_lsn();
+        let unflushed = entries.iter().any(|e| e.lsn > covered && e.kind != RecordKind::Replaces);
+        let mut plan = SegmentPlan {
             id,
             bytes,
             entries,
@@ -258,6 +273,8 @@ fn plan(engine: &Engine, options: &CompactionOptions, excluded: &HashSet<u64>) -
             damaged,
             damaged_lsns: Vec::new(),
             keep_as_is: excluded.contains(&id),
+            unflushed,
+            light: false,
         };
         let dead_payload = plan.dead_payload_bytes();
         let dead_since = if dead_payload > 0 {
@@ -282,11 +299,23 @@ fn plan(engine: &Engine, options: &CompactionOptions, excluded: &HashSet<u64>) -
             sealed,
             dead_since_ms: dead_since,
         });
+        let may_be_rewritten = sealed && !plan.keep_as_is && !plan.unflushed && wanted_by_usage(usage.last().unwrap());
+        if !may_be_rewritten && plan.damaged.is_empty() {
+            plan.entries = Vec::new();
+            plan.decoded = Vec::new();
+            plan.fates = Vec::new();
+            plan.light = true;
+        }
         segments.push(plan);
     }
     // Damage found by scanning: rewrite around it only if it cannot hide a live record.
-    let seen: HashSet<u64> = segments.iter().flat_map(|p| p.entries.iter().map(|e| e.lsn)).collect();
     let damaged_ids: HashSet<u64> = segments.iter().filter(|p| !p.damaged.is_empty()).map(|p| p.id).collect();
+    // Every LSN in the log: read again (light segments let their records go), and only
+    // when there is damage to judge.
+    let mut seen: HashSet<u64> = HashSet::new();
+    if !damaged_ids.is_empty() {
+        for_each_segment(dir.as_ref(), &ids, |_, entries, _| seen.extend(entries.iter().map(|e| e.lsn)))?;
+    }
     let mut damaged_locations: HashMap<u64, Vec<(u64, RecordLocation)>> = HashMap::new();
     if !damaged_ids.is_empty() {
         for item in index.chunk_locations() {
@@ -306,23 +335,9 @@ fn plan(engine: &Engine, options: &CompactionOptions, excluded: &HashSet<u64>) -
             .map(|found| found.iter().filter(|(_, l)| in_damage(l)).map(|(lsn, _)| *lsn).collect())
             .unwrap_or_default();
     }
-    let kept_as_is: HashSet<u64> = segments.iter().filter(|p| p.keep_as_is).map(|p| p.id).collect();
-    let erasure_due = |u: &SegmentUsage| {
-        u.dead_payload_bytes > 0 && u.dead_since_ms.is_some_and(|t| now - t >= options.erasure_deadline_ms as i64 / 2)
-    };
-    // Records the catalog has not taken in yet must stay where they are.
-    let covered = engine.catalog_covered_lsn();
-    let unflushed: HashSet<u64> = segments
-        .iter()
-        .filter(|p| p.entries.iter().any(|e| e.lsn > covered && e.kind != RecordKind::Replaces))
-        .map(|p| p.id)
-        .collect();
-    let wanted = |u: &SegmentUsage| {
-        !unflushed.contains(&u.id)
-            && !kept_as_is.contains(&u.id)
-            && u.dead_bytes > 0
-            && (options.force || u.dead_bytes as f64 >= options.dead_ratio_threshold * u.bytes as f64 || erasure_due(u))
-    };
+    // A light segment let its records go: it is not rewritten in this pass.
+    let not_rewritable: HashSet<u64> = segments.iter().filter(|p| p.keep_as_is || p.light).map(|p| p.id).collect();
+    let wanted = |u: &SegmentUsage| !not_rewritable.contains(&u.id) && wanted_by_usage(u);
     let roll_active = usage.last().is_some_and(|u| u.dead_payload_bytes > 0 && (options.force || erasure_due(u)));
     let mut runs: Vec<Vec<usize>> = Vec::new();
     let mut run: Vec<usize> = Vec::new();
@@ -345,41 +360,115 @@ fn plan(engine: &Engine, options: &CompactionOptions, excluded: &HashSet<u64>) -
     }
     // An output needs a free generation after its last input.
     runs.retain(|run| !(segments[*run.last().unwrap()].id + 1).is_multiple_of(GENERATIONS));
-    decide_deletions(&mut segments, &runs);
+    decide_deletions(dir.as_ref(), &ids, &mut segments, &runs)?;
     Ok(Plan { segments, usage, runs, roll_active })
 }
 
+/// Calls `each` with the records of every segment in `ids`, one segment at a time.
+fn for_each_segment(
+    dir: &dyn SegmentDir,
+    ids: &[u64],
+    mut each: impl FnMut(u64, &[SidecarEntry], &[LogEntry]),
+) -> Result<()> {
+    for (i, &id) in ids.iter().enumerate() {
+        let (_, entries, decoded, _) = segment_records(dir, id, i + 1 < ids.len())?;
+        each(id, &entries, &decoded);
+    }
+    Ok(())
+}
+
+/// What a deletion record cancels: the keys, buckets and uploads whose oldest surviving
+/// record decides whether it may go.
+#[derive(Default)]
+struct Cancelled {
+    objects: HashMap<(String, String), u64>,
+    buckets: HashMap<String, u64>,
+    uploads: HashMap<String, u64>,
+}
+
+impl Cancelled {
+    /// Notes a surviving record at `lsn`, if it is of something a deletion cancels.
+    fn note(&mut self, decoded: &LogEntry, lsn: u64) {
+        fn lower<K: std::borrow::Borrow<Q> + std::hash::Hash + Eq, Q: std::hash::Hash + Eq + ?Sized>(
+            map: &mut HashMap<K, u64>,
+            key: &Q,
+            lsn: u64,
+        ) {
+            if let Some(oldest) = map.get_mut(key) {
+                *oldest = (*oldest).min(lsn);
+            }
+        }
+        match decoded {
+            LogEntry::Object(o) | LogEntry::UploadComplete { object: o, .. } => {
+                if let Some(oldest) = self.objects.get_mut(&(o.bucket.clone(), o.key.clone())) {
+                    *oldest = (*oldest).min(lsn);
+                }
+                lower(&mut self.buckets, o.bucket.as_str(), lsn);
+            }
+            LogEntry::BucketCreate { bucket, .. } => lower(&mut self.buckets, bucket.as_str(), lsn),
+            LogEntry::UploadCreate(u) => {
+                lower(&mut self.uploads, u.upload_id.as_str(), lsn);
+                lower(&mut self.buckets, u.bucket.as_str(), lsn);
+            }
+            LogEntry::Part(p) => lower(&mut self.uploads, p.upload_id.as_str(), lsn),
+            _ => {}
+        }
+    }
+}
+
 /// A deletion record may go only if no older record that it cancels survives anywhere
-/// (else a rebuild from the log would resurrect what it deleted).
-fn decide_deletions(segments: &mut [SegmentPlan], runs: &[Vec<usize>]) {
+/// (else a rebuild from the log would resurrect what it deleted). Segments the plan let
+/// go of are read again, one at a time, and only when a rewritten segment holds a
+/// deletion.
+fn decide_deletions(
+    dir: &dyn SegmentDir,
+    ids: &[u64],
+    segments: &mut [SegmentPlan],
+    runs: &[Vec<usize>],
+) -> Result<()> {
     let rewritten: HashSet<usize> = runs.iter().flatten().copied().collect();
-    let mut oldest_object: HashMap<(&str, &str), u64> = HashMap::new();
-    let mut oldest_in_bucket: HashMap<&str, u64> = HashMap::new();
-    let mut oldest_upload: HashMap<&str, u64> = HashMap::new();
-    let note = |map_lsn: &mut u64, lsn: u64| *map_lsn = (*map_lsn).min(lsn);
-    for (i, plan) in segments.iter().enumerate() {
-        for ((entry, decoded), fate) in plan.entries.iter().zip(&plan.decoded).zip(&plan.fates) {
-            let survives = !rewritten.contains(&i) || *fate == Fate::Keep;
-            if !survives {
+    let mut cancelled = Cancelled::default();
+    for &i in &rewritten {
+        let plan = &segments[i];
+        for (decoded, fate) in plan.decoded.iter().zip(&plan.fates) {
+            if *fate != Fate::Deletion {
                 continue;
             }
-            let lsn = entry.lsn;
             match decoded {
-                LogEntry::Object(o) | LogEntry::UploadComplete { object: o, .. } => {
-                    note(oldest_object.entry((&o.bucket, &o.key)).or_insert(u64::MAX), lsn);
-                    note(oldest_in_bucket.entry(&o.bucket).or_insert(u64::MAX), lsn);
+                LogEntry::Tombstone { bucket, key, .. } => {
+                    cancelled.objects.insert((bucket.clone(), key.clone()), u64::MAX);
                 }
-                LogEntry::BucketCreate { bucket, .. } => note(oldest_in_bucket.entry(bucket).or_insert(u64::MAX), lsn),
-                LogEntry::UploadCreate(u) => {
-                    note(oldest_upload.entry(&u.upload_id).or_insert(u64::MAX), lsn);
-                    note(oldest_in_bucket.entry(&u.bucket).or_insert(u64::MAX), lsn);
+                LogEntry::BucketDelete { bucket } => {
+                    cancelled.buckets.insert(bucket.clone(), u64::MAX);
                 }
-                LogEntry::Part(p) => note(oldest_upload.entry(&p.upload_id).or_insert(u64::MAX), lsn),
+                LogEntry::UploadAbort { upload_id, .. } => {
+                    cancelled.uploads.insert(upload_id.clone(), u64::MAX);
+                }
                 _ => {}
             }
         }
     }
-    let older = |map: Option<&u64>, lsn: u64| map.is_some_and(|&oldest| oldest < lsn);
+    let any_deletion = !(cancelled.objects.is_empty() && cancelled.buckets.is_empty() && cancelled.uploads.is_empty());
+    if any_deletion {
+        let light: HashSet<u64> = segments.iter().filter(|p| p.light).map(|p| p.id).collect();
+        for (i, plan) in segments.iter().enumerate() {
+            for ((entry, decoded), fate) in plan.entries.iter().zip(&plan.decoded).zip(&plan.fates) {
+                if !rewritten.contains(&i) || *fate == Fate::Keep {
+                    cancelled.note(decoded, entry.lsn);
+                }
+            }
+        }
+        // Light segments are never rewritten: every record in them survives.
+        let light_ids: Vec<u64> = ids.iter().copied().filter(|id| light.contains(id)).collect();
+        let last = ids.last().copied();
+        for &id in &light_ids {
+            let (_, entries, decoded, _) = segment_records(dir, id, Some(id) != last)?;
+            for (entry, decoded) in entries.iter().zip(&decoded) {
+                cancelled.note(decoded, entry.lsn);
+            }
+        }
+    }
+    let older = |oldest: Option<&u64>, lsn: u64| oldest.is_some_and(|&oldest| oldest < lsn);
     let mut decisions: Vec<(usize, usize, Fate)> = Vec::new();
     for &i in &rewritten {
         let plan = &segments[i];
@@ -389,10 +478,10 @@ fn decide_deletions(segments: &mut [SegmentPlan], runs: &[Vec<usize>]) {
             }
             let needed = match decoded {
                 LogEntry::Tombstone { bucket, key, .. } => {
-                    older(oldest_object.get(&(bucket.as_str(), key.as_str())), entry.lsn)
+                    older(cancelled.objects.get(&(bucket.clone(), key.clone())), entry.lsn)
                 }
-                LogEntry::BucketDelete { bucket } => older(oldest_in_bucket.get(bucket.as_str()), entry.lsn),
-                LogEntry::UploadAbort { upload_id, .. } => older(oldest_upload.get(upload_id.as_str()), entry.lsn),
+                LogEntry::BucketDelete { bucket } => older(cancelled.buckets.get(bucket.as_str()), entry.lsn),
+                LogEntry::UploadAbort { upload_id, .. } => older(cancelled.uploads.get(upload_id.as_str()), entry.lsn),
                 _ => true,
             };
             decisions.push((i, j, if needed { Fate::Keep } else { Fate::Drop }));
@@ -407,6 +496,7 @@ fn decide_deletions(segments: &mut [SegmentPlan], runs: &[Vec<usize>]) {
             *fate = Fate::Keep;
         }
     }
+    Ok(())
 }
 
 /// A verified output waiting to be installed.
@@ -452,6 +542,7 @@ impl Pacer {
 }
 
 fn write_output(dir: &dyn SegmentDir, run: &[&SegmentPlan], rate: Option<u64>) -> Result<Written> {
+    assert!(run.iter().all(|p| !p.light), "a run holds only segments whose records the plan kept");
     let inputs: Vec<u64> = run.iter().map(|p| p.id).collect();
     let output_id = inputs.last().unwrap() + 1;
     assert!(!output_id.is_multiple_of(GENERATIONS), "no free generation after segment {}", output_id - 1);

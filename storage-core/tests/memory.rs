@@ -1,6 +1,8 @@
-//! Catalog compaction streams: the memory it takes does not grow with the number of
-//! objects in the inventory (it used to build the whole inventory in memory, about
-//! 1 KiB an object). Its own test binary, because it counts every allocation.
+//! Background work takes memory bounded by its batches, not by the number of objects:
+//! catalog compaction streams (it built the whole inventory in memory, about 1 KiB an
+//! object), and a segment compaction pass holds the records of the segments it may
+//! rewrite only (it held every record of the log). Its own test binary, because it
+//! counts every allocation; the tests take turns, since the count is global.
 
 use bytes::Bytes;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -31,6 +33,16 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
+
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Runs `work` and returns the most bytes it held at once beyond what was live before.
+fn peak_bytes_of<T>(work: impl FnOnce() -> T) -> (T, usize) {
+    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    PEAK_BYTES.store(before, Ordering::Relaxed);
+    let out = work();
+    (out, PEAK_BYTES.load(Ordering::Relaxed).saturating_sub(before))
+}
 
 /// More than one row group (64k rows) of base, so streaming shows.
 const OBJECTS: usize = 100_000;
@@ -67,6 +79,7 @@ async fn put_many(engine: &Engine, prefix: &str, count: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catalog_compaction_memory_does_not_grow_with_the_inventory() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = EngineConfig::new(dir.path());
     config.disk_reserve_bytes = 0;
@@ -80,10 +93,7 @@ async fn catalog_compaction_memory_does_not_grow_with_the_inventory() {
     put_many(&engine, "second", 100).await;
     engine.flush_catalog().unwrap();
 
-    let before = LIVE_BYTES.load(Ordering::Relaxed);
-    PEAK_BYTES.store(before, Ordering::Relaxed);
-    engine.compact_catalog().unwrap();
-    let taken = PEAK_BYTES.load(Ordering::Relaxed).saturating_sub(before);
+    let ((), taken) = peak_bytes_of(|| engine.compact_catalog().unwrap());
     assert!(
         taken < COMPACTION_LIMIT_BYTES,
         "compacting a catalog of {} objects took {taken} bytes at its peak; expected under {COMPACTION_LIMIT_BYTES}",
@@ -91,5 +101,36 @@ async fn catalog_compaction_memory_does_not_grow_with_the_inventory() {
     );
     let inventory = engine.catalog().unwrap().inventory().unwrap();
     assert_eq!(inventory.len(), OBJECTS + 100, "objects in the compacted inventory");
+    engine.close().await.unwrap();
+}
+
+/// Records in the log for the segment compaction test: spread over about 10 segments.
+const LOG_OBJECTS: usize = 60_000;
+const SEGMENT_BYTES: u64 = 2 * 1024 * 1024;
+/// One segment's records parsed, plus the liveness sets of 60,000 objects. Holding every
+/// record of the log at once took 112 MB here; now 14 MB.
+const PLAN_LIMIT_BYTES: usize = 24 * 1024 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_compaction_pass_holds_the_segments_it_may_rewrite_not_the_log() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EngineConfig::new(dir.path());
+    config.disk_reserve_bytes = 0;
+    config.segment_size_limit_bytes = SEGMENT_BYTES;
+    let engine = Engine::open(config).unwrap();
+    engine.create_bucket("b", 1).await.unwrap();
+    put_many(&engine, "kept", LOG_OBJECTS).await;
+    // One dead object: every segment is measured, none is worth rewriting.
+    engine.delete_object("b", "kept/object-00000007").await.unwrap();
+    let segments = engine.segment_usage().unwrap().len();
+    assert!(segments >= 10, "the log should span many segments, found {segments}");
+    let (usage, taken) = peak_bytes_of(|| engine.segment_usage().unwrap());
+    assert_eq!(usage.len(), segments);
+    assert!(
+        taken < PLAN_LIMIT_BYTES,
+        "planning compaction over {LOG_OBJECTS} objects in {segments} segments took {taken} bytes at its peak; \
+         expected under {PLAN_LIMIT_BYTES}"
+    );
     engine.close().await.unwrap();
 }
