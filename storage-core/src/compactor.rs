@@ -1,7 +1,7 @@
 //! Segment compaction: rewrite sealed segments keeping only live records, so deleted
 //! and overwritten bytes leave the disk.
 //!
-//! The discipline (see DESIGN.md, "The compactor"):
+//! The discipline (ARCHITECTURE.md, "Compaction"):
 //! * A run of adjacent sealed segments `a..=b` is rewritten into one output with id
 //!   `b + 1` (the next generation), so sorting segment ids still sorts LSNs. Records keep
 //!   their LSNs. The output's first record, `Replaces { segments }`, names its inputs.
