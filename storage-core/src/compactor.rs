@@ -258,11 +258,12 @@ fn plan(engine: &Engine, options: &CompactionOptions, excluded: &HashSet<u64>) -
         u.dead_bytes > 0
             && (options.force || u.dead_bytes as f64 >= options.dead_ratio_threshold * u.bytes as f64 || erasure_due(u))
     };
+    // Records the catalog has not taken in yet must stay where they are.
+    let covered = engine.catalog_covered_lsn();
     for (i, &id) in ids.iter().enumerate() {
         let sealed = i + 1 < ids.len();
         let (bytes, entries, decoded, damaged) = segment_records(dir.as_ref(), id, sealed)?;
         let fates = entries.iter().zip(&decoded).map(|(e, d)| fate(&live, e, d)).collect();
-        let covered = engine.catalog_covered_lsn();
         let unflushed = entries.iter().any(|e| e.lsn > covered && e.kind != RecordKind::Replaces);
         let mut plan = SegmentPlan {
             id,
