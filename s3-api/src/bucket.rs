@@ -122,6 +122,17 @@ pub async fn get_bucket_location(
     Ok(S3Response::new(GetBucketLocationOutput { location_constraint }))
 }
 
+/// Versioning is never turned on in Quarry yet (PutBucketVersioning is not
+/// implemented), so every bucket is one that was never versioned: S3 answers those with
+/// an empty configuration, no Status, not an error.
+pub async fn get_bucket_versioning(
+    s3: &QuarryS3,
+    req: S3Request<GetBucketVersioningInput>,
+) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+    s3.require_bucket(&req.input.bucket)?;
+    Ok(S3Response::new(GetBucketVersioningOutput { mfa_delete: None, status: None }))
+}
+
 /// The S3 bucket naming rules (general purpose buckets).
 pub fn validate_bucket_name(name: &str) -> S3Result<()> {
     let invalid = |why: &str| Err(s3_error!(InvalidBucketName, "The specified bucket is not valid: {why}"));

@@ -1,5 +1,5 @@
-//! ListObjectsV2, ListObjects (v1) and ListMultipartUploads: ordered range scans of the
-//! index, with prefix, delimiter (CommonPrefixes), pagination and encoding-type=url.
+//! ListObjectsV2, ListObjects (v1), ListObjectVersions and ListMultipartUploads: ordered
+//! range scans of the index, with prefix, delimiter (CommonPrefixes), pagination and encoding-type=url.
 
 use crate::QuarryS3;
 use crate::error::engine_error;
@@ -164,6 +164,74 @@ pub async fn list_objects(s3: &QuarryS3, req: S3Request<ListObjectsInput>) -> S3
         next_marker: encoder.opt(next_marker),
         encoding_type: input.encoding_type,
         contents: Some(objects),
+        common_prefixes: Some(prefixes),
+        request_charged: None,
+    }))
+}
+
+/// The version id S3 gives objects written while a bucket was never versioned.
+const NULL_VERSION_ID: &str = "null";
+
+/// ListObjectVersions. No bucket is versioned yet (PutBucketVersioning is not
+/// implemented), so each key has exactly one version, the "null" one, and it is the
+/// latest; there are no delete markers. Pagination follows S3: the page resumes after
+/// (key-marker, version-id-marker), and with a single version per key that is after
+/// key-marker.
+pub async fn list_object_versions(
+    s3: &QuarryS3,
+    req: S3Request<ListObjectVersionsInput>,
+) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+    let input = req.input;
+    let encoder = Encoder::new(input.encoding_type.as_ref())?;
+    let key_marker = input.key_marker.clone().filter(|m| !m.is_empty());
+    match (&key_marker, input.version_id_marker.as_deref().filter(|v| !v.is_empty())) {
+        (None, Some(_)) => {
+            return Err(s3_error!(InvalidArgument, "A version-id marker cannot be specified without a key marker."));
+        }
+        (Some(_), Some(v)) if v != NULL_VERSION_ID => {
+            return Err(s3_error!(InvalidArgument, "Invalid version id specified"));
+        }
+        _ => {}
+    }
+    let query = ListQuery {
+        prefix: input.prefix.clone().unwrap_or_default(),
+        delimiter: delimiter(&input.delimiter),
+        start_after: key_marker,
+        max_keys: max_keys(input.max_keys)?,
+    };
+    let (objects, prefixes, is_truncated, last) = list_page(s3, &input.bucket, &query, &encoder)?;
+    let last_is_object = last.is_some() && objects.last().and_then(|o| o.key.clone()) == encoder.opt(last.clone());
+    let versions: Vec<ObjectVersion> = objects
+        .into_iter()
+        .map(|o| ObjectVersion {
+            checksum_algorithm: o.checksum_algorithm,
+            checksum_type: o.checksum_type,
+            e_tag: o.e_tag,
+            is_latest: Some(true),
+            key: o.key,
+            last_modified: o.last_modified,
+            owner: Some(crate::owner()),
+            restore_status: None,
+            size: o.size,
+            storage_class: o.storage_class.map(|c| ObjectVersionStorageClass::from(c.as_str().to_owned())),
+            version_id: Some(NULL_VERSION_ID.to_owned()),
+        })
+        .collect();
+    let next_key_marker = last.filter(|_| is_truncated);
+    let next_version_id_marker = (is_truncated && last_is_object).then(|| NULL_VERSION_ID.to_owned());
+    Ok(S3Response::new(ListObjectVersionsOutput {
+        name: Some(input.bucket),
+        prefix: Some(encoder.apply(query.prefix)),
+        delimiter: encoder.opt(query.delimiter),
+        max_keys: Some(query.max_keys as i32),
+        is_truncated: Some(is_truncated),
+        key_marker: Some(encoder.apply(input.key_marker.unwrap_or_default())),
+        version_id_marker: Some(input.version_id_marker.unwrap_or_default()),
+        next_key_marker: encoder.opt(next_key_marker),
+        next_version_id_marker,
+        encoding_type: input.encoding_type,
+        versions: Some(versions),
+        delete_markers: Some(Vec::new()),
         common_prefixes: Some(prefixes),
         request_charged: None,
     }))

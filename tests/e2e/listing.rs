@@ -1,4 +1,4 @@
-//! ListObjectsV2 and ListObjects (v1): prefix, delimiter / CommonPrefixes,
+//! ListObjectsV2, ListObjects (v1) and ListObjectVersions: prefix, delimiter / CommonPrefixes,
 //! max-keys, continuation-token / marker pagination, start-after,
 //! encoding-type=url, and pagination over thousands of keys.
 
@@ -572,4 +572,60 @@ async fn paginate_2500_keys_v2_and_v1() {
         .await
         .ok_or_panic("ListObjectsV2 start-after pivot");
     assert_eq!(keys_of(out.contents()), expected[1235..1245].to_vec(), "ListObjectsV2 start-after {pivot} max-keys 10");
+}
+
+/// No bucket is versioned yet: GetBucketVersioning answers an empty configuration (as
+/// S3 does for a bucket never versioned) and ListObjectVersions lists each object as its
+/// one "null" version, latest, paginated by key-marker / version-id-marker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unversioned_bucket_lists_null_versions() {
+    let server = Server::start();
+    let s3 = setup(&server, "versions").await;
+
+    let versioning = s3.get_bucket_versioning().bucket("versions").send().await.unwrap();
+    assert_eq!(versioning.status(), None, "a bucket never versioned has no versioning status");
+    let missing = s3.get_bucket_versioning().bucket("no-such-bucket-here").send().await;
+    assert_eq!(err_status(&missing.unwrap_err()), Some(404), "GetBucketVersioning of a missing bucket");
+
+    // Every key once, version "null", latest; pages of 4 joined by the next markers.
+    let mut seen = Vec::new();
+    let (mut key_marker, mut version_marker): (Option<String>, Option<String>) = (None, None);
+    loop {
+        let page = s3
+            .list_object_versions()
+            .bucket("versions")
+            .max_keys(4)
+            .set_key_marker(key_marker.clone())
+            .set_version_id_marker(version_marker.clone())
+            .send()
+            .await
+            .unwrap();
+        assert!(page.delete_markers().is_empty(), "no delete markers without versioning");
+        for v in page.versions() {
+            assert_eq!(v.version_id(), Some("null"), "version id of {:?}", v.key());
+            assert_eq!(v.is_latest(), Some(true), "IsLatest of {:?}", v.key());
+            assert_eq!(v.size(), Some(v.key().unwrap().len() as i64), "size of {:?}", v.key());
+            seen.push(v.key().unwrap().to_string());
+        }
+        if page.is_truncated() != Some(true) {
+            break;
+        }
+        assert_eq!(page.next_version_id_marker(), Some("null"), "next version-id marker after an object");
+        key_marker = page.next_key_marker().map(str::to_string);
+        version_marker = page.next_version_id_marker().map(str::to_string);
+        assert!(seen.len() <= KEYS.len(), "pagination does not end: {seen:?}");
+    }
+    assert_eq!(seen, strs(KEYS));
+
+    // A delimiter groups keys into common prefixes, as in ListObjects.
+    let grouped = s3.list_object_versions().bucket("versions").delimiter("/").send().await.unwrap();
+    let keys: Vec<String> = grouped.versions().iter().map(|v| v.key().unwrap().to_string()).collect();
+    assert_eq!(keys, strs(&["a.txt", "b0", "e.txt"]));
+    assert_eq!(prefixes_of(grouped.common_prefixes()), strs(&["b/", "d/"]));
+
+    // A version-id marker needs a key marker, and only "null" names a version here.
+    let no_key = s3.list_object_versions().bucket("versions").version_id_marker("null").send().await;
+    assert_eq!(err_status(&no_key.unwrap_err()), Some(400), "version-id-marker without key-marker");
+    let bad = s3.list_object_versions().bucket("versions").key_marker("a.txt").version_id_marker("v1").send().await;
+    assert_eq!(err_status(&bad.unwrap_err()), Some(400), "a version id that does not exist here");
 }
