@@ -459,6 +459,22 @@ class Suite:
         expect_eq("keys from the list_objects (v1) paginator (PageSize=6)", self.listing_keys, keys)
         expect_eq("number of v1 pages for 23 keys at 6 per page", 4, len(pages))
 
+    def check_versions_of_an_unversioned_bucket(self):
+        # No bucket is versioned: an empty configuration, each object once as "null".
+        expect_eq("versioning Status of a bucket never versioned", None,
+                  self.s3.get_bucket_versioning(Bucket=BUCKET).get("Status"))
+        pages = list(
+            self.s3.get_paginator("list_object_versions").paginate(
+                Bucket=BUCKET, Prefix="listing/", PaginationConfig={"PageSize": 7}
+            )
+        )
+        versions = [v for p in pages for v in p.get("Versions", [])]
+        expect_eq("keys from the list_object_versions paginator (PageSize=7)", self.listing_keys,
+                  [v["Key"] for v in versions])
+        expect_eq("version ids", {"null"}, {v["VersionId"] for v in versions})
+        expect_eq("IsLatest", {True}, {v["IsLatest"] for v in versions})
+        expect_eq("delete markers", [], [m for p in pages for m in p.get("DeleteMarkers", [])])
+
     def check_special_character_keys(self):
         keys = sorted(
             [
@@ -682,6 +698,7 @@ CHECKS = [
     "list_objects_v2_paginator",
     "list_objects_v2_delimiter_and_start_after",
     "list_objects_v1_paginator",
+    "versions_of_an_unversioned_bucket",
     "special_character_keys",
     "copy_object",
     "copy_object_cross_bucket",
