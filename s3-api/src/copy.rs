@@ -14,7 +14,7 @@ pub fn copy_source(source: &CopySource) -> S3Result<(&str, &str)> {
     let CopySource::Bucket { bucket, key, version_id } = source else {
         return Err(s3_error!(NotImplemented, "Only bucket/key copy sources are supported"));
     };
-    if version_id.as_deref().is_some_and(|v| v != "null") {
+    if version_id.as_deref().is_some_and(|v| v != crate::version::NULL_VERSION_ID) {
         return Err(s3_error!(NoSuchVersion, "Versioning is not enabled; only the current version can be copied"));
     }
     Ok((bucket, key))

@@ -13,6 +13,7 @@ pub async fn delete_object(
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let origin = crate::origin(&req);
+    crate::version::require_null_version(req.input.version_id.as_deref())?;
     s3.engine.delete_object_by(&req.input.bucket, &req.input.key, Some(origin)).await.map_err(engine_error)?;
     Ok(S3Response::new(DeleteObjectOutput::default()))
 }
@@ -32,11 +33,16 @@ pub async fn delete_objects(
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for object in objects {
-        match s3.engine.delete_object_by(&input.bucket, &object.key, Some(origin.clone())).await {
+        let deleted_one = match crate::version::require_null_version(object.version_id.as_deref()) {
+            Ok(()) => {
+                s3.engine.delete_object_by(&input.bucket, &object.key, Some(origin.clone())).await.map_err(engine_error)
+            }
+            Err(e) => Err(e),
+        };
+        match deleted_one {
             Ok(()) if quiet => {}
             Ok(()) => deleted.push(DeletedObject { key: Some(object.key), ..Default::default() }),
             Err(e) => {
-                let e = engine_error(e);
                 errors.push(Error {
                     code: Some(e.code().as_str().to_owned()),
                     key: Some(object.key),

@@ -185,6 +185,7 @@ pub async fn get_object(s3: &QuarryS3, req: S3Request<GetObjectInput>) -> S3Resu
     if req.input.bucket == crate::CATALOG_BUCKET {
         return crate::catalog::get_object(s3, req.input).await;
     }
+    crate::version::require_null_version(req.input.version_id.as_deref())?;
     let (mut output, entry, range) = serve_object!(s3, req.input, GetObjectOutput);
     let metadata = user_metadata_headers(&entry.meta)?;
     output.body = Some(body_stream(&s3.engine, &entry, range).await?);
@@ -197,6 +198,7 @@ pub async fn head_object(s3: &QuarryS3, req: S3Request<HeadObjectInput>) -> S3Re
     if req.input.bucket == crate::CATALOG_BUCKET {
         return crate::catalog::head_object(s3, req.input).await;
     }
+    crate::version::require_null_version(req.input.version_id.as_deref())?;
     let (output, entry, _) = serve_object!(s3, req.input, HeadObjectOutput);
     let mut response = S3Response::new(output);
     response.headers = user_metadata_headers(&entry.meta)?;

@@ -22,6 +22,7 @@ mod query_gate;
 mod select;
 mod sql;
 mod unsupported;
+mod version;
 
 pub use admin::ADMIN_BUCKET;
 pub use auth::{AccessLevel, KeyConfig, KeyStore};

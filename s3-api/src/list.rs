@@ -5,6 +5,7 @@ use crate::QuarryS3;
 use crate::error::engine_error;
 use crate::meta::{etag, timestamp};
 use crate::unsupported::reported_class;
+use crate::version::NULL_VERSION_ID;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as TOKEN_BASE64;
 use s3s::dto::*;
@@ -168,9 +169,6 @@ pub async fn list_objects(s3: &QuarryS3, req: S3Request<ListObjectsInput>) -> S3
         request_charged: None,
     }))
 }
-
-/// The version id S3 gives objects written while a bucket was never versioned.
-const NULL_VERSION_ID: &str = "null";
 
 /// ListObjectVersions. No bucket is versioned yet (PutBucketVersioning is not
 /// implemented), so each key has exactly one version, the "null" one, and it is the

@@ -629,3 +629,37 @@ async fn an_unversioned_bucket_lists_null_versions() {
     let bad = s3.list_object_versions().bucket("versions").key_marker("a.txt").version_id_marker("v1").send().await;
     assert_eq!(err_status(&bad.unwrap_err()), Some(400), "a version id that does not exist here");
 }
+
+/// Without versioning every object is its own "null" version: GET, HEAD and DELETE
+/// naming "null" act on it; any other version id is 400 InvalidArgument, and is never
+/// taken to mean the current object (a DELETE of another version deleted it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_null_version_id_names_an_object() {
+    let server = Server::start();
+    let s3 = server.client();
+    create_bucket(&s3, "nullversion").await;
+    put(&s3, "nullversion", "k", b"hello").await;
+    let other = "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY";
+
+    let got = s3.get_object().bucket("nullversion").key("k").version_id("null").send().await.unwrap();
+    assert_eq!(collect_body(got.body, "GET ?versionId=null").await, b"hello");
+    s3.head_object().bucket("nullversion").key("k").version_id("null").send().await.unwrap();
+    let get_other = s3.get_object().bucket("nullversion").key("k").version_id(other).send().await;
+    assert_eq!(err_status(&get_other.unwrap_err()), Some(400), "GET of a version id never issued");
+    let head_other = s3.head_object().bucket("nullversion").key("k").version_id(other).send().await;
+    assert_eq!(err_status(&head_other.unwrap_err()), Some(400), "HEAD of a version id never issued");
+
+    let delete_other = s3.delete_object().bucket("nullversion").key("k").version_id(other).send().await;
+    assert_eq!(err_status(&delete_other.unwrap_err()), Some(400), "DELETE of a version id never issued");
+    let batch = aws_sdk_s3::types::Delete::builder()
+        .objects(aws_sdk_s3::types::ObjectIdentifier::builder().key("k").version_id(other).build().unwrap())
+        .build()
+        .unwrap();
+    let out = s3.delete_objects().bucket("nullversion").delete(batch).send().await.unwrap();
+    assert_eq!(out.errors().len(), 1, "DeleteObjects of a version id never issued reports an error");
+    assert_eq!(out.errors()[0].code(), Some("InvalidArgument"));
+    assert_eq!(get(&s3, "nullversion", "k").await, b"hello", "the object is still there");
+
+    s3.delete_object().bucket("nullversion").key("k").version_id("null").send().await.unwrap();
+    assert!(list_all_keys(&s3, "nullversion").await.is_empty(), "DELETE ?versionId=null deletes the object");
+}
