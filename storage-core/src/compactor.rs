@@ -382,36 +382,39 @@ fn for_each_segment(
 /// record decides whether it may go.
 #[derive(Default)]
 struct Cancelled {
-    objects: HashMap<(String, String), u64>,
+    /// bucket → key → oldest surviving LSN (nested so lookups borrow, never clone).
+    objects: HashMap<String, HashMap<String, u64>>,
     buckets: HashMap<String, u64>,
     uploads: HashMap<String, u64>,
 }
 
+/// Lowers the oldest LSN noted under `key`, if `key` is tracked.
+fn lower(map: &mut HashMap<String, u64>, key: &str, lsn: u64) {
+    if let Some(oldest) = map.get_mut(key) {
+        *oldest = (*oldest).min(lsn);
+    }
+}
+
 impl Cancelled {
+    fn object(&self, bucket: &str, key: &str) -> Option<&u64> {
+        self.objects.get(bucket).and_then(|keys| keys.get(key))
+    }
+
     /// Notes a surviving record at `lsn`, if it is of something a deletion cancels.
     fn note(&mut self, decoded: &LogEntry, lsn: u64) {
-        fn lower<K: std::borrow::Borrow<Q> + std::hash::Hash + Eq, Q: std::hash::Hash + Eq + ?Sized>(
-            map: &mut HashMap<K, u64>,
-            key: &Q,
-            lsn: u64,
-        ) {
-            if let Some(oldest) = map.get_mut(key) {
-                *oldest = (*oldest).min(lsn);
-            }
-        }
         match decoded {
             LogEntry::Object(o) | LogEntry::UploadComplete { object: o, .. } => {
-                if let Some(oldest) = self.objects.get_mut(&(o.bucket.clone(), o.key.clone())) {
-                    *oldest = (*oldest).min(lsn);
+                if let Some(keys) = self.objects.get_mut(o.bucket.as_str()) {
+                    lower(keys, &o.key, lsn);
                 }
-                lower(&mut self.buckets, o.bucket.as_str(), lsn);
+                lower(&mut self.buckets, &o.bucket, lsn);
             }
-            LogEntry::BucketCreate { bucket, .. } => lower(&mut self.buckets, bucket.as_str(), lsn),
+            LogEntry::BucketCreate { bucket, .. } => lower(&mut self.buckets, bucket, lsn),
             LogEntry::UploadCreate(u) => {
-                lower(&mut self.uploads, u.upload_id.as_str(), lsn);
-                lower(&mut self.buckets, u.bucket.as_str(), lsn);
+                lower(&mut self.uploads, &u.upload_id, lsn);
+                lower(&mut self.buckets, &u.bucket, lsn);
             }
-            LogEntry::Part(p) => lower(&mut self.uploads, p.upload_id.as_str(), lsn),
+            LogEntry::Part(p) => lower(&mut self.uploads, &p.upload_id, lsn),
             _ => {}
         }
     }
@@ -437,7 +440,7 @@ fn decide_deletions(
             }
             match decoded {
                 LogEntry::Tombstone { bucket, key, .. } => {
-                    cancelled.objects.insert((bucket.clone(), key.clone()), u64::MAX);
+                    cancelled.objects.entry(bucket.clone()).or_default().insert(key.clone(), u64::MAX);
                 }
                 LogEntry::BucketDelete { bucket } => {
                     cancelled.buckets.insert(bucket.clone(), u64::MAX);
@@ -478,9 +481,7 @@ fn decide_deletions(
                 continue;
             }
             let needed = match decoded {
-                LogEntry::Tombstone { bucket, key, .. } => {
-                    older(cancelled.objects.get(&(bucket.clone(), key.clone())), entry.lsn)
-                }
+                LogEntry::Tombstone { bucket, key, .. } => older(cancelled.object(bucket, key), entry.lsn),
                 LogEntry::BucketDelete { bucket } => older(cancelled.buckets.get(bucket.as_str()), entry.lsn),
                 LogEntry::UploadAbort { upload_id, .. } => older(cancelled.uploads.get(upload_id.as_str()), entry.lsn),
                 _ => true,
