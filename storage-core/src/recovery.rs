@@ -125,9 +125,15 @@ pub fn replay(segments: &dyn SegmentDir, index: &Index, stats: &EngineStats) -> 
             )));
         }
         let sealed = id != last_id;
-        if sealed && from < file_len && replay_from_sidecar(segments, id, from, file_len, &mut replayer, stats)? {
-            continue;
-        }
+        let from = if sealed && from < file_len {
+            let from = replay_from_sidecar(segments, id, from, file_len, &mut replayer, stats)?;
+            if from == file_len {
+                continue;
+            }
+            from
+        } else {
+            from
+        };
         let end = segment::scan(file.as_ref(), id, from, true, |location, record| {
             replayer.apply(&record.entry, record.prefix.lsn, location, record.prefix.payload_len)
         })?;
@@ -161,8 +167,10 @@ pub fn replay(segments: &dyn SegmentDir, index: &Index, stats: &EngineStats) -> 
     })
 }
 
-/// Replays a sealed segment's records from `from` using its sidecar. `Ok(false)` when
-/// there is no usable sidecar (the caller scans instead).
+/// Replays a sealed segment's records from `from` using its sidecar, and returns the
+/// offset the rest must be scanned from: the segment's length when the sidecar covered
+/// it, `from` when there is no usable sidecar, or where a sidecar that went bad midway
+/// stopped (the entries before were valid and are applied once).
 fn replay_from_sidecar(
     segments: &dyn SegmentDir,
     id: u64,
@@ -170,35 +178,51 @@ fn replay_from_sidecar(
     file_len: u64,
     replayer: &mut Replayer<'_>,
     stats: &EngineStats,
-) -> Result<bool> {
-    let entries = match sidecar::read(segments, id) {
-        Ok(Some(entries)) => entries,
+) -> Result<u64> {
+    let sidecar = match sidecar::open(segments, id) {
+        Ok(Some(sidecar)) if sidecar.covered_bytes() == file_len => sidecar,
+        Ok(Some(_)) => {
+            EngineStats::add(&stats.sidecar_misses, 1);
+            tracing::warn!(segment = id, "sidecar does not match its segment; scanning the segment");
+            return Ok(from);
+        }
         Ok(None) => {
             EngineStats::add(&stats.sidecar_misses, 1);
             tracing::info!(segment = id, "no sidecar; scanning the segment");
-            return Ok(false);
+            return Ok(from);
         }
         Err(e) => {
             EngineStats::add(&stats.sidecar_misses, 1);
             tracing::warn!(segment = id, "unusable sidecar ({e}); scanning the segment");
-            return Ok(false);
+            return Ok(from);
         }
     };
-    let covers_file = entries.last().map_or(0, |e| e.location.offset + e.location.record_len) == file_len;
-    let decoded: Result<Vec<LogEntry>> = entries.iter().map(|e| e.entry()).collect();
-    let decoded = match decoded {
-        Ok(decoded) if covers_file => decoded,
-        _ => {
+    let mut resume = from;
+    let mut apply_error = None;
+    let walked = sidecar.for_each(|e| {
+        if e.location.offset < from {
+            return Ok(());
+        }
+        let entry = e.entry()?;
+        if let Err(error) = replayer.apply(&entry, e.lsn, e.location, e.payload_len) {
+            apply_error = Some(error);
+            return Err(Error::Corrupt("replay stopped".into()));
+        }
+        resume = e.location.offset + e.location.record_len;
+        Ok(())
+    });
+    if let Some(error) = apply_error {
+        return Err(error);
+    }
+    match walked {
+        Ok(()) => {
+            EngineStats::add(&stats.sidecar_hits, 1);
+            Ok(file_len)
+        }
+        Err(e) => {
             EngineStats::add(&stats.sidecar_misses, 1);
-            tracing::warn!(segment = id, "sidecar does not match its segment; scanning the segment");
-            return Ok(false);
-        }
-    };
-    EngineStats::add(&stats.sidecar_hits, 1);
-    for (entry, decoded) in entries.iter().zip(&decoded) {
-        if entry.location.offset >= from {
-            replayer.apply(decoded, entry.lsn, entry.location, entry.payload_len)?;
+            tracing::warn!(segment = id, "sidecar went bad at byte {resume} ({e}); scanning the rest");
+            Ok(resume)
         }
     }
-    Ok(true)
 }

@@ -134,3 +134,35 @@ async fn a_segment_compaction_pass_holds_the_segments_it_may_rewrite_not_the_log
     );
     engine.close().await.unwrap();
 }
+
+/// Small records in one segment for the sidecar test.
+const SIDECAR_OBJECTS: usize = 60_000;
+/// The compressed sidecar and one frame of entries. Building it as one block held every
+/// entry, decoded and encoded: 74 MB here; now 6 MB.
+const SIDECAR_LIMIT_BYTES: usize = 16 * 1024 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn building_a_sidecar_holds_a_frame_not_the_segment() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EngineConfig::new(dir.path());
+    config.disk_reserve_bytes = 0;
+    config.catalog = None;
+    let engine = Engine::open(config).unwrap();
+    engine.create_bucket("b", 1).await.unwrap();
+    put_many(&engine, "small", SIDECAR_OBJECTS).await;
+    engine.close().await.unwrap();
+    drop(engine);
+
+    let segments = storage_core::io::FsDir::new(dir.path().join("segments")).unwrap();
+    let ids = storage_core::segment::list_segments(&segments).unwrap();
+    assert_eq!(ids.len(), 1, "the objects should fit one segment");
+    let (records, taken) = peak_bytes_of(|| storage_core::sidecar::build(&segments, ids[0]).unwrap());
+    assert_eq!(records, SIDECAR_OBJECTS as u64 + 1, "records described (objects and the bucket)");
+    assert!(
+        taken < SIDECAR_LIMIT_BYTES,
+        "building the sidecar of {records} records took {taken} bytes at its peak; expected under {SIDECAR_LIMIT_BYTES}"
+    );
+    let entries = storage_core::sidecar::read(&segments, ids[0]).unwrap().expect("the sidecar just built");
+    assert_eq!(entries.len() as u64, records);
+}

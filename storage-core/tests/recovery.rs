@@ -136,6 +136,29 @@ async fn corrupt_truncated_or_foreign_sidecars_fall_back_to_scanning() {
     assert_eq!(contents(&engine).await, expected);
 }
 
+/// A sidecar with a valid checksum whose entry goes bad midway (a header that does not
+/// decode): the entries before it are applied once, and the segment is scanned from
+/// that entry on, so the rebuild still equals the log.
+#[tokio::test]
+async fn a_sidecar_that_goes_bad_midway_is_resumed_by_a_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = populate(dir.path()).await;
+    let ids = segments(dir.path());
+    let segments_dir = storage_core::io::FsDir::new(dir.path().join("segments")).unwrap();
+    let mut entries = storage_core::sidecar::read(&segments_dir, ids[1]).unwrap().expect("a sidecar");
+    assert!(entries.len() >= 3, "the test needs a sidecar of 3 entries or more, got {}", entries.len());
+    let middle = entries.len() / 2;
+    entries[middle].header = Bytes::from(vec![b'x'; entries[middle].header.len()]);
+    std::fs::write(dir.path().join("segments").join(sidecar_name(ids[1])), storage_core::sidecar::encode(&entries))
+        .unwrap();
+
+    std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+    let engine = Engine::open(config(dir.path())).unwrap();
+    assert_eq!(EngineStats::get(&engine.stats().sidecar_misses), 1, "one sidecar went bad");
+    assert_eq!(EngineStats::get(&engine.stats().sidecar_hits), ids.len() as u64 - 2, "the others were used");
+    assert_eq!(contents(&engine).await, expected);
+}
+
 #[tokio::test]
 async fn damage_in_a_sealed_segment_is_contained_and_reported() {
     let dir = tempfile::tempdir().unwrap();
