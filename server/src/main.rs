@@ -136,7 +136,27 @@ const WORKER_STACK_BYTES: usize = 16 * 1024 * 1024;
 /// produces at ERROR (client errors included); our access log covers them.
 const DEFAULT_LOG_FILTER: &str = "info,s3s=off";
 
+/// glibc gives every thread that allocates an arena of its own (up to 8 a core) and keeps
+/// what is freed in each. With the request workers, the writer, the catalog flusher, the
+/// sidecar builder and the index's worker all allocating, RSS settled near 250 MB after
+/// the benchmark's throughput workloads while the live heap was far smaller; two arenas
+/// hold it near 135 MB at the same throughput (BENCHMARKS.md, "Fourth session").
+const MALLOC_ARENAS: i32 = 2;
+
+/// Caps glibc's malloc arenas, unless MALLOC_ARENA_MAX says otherwise. Runs before any
+/// thread is started.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets an allocator parameter; no thread allocates yet.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+        }
+    }
+}
+
 fn main() -> std::process::ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     let log_format = match &cli.command {
         // The flag wins over the file; a file that does not load is reported by serve().
