@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use storage_core::index::RecordLocation;
 use storage_core::log_entry::{
     ChunkPiece, LogEntry, ObjectMeta, ObjectRecord, Origin, PartRecord, StoredChecksum, UploadRecord,
+    VersioningStatus,
 };
 use storage_core::record;
 use storage_core::sidecar::{self, SidecarEntry};
@@ -31,9 +32,10 @@ struct Input {
 enum Entry {
     Chunk,
     Object(Object),
-    Tombstone { bucket: String, key: String },
+    Tombstone { bucket: String, key: String, version_id: Option<String>, deleted_ms: Option<i64> },
     BucketCreate { bucket: String, created_ms: i64 },
     BucketDelete { bucket: String },
+    BucketVersioning { bucket: String, enabled: bool },
     UploadCreate(Upload),
     Part(Part),
     UploadComplete { upload_id: String, object: Object },
@@ -146,9 +148,15 @@ fn log_entry(e: Entry) -> LogEntry {
     match e {
         Entry::Chunk => LogEntry::Chunk,
         Entry::Object(o) => LogEntry::Object(object(o)),
-        Entry::Tombstone { bucket, key } => LogEntry::Tombstone { bucket, key, origin: None },
+        Entry::Tombstone { bucket, key, version_id, deleted_ms } => {
+            LogEntry::Tombstone { bucket, key, origin: None, version_id, deleted_ms }
+        }
         Entry::BucketCreate { bucket, created_ms } => LogEntry::BucketCreate { bucket, created_ms },
         Entry::BucketDelete { bucket } => LogEntry::BucketDelete { bucket },
+        Entry::BucketVersioning { bucket, enabled } => LogEntry::BucketVersioning {
+            bucket,
+            status: if enabled { VersioningStatus::Enabled } else { VersioningStatus::Suspended },
+        },
         Entry::UploadCreate(u) => LogEntry::UploadCreate(UploadRecord {
             bucket: u.bucket,
             key: u.key,

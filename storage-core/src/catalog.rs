@@ -462,7 +462,10 @@ fn journal_rows(batch: &RecordBatch) -> Result<Vec<JournalRow>> {
         .collect())
 }
 
-fn change(entry: &LogEntry, lsn: u64) -> Option<Change> {
+/// The catalog change a record makes. A version delete may have promoted an older
+/// version: the inventory then takes the key as the index holds it now (the index is at
+/// or past this record, and any later change of the key follows with a higher LSN).
+fn change(entry: &LogEntry, lsn: u64, index: &Index) -> Result<Option<Change>> {
     let who = |origin: &Option<Origin>| {
         let origin = origin.clone().unwrap_or_default();
         (origin.requester, origin.source_ip, origin.request_id)
@@ -498,25 +501,43 @@ fn change(entry: &LogEntry, lsn: u64) -> Option<Change> {
             },
         )
     };
-    match entry {
+    Ok(match entry {
         LogEntry::Object(object) | LogEntry::UploadComplete { object, .. } => Some(put(object)),
-        LogEntry::Tombstone { bucket, key, origin } => Some(Change::Delete(JournalRow {
-            sequence_number: lsn,
-            record_type: "DELETE".into(),
-            record_timestamp_ms: now_ms(),
-            bucket: bucket.clone(),
-            key: key.clone(),
-            size: None,
-            etag: None,
-            content_type: None,
-            last_modified_ms: None,
-            user_metadata: BTreeMap::new(),
-            requester: who(origin).0,
-            source_ip: who(origin).1,
-            request_id: who(origin).2,
-        })),
+        LogEntry::Tombstone { bucket, key, origin, version_id, deleted_ms } => {
+            let row = JournalRow {
+                sequence_number: lsn,
+                record_type: if version_id.is_some() { "DELETE_VERSION" } else { "DELETE" }.into(),
+                record_timestamp_ms: deleted_ms.unwrap_or_else(now_ms),
+                bucket: bucket.clone(),
+                key: key.clone(),
+                size: None,
+                etag: None,
+                content_type: None,
+                last_modified_ms: None,
+                user_metadata: BTreeMap::new(),
+                requester: who(origin).0,
+                source_ip: who(origin).1,
+                request_id: who(origin).2,
+            };
+            match version_id.as_ref().map(|_| index.object(bucket, key)).transpose()?.flatten() {
+                Some(current) => Some(Change::Put(
+                    row,
+                    InventoryRow {
+                        bucket: bucket.clone(),
+                        key: key.clone(),
+                        size: current.meta.size_bytes,
+                        etag: current.meta.etag.clone(),
+                        content_type: current.meta.content_type.clone(),
+                        last_modified_ms: current.meta.last_modified_ms,
+                        user_metadata: current.meta.user_metadata.clone(),
+                        sequence_number: lsn,
+                    },
+                )),
+                None => Some(Change::Delete(row)),
+            }
+        }
         _ => None,
-    }
+    })
 }
 
 fn now_ms() -> i64 {
@@ -682,7 +703,7 @@ impl Catalog {
                     return Ok(());
                 }
                 if record.prefix.lsn > manifest.covered_lsn {
-                    changes.extend(change(&record.entry, record.prefix.lsn));
+                    changes.extend(change(&record.entry, record.prefix.lsn, index)?);
                     last = (record.prefix.lsn.max(last.0), id, end);
                     full = changes.len() as u64 >= self.config.flush_after_changes.max(1);
                 } else {

@@ -135,8 +135,15 @@ impl SegmentPlan {
 
 /// What the index says is alive.
 struct Liveness {
-    /// LSNs of current commit records: objects, buckets, uploads, parts.
+    /// LSNs of current commit records: objects (every version, delete markers
+    /// included), buckets, uploads, parts.
     current: HashSet<u64>,
+    /// LSN of each existing bucket's create record: versioning records written since
+    /// are all kept (the state each object write saw decides what it made on replay).
+    buckets: HashMap<String, u64>,
+    /// Uploads whose completed object lives (as any version): their create record is
+    /// kept, since replaying the completion needs the upload to exist.
+    completed_uploads: HashSet<String>,
     /// Chunk LSNs referenced by current objects and parts.
     referenced: HashSet<u64>,
     /// Unreferenced chunks at or above this LSN belong to bodies still uploading.
@@ -144,13 +151,24 @@ struct Liveness {
 }
 
 fn liveness(index: &Index, inflight_from: Option<u64>) -> Result<Liveness> {
-    let mut live = Liveness { current: HashSet::new(), referenced: HashSet::new(), inflight_from };
+    let mut live = Liveness {
+        current: HashSet::new(),
+        buckets: HashMap::new(),
+        completed_uploads: HashSet::new(),
+        referenced: HashSet::new(),
+        inflight_from,
+    };
     for (bucket, entry) in index.buckets()? {
         live.current.insert(entry.lsn);
-        for item in index.objects_from(&bucket, b"") {
+        live.buckets.insert(bucket.clone(), entry.lsn);
+        let latest = index.objects_from(&bucket, b"");
+        for item in latest.chain(index.noncurrent_versions_from(&bucket, b"")) {
             let (_, object) = item?;
             live.current.insert(object.lsn);
             live.referenced.extend(object.chunks.iter().map(|c| c.lsn));
+            if let Some(upload_id) = object.meta.upload_id {
+                live.completed_uploads.insert(upload_id);
+            }
         }
         for upload in index.uploads(&bucket)? {
             live.current.insert(upload.lsn);
@@ -167,11 +185,21 @@ fn fate(live: &Liveness, entry: &SidecarEntry, decoded: &LogEntry) -> Fate {
     if matches!(decoded, LogEntry::Replaces { .. }) {
         return Fate::Drop;
     }
-    if decoded.is_deletion() {
-        return Fate::Deletion;
-    }
+    // A tombstone that made a delete marker still there is a version: kept.
     if live.current.contains(&entry.lsn) {
         return Fate::Keep;
+    }
+    if let LogEntry::UploadCreate(upload) = decoded
+        && live.completed_uploads.contains(&upload.upload_id)
+    {
+        return Fate::Keep;
+    }
+    if let LogEntry::BucketVersioning { bucket, .. } = decoded {
+        let of_live_bucket = live.buckets.get(bucket).is_some_and(|&created| created < entry.lsn);
+        return if of_live_bucket { Fate::Keep } else { Fate::Drop };
+    }
+    if decoded.is_deletion() {
+        return Fate::Deletion;
     }
     let referenced = live.referenced.contains(&entry.lsn);
     let uploading = entry.kind == RecordKind::Chunk && live.inflight_from.is_some_and(|from| entry.lsn >= from);
@@ -415,6 +443,13 @@ impl Cancelled {
                 lower(&mut self.buckets, &u.bucket, lsn);
             }
             LogEntry::Part(p) => lower(&mut self.uploads, &p.upload_id, lsn),
+            // A surviving tombstone may be a delete marker that a later version delete
+            // removed: that delete must survive too.
+            LogEntry::Tombstone { bucket, key, .. } => {
+                if let Some(keys) = self.objects.get_mut(bucket.as_str()) {
+                    lower(keys, key, lsn);
+                }
+            }
             _ => {}
         }
     }

@@ -2,15 +2,17 @@
 
 use crate::catalog::Catalog;
 use crate::error::{Error, Rejection, Result};
-use crate::index::{self, BucketEntry, Index, ObjectEntry, RecordLocation};
+use crate::index::{self, Applied, BucketEntry, Index, ObjectEntry, RecordLocation, VersionPage};
 use crate::io::{FsDir, SegmentDir};
-use crate::log_entry::{ChunkPiece, LogEntry, ObjectRecord, PartRecord, UploadRecord};
+use crate::listing::{ListPage, ListQuery, VersionQuery, list_objects, list_versions};
+use crate::log_entry::{ChunkPiece, LogEntry, ObjectRecord, PartRecord, UploadRecord, VersioningStatus};
 use crate::record::DecodedRecord;
 use crate::recovery;
 use crate::segment::SegmentReader;
 use crate::sidecar;
 use crate::space::SpaceGuard;
 use crate::stats::EngineStats;
+use crate::version::VersionId;
 use crate::writer::{AppendRequest, Appended, Command, LogEnd, Writer, WriterLimits};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -109,25 +111,6 @@ impl Drop for InflightGuard {
             }
         }
     }
-}
-
-/// Listing parameters, as ListObjects(V2) gives them.
-#[derive(Debug, Clone, Default)]
-pub struct ListQuery {
-    pub prefix: String,
-    pub delimiter: Option<String>,
-    /// Only keys (and common prefixes) strictly greater than this.
-    pub start_after: Option<String>,
-    pub max_keys: usize,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct ListPage {
-    pub objects: Vec<(String, ObjectEntry)>,
-    pub common_prefixes: Vec<String>,
-    pub is_truncated: bool,
-    /// The last key or common prefix returned: where the next page starts after.
-    pub last: Option<String>,
 }
 
 #[derive(Clone)]
@@ -434,6 +417,13 @@ impl Engine {
         self.append(entry, Bytes::new(), true).await.map(|_| ())
     }
 
+    /// PutBucketVersioning. A bucket never versioned may be left so: suspending it is
+    /// recorded (it then makes null versions as before, and answers Suspended).
+    pub async fn set_bucket_versioning(&self, bucket: &str, status: VersioningStatus) -> Result<()> {
+        let entry = LogEntry::BucketVersioning { bucket: bucket.to_owned(), status };
+        self.append(entry, Bytes::new(), true).await.map(|_| ())
+    }
+
     pub fn bucket(&self, bucket: &str) -> Result<Option<BucketEntry>> {
         self.inner.index.bucket(bucket)
     }
@@ -466,28 +456,73 @@ impl Engine {
         let appended = self.append(LogEntry::Object(record), payload.clone(), true).await?;
         let chunks =
             if inline { vec![ChunkPiece { lsn: appended.lsn, len: payload.len() as u64, offset: 0 }] } else { chunks };
-        Ok(ObjectEntry { lsn: appended.lsn, meta, chunks })
+        Ok(made_version(appended, meta, chunks))
     }
 
+    /// The current object under a key (not a delete marker).
     pub fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectEntry>> {
         self.inner.index.object(bucket, key)
     }
 
+    /// The latest version of a key, which may be a delete marker.
+    pub fn latest(&self, bucket: &str, key: &str) -> Result<Option<ObjectEntry>> {
+        self.inner.index.latest(bucket, key)
+    }
+
+    /// One version of a key, which may be a delete marker.
+    pub fn version(&self, bucket: &str, key: &str, version: VersionId) -> Result<Option<ObjectEntry>> {
+        self.inner.index.version(bucket, key, version)
+    }
+
     /// Deletes a key (a tombstone in the log). Deleting a missing key is not an error.
-    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<Applied> {
         self.delete_object_by(bucket, key, None).await
     }
 
-    /// As `delete_object`, recording who asked (for the journal).
-    pub async fn delete_object_by(&self, bucket: &str, key: &str, origin: Option<crate::Origin>) -> Result<()> {
+    /// As `delete_object`, recording who asked (for the journal). In a bucket that has
+    /// had versioning this adds a delete marker, even when the key has no object.
+    pub async fn delete_object_by(&self, bucket: &str, key: &str, origin: Option<crate::Origin>) -> Result<Applied> {
+        let Some(entry) = self.bucket(bucket)? else { return Err(Error::Rejected(Rejection::NoSuchBucket)) };
+        if entry.versioning.is_none() && self.latest(bucket, key)?.is_none() {
+            return Ok(Applied::default());
+        }
+        let entry = LogEntry::Tombstone {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            origin,
+            version_id: None,
+            deleted_ms: Some(now_ms() as i64),
+        };
+        Ok(self.append(entry, Bytes::new(), true).await?.applied)
+    }
+
+    /// Removes one version of a key for good. A version that does not exist is not an
+    /// error (nothing is written).
+    pub async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: VersionId,
+        origin: Option<crate::Origin>,
+    ) -> Result<Applied> {
         if self.bucket(bucket)?.is_none() {
             return Err(Error::Rejected(Rejection::NoSuchBucket));
         }
-        if self.object(bucket, key)?.is_none() {
-            return Ok(());
+        if self.version(bucket, key, version)?.is_none() {
+            return Ok(Applied::default());
         }
-        let entry = LogEntry::Tombstone { bucket: bucket.to_owned(), key: key.to_owned(), origin };
-        self.append(entry, Bytes::new(), true).await.map(|_| ())
+        let entry = LogEntry::Tombstone {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            origin,
+            version_id: Some(version.to_string()),
+            deleted_ms: Some(now_ms() as i64),
+        };
+        Ok(self.append(entry, Bytes::new(), true).await?.applied)
+    }
+
+    pub fn list_object_versions(&self, bucket: &str, query: &VersionQuery) -> Result<VersionPage> {
+        list_versions(&self.inner.index, bucket, query)
     }
 
     /// Reads `range` of an object's body, chunk by chunk, each verified.
@@ -527,7 +562,7 @@ impl Engine {
         let (meta, chunks) = (object.meta.clone(), object.chunks.clone());
         let entry = LogEntry::UploadComplete { upload_id: upload_id.to_owned(), object };
         let appended = self.append(entry, Bytes::new(), true).await?;
-        Ok(ObjectEntry { lsn: appended.lsn, meta, chunks })
+        Ok(made_version(appended, meta, chunks))
     }
 
     pub async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
@@ -535,6 +570,12 @@ impl Engine {
             LogEntry::UploadAbort { bucket: bucket.to_owned(), key: key.to_owned(), upload_id: upload_id.to_owned() };
         self.append(entry, Bytes::new(), true).await.map(|_| ())
     }
+}
+
+/// The version an accepted object write made, as the index now holds it.
+fn made_version(appended: Appended, meta: crate::ObjectMeta, chunks: Vec<ChunkPiece>) -> ObjectEntry {
+    let versioned = matches!(appended.applied.version, Some(VersionId::Lsn(_)));
+    ObjectEntry { lsn: appended.lsn, meta, chunks, versioned, delete_marker: false }
 }
 
 fn now_ms() -> u128 {
@@ -685,57 +726,6 @@ fn read_chunk_record(engine: &Engine, location: RecordLocation, lsn: u64) -> Res
         }
         other => other,
     }
-}
-
-fn list_objects(index: &Index, bucket: &str, query: &ListQuery) -> Result<ListPage> {
-    let mut page = ListPage::default();
-    let prefix = query.prefix.as_str();
-    let start_after = query.start_after.as_deref();
-    let mut from: Vec<u8> = match start_after {
-        Some(s) if s >= prefix => {
-            let mut v = s.as_bytes().to_vec();
-            v.push(0);
-            v
-        }
-        _ => prefix.as_bytes().to_vec(),
-    };
-    let mut emitted = 0usize;
-    'scan: loop {
-        for item in index.objects_from(bucket, &from) {
-            let (key, entry) = item?;
-            if !key.starts_with(prefix) {
-                break 'scan;
-            }
-            let group = query
-                .delimiter
-                .as_deref()
-                .filter(|d| !d.is_empty())
-                .and_then(|d| key[prefix.len()..].find(d).map(|at| key[..prefix.len() + at + d.len()].to_owned()));
-            if let Some(common_prefix) = group {
-                from = index::prefix_successor(common_prefix.as_bytes()).expect("a prefix ending in a delimiter");
-                if start_after.is_some_and(|s| common_prefix.as_str() <= s) {
-                    continue 'scan;
-                }
-                if emitted == query.max_keys {
-                    page.is_truncated = true;
-                    break 'scan;
-                }
-                emitted += 1;
-                page.last = Some(common_prefix.clone());
-                page.common_prefixes.push(common_prefix);
-                continue 'scan;
-            }
-            if emitted == query.max_keys {
-                page.is_truncated = true;
-                break 'scan;
-            }
-            emitted += 1;
-            page.last = Some(key.clone());
-            page.objects.push((key, entry));
-        }
-        break;
-    }
-    Ok(page)
 }
 
 impl Drop for Inner {

@@ -9,7 +9,9 @@
 //!
 //! ```text
 //! B ‹bucket›                                  -> BucketEntry
-//! O ‹bucket› <key raw>                        -> ObjectEntry  (listing: range scan)
+//! O ‹bucket› <key raw>                        -> ObjectEntry  (the latest version, which may be a
+//!                                                               delete marker; listing: range scan)
+//! V ‹bucket› ‹key› <!lsn u64 BE>              -> ObjectEntry  (noncurrent versions, newest first)
 //! U ‹bucket› ‹key› <upload_id raw>            -> UploadEntry  (by bucket, key, id)
 //! P ‹bucket› ‹key› ‹upload_id› <part u32 BE>  -> PartEntry
 //! C <lsn u64 BE>                              -> ChunkLocation (where a data-bearing record is)
@@ -20,12 +22,18 @@
 //! An index whose `Mformat` is missing or another version is cleared and rebuilt from
 //! the log ([`Index::open`]): an old layout is never read with the new one.
 //!
+//! A bucket never versioned has `O` entries only (each the `null` version). Once
+//! versioning is enabled, a version that stops being the latest moves from `O` to `V`
+//! (the `null` version is replaced instead when the bucket is suspended), and deleting
+//! the latest version promotes the newest `V` entry of the key.
+//!
 //! [`apply`] is the only code that changes objects, buckets and uploads. It runs in
 //! LSN order both in the live writer and in replay, so its decisions (including
 //! rejections) are the same both times.
 
 use crate::error::{Rejection, Result};
-use crate::log_entry::{ChunkPiece, LogEntry, ObjectMeta, ObjectRecord, PartRecord, UploadRecord};
+use crate::log_entry::{ChunkPiece, LogEntry, ObjectMeta, ObjectRecord, PartRecord, UploadRecord, VersioningStatus};
+use crate::version::VersionId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -33,6 +41,7 @@ use std::path::Path;
 
 const BUCKET: u8 = b'B';
 const OBJECT: u8 = b'O';
+const VERSION: u8 = b'V';
 const UPLOAD: u8 = b'U';
 const PART: u8 = b'P';
 const CHUNK: u8 = b'C';
@@ -41,20 +50,63 @@ const APPLIED_KEY: &[u8] = b"Mapplied";
 const FORMAT_KEY: &[u8] = b"Mformat";
 /// The index's version. 1 (no `Mformat` key) joined components with bare 0x00
 /// separators, which keys and upload ids containing NUL could forge; 2 kept this key
-/// layout in a sled database; 3 keeps it in a fjall keyspace.
-pub const FORMAT_VERSION: u32 = 3;
+/// layout in a sled database; 3 keeps it in a fjall keyspace; 4 adds noncurrent versions
+/// (`V`) and names the upload of every completed object (rebuilt so that older
+/// completions are named too).
+pub const FORMAT_VERSION: u32 = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketEntry {
     pub created_ms: i64,
     pub lsn: u64,
+    /// `None`: never versioned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versioning: Option<VersioningStatus>,
 }
 
+/// One version of an object: its body, or a delete marker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectEntry {
     pub lsn: u64,
     pub meta: ObjectMeta,
     pub chunks: Vec<ChunkPiece>,
+    /// Made while versioning was enabled: its id is its LSN. Otherwise the null version.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub versioned: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub delete_marker: bool,
+}
+
+impl ObjectEntry {
+    pub fn version_id(&self) -> VersionId {
+        if self.versioned { VersionId::Lsn(self.lsn) } else { VersionId::Null }
+    }
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// What applying a record did, for the answer to its request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The version an object write or delete made or removed, in a bucket that has had
+    /// versioning (`None` in one never versioned: S3 then names no version).
+    pub version: Option<VersionId>,
+    /// The version made or removed is a delete marker.
+    pub delete_marker: bool,
+}
+
+/// A page of ListObjectVersions: every version of each key, latest first.
+#[derive(Debug, Default)]
+pub struct VersionPage {
+    /// (key, version, is the latest version of its key)
+    pub versions: Vec<(String, ObjectEntry, bool)>,
+    pub common_prefixes: Vec<String>,
+    pub is_truncated: bool,
+    /// The last key or common prefix returned and, for a version, its id: where the
+    /// next page starts after.
+    pub last: Option<(String, Option<VersionId>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,6 +238,30 @@ fn object_key_bytes(bucket: &[u8], key: &[u8]) -> Vec<u8> {
     k
 }
 
+fn version_prefix_bytes(bucket: &[u8]) -> Vec<u8> {
+    let mut k = vec![VERSION];
+    push_component(&mut k, bucket);
+    k
+}
+
+/// Every noncurrent version of `key` starts with this, newest first.
+fn key_versions_prefix(bucket: &str, key: &str) -> Vec<u8> {
+    let mut k = version_prefix_bytes(bucket.as_bytes());
+    push_component(&mut k, key.as_bytes());
+    k
+}
+
+fn version_key_bytes(bucket: &[u8], key: &[u8], lsn: u64) -> Vec<u8> {
+    let mut k = version_prefix_bytes(bucket);
+    push_component(&mut k, key);
+    k.extend_from_slice(&(!lsn).to_be_bytes());
+    k
+}
+
+fn version_key(bucket: &str, key: &str, lsn: u64) -> Vec<u8> {
+    version_key_bytes(bucket.as_bytes(), key.as_bytes(), lsn)
+}
+
 /// Every upload of `bucket` starts with this (and no upload of another bucket does).
 fn upload_prefix(bucket: &str) -> Vec<u8> {
     upload_prefix_bytes(bucket.as_bytes())
@@ -232,6 +308,7 @@ fn part_key(bucket: &str, key: &str, upload_id: &str, part_number: u32) -> Vec<u
 pub enum IndexKey {
     Bucket { bucket: Vec<u8> },
     Object { bucket: Vec<u8>, key: Vec<u8> },
+    Version { bucket: Vec<u8>, key: Vec<u8>, lsn: u64 },
     Upload { bucket: Vec<u8>, key: Vec<u8>, upload_id: Vec<u8> },
     Part { bucket: Vec<u8>, key: Vec<u8>, upload_id: Vec<u8>, part_number: u32 },
     Chunk { lsn: u64 },
@@ -243,6 +320,7 @@ impl IndexKey {
         match self {
             IndexKey::Bucket { bucket } => bucket_key_bytes(bucket),
             IndexKey::Object { bucket, key } => object_key_bytes(bucket, key),
+            IndexKey::Version { bucket, key, lsn } => version_key_bytes(bucket, key, *lsn),
             IndexKey::Upload { bucket, key, upload_id } => upload_key_bytes(bucket, key, upload_id),
             IndexKey::Part { bucket, key, upload_id, part_number } => {
                 let mut k = part_prefix_bytes(bucket, key, upload_id);
@@ -266,6 +344,11 @@ impl IndexKey {
             OBJECT => {
                 let (bucket, key) = take_component(rest)?;
                 Some(IndexKey::Object { bucket, key: key.to_vec() })
+            }
+            VERSION => {
+                let (bucket, rest) = take_component(rest)?;
+                let (key, rest) = take_component(rest)?;
+                Some(IndexKey::Version { bucket, key, lsn: !u64_of(rest)? })
             }
             UPLOAD => {
                 let (bucket, rest) = take_component(rest)?;
@@ -411,8 +494,57 @@ impl Index {
         Ok(out)
     }
 
+    /// The current object under a key: its latest version, unless that is a delete marker.
     pub fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectEntry>> {
+        Ok(self.latest(bucket, key)?.filter(|entry| !entry.delete_marker))
+    }
+
+    /// The latest version of a key, a delete marker included.
+    pub fn latest(&self, bucket: &str, key: &str) -> Result<Option<ObjectEntry>> {
         self.tree.get(object_key(bucket, key))?.map(|v| from_json(&v)).transpose()
+    }
+
+    /// One version of a key, a delete marker included.
+    pub fn version(&self, bucket: &str, key: &str, version: VersionId) -> Result<Option<ObjectEntry>> {
+        if let Some(latest) = self.latest(bucket, key)?
+            && latest.version_id() == version
+        {
+            return Ok(Some(latest));
+        }
+        match version {
+            VersionId::Lsn(lsn) => self.tree.get(version_key(bucket, key, lsn))?.map(|v| from_json(&v)).transpose(),
+            VersionId::Null => {
+                for item in self.tree.prefix(key_versions_prefix(bucket, key)) {
+                    let entry: ObjectEntry = from_json(&item.value()?)?;
+                    if !entry.versioned {
+                        return Ok(Some(entry));
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Noncurrent versions of `bucket` from key `from` on (all of that key's), in key
+    /// order, newest first within a key.
+    pub fn noncurrent_versions_from(
+        &self,
+        bucket: &str,
+        from: &[u8],
+    ) -> impl Iterator<Item = Result<(String, ObjectEntry)>> + use<> {
+        let prefix = version_prefix_bytes(bucket.as_bytes());
+        let mut start = prefix.clone();
+        push_component(&mut start, from);
+        start.truncate(start.len() - COMPONENT_END.len());
+        let end = prefix_successor(&prefix).expect("version prefix ends in 0x01");
+        self.tree.range(start..end).map(move |item| {
+            let (k, v) = item.into_inner()?;
+            let Some(IndexKey::Version { key, .. }) = IndexKey::decode(&k) else {
+                return Err(crate::Error::Corrupt("undecodable version key in the index".into()));
+            };
+            let key = String::from_utf8(key).map_err(|_| crate::Error::Corrupt("object key is not UTF-8".into()))?;
+            Ok((key, from_json(&v)?))
+        })
     }
 
     /// Objects of `bucket` with keys >= `from` (as raw key bytes), in key order.
@@ -636,10 +768,9 @@ pub fn apply(
     lsn: u64,
     own_location: RecordLocation,
     payload_len: u64,
-) -> Result<Result<(), Rejection>> {
-    let decision = decide(view, entry)?;
-    if decision.is_err() {
-        return Ok(decision);
+) -> Result<Result<Applied, Rejection>> {
+    if let Err(rejection) = decide(view, entry)? {
+        return Ok(Err(rejection));
     }
     if payload_len > 0 {
         view.insert(chunk_key(lsn).to_vec(), own_location.encode().to_vec());
@@ -649,17 +780,24 @@ pub fn apply(
     };
     match entry {
         LogEntry::Chunk => {}
-        LogEntry::Object(object) => put_object(view, object, lsn, own_chunks(&object.chunks, object.inline))?,
-        LogEntry::Tombstone { bucket, key, .. } => {
-            let k = object_key(bucket, key);
-            if let Some(existing) = view.json::<ObjectEntry>(&k)?
-                && existing.lsn < lsn
-            {
-                view.remove(k);
-            }
+        LogEntry::Object(object) => {
+            return Ok(Ok(put_object(view, object, lsn, own_chunks(&object.chunks, object.inline))?));
+        }
+        LogEntry::Tombstone { bucket, key, version_id: None, deleted_ms, .. } => {
+            return Ok(Ok(delete_latest(view, bucket, key, lsn, deleted_ms.unwrap_or(0))?));
+        }
+        LogEntry::Tombstone { bucket, key, version_id: Some(version), .. } => {
+            return Ok(Ok(delete_version(view, bucket, key, version)?));
         }
         LogEntry::BucketCreate { bucket, created_ms } => {
-            view.insert(bucket_key(bucket), to_json(&BucketEntry { created_ms: *created_ms, lsn }));
+            let entry = BucketEntry { created_ms: *created_ms, lsn, versioning: None };
+            view.insert(bucket_key(bucket), to_json(&entry));
+        }
+        LogEntry::BucketVersioning { bucket, status } => {
+            let k = bucket_key(bucket);
+            let mut entry = view.json::<BucketEntry>(&k)?.expect("decide checked that the bucket exists");
+            entry.versioning = Some(*status);
+            view.insert(k, to_json(&entry));
         }
         LogEntry::BucketDelete { bucket } => {
             for upload in view.keys_with_prefix(&upload_prefix(bucket))? {
@@ -680,13 +818,19 @@ pub fn apply(
             view.insert(k, to_json(&PartEntry { lsn, part }));
         }
         LogEntry::UploadComplete { upload_id, object } => {
-            put_object(view, object, lsn, object.chunks.clone())?;
+            // The index names the upload an object came from (records written before
+            // the field existed lack it): compaction keeps that upload's create record
+            // while the object lives, or replay would refuse the completion.
+            let mut object = object.clone();
+            object.meta.upload_id.get_or_insert_with(|| upload_id.clone());
+            let applied = put_object(view, &object, lsn, object.chunks.clone())?;
             remove_upload(view, &object.bucket, &object.key, upload_id)?;
+            return Ok(Ok(applied));
         }
         LogEntry::UploadAbort { bucket, key, upload_id } => remove_upload(view, bucket, key, upload_id)?,
         LogEntry::Replaces { .. } => {}
     }
-    Ok(Ok(()))
+    Ok(Ok(Applied::default()))
 }
 
 /// Checks a record's preconditions against the current state, changing nothing.
@@ -715,6 +859,11 @@ fn decide(view: &View<'_>, entry: &LogEntry) -> Result<Result<(), Rejection>> {
         LogEntry::BucketCreate { .. } => Ok(()),
         LogEntry::BucketDelete { bucket } if !bucket_exists(bucket)? => Err(Rejection::NoSuchBucket),
         LogEntry::BucketDelete { bucket } if view.has_prefix(&object_prefix(bucket))? => Err(Rejection::BucketNotEmpty),
+        LogEntry::BucketDelete { bucket } if view.has_prefix(&version_prefix_bytes(bucket.as_bytes()))? => {
+            Err(Rejection::BucketNotEmpty)
+        }
+        LogEntry::BucketVersioning { bucket, .. } if !bucket_exists(bucket)? => Err(Rejection::NoSuchBucket),
+        LogEntry::BucketVersioning { .. } => Ok(()),
         LogEntry::BucketDelete { .. } => Ok(()),
         LogEntry::UploadCreate(upload) if !bucket_exists(&upload.bucket)? => Err(Rejection::NoSuchBucket),
         LogEntry::UploadCreate(_) => Ok(()),
@@ -743,7 +892,7 @@ fn object_preconditions(view: &View<'_>, object: &ObjectRecord) -> Result<Result
     if !object.if_none_match && object.if_match.is_none() {
         return Ok(Ok(()));
     }
-    let existing = view.json::<ObjectEntry>(&object_key(&object.bucket, &object.key))?;
+    let existing = view.json::<ObjectEntry>(&object_key(&object.bucket, &object.key))?.filter(|e| !e.delete_marker);
     if object.if_none_match && existing.is_some() {
         return Ok(Err(Rejection::PreconditionFailed));
     }
@@ -755,12 +904,11 @@ fn object_preconditions(view: &View<'_>, object: &ObjectRecord) -> Result<Result
     Ok(Ok(()))
 }
 
-fn put_object(view: &mut View<'_>, object: &ObjectRecord, lsn: u64, chunks: Vec<ChunkPiece>) -> Result<()> {
+fn put_object(view: &mut View<'_>, object: &ObjectRecord, lsn: u64, chunks: Vec<ChunkPiece>) -> Result<Applied> {
     let k = object_key(&object.bucket, &object.key);
-    if let Some(existing) = view.json::<ObjectEntry>(&k)?
-        && existing.lsn >= lsn
-    {
-        return Ok(()); // already holds a newer version (idempotent replay)
+    let existing = view.json::<ObjectEntry>(&k)?;
+    if existing.as_ref().is_some_and(|e| e.lsn >= lsn) {
+        return Ok(Applied::default()); // already holds a newer version (idempotent replay)
     }
     let total: u64 = chunks.iter().map(|c| c.len).sum();
     assert_eq!(
@@ -768,8 +916,108 @@ fn put_object(view: &mut View<'_>, object: &ObjectRecord, lsn: u64, chunks: Vec<
         "object {}/{}: chunks do not add up to its size",
         object.bucket, object.key
     );
-    view.insert(k, to_json(&ObjectEntry { lsn, meta: object.meta.clone(), chunks }));
+    let versioning = bucket_versioning(view, &object.bucket)?;
+    retire_latest(view, &object.bucket, &object.key, existing, versioning)?;
+    let versioned = versioning == Some(VersioningStatus::Enabled);
+    let entry = ObjectEntry { lsn, meta: object.meta.clone(), chunks, versioned, delete_marker: false };
+    let applied = Applied { version: versioning.map(|_| entry.version_id()), delete_marker: false };
+    view.insert(k, to_json(&entry));
+    Ok(applied)
+}
+
+/// A delete without a version id: removes the key in a bucket never versioned, else
+/// makes a delete marker its latest version.
+fn delete_latest(view: &mut View<'_>, bucket: &str, key: &str, lsn: u64, deleted_ms: i64) -> Result<Applied> {
+    let k = object_key(bucket, key);
+    let existing = view.json::<ObjectEntry>(&k)?;
+    if existing.as_ref().is_some_and(|e| e.lsn >= lsn) {
+        return Ok(Applied::default()); // idempotent replay
+    }
+    let Some(versioning) = bucket_versioning(view, bucket)? else {
+        if existing.is_some() {
+            view.remove(k);
+        }
+        return Ok(Applied::default());
+    };
+    retire_latest(view, bucket, key, existing, Some(versioning))?;
+    let marker = ObjectEntry {
+        lsn,
+        meta: ObjectMeta { last_modified_ms: deleted_ms, ..ObjectMeta::default() },
+        chunks: Vec::new(),
+        versioned: versioning == VersioningStatus::Enabled,
+        delete_marker: true,
+    };
+    let applied = Applied { version: Some(marker.version_id()), delete_marker: true };
+    view.insert(k, to_json(&marker));
+    Ok(applied)
+}
+
+/// Removes one version for good. Removing the latest promotes the newest noncurrent
+/// version. A version that does not exist (or an id never issued) changes nothing.
+fn delete_version(view: &mut View<'_>, bucket: &str, key: &str, version: &str) -> Result<Applied> {
+    let Some(version) = VersionId::parse(version) else { return Ok(Applied::default()) };
+    let k = object_key(bucket, key);
+    if let Some(latest) = view.json::<ObjectEntry>(&k)?
+        && latest.version_id() == version
+    {
+        view.remove(k.clone());
+        if let Some(newest) = view.keys_with_prefix(&key_versions_prefix(bucket, key))?.into_iter().next() {
+            let promoted = view.json::<ObjectEntry>(&newest)?.expect("a listed key has a value");
+            view.remove(newest);
+            view.insert(k, to_json(&promoted));
+        }
+        return Ok(Applied { version: Some(version), delete_marker: latest.delete_marker });
+    }
+    let found = match version {
+        VersionId::Lsn(lsn) => {
+            let vk = version_key(bucket, key, lsn);
+            view.json::<ObjectEntry>(&vk)?.map(|entry| (vk, entry))
+        }
+        VersionId::Null => noncurrent_null(view, bucket, key)?,
+    };
+    let Some((vk, entry)) = found else { return Ok(Applied::default()) };
+    view.remove(vk);
+    Ok(Applied { version: Some(version), delete_marker: entry.delete_marker })
+}
+
+/// The latest version `existing` stops being the latest: in a bucket never versioned it
+/// is simply replaced; with versioning enabled it becomes noncurrent; when suspended the
+/// null version (wherever it is) is replaced and any other becomes noncurrent.
+fn retire_latest(
+    view: &mut View<'_>,
+    bucket: &str,
+    key: &str,
+    existing: Option<ObjectEntry>,
+    versioning: Option<VersioningStatus>,
+) -> Result<()> {
+    let Some(versioning) = versioning else { return Ok(()) };
+    if versioning == VersioningStatus::Suspended
+        && let Some((vk, _)) = noncurrent_null(view, bucket, key)?
+    {
+        view.remove(vk);
+    }
+    if let Some(existing) = existing
+        && (existing.versioned || versioning == VersioningStatus::Enabled)
+    {
+        view.insert(version_key(bucket, key, existing.lsn), to_json(&existing));
+    }
     Ok(())
+}
+
+/// The null version among a key's noncurrent versions (a walk over them: suspended
+/// buckets and `versionId=null` only).
+fn noncurrent_null(view: &View<'_>, bucket: &str, key: &str) -> Result<Option<(Vec<u8>, ObjectEntry)>> {
+    for vk in view.keys_with_prefix(&key_versions_prefix(bucket, key))? {
+        let entry = view.json::<ObjectEntry>(&vk)?.expect("a listed key has a value");
+        if !entry.versioned {
+            return Ok(Some((vk, entry)));
+        }
+    }
+    Ok(None)
+}
+
+fn bucket_versioning(view: &View<'_>, bucket: &str) -> Result<Option<VersioningStatus>> {
+    Ok(view.json::<BucketEntry>(&bucket_key(bucket))?.and_then(|b| b.versioning))
 }
 
 fn remove_upload(view: &mut View<'_>, bucket: &str, key: &str, upload_id: &str) -> Result<()> {

@@ -10,6 +10,7 @@ mod engine;
 mod error;
 pub mod index;
 pub mod io;
+mod listing;
 pub mod log_entry;
 pub mod record;
 mod recovery;
@@ -18,14 +19,18 @@ pub mod segment;
 pub mod sidecar;
 mod space;
 mod stats;
+pub mod version;
 mod writer;
 
 pub use compactor::{CompactionOptions, CompactionReport, SegmentUsage};
-pub use engine::{Body, BodyWriter, Engine, EngineConfig, ListPage, ListQuery, ObjectReader, RecoverySummary};
+pub use engine::{Body, BodyWriter, Engine, EngineConfig, ObjectReader, RecoverySummary};
 pub use error::{Error, Rejection, Result};
-pub use index::{BucketEntry, ObjectEntry, PartEntry, UploadEntry};
+pub use index::{Applied, BucketEntry, ObjectEntry, PartEntry, UploadEntry, VersionPage};
+pub use listing::{ListPage, ListQuery, VersionQuery};
 pub use log_entry::{
-    ChunkPiece, ObjectMeta, ObjectRecord, Origin, PartRecord, StoredChecksum, UploadRecord, slice_pieces,
+    ChunkPiece, ObjectMeta, ObjectRecord, Origin, PartRecord, StoredChecksum, UploadRecord, VersioningStatus,
+    slice_pieces,
 };
 pub use scrub::ScrubReport;
 pub use stats::EngineStats;
+pub use version::VersionId;

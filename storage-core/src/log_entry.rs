@@ -168,6 +168,15 @@ pub struct PartRecord {
     pub inline: bool,
 }
 
+/// A bucket's versioning state. A bucket starts unversioned (`None` where it is kept)
+/// and, once versioning was enabled, is only ever Enabled or Suspended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VersioningStatus {
+    Enabled,
+    Suspended,
+}
+
 /// The typed header of a record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -175,11 +184,20 @@ pub enum LogEntry {
     /// A piece of a body being streamed in; the payload is the bytes.
     Chunk,
     Object(ObjectRecord),
+    /// Without a version: deletes the key (in a versioned bucket, by adding a delete
+    /// marker). With one: removes that version for good.
     Tombstone {
         bucket: String,
         key: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         origin: Option<Origin>,
+        /// "null" or a version id ([`crate::version::VersionId`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version_id: Option<String>,
+        /// When the delete was asked: a delete marker's Last-Modified. Absent in records
+        /// written before versioning existed (they never made markers).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deleted_ms: Option<i64>,
     },
     BucketCreate {
         bucket: String,
@@ -187,6 +205,11 @@ pub enum LogEntry {
     },
     BucketDelete {
         bucket: String,
+    },
+    /// PutBucketVersioning: the bucket's versioning state from here on.
+    BucketVersioning {
+        bucket: String,
+        status: VersioningStatus,
     },
     UploadCreate(UploadRecord),
     Part(PartRecord),
@@ -224,6 +247,7 @@ impl LogEntry {
             LogEntry::UploadComplete { .. } => RecordKind::UploadComplete,
             LogEntry::UploadAbort { .. } => RecordKind::UploadAbort,
             LogEntry::Replaces { .. } => RecordKind::Replaces,
+            LogEntry::BucketVersioning { .. } => RecordKind::BucketVersioning,
         }
     }
 }

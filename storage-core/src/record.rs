@@ -41,6 +41,7 @@ pub enum RecordKind {
     UploadComplete = 8,
     UploadAbort = 9,
     Replaces = 10,
+    BucketVersioning = 11,
 }
 
 impl RecordKind {
@@ -57,6 +58,7 @@ impl RecordKind {
             8 => UploadComplete,
             9 => UploadAbort,
             10 => Replaces,
+            11 => BucketVersioning,
             _ => return None,
         })
     }
@@ -201,7 +203,13 @@ mod tests {
 
     #[test]
     fn round_trip_and_every_flipped_byte_is_detected() {
-        let entry = LogEntry::Tombstone { bucket: "b".into(), key: "k/ü".into(), origin: None };
+        let entry = LogEntry::Tombstone {
+            bucket: "b".into(),
+            key: "k/ü".into(),
+            origin: None,
+            version_id: None,
+            deleted_ms: None,
+        };
         let rec = encode(42, &entry, Bytes::from_static(b"payload"));
         let bytes = to_bytes(&rec);
         assert_eq!(bytes.len() as u64, rec.len());

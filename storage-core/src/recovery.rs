@@ -38,6 +38,8 @@ struct Replayer<'a> {
     empty: Overlay,
     position: Option<AppliedPosition>,
     max_lsn: u64,
+    /// Records at or below this LSN are already in the index: skipped.
+    skip_through_lsn: u64,
     replayed: u64,
 }
 
@@ -45,6 +47,9 @@ impl Replayer<'_> {
     fn apply(&mut self, entry: &LogEntry, lsn: u64, location: RecordLocation, payload_len: u64) -> Result<()> {
         if matches!(entry, LogEntry::Replaces { .. }) {
             return Ok(()); // a compaction output's header: no LSN of its own, no effect
+        }
+        if lsn <= self.skip_through_lsn {
+            return Ok(());
         }
         if lsn <= self.max_lsn {
             return Err(Error::Corrupt(format!(
@@ -94,12 +99,23 @@ pub fn replay(segments: &dyn SegmentDir, index: &Index, stats: &EngineStats) -> 
             damaged: Vec::new(),
         });
     };
+    let mut skip_through_lsn = 0;
     let (start_segment, start_offset) = match applied {
+        Some(a) if ids.contains(&a.segment_id) => (a.segment_id, a.end_offset),
         Some(a) => {
-            if !ids.contains(&a.segment_id) {
+            // Earlier builds could leave the position in a sealed segment that compaction
+            // then replaced: its records are in the next segment (compaction outputs keep
+            // LSN order), up to the applied LSN.
+            let Some(&next) = ids.iter().find(|&&id| id > a.segment_id) else {
                 return Err(Error::Corrupt(format!("the index refers to segment {} which is missing", a.segment_id)));
-            }
-            (a.segment_id, a.end_offset)
+            };
+            tracing::warn!(
+                missing = a.segment_id,
+                next,
+                "the applied position names a compacted segment; resuming at the next"
+            );
+            skip_through_lsn = a.lsn;
+            (next, 0)
         }
         None => (ids[0], 0),
     };
@@ -110,6 +126,7 @@ pub fn replay(segments: &dyn SegmentDir, index: &Index, stats: &EngineStats) -> 
         empty: Overlay::default(),
         position: None,
         max_lsn: applied.map_or(0, |a| a.lsn),
+        skip_through_lsn,
         replayed: 0,
     };
     let mut torn = 0u64;
@@ -150,6 +167,13 @@ pub fn replay(segments: &dyn SegmentDir, index: &Index, stats: &EngineStats) -> 
             }
         }
         active_len = if sealed { end.file_len } else { end.valid_end };
+    }
+    // The position names the last segment even when its records end earlier (a roll
+    // leaves the new segment empty): a position in a sealed segment would dangle once
+    // compaction replaced that segment.
+    if replayer.max_lsn > 0 {
+        replayer.position =
+            Some(AppliedPosition { lsn: replayer.max_lsn, segment_id: last_id, end_offset: active_len });
     }
     replayer.commit()?;
     index.flush()?;

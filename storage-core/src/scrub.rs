@@ -106,9 +106,12 @@ impl Engine {
         }
         let mut objects = Vec::new();
         for (bucket, _) in self.buckets()? {
-            for item in self.index().objects_from(&bucket, b"") {
+            let latest = self.index().objects_from(&bucket, b"");
+            for item in latest.chain(self.index().noncurrent_versions_from(&bucket, b"")) {
                 let (key, entry) = item?;
-                if entry.chunks.iter().any(|piece| damaged_lsns.contains(&piece.lsn)) {
+                if entry.chunks.iter().any(|piece| damaged_lsns.contains(&piece.lsn))
+                    && !objects.contains(&(bucket.clone(), key.clone()))
+                {
                     objects.push((bucket.clone(), key));
                 }
             }

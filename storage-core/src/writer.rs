@@ -37,6 +37,8 @@ pub struct AppendRequest {
 #[derive(Debug, Clone, Copy)]
 pub struct Appended {
     pub lsn: u64,
+    /// What the record did (the version it made or removed).
+    pub applied: index::Applied,
 }
 
 pub enum Command {
@@ -243,7 +245,7 @@ impl Writer {
             let location = RecordLocation { segment_id: self.active.id, offset, record_len: rec.len() };
             let mut view = self.index.view(&self.pending, &mut top);
             let decision = index::apply(&mut view, &request.entry, prefix.lsn, location, rec.payload.len() as u64);
-            match decision {
+            let applied = match decision {
                 Err(e) => {
                     let _ = request.reply.send(Err(e));
                     continue;
@@ -252,8 +254,8 @@ impl Writer {
                     let _ = request.reply.send(Err(Error::Rejected(rejection)));
                     continue;
                 }
-                Ok(Ok(())) => {}
-            }
+                Ok(Ok(applied)) => applied,
+            };
             if write_error.is_none() {
                 write_error = self.write_record(&rec, &mut write_buf, &mut write_buf_offset).err();
             }
@@ -261,7 +263,7 @@ impl Writer {
             if let Some(referenced) = self.referenced.as_mut() {
                 referenced.extend(referenced_chunks(&request.entry));
             }
-            accepted.push((request, Appended { lsn: prefix.lsn }));
+            accepted.push((request, Appended { lsn: prefix.lsn, applied }));
         }
         if write_error.is_none() && !write_buf.is_empty() {
             write_error = self.active.file.write_all_at(&write_buf, write_buf_offset).err();

@@ -1,10 +1,12 @@
 //! Reference-model property test with crash injection.
 //!
-//! Random sequences of put / overwrite / delete / copy / multipart / clean restart /
-//! crash run against the engine (on the fault-injecting `SimDir`) and against a plain
-//! map. After every step both must agree on every key's bytes, on the upload a
-//! multipart object was completed from (a retried CompleteMultipartUpload is answered
-//! by it) and on the listing.
+//! Random sequences of put / overwrite / delete / copy / multipart / versioning on and
+//! suspended / deleting one version / forced compaction / clean restart / crash run against the engine (on
+//! the fault-injecting `SimDir`) and against a plain map of each key's versions. After
+//! every step both must agree on every version of every key (its bytes, whether it is a
+//! delete marker or the null version, their order), on the upload a multipart object was
+//! completed from (a retried CompleteMultipartUpload is answered by it), on the bucket's
+//! versioning state and on the listing.
 //!
 //! A crash happens at a random point: the simulated disk fails after N more writes or
 //! syncs (so an operation can die half-way), then the machine "loses power": unsynced
@@ -19,7 +21,10 @@ use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use storage_core::io::SimDir;
-use storage_core::{Body, Engine, EngineConfig, ListQuery, ObjectMeta, ObjectRecord, PartRecord, UploadRecord};
+use storage_core::{
+    Body, CompactionOptions, Engine, EngineConfig, ListQuery, ObjectEntry, ObjectMeta, ObjectRecord, PartRecord,
+    UploadRecord, VersionQuery, VersioningStatus,
+};
 
 const BUCKET: &str = "model";
 const KEYS: u8 = 6;
@@ -35,6 +40,16 @@ enum Op {
     Delete {
         key: u8,
     },
+    /// Removes the `nth` (modulo their number) version of a key for good.
+    DeleteVersion {
+        key: u8,
+        nth: u8,
+    },
+    SetVersioning {
+        enabled: bool,
+    },
+    /// A forced compaction pass: rewrites every sealed segment holding dead bytes.
+    Compact,
     Copy {
         from: u8,
         to: u8,
@@ -63,6 +78,9 @@ fn data_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0..KEYS, 0usize..4000, any::<u8>()).prop_map(|(key, len, seed)| Op::Put { key, len, seed }),
         2 => (0..KEYS).prop_map(|key| Op::Delete { key }),
+        1 => (0..KEYS, any::<u8>()).prop_map(|(key, nth)| Op::DeleteVersion { key, nth }),
+        1 => any::<bool>().prop_map(|enabled| Op::SetVersioning { enabled }),
+        1 => Just(Op::Compact),
         1 => (0..KEYS, 0..KEYS).prop_map(|(from, to)| Op::Copy { from, to }),
         1 => (0..KEYS, prop::collection::vec(0usize..2500, 1..4), any::<u8>(), prop::bool::weighted(0.2))
             .prop_map(|(key, part_lens, seed, abort)| Op::Multipart { key, part_lens, seed, abort }),
@@ -88,7 +106,7 @@ fn key_name(key: u8) -> String {
     format!("dir/key-{key}")
 }
 
-/// What a key holds: its bytes, and for an object CompleteMultipartUpload made, the upload's id.
+/// An object's content: its bytes, and for an object CompleteMultipartUpload made, the upload's id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Stored {
     data: Vec<u8>,
@@ -101,14 +119,51 @@ impl Stored {
     }
 }
 
-/// What the model allows for one key: every state it may be in (usually exactly one).
-type Allowed = Vec<Option<Stored>>;
+/// One version of a key: its content, or `None` for a delete marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Version {
+    null: bool,
+    content: Option<Stored>,
+}
+
+/// Every version of a key, newest first (empty: no object, no marker).
+type Versions = Vec<Version>;
+
+/// What the model allows for one key: every version list it may have (usually one).
+type Allowed = Vec<Versions>;
+
+/// A key's versions after a write (`Some`) or a delete (`None`), as S3 defines it for
+/// each bucket versioning state.
+fn after_write(versions: &Versions, content: Option<Stored>, versioning: Option<VersioningStatus>) -> Versions {
+    match versioning {
+        // Never versioned: the key holds one null version, or nothing.
+        None => content.map(|content| vec![Version { null: true, content: Some(content) }]).unwrap_or_default(),
+        Some(VersioningStatus::Enabled) => {
+            let mut out = vec![Version { null: false, content }];
+            out.extend(versions.iter().cloned());
+            out
+        }
+        // Suspended: the null version, wherever it is, is replaced by the new latest.
+        Some(VersioningStatus::Suspended) => {
+            let mut out = vec![Version { null: true, content }];
+            out.extend(versions.iter().filter(|v| !v.null).cloned());
+            out
+        }
+    }
+}
+
+/// The current object of a key: its latest version, unless that is a delete marker.
+fn current(versions: &Versions) -> Option<&Stored> {
+    versions.first().and_then(|v| v.content.as_ref())
+}
 
 struct Harness {
     dir: tempfile::TempDir,
     sim: SimDir,
     engine: Option<Engine>,
     model: BTreeMap<String, Allowed>,
+    /// The bucket's versioning states the model allows (usually one).
+    versioning: Vec<Option<VersioningStatus>>,
     upload_counter: u64,
 }
 
@@ -116,7 +171,8 @@ impl Harness {
     fn new() -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let sim = SimDir::new();
-        let mut harness = Harness { dir, sim, engine: None, model: BTreeMap::new(), upload_counter: 0 };
+        let mut harness =
+            Harness { dir, sim, engine: None, model: BTreeMap::new(), versioning: vec![None], upload_counter: 0 };
         harness.open();
         harness
     }
@@ -149,6 +205,7 @@ impl Harness {
             Op::Crash { torn_percent, lose_index } => self.crash(*torn_percent, *lose_index),
             Op::FailDuring { op, after_ops, torn_percent, lose_index } => {
                 let intended = self.intended(op);
+                let intended_versioning = self.intended_versioning(op);
                 self.sim.fail_after(*after_ops as u64);
                 let acknowledged = self.apply(op).await.is_ok();
                 for (key, value) in intended {
@@ -156,19 +213,30 @@ impl Harness {
                         self.set(&key, value);
                     } else {
                         // Not acknowledged: the old state or the new one.
-                        let allowed = self.model.entry(key).or_insert_with(|| vec![None]);
+                        let allowed = self.model.entry(key).or_insert_with(|| vec![Vec::new()]);
                         if !allowed.contains(&value) {
                             allowed.push(value);
                         }
+                    }
+                }
+                if let Some(status) = intended_versioning {
+                    if acknowledged {
+                        self.versioning = vec![status];
+                    } else if !self.versioning.contains(&status) {
+                        self.versioning.push(status);
                     }
                 }
                 self.crash(*torn_percent, *lose_index);
             }
             data => {
                 let intended = self.intended(data);
+                let intended_versioning = self.intended_versioning(data);
                 self.apply(data).await.expect("with a healthy disk every operation succeeds");
                 for (key, value) in intended {
                     self.set(&key, value);
+                }
+                if let Some(status) = intended_versioning {
+                    self.versioning = vec![status];
                 }
             }
         }
@@ -176,14 +244,26 @@ impl Harness {
 
     /// What a data operation changes if it takes effect. The model is certain at this
     /// point (every check collapses it to what the engine holds).
-    fn intended(&self, op: &Op) -> Vec<(String, Option<Stored>)> {
-        let current = |key: u8| self.model.get(&key_name(key)).and_then(|states| states[0].clone());
+    fn intended(&self, op: &Op) -> Vec<(String, Versions)> {
+        let versions = |key: u8| self.model.get(&key_name(key)).map(|states| states[0].clone()).unwrap_or_default();
+        let versioning = self.versioning[0];
+        let write =
+            |key: u8, content: Option<Stored>| (key_name(key), after_write(&versions(key), content, versioning));
         match op {
-            Op::Put { key, len, seed } => vec![(key_name(*key), Some(Stored::written(bytes_for(*len, *seed))))],
-            Op::Delete { key } => vec![(key_name(*key), None)],
+            Op::Put { key, len, seed } => vec![write(*key, Some(Stored::written(bytes_for(*len, *seed))))],
+            Op::Delete { key } if versioning.is_none() && versions(*key).is_empty() => vec![],
+            Op::Delete { key } => vec![write(*key, None)],
+            Op::DeleteVersion { key, nth } => {
+                let mut list = versions(*key);
+                if list.is_empty() {
+                    return vec![];
+                }
+                list.remove(*nth as usize % list.len());
+                vec![(key_name(*key), list)]
+            }
             // A copy is a new object: it does not carry the source's upload id.
-            Op::Copy { from, to } => match current(*from) {
-                Some(source) => vec![(key_name(*to), Some(Stored::written(source.data)))],
+            Op::Copy { from, to } => match current(&versions(*from)) {
+                Some(source) => vec![write(*to, Some(Stored::written(source.data.clone())))],
                 None => vec![],
             },
             Op::Multipart { abort: true, .. } => vec![],
@@ -194,9 +274,20 @@ impl Harness {
                     .flat_map(|(i, len)| bytes_for(*len, seed.wrapping_add(i as u8)))
                     .collect();
                 let upload_id = Some(upload_id_for(self.upload_counter + 1));
-                vec![(key_name(*key), Some(Stored { data: whole, upload_id }))]
+                vec![write(*key, Some(Stored { data: whole, upload_id }))]
             }
-            Op::Restart | Op::Crash { .. } | Op::FailDuring { .. } => vec![],
+            Op::SetVersioning { .. } | Op::Compact | Op::Restart | Op::Crash { .. } | Op::FailDuring { .. } => {
+                vec![]
+            }
+        }
+    }
+
+    /// The bucket's versioning state after `op`, if it changes it.
+    fn intended_versioning(&self, op: &Op) -> Option<Option<VersioningStatus>> {
+        match op {
+            Op::SetVersioning { enabled: true } => Some(Some(VersioningStatus::Enabled)),
+            Op::SetVersioning { enabled: false } => Some(Some(VersioningStatus::Suspended)),
+            _ => None,
         }
     }
 
@@ -210,7 +301,7 @@ impl Harness {
         self.open();
     }
 
-    fn set(&mut self, key: &str, value: Option<Stored>) {
+    fn set(&mut self, key: &str, value: Versions) {
         self.model.insert(key.to_owned(), vec![value]);
     }
 
@@ -229,6 +320,24 @@ impl Harness {
             }
             Op::Delete { key } => {
                 engine.delete_object(BUCKET, &key_name(*key)).await?;
+            }
+            Op::DeleteVersion { key, nth } => {
+                let name = key_name(*key);
+                let versions = versions_of(&engine, &name)?;
+                if versions.is_empty() {
+                    return Ok(());
+                }
+                let version = versions[*nth as usize % versions.len()].version_id();
+                engine.delete_version(BUCKET, &name, version, None).await?;
+            }
+            Op::SetVersioning { enabled } => {
+                let status = if *enabled { VersioningStatus::Enabled } else { VersioningStatus::Suspended };
+                engine.set_bucket_versioning(BUCKET, status).await?;
+            }
+            Op::Compact => {
+                // Compaction leaves segments the catalog has not taken in yet alone.
+                engine.flush_catalog()?;
+                engine.compact(CompactionOptions { force: true, ..Default::default() }).await?;
             }
             Op::Copy { from, to } => {
                 let Some(source) = engine.object(BUCKET, &key_name(*from))? else { return Ok(()) };
@@ -291,35 +400,70 @@ impl Harness {
     /// the one the engine is in.
     async fn check(&mut self, step: usize, op: &Op) {
         let engine = self.engine().clone();
+        let versioning = engine.bucket(BUCKET).unwrap().expect("the bucket").versioning;
+        assert!(
+            self.versioning.contains(&versioning),
+            "step {step} ({op:?}): the bucket's versioning is {versioning:?} but the model allows {:?}",
+            self.versioning
+        );
+        self.versioning = vec![versioning];
         for k in 0..KEYS {
             let name = key_name(k);
-            let actual = read_all(&engine, &name)
+            let actual = read_versions(&engine, &name)
                 .await
                 .unwrap_or_else(|e| panic!("step {step} ({op:?}): reading {name} failed: {e}"));
-            let allowed = self.model.get(&name).cloned().unwrap_or_else(|| vec![None]);
+            let allowed = self.model.get(&name).cloned().unwrap_or_else(|| vec![Vec::new()]);
             assert!(
                 allowed.contains(&actual),
                 "step {step} ({op:?}): {name} holds {} but the model allows {}",
                 describe(&actual),
                 allowed.iter().map(describe).collect::<Vec<_>>().join(" or ")
             );
+            let object = engine.object(BUCKET, &name).unwrap().map(|entry| entry.lsn);
+            let latest = versions_of(&engine, &name).unwrap().first().filter(|e| !e.delete_marker).map(|e| e.lsn);
+            assert_eq!(object, latest, "step {step} ({op:?}): {name}'s current object is not its latest version");
             self.set(&name, actual);
         }
         let page = engine.list_objects(BUCKET, &ListQuery { max_keys: 1000, ..Default::default() }).unwrap();
         let listed: Vec<String> = page.objects.into_iter().map(|(k, _)| k).collect();
-        let expected: Vec<String> = self.model.iter().filter(|(_, v)| v[0].is_some()).map(|(k, _)| k.clone()).collect();
+        let expected: Vec<String> =
+            self.model.iter().filter(|(_, v)| current(&v[0]).is_some()).map(|(k, _)| k.clone()).collect();
         assert_eq!(listed, expected, "step {step} ({op:?}): listing disagrees with the model");
     }
 }
 
-fn describe(state: &Option<Stored>) -> String {
-    match state {
-        None => "nothing".into(),
-        Some(Stored { data, upload_id }) => {
-            let from = upload_id.as_ref().map(|id| format!(", completed from {id}")).unwrap_or_default();
-            format!("{} bytes (blake3 {}{from})", data.len(), &blake3::hash(data).to_hex()[..12])
-        }
+/// Every version of `key` in the engine, newest first.
+fn versions_of(engine: &Engine, key: &str) -> storage_core::Result<Vec<ObjectEntry>> {
+    let query = VersionQuery { prefix: key.to_owned(), max_keys: 1000, ..Default::default() };
+    let page = engine.list_object_versions(BUCKET, &query)?;
+    assert!(!page.is_truncated, "a key of the model has fewer than 1000 versions");
+    Ok(page.versions.into_iter().filter(|(k, _, _)| k == key).map(|(_, entry, _)| entry).collect())
+}
+
+async fn read_versions(engine: &Engine, key: &str) -> storage_core::Result<Versions> {
+    let mut out = Vec::new();
+    for entry in versions_of(engine, key)? {
+        let content = if entry.delete_marker { None } else { Some(read_entry(engine, &entry).await?) };
+        out.push(Version { null: !entry.versioned, content });
     }
+    Ok(out)
+}
+
+fn describe(versions: &Versions) -> String {
+    if versions.is_empty() {
+        return "nothing".into();
+    }
+    let one = |v: &Version| {
+        let id = if v.null { "null" } else { "v" };
+        match &v.content {
+            None => format!("{id}: delete marker"),
+            Some(Stored { data, upload_id }) => {
+                let from = upload_id.as_ref().map(|id| format!(", completed from {id}")).unwrap_or_default();
+                format!("{id}: {} bytes (blake3 {}{from})", data.len(), &blake3::hash(data).to_hex()[..12])
+            }
+        }
+    };
+    format!("[{}]", versions.iter().map(one).collect::<Vec<_>>().join("; "))
 }
 
 fn upload_id_for(counter: u64) -> String {
@@ -330,14 +474,13 @@ fn record(key: &str, size: u64) -> ObjectRecord {
     ObjectRecord::new(BUCKET, key, ObjectMeta { size_bytes: size, etag: "x".into(), ..Default::default() })
 }
 
-async fn read_all(engine: &Engine, key: &str) -> storage_core::Result<Option<Stored>> {
-    let Some(entry) = engine.object(BUCKET, key)? else { return Ok(None) };
-    let mut reader = engine.read(&entry, 0..entry.meta.size_bytes);
+async fn read_entry(engine: &Engine, entry: &ObjectEntry) -> storage_core::Result<Stored> {
+    let mut reader = engine.read(entry, 0..entry.meta.size_bytes);
     let mut out = Vec::new();
     while let Some(chunk) = reader.next_chunk().await {
         out.extend_from_slice(&chunk?);
     }
-    Ok(Some(Stored { data: out, upload_id: entry.meta.upload_id.clone() }))
+    Ok(Stored { data: out, upload_id: entry.meta.upload_id.clone() })
 }
 
 fn cases() -> u32 {
