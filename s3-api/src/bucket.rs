@@ -5,6 +5,7 @@ use crate::error::engine_error;
 use crate::meta::{now_ms, timestamp};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
+use storage_core::VersioningStatus;
 
 /// The region where S3 keeps its legacy answers (an empty LocationConstraint, a repeated
 /// CreateBucket of one's own bucket answered 200).
@@ -122,15 +123,46 @@ pub async fn get_bucket_location(
     Ok(S3Response::new(GetBucketLocationOutput { location_constraint }))
 }
 
-/// Versioning is never turned on in Quarry yet (PutBucketVersioning is not
-/// implemented), so every bucket is one that was never versioned: S3 answers those with
-/// an empty configuration, no Status, not an error.
+/// A bucket never versioned answers an empty configuration (no Status), as S3 does.
 pub async fn get_bucket_versioning(
     s3: &QuarryS3,
     req: S3Request<GetBucketVersioningInput>,
 ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-    s3.require_bucket(&req.input.bucket)?;
-    Ok(S3Response::new(GetBucketVersioningOutput { mfa_delete: None, status: None }))
+    let bucket = s3.require_bucket(&req.input.bucket)?;
+    let status = bucket.versioning.map(|status| {
+        BucketVersioningStatus::from_static(match status {
+            VersioningStatus::Enabled => BucketVersioningStatus::ENABLED,
+            VersioningStatus::Suspended => BucketVersioningStatus::SUSPENDED,
+        })
+    });
+    Ok(S3Response::new(GetBucketVersioningOutput { mfa_delete: None, status }))
+}
+
+/// PutBucketVersioning: Enabled or Suspended. MFA delete is not offered: asking for it
+/// is refused, as a bucket without an MFA device would be.
+pub async fn put_bucket_versioning(
+    s3: &QuarryS3,
+    req: S3Request<PutBucketVersioningInput>,
+) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+    let input = req.input;
+    if input.bucket == crate::CATALOG_BUCKET {
+        return Err(crate::catalog::read_only());
+    }
+    s3.require_bucket(&input.bucket)?;
+    let configuration = input.versioning_configuration;
+    if configuration.mfa_delete.as_ref().is_some_and(|m| m.as_str() == MFADelete::ENABLED) || input.mfa.is_some() {
+        return Err(s3_error!(
+            InvalidRequest,
+            "MFA delete is not supported: an MFA device cannot be configured on this server"
+        ));
+    }
+    let status = match configuration.status.as_ref().map(BucketVersioningStatus::as_str) {
+        Some(BucketVersioningStatus::ENABLED) => VersioningStatus::Enabled,
+        Some(BucketVersioningStatus::SUSPENDED) => VersioningStatus::Suspended,
+        _ => return Err(s3_error!(MalformedXML, "The versioning Status must be Enabled or Suspended")),
+    };
+    s3.engine.set_bucket_versioning(&input.bucket, status).await.map_err(engine_error)?;
+    Ok(S3Response::new(PutBucketVersioningOutput::default()))
 }
 
 /// The S3 bucket naming rules (general purpose buckets).

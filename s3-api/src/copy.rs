@@ -9,27 +9,24 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use storage_core::{Body, ObjectRecord};
 
-/// The bucket and key of a copy source (the current version only: no versioning).
-pub fn copy_source(source: &CopySource) -> S3Result<(&str, &str)> {
+/// The bucket, key and version (if named) of a copy source.
+pub fn copy_source(source: &CopySource) -> S3Result<(&str, &str, Option<&str>)> {
     let CopySource::Bucket { bucket, key, version_id } = source else {
         return Err(s3_error!(NotImplemented, "Only bucket/key copy sources are supported"));
     };
-    if version_id.as_deref().is_some_and(|v| v != crate::version::NULL_VERSION_ID) {
-        return Err(s3_error!(NoSuchVersion, "Versioning is not enabled; only the current version can be copied"));
-    }
-    Ok((bucket, key))
+    Ok((bucket, key, version_id.as_deref()))
 }
 
 pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
     let origin = crate::origin(&req);
     let input = req.input;
-    let (source_bucket, source_key) = copy_source(&input.copy_source)?;
+    let (source_bucket, source_key, source_version) = copy_source(&input.copy_source)?;
     s3.require_bucket(&input.bucket)?;
     crate::key::check_new_key(&input.key)?;
     crate::unsupported::check_copy_source_encryption(&input)?;
     // S3 gives a copy the class the request names, STANDARD when it names none.
     let storage_class = object_write_options!(input).check()?;
-    let source = lookup(s3, source_bucket, source_key)?;
+    let source = lookup(s3, source_bucket, source_key, source_version)?;
     let conditions = Conditions {
         if_match: input.copy_source_if_match.as_ref(),
         if_none_match: input.copy_source_if_none_match.as_ref(),
@@ -54,6 +51,8 @@ pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Re
     meta.storage_class = storage_class;
     meta.upload_id = None; // the copy is no upload's object
     meta.last_modified_ms = now_ms();
+    let copy_source_version_id = source_version.map(|_| source.version_id().to_string());
+    let bucket = input.bucket.clone();
     let record = ObjectRecord { origin: Some(origin), ..ObjectRecord::new(input.bucket, input.key, meta) };
     let entry = s3.engine.put_object(record, Body::Chunks(source.chunks)).await.map_err(engine_error)?;
     let mut result = CopyObjectResult {
@@ -62,5 +61,10 @@ pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Re
         ..Default::default()
     };
     result.set_checksums(checksum_fields(entry.meta.checksum.as_ref()));
-    Ok(S3Response::new(CopyObjectOutput { copy_object_result: Some(result), ..Default::default() }))
+    Ok(S3Response::new(CopyObjectOutput {
+        copy_object_result: Some(result),
+        version_id: crate::version::header(s3, &bucket, &entry)?,
+        copy_source_version_id,
+        ..Default::default()
+    }))
 }

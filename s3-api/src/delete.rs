@@ -13,9 +13,29 @@ pub async fn delete_object(
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let origin = crate::origin(&req);
-    crate::version::require_null_version(req.input.version_id.as_deref())?;
-    s3.engine.delete_object_by(&req.input.bucket, &req.input.key, Some(origin)).await.map_err(engine_error)?;
-    Ok(S3Response::new(DeleteObjectOutput::default()))
+    let input = req.input;
+    let applied = delete_one(s3, &input.bucket, &input.key, input.version_id.as_deref(), origin).await?;
+    Ok(S3Response::new(DeleteObjectOutput {
+        delete_marker: applied.delete_marker.then_some(true),
+        version_id: crate::version::made(&applied),
+        ..Default::default()
+    }))
+}
+
+/// Deletes a key (a delete marker once the bucket has had versioning) or, given a
+/// version id, that version for good.
+async fn delete_one(
+    s3: &QuarryS3,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    origin: storage_core::Origin,
+) -> S3Result<storage_core::Applied> {
+    let deleted = match crate::version::requested(version_id)? {
+        None => s3.engine.delete_object_by(bucket, key, Some(origin)).await,
+        Some(version) => s3.engine.delete_version(bucket, key, version, Some(origin)).await,
+    };
+    deleted.map_err(engine_error)
 }
 
 pub async fn delete_objects(
@@ -33,21 +53,22 @@ pub async fn delete_objects(
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for object in objects {
-        let deleted_one = match crate::version::require_null_version(object.version_id.as_deref()) {
-            Ok(()) => {
-                s3.engine.delete_object_by(&input.bucket, &object.key, Some(origin.clone())).await.map_err(engine_error)
-            }
-            Err(e) => Err(e),
-        };
-        match deleted_one {
-            Ok(()) if quiet => {}
-            Ok(()) => deleted.push(DeletedObject { key: Some(object.key), ..Default::default() }),
+        let version_id = object.version_id.as_deref();
+        match delete_one(s3, &input.bucket, &object.key, version_id, origin.clone()).await {
+            Ok(_) if quiet => {}
+            Ok(applied) => deleted.push(DeletedObject {
+                key: Some(object.key),
+                // A version named is echoed; a delete marker made or removed is named.
+                version_id: object.version_id.clone(),
+                delete_marker: applied.delete_marker.then_some(true),
+                delete_marker_version_id: applied.delete_marker.then(|| crate::version::made(&applied)).flatten(),
+            }),
             Err(e) => {
                 errors.push(Error {
                     code: Some(e.code().as_str().to_owned()),
                     key: Some(object.key),
                     message: e.message().map(str::to_owned),
-                    version_id: None,
+                    version_id: object.version_id,
                 });
             }
         }

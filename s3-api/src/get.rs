@@ -101,12 +101,39 @@ fn requested_range(
     }
 }
 
-pub fn lookup(s3: &QuarryS3, bucket: &str, key: &str) -> S3Result<ObjectEntry> {
-    match s3.engine.object(bucket, key).map_err(engine_error)? {
-        Some(entry) => Ok(entry),
+/// The object a request names: the latest version of `key`, or the version `version_id`
+/// names. A delete marker is no object: S3 answers 404 NoSuchKey when it is the latest
+/// version and 405 MethodNotAllowed when named, both with `x-amz-delete-marker: true`.
+pub fn lookup(s3: &QuarryS3, bucket: &str, key: &str, version_id: Option<&str>) -> S3Result<ObjectEntry> {
+    let version = crate::version::requested(version_id)?;
+    let found = match version {
+        None => s3.engine.latest(bucket, key),
+        Some(version) => s3.engine.version(bucket, key, version),
+    }
+    .map_err(engine_error)?;
+    match found {
+        Some(entry) if !entry.delete_marker => Ok(entry),
+        Some(marker) => {
+            let mut error = match version {
+                None => s3_error!(NoSuchKey, "The specified key does not exist."),
+                Some(_) => s3_error!(MethodNotAllowed, "The specified method is not allowed against this resource."),
+            };
+            let mut headers = http::HeaderMap::new();
+            headers.insert("x-amz-delete-marker", http::HeaderValue::from_static("true"));
+            if let Some(id) = crate::version::header(s3, bucket, &marker)?
+                && let Ok(value) = http::HeaderValue::from_str(&id)
+            {
+                headers.insert("x-amz-version-id", value);
+            }
+            error.set_headers(headers);
+            Err(error)
+        }
         None => {
             s3.require_bucket(bucket)?;
-            Err(s3_error!(NoSuchKey, "The specified key does not exist."))
+            Err(match version {
+                None => s3_error!(NoSuchKey, "The specified key does not exist."),
+                Some(_) => s3_error!(NoSuchVersion, "The specified version does not exist."),
+            })
         }
     }
 }
@@ -144,7 +171,7 @@ pub async fn body_stream(engine: &Engine, entry: &ObjectEntry, range: ByteRange<
 macro_rules! serve_object {
     ($s3:expr, $input:expr, $Output:ident) => {{
         let input = $input;
-        let entry = lookup($s3, &input.bucket, &input.key)?;
+        let entry = lookup($s3, &input.bucket, &input.key, input.version_id.as_deref())?;
         let conditions = Conditions {
             if_match: input.if_match.as_ref(),
             if_none_match: input.if_none_match.as_ref(),
@@ -174,6 +201,7 @@ macro_rules! serve_object {
             parts_count: meta.part_sizes.as_ref().map(|p| p.len() as i32),
             // S3 names the class only when it is not STANDARD.
             storage_class: meta.storage_class.clone().map(StorageClass::from),
+            version_id: crate::version::header($s3, &input.bucket, &entry)?,
             ..Default::default()
         };
         output.set_checksums(checksum_fields(meta.checksum.as_ref().filter(|_| checksum_wanted)));
@@ -185,7 +213,6 @@ pub async fn get_object(s3: &QuarryS3, req: S3Request<GetObjectInput>) -> S3Resu
     if req.input.bucket == crate::CATALOG_BUCKET {
         return crate::catalog::get_object(s3, req.input).await;
     }
-    crate::version::require_null_version(req.input.version_id.as_deref())?;
     let (mut output, entry, range) = serve_object!(s3, req.input, GetObjectOutput);
     let metadata = user_metadata_headers(&entry.meta)?;
     output.body = Some(body_stream(&s3.engine, &entry, range).await?);
@@ -198,7 +225,6 @@ pub async fn head_object(s3: &QuarryS3, req: S3Request<HeadObjectInput>) -> S3Re
     if req.input.bucket == crate::CATALOG_BUCKET {
         return crate::catalog::head_object(s3, req.input).await;
     }
-    crate::version::require_null_version(req.input.version_id.as_deref())?;
     let (output, entry, _) = serve_object!(s3, req.input, HeadObjectOutput);
     let mut response = S3Response::new(output);
     response.headers = user_metadata_headers(&entry.meta)?;

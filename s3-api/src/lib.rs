@@ -85,12 +85,12 @@ pub struct QuarryS3 {
 impl QuarryS3 {
     /// The bucket exists and takes this request (the catalog namespace is read-only:
     /// the operations that read it answer before asking this).
-    fn require_bucket(&self, bucket: &str) -> S3Result<()> {
+    fn require_bucket(&self, bucket: &str) -> S3Result<storage_core::BucketEntry> {
         if bucket == CATALOG_BUCKET {
             return Err(catalog::read_only());
         }
         match self.engine.bucket(bucket).map_err(error::engine_error)? {
-            Some(_) => Ok(()),
+            Some(entry) => Ok(entry),
             None => Err(s3_error!(NoSuchBucket, "The specified bucket does not exist")),
         }
     }
@@ -178,6 +178,13 @@ impl S3 for QuarryS3 {
         bucket::get_bucket_location(self, req).await
     }
 
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        bucket::put_bucket_versioning(self, req).await
+    }
+
     async fn get_bucket_versioning(
         &self,
         req: S3Request<GetBucketVersioningInput>,
@@ -205,7 +212,7 @@ impl S3 for QuarryS3 {
         req: S3Request<GetObjectTorrentInput>,
     ) -> S3Result<S3Response<GetObjectTorrentOutput>> {
         // A missing bucket or key is answered as S3 answers it; torrents are not served.
-        get::lookup(self, &req.input.bucket, &req.input.key)?;
+        get::lookup(self, &req.input.bucket, &req.input.key, None)?;
         Err(s3_error!(NotImplemented, "GetObjectTorrent is not supported"))
     }
 

@@ -5,12 +5,11 @@ use crate::QuarryS3;
 use crate::error::engine_error;
 use crate::meta::{etag, timestamp};
 use crate::unsupported::reported_class;
-use crate::version::NULL_VERSION_ID;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as TOKEN_BASE64;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
-use storage_core::ListQuery;
+use storage_core::{ListQuery, VersionId, VersionPage, VersionQuery};
 
 /// The most keys one page may hold, whatever max-keys asks for.
 const MAX_KEYS_PER_PAGE: usize = 1000;
@@ -170,11 +169,9 @@ pub async fn list_objects(s3: &QuarryS3, req: S3Request<ListObjectsInput>) -> S3
     }))
 }
 
-/// ListObjectVersions. No bucket is versioned yet (PutBucketVersioning is not
-/// implemented), so each key has exactly one version, the "null" one, and it is the
-/// latest; there are no delete markers. Pagination follows S3: the page resumes after
-/// (key-marker, version-id-marker), and with a single version per key that is after
-/// key-marker.
+/// ListObjectVersions: every version of each key, the latest first, delete markers
+/// among them. Pagination follows S3: a page resumes after (key-marker,
+/// version-id-marker), or after every version of key-marker when no version is named.
 pub async fn list_object_versions(
     s3: &QuarryS3,
     req: S3Request<ListObjectVersionsInput>,
@@ -182,57 +179,113 @@ pub async fn list_object_versions(
     let input = req.input;
     let encoder = Encoder::new(input.encoding_type.as_ref())?;
     let key_marker = input.key_marker.clone().filter(|m| !m.is_empty());
-    match (&key_marker, input.version_id_marker.as_deref().filter(|v| !v.is_empty())) {
-        (None, Some(_)) => {
-            return Err(s3_error!(InvalidArgument, "A version-id marker cannot be specified without a key marker."));
-        }
-        (Some(_), Some(v)) if v != NULL_VERSION_ID => {
-            return Err(s3_error!(InvalidArgument, "Invalid version id specified"));
-        }
-        _ => {}
+    let version_id_marker = input.version_id_marker.as_deref().filter(|v| !v.is_empty());
+    if key_marker.is_none() && version_id_marker.is_some() {
+        return Err(s3_error!(InvalidArgument, "A version-id marker cannot be specified without a key marker."));
     }
-    let query = ListQuery {
+    let query = VersionQuery {
         prefix: input.prefix.clone().unwrap_or_default(),
         delimiter: delimiter(&input.delimiter),
-        start_after: key_marker,
+        key_marker,
+        version_id_marker: crate::version::requested(version_id_marker)?,
         max_keys: max_keys(input.max_keys)?,
     };
-    let (objects, prefixes, is_truncated, last) = list_page(s3, &input.bucket, &query, &encoder)?;
-    let last_is_object = last.is_some() && objects.last().and_then(|o| o.key.clone()) == encoder.opt(last.clone());
-    let versions: Vec<ObjectVersion> = objects
-        .into_iter()
-        .map(|o| ObjectVersion {
+    let page = if input.bucket == crate::CATALOG_BUCKET {
+        catalog_versions(s3, &query)?
+    } else {
+        s3.require_bucket(&input.bucket)?;
+        if query.max_keys == 0 {
+            VersionPage::default()
+        } else {
+            s3.engine.list_object_versions(&input.bucket, &query).map_err(engine_error)?
+        }
+    };
+    let mut versions = Vec::new();
+    let mut delete_markers = Vec::new();
+    for (key, entry, is_latest) in page.versions {
+        let version_id = Some(entry.version_id().to_string());
+        if entry.delete_marker {
+            delete_markers.push(DeleteMarkerEntry {
+                is_latest: Some(is_latest),
+                key: Some(encoder.apply(key)),
+                last_modified: Some(timestamp(entry.meta.last_modified_ms)),
+                owner: Some(crate::owner()),
+                version_id,
+            });
+            continue;
+        }
+        let o = object(&encoder, key, &entry);
+        versions.push(ObjectVersion {
             checksum_algorithm: o.checksum_algorithm,
             checksum_type: o.checksum_type,
             e_tag: o.e_tag,
-            is_latest: Some(true),
+            is_latest: Some(is_latest),
             key: o.key,
             last_modified: o.last_modified,
             owner: Some(crate::owner()),
             restore_status: None,
             size: o.size,
             storage_class: o.storage_class.map(|c| ObjectVersionStorageClass::from(c.as_str().to_owned())),
-            version_id: Some(NULL_VERSION_ID.to_owned()),
-        })
-        .collect();
-    let next_key_marker = last.filter(|_| is_truncated);
-    let next_version_id_marker = (is_truncated && last_is_object).then(|| NULL_VERSION_ID.to_owned());
+            version_id,
+        });
+    }
+    let (next_key_marker, next_version_id_marker) = match page.last.filter(|_| page.is_truncated) {
+        Some((key, version)) => (Some(key), version.map(|v| v.to_string())),
+        None => (None, None),
+    };
     Ok(S3Response::new(ListObjectVersionsOutput {
         name: Some(input.bucket),
         prefix: Some(encoder.apply(query.prefix)),
         delimiter: encoder.opt(query.delimiter),
         max_keys: Some(query.max_keys as i32),
-        is_truncated: Some(is_truncated),
+        is_truncated: Some(page.is_truncated),
         key_marker: Some(encoder.apply(input.key_marker.unwrap_or_default())),
         version_id_marker: Some(input.version_id_marker.unwrap_or_default()),
         next_key_marker: encoder.opt(next_key_marker),
         next_version_id_marker,
         encoding_type: input.encoding_type,
         versions: Some(versions),
-        delete_markers: Some(Vec::new()),
-        common_prefixes: Some(prefixes),
+        delete_markers: Some(delete_markers),
+        common_prefixes: Some(
+            page.common_prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(encoder.apply(p)) }).collect(),
+        ),
         request_charged: None,
     }))
+}
+
+/// The catalog's files are never versioned: each is its own `null` version, the latest.
+fn catalog_versions(s3: &QuarryS3, query: &VersionQuery) -> S3Result<VersionPage> {
+    if query.version_id_marker.is_some_and(|v| v != VersionId::Null) {
+        return Err(s3_error!(InvalidArgument, "Invalid version id specified"));
+    }
+    let (objects, prefixes, is_truncated, last) = crate::catalog::list(
+        s3,
+        &query.prefix,
+        query.delimiter.as_deref(),
+        query.key_marker.as_deref(),
+        query.max_keys,
+    )?;
+    let last_is_object = objects.last().and_then(|o| o.key.clone()) == last;
+    let versions = objects
+        .into_iter()
+        .map(|o| {
+            let meta = storage_core::ObjectMeta {
+                size_bytes: o.size.unwrap_or(0) as u64,
+                etag: o.e_tag.map(|t| t.value().to_owned()).unwrap_or_default(),
+                last_modified_ms: o.last_modified.map_or(0, |t| crate::meta::millis(&t)),
+                ..Default::default()
+            };
+            let entry =
+                storage_core::ObjectEntry { lsn: 0, meta, chunks: Vec::new(), versioned: false, delete_marker: false };
+            (o.key.unwrap_or_default(), entry, true)
+        })
+        .collect();
+    Ok(VersionPage {
+        versions,
+        common_prefixes: prefixes.into_iter().filter_map(|p| p.prefix).collect(),
+        is_truncated,
+        last: last.map(|l| (l, last_is_object.then_some(VersionId::Null))),
+    })
 }
 
 /// An empty delimiter groups nothing: S3 treats it as no delimiter (and does not echo it).

@@ -170,9 +170,9 @@ pub async fn upload_part_copy(
             "Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive"
         ));
     }
-    let (source_bucket, source_key) = crate::copy::copy_source(&input.copy_source)?;
+    let (source_bucket, source_key, source_version) = crate::copy::copy_source(&input.copy_source)?;
     let upload = upload(s3, &input.bucket, &input.key, &input.upload_id)?;
-    let source = crate::get::lookup(s3, source_bucket, source_key)?;
+    let source = crate::get::lookup(s3, source_bucket, source_key, source_version)?;
     let conditions = crate::get::Conditions {
         if_match: input.copy_source_if_match.as_ref(),
         if_none_match: input.copy_source_if_none_match.as_ref(),
@@ -358,23 +358,25 @@ pub async fn complete_multipart_upload(
         origin: Some(origin),
     };
     let entry = s3.engine.complete_upload(&upload.upload_id, record).await.map_err(engine_error)?;
-    Ok(completed(&input, &entry))
+    completed(s3, &input, &entry)
 }
 
 /// CompleteMultipartUpload's answer for the object `entry` it made.
 fn completed(
+    s3: &QuarryS3,
     input: &CompleteMultipartUploadInput,
     entry: &storage_core::ObjectEntry,
-) -> S3Response<CompleteMultipartUploadOutput> {
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let mut output = CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),
         location: Some(format!("/{}/{}", input.bucket, input.key)),
         e_tag: Some(etag(&entry.meta.etag)),
+        version_id: crate::version::header(s3, &input.bucket, entry)?,
         ..Default::default()
     };
     output.set_checksums(checksum_fields(entry.meta.checksum.as_ref()));
-    S3Response::new(output)
+    Ok(S3Response::new(output))
 }
 
 /// The listed parts by number, checked to be in ascending order. A part number listed
@@ -417,7 +419,7 @@ fn completed_before(
     if format!("{}-{}", hex::encode(md5_of_md5s.finalize()), listed.len()) != entry.meta.etag {
         return Ok(None);
     }
-    Ok(Some(completed(input, &entry)))
+    completed(s3, input, &entry).map(Some)
 }
 
 /// The whole object's checksum: the upload's algorithm (CRC64NVME when it named none,

@@ -1,17 +1,30 @@
-//! Version ids on requests. No bucket is versioned yet, so every object is its own
-//! `null` version: a request naming `null` acts on it, and any other id is one this
-//! server never issued. S3 answers such an id with 400 InvalidArgument; acting on the
-//! current object instead would serve or delete the wrong thing.
+//! Version ids on requests and responses. An id is `null` or one Quarry issued
+//! (`storage_core::VersionId`); any other string is one this server never issued, which
+//! S3 answers with 400 InvalidArgument.
 
+use crate::QuarryS3;
+use crate::error::engine_error;
 use s3s::{S3Result, s3_error};
+use storage_core::{ObjectEntry, VersionId};
 
-/// The id of the version an object gets while its bucket was never versioned.
-pub const NULL_VERSION_ID: &str = "null";
+/// The version a request names, if it names one.
+pub fn requested(version_id: Option<&str>) -> S3Result<Option<VersionId>> {
+    version_id
+        .map(|text| VersionId::parse(text).ok_or_else(|| s3_error!(InvalidArgument, "Invalid version id specified")))
+        .transpose()
+}
 
-/// Accepts no version id or `null`; refuses any other.
-pub fn require_null_version(version_id: Option<&str>) -> S3Result<()> {
-    match version_id {
-        None | Some(NULL_VERSION_ID) => Ok(()),
-        Some(_) => Err(s3_error!(InvalidArgument, "Invalid version id specified")),
+/// What `x-amz-version-id` says of `entry`: its id once its bucket has had versioning;
+/// nothing in a bucket never versioned (S3 names no version there).
+pub fn header(s3: &QuarryS3, bucket: &str, entry: &ObjectEntry) -> S3Result<Option<String>> {
+    if entry.versioned {
+        return Ok(Some(entry.version_id().to_string()));
     }
+    let versioning = s3.engine.bucket(bucket).map_err(engine_error)?.and_then(|b| b.versioning);
+    Ok(versioning.map(|_| VersionId::Null.to_string()))
+}
+
+/// `x-amz-version-id` of a write or delete, from what the engine says it made.
+pub fn made(applied: &storage_core::Applied) -> Option<String> {
+    applied.version.map(|v| v.to_string())
 }

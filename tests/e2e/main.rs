@@ -35,4 +35,5 @@ mod select;
 mod signatures;
 mod sql;
 mod strict;
+mod versioning;
 mod vhost;
