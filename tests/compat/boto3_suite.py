@@ -475,6 +475,34 @@ class Suite:
         expect_eq("IsLatest", {True}, {v["IsLatest"] for v in versions})
         expect_eq("delete markers", [], [m for p in pages for m in p.get("DeleteMarkers", [])])
 
+    def check_versioning(self):
+        # Its own bucket: versions, a delete marker and its removal, then emptied by version.
+        bucket = "compat-boto3-versions"
+        self.s3.create_bucket(Bucket=bucket)
+        self.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        expect_eq("versioning Status after enabling", "Enabled",
+                  self.s3.get_bucket_versioning(Bucket=bucket).get("Status"))
+        ids = [self.s3.put_object(Bucket=bucket, Key="k", Body=body)["VersionId"] for body in (b"one", b"two")]
+        expect_eq("two distinct version ids", 2, len(set(ids) - {"null"}))
+        old = self.s3.get_object(Bucket=bucket, Key="k", VersionId=ids[0])["Body"].read()
+        expect_eq("GET of the first version", b"one", old)
+        marker = self.s3.delete_object(Bucket=bucket, Key="k")
+        expect_eq("DELETE makes a delete marker", True, marker.get("DeleteMarker"))
+        expect_client_error("GET behind a delete marker", lambda: self.s3.get_object(Bucket=bucket, Key="k"),
+                            "NoSuchKey", 404)
+        pages = list(self.s3.get_paginator("list_object_versions").paginate(
+            Bucket=bucket, PaginationConfig={"PageSize": 1}))
+        versions = [v["VersionId"] for p in pages for v in p.get("Versions", [])]
+        markers = [m["VersionId"] for p in pages for m in p.get("DeleteMarkers", [])]
+        expect_eq("versions listed one a page, newest first", list(reversed(ids)), versions)
+        expect_eq("the delete marker listed", [marker["VersionId"]], markers)
+        self.s3.delete_object(Bucket=bucket, Key="k", VersionId=marker["VersionId"])
+        expect_eq("deleting the marker restores the newest version", b"two",
+                  self.s3.get_object(Bucket=bucket, Key="k")["Body"].read())
+        resp = self.s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "k", "VersionId": v} for v in ids]})
+        expect_eq("DeleteObjects by version id: errors", [], resp.get("Errors", []))
+        self.s3.delete_bucket(Bucket=bucket)
+
     def check_special_character_keys(self):
         keys = sorted(
             [
@@ -699,6 +727,7 @@ CHECKS = [
     "list_objects_v2_delimiter_and_start_after",
     "list_objects_v1_paginator",
     "versions_of_an_unversioned_bucket",
+    "versioning",
     "special_character_keys",
     "copy_object",
     "copy_object_cross_bucket",
