@@ -149,7 +149,7 @@ fn log_entry(e: Entry) -> LogEntry {
         Entry::Chunk => LogEntry::Chunk,
         Entry::Object(o) => LogEntry::Object(object(o)),
         Entry::Tombstone { bucket, key, version_id, deleted_ms } => {
-            LogEntry::Tombstone { bucket, key, origin: None, version_id, deleted_ms }
+            LogEntry::Tombstone { bucket, key, origin: None, version_id, deleted_ms, conditions: None }
         }
         Entry::BucketCreate { bucket, created_ms } => LogEntry::BucketCreate { bucket, created_ms },
         Entry::BucketDelete { bucket } => LogEntry::BucketDelete { bucket },

@@ -52,7 +52,6 @@ pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Re
     meta.upload_id = None; // the copy is no upload's object
     meta.last_modified_ms = now_ms();
     let copy_source_version_id = source_version.map(|_| source.version_id().to_string());
-    let bucket = input.bucket.clone();
     let record = ObjectRecord { origin: Some(origin), ..ObjectRecord::new(input.bucket, input.key, meta) };
     let entry = s3.engine.put_object(record, Body::Chunks(source.chunks)).await.map_err(engine_error)?;
     let mut result = CopyObjectResult {
@@ -63,7 +62,7 @@ pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Re
     result.set_checksums(checksum_fields(entry.meta.checksum.as_ref()));
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(result),
-        version_id: crate::version::header(s3, &bucket, &entry)?,
+        version_id: crate::version::of_write(&entry),
         copy_source_version_id,
         ..Default::default()
     }))

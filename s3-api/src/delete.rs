@@ -4,6 +4,7 @@ use crate::QuarryS3;
 use crate::error::engine_error;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
+use storage_core::DeleteConditions;
 
 /// S3 accepts at most this many keys per DeleteObjects request.
 const MAX_KEYS_PER_DELETE: usize = 1000;
@@ -14,7 +15,16 @@ pub async fn delete_object(
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let origin = crate::origin(&req);
     let input = req.input;
-    let applied = delete_one(s3, &input.bucket, &input.key, input.version_id.as_deref(), origin).await?;
+    let conditions = conditions(
+        input.if_match.as_ref().map(|m| match m {
+            ETagCondition::Any => "*".to_owned(),
+            ETagCondition::ETag(tag) => tag.value().to_owned(),
+        }),
+        input.if_match_last_modified_time.as_ref(),
+        input.if_match_size,
+    )?;
+    let version_id = input.version_id.as_deref();
+    let applied = delete_one(s3, &input.bucket, &input.key, version_id, conditions, origin).await?;
     Ok(S3Response::new(DeleteObjectOutput {
         delete_marker: applied.delete_marker.then_some(true),
         version_id: crate::version::made(&applied),
@@ -22,18 +32,36 @@ pub async fn delete_object(
     }))
 }
 
+/// The conditions of a conditional delete (If-Match, x-amz-if-match-last-modified-time,
+/// x-amz-if-match-size; in DeleteObjects an object's ETag, LastModifiedTime and Size).
+fn conditions(
+    if_match: Option<String>,
+    last_modified: Option<&Timestamp>,
+    size: Option<i64>,
+) -> S3Result<Option<DeleteConditions>> {
+    let size_bytes = size
+        .map(|size| {
+            u64::try_from(size).map_err(|_| s3_error!(InvalidArgument, "x-amz-if-match-size must not be negative"))
+        })
+        .transpose()?;
+    let conditions =
+        DeleteConditions { if_match, last_modified_ms: last_modified.map(crate::meta::millis), size_bytes };
+    Ok((conditions != DeleteConditions::default()).then_some(conditions))
+}
+
 /// Deletes a key (a delete marker once the bucket has had versioning) or, given a
-/// version id, that version for good.
+/// version id, that version for good; if `conditions` hold for what it deletes.
 async fn delete_one(
     s3: &QuarryS3,
     bucket: &str,
     key: &str,
     version_id: Option<&str>,
+    conditions: Option<DeleteConditions>,
     origin: storage_core::Origin,
 ) -> S3Result<storage_core::Applied> {
     let deleted = match crate::version::requested(version_id)? {
-        None => s3.engine.delete_object_by(bucket, key, Some(origin)).await,
-        Some(version) => s3.engine.delete_version(bucket, key, version, Some(origin)).await,
+        None => s3.engine.delete_object_by(bucket, key, conditions, Some(origin)).await,
+        Some(version) => s3.engine.delete_version(bucket, key, version, conditions, Some(origin)).await,
     };
     deleted.map_err(engine_error)
 }
@@ -54,7 +82,15 @@ pub async fn delete_objects(
     let mut errors = Vec::new();
     for object in objects {
         let version_id = object.version_id.as_deref();
-        match delete_one(s3, &input.bucket, &object.key, version_id, origin.clone()).await {
+        let outcome = match conditions(
+            object.e_tag.as_ref().map(|tag| tag.value().to_owned()),
+            object.last_modified_time.as_ref(),
+            object.size,
+        ) {
+            Ok(conditions) => delete_one(s3, &input.bucket, &object.key, version_id, conditions, origin.clone()).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
             Ok(_) if quiet => {}
             Ok(applied) => deleted.push(DeletedObject {
                 key: Some(object.key),

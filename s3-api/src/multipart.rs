@@ -358,25 +358,24 @@ pub async fn complete_multipart_upload(
         origin: Some(origin),
     };
     let entry = s3.engine.complete_upload(&upload.upload_id, record).await.map_err(engine_error)?;
-    completed(s3, &input, &entry)
+    Ok(completed(&input, &entry))
 }
 
 /// CompleteMultipartUpload's answer for the object `entry` it made.
 fn completed(
-    s3: &QuarryS3,
     input: &CompleteMultipartUploadInput,
     entry: &storage_core::ObjectEntry,
-) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+) -> S3Response<CompleteMultipartUploadOutput> {
     let mut output = CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),
         location: Some(format!("/{}/{}", input.bucket, input.key)),
         e_tag: Some(etag(&entry.meta.etag)),
-        version_id: crate::version::header(s3, &input.bucket, entry)?,
+        version_id: crate::version::of_write(entry),
         ..Default::default()
     };
     output.set_checksums(checksum_fields(entry.meta.checksum.as_ref()));
-    Ok(S3Response::new(output))
+    S3Response::new(output)
 }
 
 /// The listed parts by number, checked to be in ascending order. A part number listed
@@ -419,7 +418,7 @@ fn completed_before(
     if format!("{}-{}", hex::encode(md5_of_md5s.finalize()), listed.len()) != entry.meta.etag {
         return Ok(None);
     }
-    completed(s3, input, &entry).map(Some)
+    Ok(Some(completed(input, &entry)))
 }
 
 /// The whole object's checksum: the upload's algorithm (CRC64NVME when it named none,

@@ -54,7 +54,6 @@ pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Resu
     meta.last_modified_ms = now_ms();
     meta.checksum = Some(ingested.checksum);
     meta.storage_class = storage_class;
-    let bucket = input.bucket.clone();
     let record = ObjectRecord {
         bucket: input.bucket,
         key: input.key,
@@ -69,7 +68,7 @@ pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Resu
     let mut output = PutObjectOutput {
         e_tag: Some(etag(&entry.meta.etag)),
         size: Some(entry.meta.size_bytes as i64),
-        version_id: crate::version::header(s3, &bucket, &entry)?,
+        version_id: crate::version::of_write(&entry),
         ..Default::default()
     };
     output.set_checksums(checksum_fields(entry.meta.checksum.as_ref()));

@@ -24,7 +24,14 @@ pub fn header(s3: &QuarryS3, bucket: &str, entry: &ObjectEntry) -> S3Result<Opti
     Ok(versioning.map(|_| VersionId::Null.to_string()))
 }
 
-/// `x-amz-version-id` of a write or delete, from what the engine says it made.
+/// `x-amz-version-id` of a PUT, copy or CompleteMultipartUpload: the new version's id
+/// while versioning is enabled; none for the null version a bucket never versioned or
+/// suspended makes (S3 names no version there).
+pub fn of_write(entry: &ObjectEntry) -> Option<String> {
+    entry.versioned.then(|| entry.version_id().to_string())
+}
+
+/// `x-amz-version-id` of a delete, from what the engine says it made or removed.
 pub fn made(applied: &storage_core::Applied) -> Option<String> {
     applied.version.map(|v| v.to_string())
 }

@@ -503,7 +503,7 @@ fn change(entry: &LogEntry, lsn: u64, index: &Index) -> Result<Option<Change>> {
     };
     Ok(match entry {
         LogEntry::Object(object) | LogEntry::UploadComplete { object, .. } => Some(put(object)),
-        LogEntry::Tombstone { bucket, key, origin, version_id, deleted_ms } => {
+        LogEntry::Tombstone { bucket, key, origin, version_id, deleted_ms, .. } => {
             let row = JournalRow {
                 sequence_number: lsn,
                 record_type: if version_id.is_some() { "DELETE_VERSION" } else { "DELETE" }.into(),

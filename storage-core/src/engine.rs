@@ -5,7 +5,9 @@ use crate::error::{Error, Rejection, Result};
 use crate::index::{self, Applied, BucketEntry, Index, ObjectEntry, RecordLocation, VersionPage};
 use crate::io::{FsDir, SegmentDir};
 use crate::listing::{ListPage, ListQuery, VersionQuery, list_objects, list_versions};
-use crate::log_entry::{ChunkPiece, LogEntry, ObjectRecord, PartRecord, UploadRecord, VersioningStatus};
+use crate::log_entry::{
+    ChunkPiece, DeleteConditions, LogEntry, ObjectRecord, PartRecord, UploadRecord, VersioningStatus,
+};
 use crate::record::DecodedRecord;
 use crate::recovery;
 use crate::segment::SegmentReader;
@@ -476,12 +478,20 @@ impl Engine {
 
     /// Deletes a key (a tombstone in the log). Deleting a missing key is not an error.
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<Applied> {
-        self.delete_object_by(bucket, key, None).await
+        self.delete_object_by(bucket, key, None, None).await
     }
 
-    /// As `delete_object`, recording who asked (for the journal). In a bucket that has
-    /// had versioning this adds a delete marker, even when the key has no object.
-    pub async fn delete_object_by(&self, bucket: &str, key: &str, origin: Option<crate::Origin>) -> Result<Applied> {
+    /// As `delete_object`, if `conditions` hold for the latest version (decided in the
+    /// writer, so concurrent deletes have one winner), recording who asked (for the
+    /// journal). In a bucket that has had versioning this adds a delete marker, even when
+    /// the key has no object.
+    pub async fn delete_object_by(
+        &self,
+        bucket: &str,
+        key: &str,
+        conditions: Option<DeleteConditions>,
+        origin: Option<crate::Origin>,
+    ) -> Result<Applied> {
         let Some(entry) = self.bucket(bucket)? else { return Err(Error::Rejected(Rejection::NoSuchBucket)) };
         if entry.versioning.is_none() && self.latest(bucket, key)?.is_none() {
             return Ok(Applied::default());
@@ -492,17 +502,19 @@ impl Engine {
             origin,
             version_id: None,
             deleted_ms: Some(now_ms() as i64),
+            conditions,
         };
         Ok(self.append(entry, Bytes::new(), true).await?.applied)
     }
 
-    /// Removes one version of a key for good. A version that does not exist is not an
-    /// error (nothing is written).
+    /// Removes one version of a key for good, if `conditions` hold for it. A version that
+    /// does not exist is not an error (nothing is written).
     pub async fn delete_version(
         &self,
         bucket: &str,
         key: &str,
         version: VersionId,
+        conditions: Option<DeleteConditions>,
         origin: Option<crate::Origin>,
     ) -> Result<Applied> {
         if self.bucket(bucket)?.is_none() {
@@ -517,6 +529,7 @@ impl Engine {
             origin,
             version_id: Some(version.to_string()),
             deleted_ms: Some(now_ms() as i64),
+            conditions,
         };
         Ok(self.append(entry, Bytes::new(), true).await?.applied)
     }

@@ -848,6 +848,19 @@ fn decide(view: &View<'_>, entry: &LogEntry) -> Result<Result<(), Rejection>> {
         Ok(true)
     };
     Ok(match entry {
+        LogEntry::Tombstone { bucket, key, version_id, conditions: Some(conditions), .. } => {
+            let target = match version_id {
+                None => view.json::<ObjectEntry>(&object_key(bucket, key))?,
+                Some(version) => match VersionId::parse(version) {
+                    Some(version) => find_version(view, bucket, key, version)?,
+                    None => None,
+                },
+            };
+            match target {
+                Some(target) if !conditions.hold_for(&target.meta) => Err(Rejection::PreconditionFailed),
+                _ => Ok(()),
+            }
+        }
         LogEntry::Chunk | LogEntry::Tombstone { .. } | LogEntry::Replaces { .. } => Ok(()),
         // Every piece an object names must exist (a body whose chunks compaction
         // reclaimed in the meantime is refused, never committed broken).
@@ -1002,6 +1015,19 @@ fn retire_latest(
         view.insert(version_key(bucket, key, existing.lsn), to_json(&existing));
     }
     Ok(())
+}
+
+/// One version of a key as the view sees it: the latest, or a noncurrent one.
+fn find_version(view: &View<'_>, bucket: &str, key: &str, version: VersionId) -> Result<Option<ObjectEntry>> {
+    if let Some(latest) = view.json::<ObjectEntry>(&object_key(bucket, key))?
+        && latest.version_id() == version
+    {
+        return Ok(Some(latest));
+    }
+    Ok(match version {
+        VersionId::Lsn(lsn) => view.json::<ObjectEntry>(&version_key(bucket, key, lsn))?,
+        VersionId::Null => noncurrent_null(view, bucket, key)?.map(|(_, entry)| entry),
+    })
 }
 
 /// The null version among a key's noncurrent versions (a walk over them: suspended

@@ -28,8 +28,8 @@ pub use error::{Error, Rejection, Result};
 pub use index::{Applied, BucketEntry, ObjectEntry, PartEntry, UploadEntry, VersionPage};
 pub use listing::{ListPage, ListQuery, VersionQuery};
 pub use log_entry::{
-    ChunkPiece, ObjectMeta, ObjectRecord, Origin, PartRecord, StoredChecksum, UploadRecord, VersioningStatus,
-    slice_pieces,
+    ChunkPiece, DeleteConditions, ObjectMeta, ObjectRecord, Origin, PartRecord, StoredChecksum, UploadRecord,
+    VersioningStatus, slice_pieces,
 };
 pub use scrub::ScrubReport;
 pub use stats::EngineStats;

@@ -168,6 +168,32 @@ pub struct PartRecord {
     pub inline: bool,
 }
 
+/// What a conditional delete requires of the version it removes or hides (the latest,
+/// or the one it names). A delete whose target does not exist meets them all: deleting
+/// what is not there succeeds, as S3 answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteConditions {
+    /// Unquoted ETag, or "*" (any version that exists, a delete marker included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_match: Option<String>,
+    /// Compared at whole seconds, as HTTP dates are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+}
+
+impl DeleteConditions {
+    /// Whether a version with this metadata meets every condition.
+    pub fn hold_for(&self, meta: &ObjectMeta) -> bool {
+        let etag = self.if_match.as_deref().is_none_or(|want| want == "*" || want == meta.etag);
+        let modified =
+            self.last_modified_ms.is_none_or(|ms| ms.div_euclid(1000) == meta.last_modified_ms.div_euclid(1000));
+        let size = self.size_bytes.is_none_or(|size| size == meta.size_bytes);
+        etag && modified && size
+    }
+}
+
 /// A bucket's versioning state. A bucket starts unversioned (`None` where it is kept)
 /// and, once versioning was enabled, is only ever Enabled or Suspended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,6 +224,10 @@ pub enum LogEntry {
         /// written before versioning existed (they never made markers).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         deleted_ms: Option<i64>,
+        /// A conditional delete: refused (PreconditionFailed) unless the version it
+        /// removes or hides meets these.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conditions: Option<DeleteConditions>,
     },
     BucketCreate {
         bucket: String,

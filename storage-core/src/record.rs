@@ -209,6 +209,7 @@ mod tests {
             origin: None,
             version_id: None,
             deleted_ms: None,
+            conditions: None,
         };
         let rec = encode(42, &entry, Bytes::from_static(b"payload"));
         let bytes = to_bytes(&rec);

@@ -153,10 +153,10 @@ async fn a_suspended_bucket_replaces_its_null_version() {
     assert_eq!(got.status(), Some(&BucketVersioningStatus::Suspended));
 
     // The object from before versioning is the null version; a PUT while suspended
-    // replaces it (and keeps the versioned one).
+    // replaces it (and keeps the versioned one). S3 names no version in its answer.
     assert_eq!(get_version(&s3, "susp", "k", "null").await, b"before versioning");
-    let null = put_version(&s3, "susp", "k", b"suspended").await;
-    assert_eq!(null, "null", "a PUT in a suspended bucket makes the null version");
+    let put = s3.put_object().bucket("susp").key("k").body(b"suspended".to_vec().into()).send().await.unwrap();
+    assert_eq!(put.version_id(), None, "a PUT in a suspended bucket makes the null version, unnamed");
     let versions = all_versions(&s3, "susp", 1000).await;
     assert_eq!(
         versions,
@@ -227,4 +227,84 @@ async fn delete_objects_removes_named_versions() {
     let ids: Vec<&str> = versions.iter().map(|v| v.1.as_str()).collect();
     assert_eq!(ids.len(), 2, "k's newer version and other's marker: {versions:?}");
     assert!(ids.contains(&new.as_str()) && !ids.contains(&old.as_str()));
+}
+
+/// Conditional deletes (If-Match, x-amz-if-match-last-modified-time, x-amz-if-match-size)
+/// are decided in the writer against the version they remove or hide: 30 concurrent
+/// deletes of the current version by its ETag make exactly one delete marker, the others
+/// find a marker that does not match (412). Deleting what is not there succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_deletes_have_one_winner() {
+    let server = Server::start();
+    let s3 = server.client();
+    create_bucket(&s3, "cond").await;
+    set_versioning(&s3, "cond", BucketVersioningStatus::Enabled).await;
+    let put = s3.put_object().bucket("cond").key("k").body(b"data".to_vec().into()).send().await.unwrap();
+    let (etag, version) = (put.e_tag().unwrap().to_string(), put.version_id().unwrap().to_string());
+
+    let wrong = s3.delete_object().bucket("cond").key("k").if_match("\"0000\"").send().await.unwrap_err();
+    assert_eq!(err_status(&wrong), Some(412), "If-Match of another ETag");
+    let head = s3.head_object().bucket("cond").key("k").send().await.unwrap();
+    let wrong_size = s3.delete_object().bucket("cond").key("k").version_id(&version).if_match_size(5).send().await;
+    assert_eq!(err_status(&wrong_size.unwrap_err()), Some(412), "x-amz-if-match-size of another size");
+    let old_time = aws_sdk_s3::primitives::DateTime::from_secs(1_420_070_400);
+    let wrong_time = s3.delete_object().bucket("cond").key("k").if_match_last_modified_time(old_time).send().await;
+    assert_eq!(err_status(&wrong_time.unwrap_err()), Some(412), "x-amz-if-match-last-modified-time of another time");
+
+    let mut racers = Vec::new();
+    for _ in 0..30 {
+        let (s3, etag, modified) = (s3.clone(), etag.clone(), *head.last_modified().unwrap());
+        racers.push(tokio::spawn(async move {
+            let sent = s3.delete_object().bucket("cond").key("k").if_match(etag).if_match_last_modified_time(modified);
+            match sent.send().await {
+                Ok(out) => Ok(out.delete_marker() == Some(true)),
+                Err(e) => Err(err_status(&e)),
+            }
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for racer in racers {
+        outcomes.push(racer.await.unwrap());
+    }
+    let winners = outcomes.iter().filter(|o| **o == Ok(true)).count();
+    let refused = outcomes.iter().filter(|o| **o == Err(Some(412))).count();
+    assert_eq!((winners, refused), (1, 29), "30 conditional deletes of one version: {outcomes:?}");
+    let versions = all_versions(&s3, "cond", 1000).await;
+    assert_eq!(versions.iter().filter(|v| v.3).count(), 1, "exactly one delete marker: {versions:?}");
+
+    // The version itself, by id with matching conditions; then it is gone, and a
+    // conditional delete of what is not there succeeds.
+    s3.delete_object()
+        .bucket("cond")
+        .key("k")
+        .version_id(&version)
+        .if_match(&etag)
+        .if_match_size(4)
+        .send()
+        .await
+        .unwrap();
+    let again = s3.delete_object().bucket("cond").key("k").version_id(&version).if_match("\"0000\"").send().await;
+    assert!(again.is_ok(), "a conditional delete of a version that is gone: {again:?}");
+
+    // DeleteObjects reports a failed condition per object.
+    let put = s3.put_object().bucket("cond").key("batch").body(b"x".to_vec().into()).send().await.unwrap();
+    let id = put.version_id().unwrap();
+    let object = |etag: &str| ObjectIdentifier::builder().key("batch").version_id(id).e_tag(etag).build().unwrap();
+    let refused = s3
+        .delete_objects()
+        .bucket("cond")
+        .delete(Delete::builder().objects(object("\"0000\"")).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.errors().first().and_then(|e| e.code()), Some("PreconditionFailed"));
+    let done = s3
+        .delete_objects()
+        .bucket("cond")
+        .delete(Delete::builder().objects(object(put.e_tag().unwrap())).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(done.errors().is_empty(), "errors: {:?}", done.errors());
+    assert_eq!(done.deleted().first().and_then(|d| d.version_id()), Some(id));
 }
