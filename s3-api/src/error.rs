@@ -22,6 +22,7 @@ pub fn engine_error(error: Error) -> S3Error {
         Error::Rejected(Rejection::PreconditionFailed) => {
             s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
         }
+        Error::Rejected(Rejection::NoSuchKey) => s3_error!(NoSuchKey, "The specified key does not exist."),
         Error::Rejected(Rejection::MissingChunks) => s3_error!(
             OperationAborted,
             "The data this request refers to was reclaimed while the request ran. Please try again."

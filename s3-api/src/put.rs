@@ -21,18 +21,7 @@ pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Resu
     }
     crate::key::check_new_key(&input.key)?;
     let storage_class = object_write_options!(input).check()?;
-    let if_none_match = match &input.if_none_match {
-        None => false,
-        Some(ETagCondition::Any) => true,
-        Some(_) => {
-            return Err(s3_error!(NotImplemented, "If-None-Match on PUT supports only '*'"));
-        }
-    };
-    let if_match = match &input.if_match {
-        None => None,
-        Some(ETagCondition::ETag(tag)) => Some(tag.value().to_owned()),
-        Some(ETagCondition::Any) => Some("*".to_owned()),
-    };
+    let (if_none_match, if_match) = write_conditions(input.if_none_match.as_ref(), input.if_match.as_ref())?;
     let declared = declared_checksums!(input);
     let plan = body::plan_checksum(declared, &headers, Algorithm::Crc64Nvme)?;
     let ingested = body::ingest(
@@ -73,4 +62,23 @@ pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Resu
     };
     output.set_checksums(checksum_fields(entry.meta.checksum.as_ref()));
     Ok(S3Response::new(output))
+}
+
+/// The conditions of a conditional write (PutObject, CompleteMultipartUpload), as the
+/// record carries them: If-None-Match, which S3 takes as `*` only (any other value is
+/// 501 NotImplemented, never ignored), and If-Match (an ETag or `*`).
+pub(crate) fn write_conditions(
+    if_none_match: Option<&ETagCondition>,
+    if_match: Option<&ETagCondition>,
+) -> S3Result<(bool, Option<String>)> {
+    let if_none_match = match if_none_match {
+        None => false,
+        Some(ETagCondition::Any) => true,
+        Some(_) => return Err(s3_error!(NotImplemented, "If-None-Match on a write supports only '*'")),
+    };
+    let if_match = if_match.map(|m| match m {
+        ETagCondition::ETag(tag) => tag.value().to_owned(),
+        ETagCondition::Any => "*".to_owned(),
+    });
+    Ok((if_none_match, if_match))
 }

@@ -42,6 +42,9 @@ pub enum Rejection {
     NoSuchUpload,
     #[error("a precondition of the write did not hold")]
     PreconditionFailed,
+    /// A write conditional on the current object (If-Match) found none.
+    #[error("the key has no current object")]
+    NoSuchKey,
     #[error("the stored pieces this write refers to are gone (retry the request)")]
     MissingChunks,
 }

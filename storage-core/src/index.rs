@@ -909,10 +909,13 @@ fn object_preconditions(view: &View<'_>, object: &ObjectRecord) -> Result<Result
     if object.if_none_match && existing.is_some() {
         return Ok(Err(Rejection::PreconditionFailed));
     }
-    if let Some(want) = &object.if_match
-        && existing.as_ref().is_none_or(|e| want != "*" && &e.meta.etag != want)
-    {
-        return Ok(Err(Rejection::PreconditionFailed));
+    match (&object.if_match, &existing) {
+        // If-Match of a key without a current object: S3 answers 404 NoSuchKey.
+        (Some(_), None) => return Ok(Err(Rejection::NoSuchKey)),
+        (Some(want), Some(e)) if want != "*" && &e.meta.etag != want => {
+            return Ok(Err(Rejection::PreconditionFailed));
+        }
+        _ => {}
     }
     Ok(Ok(()))
 }

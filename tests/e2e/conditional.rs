@@ -167,3 +167,68 @@ async fn not_modified_carries_etag_and_last_modified() {
         }
     }
 }
+
+/// Conditional writes: PutObject with If-None-Match: * or If-Match, decided in the
+/// writer. 30 writers racing to create one key with If-None-Match: * have exactly one
+/// winner; then 30 racing to replace it with If-Match of its ETag have exactly one
+/// winner too. If-Match of a key without an object is 404 NoSuchKey (as on S3), also
+/// when its latest version is a delete marker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_puts_have_one_winner() {
+    let server = Server::start();
+    let s3 = server.client();
+    create_bucket(&s3, "condput").await;
+
+    let missing = s3.put_object().bucket("condput").key("k").if_match("*").body(b"x".to_vec().into()).send().await;
+    expect_s3_error(missing, 404, &["NoSuchKey"], "PUT If-Match of a missing key");
+
+    let race = |conditional: fn(
+        aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder,
+        &str,
+    ) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder,
+                etag: String| {
+        let s3 = s3.clone();
+        async move {
+            let mut racers = Vec::new();
+            for i in 0..30 {
+                let (s3, etag) = (s3.clone(), etag.clone());
+                racers.push(tokio::spawn(async move {
+                    let put =
+                        s3.put_object().bucket("condput").key("k").body(format!("writer {i}").into_bytes().into());
+                    match conditional(put, &etag).send().await {
+                        Ok(out) => Ok(out.e_tag().unwrap().to_string()),
+                        Err(e) => Err(err_status(&e)),
+                    }
+                }));
+            }
+            let mut outcomes = Vec::new();
+            for racer in racers {
+                outcomes.push(racer.await.unwrap());
+            }
+            outcomes
+        }
+    };
+    let created = race(|put, _| put.if_none_match("*"), String::new()).await;
+    let winners: Vec<&String> = created.iter().filter_map(|o| o.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "30 creates with If-None-Match: * : {created:?}");
+    assert_eq!(created.iter().filter(|o| **o == Err(Some(412))).count(), 29, "the others are 412: {created:?}");
+
+    let replaced = race(|put, etag| put.if_match(etag), winners[0].clone()).await;
+    assert_eq!(replaced.iter().filter(|o| o.is_ok()).count(), 1, "30 replaces with If-Match: {replaced:?}");
+    assert_eq!(replaced.iter().filter(|o| **o == Err(Some(412))).count(), 29, "the others are 412: {replaced:?}");
+
+    // If-None-Match takes only '*' on a write, as on S3: another value is refused, not ignored.
+    let etag_valued = s3.put_object().bucket("condput").key("k").if_none_match("\"abc\"").body(b"x".to_vec().into());
+    expect_s3_error(etag_valued.send().await, 501, &["NotImplemented"], "PUT If-None-Match of an ETag");
+
+    // Behind a delete marker there is no current object.
+    let enabled = aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+        .build();
+    s3.put_bucket_versioning().bucket("condput").versioning_configuration(enabled).send().await.unwrap();
+    s3.delete_object().bucket("condput").key("k").send().await.unwrap();
+    let behind_marker = s3.put_object().bucket("condput").key("k").if_match("*").body(b"x".to_vec().into());
+    expect_s3_error(behind_marker.send().await, 404, &["NoSuchKey"], "PUT If-Match behind a delete marker");
+    let create = s3.put_object().bucket("condput").key("k").if_none_match("*").body(b"x".to_vec().into());
+    create.send().await.expect("If-None-Match: * behind a delete marker creates the object");
+}
