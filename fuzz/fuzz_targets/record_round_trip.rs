@@ -36,6 +36,8 @@ enum Entry {
     BucketCreate { bucket: String, created_ms: i64 },
     BucketDelete { bucket: String },
     BucketVersioning { bucket: String, enabled: bool },
+    ObjectTagging { bucket: String, key: String, version_id: Option<String>, tags: BTreeMap<String, String> },
+    BucketTagging { bucket: String, tags: BTreeMap<String, String> },
     UploadCreate(Upload),
     Part(Part),
     UploadComplete { upload_id: String, object: Object },
@@ -65,6 +67,7 @@ struct Meta {
     checksum: Option<Checksum>,
     part_sizes: Option<Vec<u64>>,
     storage_class: Option<String>,
+    tags: BTreeMap<String, String>,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -128,6 +131,7 @@ fn meta(m: Meta) -> ObjectMeta {
         part_sizes: m.part_sizes,
         storage_class: m.storage_class,
         upload_id: None,
+        tags: m.tags,
     }
 }
 
@@ -153,6 +157,10 @@ fn log_entry(e: Entry) -> LogEntry {
         }
         Entry::BucketCreate { bucket, created_ms } => LogEntry::BucketCreate { bucket, created_ms },
         Entry::BucketDelete { bucket } => LogEntry::BucketDelete { bucket },
+        Entry::ObjectTagging { bucket, key, version_id, tags } => {
+            LogEntry::ObjectTagging { bucket, key, version_id, tags }
+        }
+        Entry::BucketTagging { bucket, tags } => LogEntry::BucketTagging { bucket, tags },
         Entry::BucketVersioning { bucket, enabled } => LogEntry::BucketVersioning {
             bucket,
             status: if enabled { VersioningStatus::Enabled } else { VersioningStatus::Suspended },

@@ -50,6 +50,13 @@ pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Re
     meta.part_sizes = source.meta.part_sizes.clone();
     meta.storage_class = storage_class;
     meta.upload_id = None; // the copy is no upload's object
+    // x-amz-tagging-directive: COPY (the default) keeps the source's tags; a tagging
+    // header is checked either way, never dropped unread.
+    let requested_tags = crate::tagging::from_header(input.tagging.as_deref())?;
+    meta.tags = match input.tagging_directive.as_ref().map(TaggingDirective::as_str) {
+        Some(TaggingDirective::REPLACE) => requested_tags,
+        _ => source.meta.tags.clone(),
+    };
     meta.last_modified_ms = now_ms();
     let copy_source_version_id = source_version.map(|_| source.version_id().to_string());
     let record = ObjectRecord { origin: Some(origin), ..ObjectRecord::new(input.bucket, input.key, meta) };

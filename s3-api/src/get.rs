@@ -214,6 +214,7 @@ pub async fn get_object(s3: &QuarryS3, req: S3Request<GetObjectInput>) -> S3Resu
         return crate::catalog::get_object(s3, req.input).await;
     }
     let (mut output, entry, range) = serve_object!(s3, req.input, GetObjectOutput);
+    output.tag_count = tag_count(&entry);
     let metadata = user_metadata_headers(&entry.meta)?;
     output.body = Some(body_stream(&s3.engine, &entry, range).await?);
     let mut response = S3Response::new(output);
@@ -228,5 +229,14 @@ pub async fn head_object(s3: &QuarryS3, req: S3Request<HeadObjectInput>) -> S3Re
     let (output, entry, _) = serve_object!(s3, req.input, HeadObjectOutput);
     let mut response = S3Response::new(output);
     response.headers = user_metadata_headers(&entry.meta)?;
+    // s3s's HeadObjectOutput has no field for it; S3 sends it on HEAD as on GET.
+    if let Some(count) = tag_count(&entry) {
+        response.headers.insert("x-amz-tagging-count", http::HeaderValue::from(count));
+    }
     Ok(response)
+}
+
+/// x-amz-tagging-count: sent when the object has tags.
+fn tag_count(entry: &ObjectEntry) -> Option<i32> {
+    (!entry.meta.tags.is_empty()).then_some(entry.meta.tags.len() as i32)
 }

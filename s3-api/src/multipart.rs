@@ -91,6 +91,7 @@ pub async fn create_multipart_upload(
     let storage_class = crate::unsupported::object_write_options!(input).check()?;
     let mut meta = content_headers!(input).into_meta()?;
     meta.storage_class = storage_class;
+    meta.tags = crate::tagging::from_header(input.tagging.as_deref())?;
     let upload_id = new_upload_id();
     let record = UploadRecord {
         bucket: input.bucket.clone(),

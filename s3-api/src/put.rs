@@ -43,6 +43,7 @@ pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Resu
     meta.last_modified_ms = now_ms();
     meta.checksum = Some(ingested.checksum);
     meta.storage_class = storage_class;
+    meta.tags = crate::tagging::from_header(input.tagging.as_deref())?;
     let record = ObjectRecord {
         bucket: input.bucket,
         key: input.key,

@@ -1,5 +1,5 @@
 //! Request headers for S3 features Quarry does not have (ACL grants, encryption, object
-//! lock, tagging, website redirects) and the storage class. A header that asks for such a
+//! lock, website redirects) and the storage class. A header that asks for such a
 //! feature gets the error AWS gives when the feature is unavailable, never a 200 that
 //! silently drops it. Storage classes S3 defines are kept as given.
 
@@ -21,7 +21,6 @@ pub struct ObjectWriteOptions<'a> {
     pub object_lock_mode: Option<&'a ObjectLockMode>,
     pub object_lock_retain_until_date: bool,
     pub object_lock_legal_hold_status: Option<&'a ObjectLockLegalHoldStatus>,
-    pub tagging: Option<&'a String>,
     pub website_redirect_location: Option<&'a String>,
     pub storage_class: Option<&'a StorageClass>,
 }
@@ -47,7 +46,6 @@ macro_rules! object_write_options {
             object_lock_mode: $input.object_lock_mode.as_ref(),
             object_lock_retain_until_date: $input.object_lock_retain_until_date.is_some(),
             object_lock_legal_hold_status: $input.object_lock_legal_hold_status.as_ref(),
-            tagging: $input.tagging.as_ref(),
             website_redirect_location: $input.website_redirect_location.as_ref(),
             storage_class: $input.storage_class.as_ref(),
         }
@@ -88,9 +86,6 @@ impl ObjectWriteOptions<'_> {
             || self.object_lock_legal_hold_status.is_some()
         {
             return Err(s3_error!(InvalidRequest, "Bucket is missing Object Lock Configuration"));
-        }
-        if self.tagging.is_some() {
-            return Err(s3_error!(NotImplemented, "Object tagging (x-amz-tagging) is not supported"));
         }
         if self.website_redirect_location.is_some() {
             return Err(s3_error!(

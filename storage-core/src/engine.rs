@@ -17,7 +17,7 @@ use crate::stats::EngineStats;
 use crate::version::VersionId;
 use crate::writer::{AppendRequest, Appended, Command, LogEnd, Writer, WriterLimits};
 use bytes::{Bytes, BytesMut};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::ops::Range;
 use std::path::PathBuf;
@@ -426,6 +426,30 @@ impl Engine {
         self.append(entry, Bytes::new(), true).await.map(|_| ())
     }
 
+    /// Put/DeleteBucketTagging (empty `tags`: delete).
+    pub async fn set_bucket_tags(&self, bucket: &str, tags: BTreeMap<String, String>) -> Result<()> {
+        let entry = LogEntry::BucketTagging { bucket: bucket.to_owned(), tags };
+        self.append(entry, Bytes::new(), true).await.map(|_| ())
+    }
+
+    /// Put/DeleteObjectTagging of one version (the latest when `version` is none):
+    /// Rejected(NoSuchKey) if it does not exist or is a delete marker.
+    pub async fn set_object_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<VersionId>,
+        tags: BTreeMap<String, String>,
+    ) -> Result<()> {
+        let entry = LogEntry::ObjectTagging {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version_id: version.map(|v| v.to_string()),
+            tags,
+        };
+        self.append(entry, Bytes::new(), true).await.map(|_| ())
+    }
+
     pub fn bucket(&self, bucket: &str) -> Result<Option<BucketEntry>> {
         self.inner.index.bucket(bucket)
     }
@@ -588,7 +612,7 @@ impl Engine {
 /// The version an accepted object write made, as the index now holds it.
 fn made_version(appended: Appended, meta: crate::ObjectMeta, chunks: Vec<ChunkPiece>) -> ObjectEntry {
     let versioned = matches!(appended.applied.version, Some(VersionId::Lsn(_)));
-    ObjectEntry { lsn: appended.lsn, meta, chunks, versioned, delete_marker: false }
+    ObjectEntry { lsn: appended.lsn, meta, chunks, versioned, delete_marker: false, tags_lsn: None }
 }
 
 fn now_ms() -> u128 {

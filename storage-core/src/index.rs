@@ -62,6 +62,11 @@ pub struct BucketEntry {
     /// `None`: never versioned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub versioning: Option<VersioningStatus>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// The record that set `tags` (compaction keeps it while the bucket lives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags_lsn: Option<u64>,
 }
 
 /// One version of an object: its body, or a delete marker.
@@ -75,6 +80,10 @@ pub struct ObjectEntry {
     pub versioned: bool,
     #[serde(default, skip_serializing_if = "is_false")]
     pub delete_marker: bool,
+    /// The tagging record that set `meta.tags` since the version was made (compaction
+    /// keeps it while the version lives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags_lsn: Option<u64>,
 }
 
 impl ObjectEntry {
@@ -790,8 +799,23 @@ pub fn apply(
             return Ok(Ok(delete_version(view, bucket, key, version)?));
         }
         LogEntry::BucketCreate { bucket, created_ms } => {
-            let entry = BucketEntry { created_ms: *created_ms, lsn, versioning: None };
+            let entry =
+                BucketEntry { created_ms: *created_ms, lsn, versioning: None, tags: BTreeMap::new(), tags_lsn: None };
             view.insert(bucket_key(bucket), to_json(&entry));
+        }
+        LogEntry::BucketTagging { bucket, tags } => {
+            let k = bucket_key(bucket);
+            let mut entry = view.json::<BucketEntry>(&k)?.expect("decide checked that the bucket exists");
+            entry.tags = tags.clone();
+            entry.tags_lsn = Some(lsn);
+            view.insert(k, to_json(&entry));
+        }
+        LogEntry::ObjectTagging { bucket, key, version_id, tags } => {
+            let (k, mut entry) = tagged_version(view, bucket, key, version_id.as_deref())?
+                .expect("decide checked that the version exists");
+            entry.meta.tags = tags.clone();
+            entry.tags_lsn = Some(lsn);
+            view.insert(k, to_json(&entry));
         }
         LogEntry::BucketVersioning { bucket, status } => {
             let k = bucket_key(bucket);
@@ -875,7 +899,18 @@ fn decide(view: &View<'_>, entry: &LogEntry) -> Result<Result<(), Rejection>> {
         LogEntry::BucketDelete { bucket } if view.has_prefix(&version_prefix_bytes(bucket.as_bytes()))? => {
             Err(Rejection::BucketNotEmpty)
         }
-        LogEntry::BucketVersioning { bucket, .. } if !bucket_exists(bucket)? => Err(Rejection::NoSuchBucket),
+        LogEntry::BucketVersioning { bucket, .. } | LogEntry::BucketTagging { bucket, .. }
+            if !bucket_exists(bucket)? =>
+        {
+            Err(Rejection::NoSuchBucket)
+        }
+        LogEntry::BucketTagging { .. } => Ok(()),
+        LogEntry::ObjectTagging { bucket, key, version_id, .. } => {
+            match tagged_version(view, bucket, key, version_id.as_deref())? {
+                Some(_) => Ok(()),
+                None => Err(Rejection::NoSuchKey),
+            }
+        }
         LogEntry::BucketVersioning { .. } => Ok(()),
         LogEntry::BucketDelete { .. } => Ok(()),
         LogEntry::UploadCreate(upload) if !bucket_exists(&upload.bucket)? => Err(Rejection::NoSuchBucket),
@@ -935,7 +970,7 @@ fn put_object(view: &mut View<'_>, object: &ObjectRecord, lsn: u64, chunks: Vec<
     let versioning = bucket_versioning(view, &object.bucket)?;
     retire_latest(view, &object.bucket, &object.key, existing, versioning)?;
     let versioned = versioning == Some(VersioningStatus::Enabled);
-    let entry = ObjectEntry { lsn, meta: object.meta.clone(), chunks, versioned, delete_marker: false };
+    let entry = ObjectEntry { lsn, meta: object.meta.clone(), chunks, versioned, delete_marker: false, tags_lsn: None };
     let applied = Applied { version: versioning.map(|_| entry.version_id()), delete_marker: false };
     view.insert(k, to_json(&entry));
     Ok(applied)
@@ -962,6 +997,7 @@ fn delete_latest(view: &mut View<'_>, bucket: &str, key: &str, lsn: u64, deleted
         chunks: Vec::new(),
         versioned: versioning == VersioningStatus::Enabled,
         delete_marker: true,
+        tags_lsn: None,
     };
     let applied = Applied { version: Some(marker.version_id()), delete_marker: true };
     view.insert(k, to_json(&marker));
@@ -1031,6 +1067,34 @@ fn find_version(view: &View<'_>, bucket: &str, key: &str, version: VersionId) ->
         VersionId::Lsn(lsn) => view.json::<ObjectEntry>(&version_key(bucket, key, lsn))?,
         VersionId::Null => noncurrent_null(view, bucket, key)?.map(|(_, entry)| entry),
     })
+}
+
+/// The version a tagging record names (the latest when none is named) and its index
+/// key; `None` when it does not exist or is a delete marker (which has no tags).
+fn tagged_version(
+    view: &View<'_>,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> Result<Option<(Vec<u8>, ObjectEntry)>> {
+    let latest_key = object_key(bucket, key);
+    let found = match version {
+        None => view.json::<ObjectEntry>(&latest_key)?.map(|entry| (latest_key, entry)),
+        Some(version) => {
+            let Some(version) = VersionId::parse(version) else { return Ok(None) };
+            match view.json::<ObjectEntry>(&latest_key)? {
+                Some(latest) if latest.version_id() == version => Some((latest_key, latest)),
+                _ => match version {
+                    VersionId::Lsn(lsn) => {
+                        let vk = version_key(bucket, key, lsn);
+                        view.json::<ObjectEntry>(&vk)?.map(|entry| (vk, entry))
+                    }
+                    VersionId::Null => noncurrent_null(view, bucket, key)?,
+                },
+            }
+        }
+    };
+    Ok(found.filter(|(_, entry)| !entry.delete_marker))
 }
 
 /// The null version among a key's noncurrent versions (a walk over them: suspended

@@ -83,6 +83,9 @@ pub struct ObjectMeta {
     /// of that upload is answered with this object, as S3 does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_id: Option<String>,
+    /// The object's tags (S3 object tagging), at most 10.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// Who made a change, as the journal reports it.
@@ -236,6 +239,20 @@ pub enum LogEntry {
     BucketDelete {
         bucket: String,
     },
+    /// Put/DeleteObjectTagging: the tags of one version (the latest when `version_id`
+    /// is none) become `tags` (empty: none).
+    ObjectTagging {
+        bucket: String,
+        key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version_id: Option<String>,
+        tags: BTreeMap<String, String>,
+    },
+    /// Put/DeleteBucketTagging: the bucket's tags become `tags` (empty: none).
+    BucketTagging {
+        bucket: String,
+        tags: BTreeMap<String, String>,
+    },
     /// PutBucketVersioning: the bucket's versioning state from here on.
     BucketVersioning {
         bucket: String,
@@ -278,6 +295,8 @@ impl LogEntry {
             LogEntry::UploadAbort { .. } => RecordKind::UploadAbort,
             LogEntry::Replaces { .. } => RecordKind::Replaces,
             LogEntry::BucketVersioning { .. } => RecordKind::BucketVersioning,
+            LogEntry::ObjectTagging { .. } => RecordKind::ObjectTagging,
+            LogEntry::BucketTagging { .. } => RecordKind::BucketTagging,
         }
     }
 }

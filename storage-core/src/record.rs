@@ -42,6 +42,8 @@ pub enum RecordKind {
     UploadAbort = 9,
     Replaces = 10,
     BucketVersioning = 11,
+    ObjectTagging = 12,
+    BucketTagging = 13,
 }
 
 impl RecordKind {
@@ -59,6 +61,8 @@ impl RecordKind {
             9 => UploadAbort,
             10 => Replaces,
             11 => BucketVersioning,
+            12 => ObjectTagging,
+            13 => BucketTagging,
             _ => return None,
         })
     }

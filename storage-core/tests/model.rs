@@ -1,10 +1,10 @@
 //! Reference-model property test with crash injection.
 //!
 //! Random sequences of put / overwrite / delete / copy / multipart / versioning on and
-//! suspended / deleting one version / forced compaction / clean restart / crash run against the engine (on
+//! suspended / deleting one version / tagging / forced compaction / clean restart / crash run against the engine (on
 //! the fault-injecting `SimDir`) and against a plain map of each key's versions. After
 //! every step both must agree on every version of every key (its bytes, whether it is a
-//! delete marker or the null version, their order), on the upload a multipart object was
+//! delete marker or the null version, its tags, their order), on the upload a multipart object was
 //! completed from (a retried CompleteMultipartUpload is answered by it), on the bucket's
 //! versioning state and on the listing.
 //!
@@ -50,6 +50,13 @@ enum Op {
     },
     /// A forced compaction pass: rewrites every sealed segment holding dead bytes.
     Compact,
+    /// Sets the tags of a key's latest version, or of its `nth` (modulo their number)
+    /// version; `seed % 4 == 0` removes them.
+    Tag {
+        key: u8,
+        nth: Option<u8>,
+        seed: u8,
+    },
     Copy {
         from: u8,
         to: u8,
@@ -81,6 +88,7 @@ fn data_op() -> impl Strategy<Value = Op> {
         1 => (0..KEYS, any::<u8>()).prop_map(|(key, nth)| Op::DeleteVersion { key, nth }),
         1 => any::<bool>().prop_map(|enabled| Op::SetVersioning { enabled }),
         1 => Just(Op::Compact),
+        1 => (0..KEYS, prop::option::of(any::<u8>()), any::<u8>()).prop_map(|(key, nth, seed)| Op::Tag { key, nth, seed }),
         1 => (0..KEYS, 0..KEYS).prop_map(|(from, to)| Op::Copy { from, to }),
         1 => (0..KEYS, prop::collection::vec(0usize..2500, 1..4), any::<u8>(), prop::bool::weighted(0.2))
             .prop_map(|(key, part_lens, seed, abort)| Op::Multipart { key, part_lens, seed, abort }),
@@ -119,11 +127,19 @@ impl Stored {
     }
 }
 
-/// One version of a key: its content, or `None` for a delete marker.
+/// One version of a key: its content, or `None` for a delete marker, and its tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Version {
     null: bool,
     content: Option<Stored>,
+    tags: BTreeMap<String, String>,
+}
+
+fn tags_for(seed: u8) -> BTreeMap<String, String> {
+    match seed % 4 {
+        0 => BTreeMap::new(),
+        n => (0..n).map(|i| (format!("tag-{i}"), format!("{seed}"))).collect(),
+    }
 }
 
 /// Every version of a key, newest first (empty: no object, no marker).
@@ -137,15 +153,17 @@ type Allowed = Vec<Versions>;
 fn after_write(versions: &Versions, content: Option<Stored>, versioning: Option<VersioningStatus>) -> Versions {
     match versioning {
         // Never versioned: the key holds one null version, or nothing.
-        None => content.map(|content| vec![Version { null: true, content: Some(content) }]).unwrap_or_default(),
+        None => content
+            .map(|content| vec![Version { null: true, content: Some(content), tags: BTreeMap::new() }])
+            .unwrap_or_default(),
         Some(VersioningStatus::Enabled) => {
-            let mut out = vec![Version { null: false, content }];
+            let mut out = vec![Version { null: false, content, tags: BTreeMap::new() }];
             out.extend(versions.iter().cloned());
             out
         }
         // Suspended: the null version, wherever it is, is replaced by the new latest.
         Some(VersioningStatus::Suspended) => {
-            let mut out = vec![Version { null: true, content }];
+            let mut out = vec![Version { null: true, content, tags: BTreeMap::new() }];
             out.extend(versions.iter().filter(|v| !v.null).cloned());
             out
         }
@@ -276,6 +294,19 @@ impl Harness {
                 let upload_id = Some(upload_id_for(self.upload_counter + 1));
                 vec![write(*key, Some(Stored { data: whole, upload_id }))]
             }
+            Op::Tag { key, nth, seed } => {
+                let mut list = versions(*key);
+                let at = match nth {
+                    None => 0,
+                    Some(_) if list.is_empty() => return vec![],
+                    Some(nth) => *nth as usize % list.len(),
+                };
+                match list.get_mut(at) {
+                    Some(version) if version.content.is_some() => version.tags = tags_for(*seed),
+                    _ => return vec![], // nothing to tag: a delete marker, or no version
+                }
+                vec![(key_name(*key), list)]
+            }
             Op::SetVersioning { .. } | Op::Compact | Op::Restart | Op::Crash { .. } | Op::FailDuring { .. } => {
                 vec![]
             }
@@ -333,6 +364,18 @@ impl Harness {
             Op::SetVersioning { enabled } => {
                 let status = if *enabled { VersioningStatus::Enabled } else { VersioningStatus::Suspended };
                 engine.set_bucket_versioning(BUCKET, status).await?;
+            }
+            Op::Tag { key, nth, seed } => {
+                let name = key_name(*key);
+                let versions = versions_of(&engine, &name)?;
+                let target = match nth {
+                    None => versions.first(),
+                    Some(nth) if !versions.is_empty() => versions.get(*nth as usize % versions.len()),
+                    Some(_) => None,
+                };
+                let Some(target) = target.filter(|v| !v.delete_marker) else { return Ok(()) };
+                let version = nth.map(|_| target.version_id());
+                engine.set_object_tags(BUCKET, &name, version, tags_for(*seed)).await?;
             }
             Op::Compact => {
                 // Compaction leaves segments the catalog has not taken in yet alone.
@@ -444,7 +487,7 @@ async fn read_versions(engine: &Engine, key: &str) -> storage_core::Result<Versi
     let mut out = Vec::new();
     for entry in versions_of(engine, key)? {
         let content = if entry.delete_marker { None } else { Some(read_entry(engine, &entry).await?) };
-        out.push(Version { null: !entry.versioned, content });
+        out.push(Version { null: !entry.versioned, content, tags: entry.meta.tags.clone() });
     }
     Ok(out)
 }
@@ -455,11 +498,12 @@ fn describe(versions: &Versions) -> String {
     }
     let one = |v: &Version| {
         let id = if v.null { "null" } else { "v" };
+        let tags = if v.tags.is_empty() { String::new() } else { format!(", tags {:?}", v.tags) };
         match &v.content {
             None => format!("{id}: delete marker"),
             Some(Stored { data, upload_id }) => {
                 let from = upload_id.as_ref().map(|id| format!(", completed from {id}")).unwrap_or_default();
-                format!("{id}: {} bytes (blake3 {}{from})", data.len(), &blake3::hash(data).to_hex()[..12])
+                format!("{id}: {} bytes (blake3 {}{from}{tags})", data.len(), &blake3::hash(data).to_hex()[..12])
             }
         }
     };

@@ -35,5 +35,6 @@ mod select;
 mod signatures;
 mod sql;
 mod strict;
+mod tagging;
 mod versioning;
 mod vhost;

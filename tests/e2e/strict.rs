@@ -1,5 +1,5 @@
 //! Nothing silently accepted: requests for features Quarry lacks (ACL grants, encryption,
-//! object lock, tagging, website redirects) get the S3 error AWS gives instead of a 200
+//! object lock, website redirects) and tags beyond S3's limits get the S3 error AWS gives instead of a 200
 //! that drops them; storage classes are kept as given; metadata that could not be sent
 //! back is refused at upload; listings answer max-keys=0 and an empty delimiter as S3 does.
 
@@ -50,7 +50,8 @@ where
         ("SSE-C", |b| b.sse_c(sse_c_key()), 501, "NotImplemented"),
         ("object lock retention", |b| b.lock(), 400, "InvalidRequest"),
         ("object lock legal hold", |b| b.legal_hold(), 400, "InvalidRequest"),
-        ("x-amz-tagging", |b| b.tagging("project=quarry"), 501, "NotImplemented"),
+        ("x-amz-tagging of 11 tags", |b| b.tagging("a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8&i=9&j=10&k=11"), 400, "InvalidTag"),
+        ("x-amz-tagging with a key twice", |b| b.tagging("a=1&a=2"), 400, "InvalidTag"),
         ("website redirect", |b| b.website_redirect_location("/elsewhere"), 501, "NotImplemented"),
         ("unknown storage class", |b| b.storage_class(StorageClass::from("FAST")), 400, "InvalidStorageClass"),
     ]
