@@ -3,6 +3,7 @@
 //! per operation family (bucket, put, get, delete, copy, list, multipart).
 
 mod admin;
+mod attributes;
 mod auth;
 mod body;
 mod bucket;
@@ -177,6 +178,13 @@ impl S3 for QuarryS3 {
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
         bucket::get_bucket_location(self, req).await
+    }
+
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        attributes::get_object_attributes(self, req).await
     }
 
     async fn put_object_tagging(

@@ -180,6 +180,7 @@ impl_set_checksums!(
     s3s::dto::HeadObjectOutput,
     s3s::dto::CopyObjectResult,
     s3s::dto::CompleteMultipartUploadOutput,
+    s3s::dto::Checksum,
 );
 impl_set_part_checksums!(s3s::dto::UploadPartOutput, s3s::dto::Part, s3s::dto::CopyPartResult);
 
