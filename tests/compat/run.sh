@@ -3,7 +3,8 @@
 #
 # Starts a fresh `quarry serve` on a free loopback port with an empty data dir,
 # then drives it with the real AWS CLI (v1, from PyPI), with boto3
-# (tests/compat/boto3_suite.py), and with boto3's S3 Select, pyarrow's
+# (tests/compat/boto3_suite.py), with minio-py (tests/compat/minio_suite.py:
+# versioning and tags), and with boto3's S3 Select, pyarrow's
 # S3FileSystem and `quarry sql` (tests/compat/analytics_suite.py), all from a
 # private, pinned venv; then with aws-sdk-js v3 at its defaults (virtual-hosted
 # style, CRC32 checksums, aws-chunked trailers: tests/compat/js/sdk_js_suite.mjs),
@@ -782,6 +783,11 @@ EOF
     local b_passed=$SUITE_PASSED b_failed=$SUITE_FAILED
     run_check "server alive after boto3 checks" check_server_alive
 
+    log "minio-py checks (tests/compat/minio_suite.py)"
+    run_python_suite minio minio_suite.py
+    local m_passed=$SUITE_PASSED m_failed=$SUITE_FAILED
+    run_check "server alive after minio-py checks" check_server_alive
+
     log "S3 Select, pyarrow and quarry sql checks (tests/compat/analytics_suite.py)"
     run_python_suite analytics analytics_suite.py --quarry-bin "$SERVER_BIN"
     local a_passed=$SUITE_PASSED a_failed=$SUITE_FAILED
@@ -794,6 +800,7 @@ EOF
 
     echo
     log "aws cli: $cli_passed ok / $cli_failed failing; boto3: $b_passed ok / $b_failed failing;" \
+        "minio-py: $m_passed ok / $m_failed failing;" \
         "analytics: $a_passed ok / $a_failed failing; aws-sdk-js: $j_passed ok / $j_failed failing"
     # Failures of checks listed in known-failures.txt (known server bugs) are still
     # failures and printed as such; only the exit status ignores them.
