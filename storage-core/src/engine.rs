@@ -172,6 +172,7 @@ impl Engine {
             }
             Err(TryLockError::Error(e)) => return Err(Error::Io(e)),
         }
+        crate::data_format::check_and_stamp(&config.data_dir)?;
         let index_dir = config.data_dir.join("index");
         if config.rebuild_index && index_dir.exists() {
             tracing::info!("removing the index to rebuild it from the log");

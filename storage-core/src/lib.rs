@@ -6,6 +6,7 @@
 
 pub mod catalog;
 mod compactor;
+pub mod data_format;
 mod engine;
 mod error;
 pub mod index;
