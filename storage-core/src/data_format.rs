@@ -21,9 +21,10 @@ const PREFIX: &str = "quarry-data ";
 pub fn check_and_stamp(data_dir: &Path) -> Result<()> {
     let path = data_dir.join(FILE_NAME);
     let found = match std::fs::read_to_string(&path) {
-        Ok(text) => Some(parse(&text).ok_or_else(|| {
-            Error::Corrupt(format!("{} is not a Quarry format file: {text:?}", path.display()))
-        })?),
+        Ok(text) => Some(
+            parse(&text)
+                .ok_or_else(|| Error::Corrupt(format!("{} is not a Quarry format file: {text:?}", path.display())))?,
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e.into()),
     };

@@ -518,7 +518,10 @@ impl Engine {
         origin: Option<crate::Origin>,
     ) -> Result<Applied> {
         let Some(entry) = self.bucket(bucket)? else { return Err(Error::Rejected(Rejection::NoSuchBucket)) };
-        if entry.versioning.is_none() && self.latest(bucket, key)?.is_none() {
+        // Nothing to delete: no tombstone, except that a bucket that has had versioning
+        // gets a delete marker, unless the delete is conditional (its condition names a
+        // version, and there is none).
+        if (entry.versioning.is_none() || conditions.is_some()) && self.latest(bucket, key)?.is_none() {
             return Ok(Applied::default());
         }
         let entry = LogEntry::Tombstone {

@@ -792,7 +792,10 @@ pub fn apply(
         LogEntry::Object(object) => {
             return Ok(Ok(put_object(view, object, lsn, own_chunks(&object.chunks, object.inline))?));
         }
-        LogEntry::Tombstone { bucket, key, version_id: None, deleted_ms, .. } => {
+        LogEntry::Tombstone { bucket, key, version_id: None, deleted_ms, conditions, .. } => {
+            if conditions.is_some() && view.get(&object_key(bucket, key))?.is_none() {
+                return Ok(Ok(Applied::default())); // a conditional delete of nothing deletes nothing
+            }
             return Ok(Ok(delete_latest(view, bucket, key, lsn, deleted_ms.unwrap_or(0))?));
         }
         LogEntry::Tombstone { bucket, key, version_id: Some(version), .. } => {

@@ -172,8 +172,9 @@ pub struct PartRecord {
 }
 
 /// What a conditional delete requires of the version it removes or hides (the latest,
-/// or the one it names). A delete whose target does not exist meets them all: deleting
-/// what is not there succeeds, as S3 answers.
+/// or the one it names; a delete marker is a version). A delete whose target does not
+/// exist meets them all and changes nothing: deleting what is not there succeeds, and
+/// makes no delete marker.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteConditions {
     /// Unquoted ETag, or "*" (any version that exists, a delete marker included).

@@ -242,6 +242,12 @@ async fn conditional_deletes_have_one_winner() {
     let put = s3.put_object().bucket("cond").key("k").body(b"data".to_vec().into()).send().await.unwrap();
     let (etag, version) = (put.e_tag().unwrap().to_string(), put.version_id().unwrap().to_string());
 
+    // A conditional delete of a key that has no version succeeds and makes no marker.
+    let nothing = s3.delete_object().bucket("cond").key("none").if_match("*").send().await.unwrap();
+    assert_eq!(nothing.delete_marker(), None, "no delete marker for a conditional delete of nothing");
+    let nothing = s3.delete_object().bucket("cond").key("none").if_match("\"0000\"").send().await;
+    assert!(nothing.is_ok(), "a conditional delete of nothing, any ETag: {nothing:?}");
+
     let wrong = s3.delete_object().bucket("cond").key("k").if_match("\"0000\"").send().await.unwrap_err();
     assert_eq!(err_status(&wrong), Some(412), "If-Match of another ETag");
     let head = s3.head_object().bucket("cond").key("k").send().await.unwrap();
@@ -271,6 +277,7 @@ async fn conditional_deletes_have_one_winner() {
     assert_eq!((winners, refused), (1, 29), "30 conditional deletes of one version: {outcomes:?}");
     let versions = all_versions(&s3, "cond", 1000).await;
     assert_eq!(versions.iter().filter(|v| v.3).count(), 1, "exactly one delete marker: {versions:?}");
+    assert!(versions.iter().all(|v| v.0 == "k"), "nothing under the key that had no version: {versions:?}");
 
     // The version itself, by id with matching conditions; then it is gone, and a
     // conditional delete of what is not there succeeds.
