@@ -14,8 +14,8 @@ use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeMap;
 use storage_core::index::RecordLocation;
 use storage_core::log_entry::{
-    ChunkPiece, LogEntry, ObjectMeta, ObjectRecord, Origin, PartRecord, StoredChecksum, UploadRecord,
-    VersioningStatus,
+    ChunkPiece, DefaultRetention, LockMode, LogEntry, ObjectMeta, ObjectRecord, Origin, PartRecord, Retention,
+    StoredChecksum, UploadRecord, VersioningStatus,
 };
 use storage_core::record;
 use storage_core::sidecar::{self, SidecarEntry};
@@ -32,17 +32,67 @@ struct Input {
 enum Entry {
     Chunk,
     Object(Object),
-    Tombstone { bucket: String, key: String, version_id: Option<String>, deleted_ms: Option<i64> },
-    BucketCreate { bucket: String, created_ms: i64 },
-    BucketDelete { bucket: String },
-    BucketVersioning { bucket: String, enabled: bool },
-    ObjectTagging { bucket: String, key: String, version_id: Option<String>, tags: BTreeMap<String, String> },
-    BucketTagging { bucket: String, tags: BTreeMap<String, String> },
+    Tombstone {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+        deleted_ms: Option<i64>,
+        bypass: bool,
+    },
+    BucketCreate {
+        bucket: String,
+        created_ms: i64,
+        object_lock: bool,
+    },
+    BucketDelete {
+        bucket: String,
+    },
+    BucketVersioning {
+        bucket: String,
+        enabled: bool,
+    },
+    ObjectTagging {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+        tags: BTreeMap<String, String>,
+    },
+    BucketTagging {
+        bucket: String,
+        tags: BTreeMap<String, String>,
+    },
+    ObjectRetention {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+        retention: Option<(bool, i64)>,
+        bypass: bool,
+        at_ms: i64,
+    },
+    ObjectLegalHold {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+        on: bool,
+    },
+    BucketObjectLock {
+        bucket: String,
+        default_retention: Option<(bool, Option<u32>, Option<u32>)>,
+    },
     UploadCreate(Upload),
     Part(Part),
-    UploadComplete { upload_id: String, object: Object },
-    UploadAbort { bucket: String, key: String, upload_id: String },
-    Replaces { segments: Vec<u64> },
+    UploadComplete {
+        upload_id: String,
+        object: Object,
+    },
+    UploadAbort {
+        bucket: String,
+        key: String,
+        upload_id: String,
+    },
+    Replaces {
+        segments: Vec<u64>,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -68,6 +118,8 @@ struct Meta {
     part_sizes: Option<Vec<u64>>,
     storage_class: Option<String>,
     tags: BTreeMap<String, String>,
+    retention: Option<(bool, i64)>,
+    legal_hold: bool,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -107,6 +159,10 @@ struct Part {
     inline: bool,
 }
 
+fn retention((compliance, retain_until_ms): (bool, i64)) -> Retention {
+    Retention { mode: if compliance { LockMode::Compliance } else { LockMode::Governance }, retain_until_ms }
+}
+
 fn checksum(c: Checksum) -> StoredChecksum {
     StoredChecksum { algorithm: c.algorithm, value: c.value, checksum_type: c.checksum_type }
 }
@@ -132,6 +188,8 @@ fn meta(m: Meta) -> ObjectMeta {
         storage_class: m.storage_class,
         upload_id: None,
         tags: m.tags,
+        retention: m.retention.map(retention),
+        legal_hold: m.legal_hold,
     }
 }
 
@@ -152,15 +210,42 @@ fn log_entry(e: Entry) -> LogEntry {
     match e {
         Entry::Chunk => LogEntry::Chunk,
         Entry::Object(o) => LogEntry::Object(object(o)),
-        Entry::Tombstone { bucket, key, version_id, deleted_ms } => {
-            LogEntry::Tombstone { bucket, key, origin: None, version_id, deleted_ms, conditions: None }
+        Entry::Tombstone { bucket, key, version_id, deleted_ms, bypass } => LogEntry::Tombstone {
+            bucket,
+            key,
+            origin: None,
+            version_id,
+            deleted_ms,
+            conditions: None,
+            bypass_governance: bypass,
+        },
+        Entry::BucketCreate { bucket, created_ms, object_lock } => {
+            LogEntry::BucketCreate { bucket, created_ms, object_lock }
         }
-        Entry::BucketCreate { bucket, created_ms } => LogEntry::BucketCreate { bucket, created_ms },
         Entry::BucketDelete { bucket } => LogEntry::BucketDelete { bucket },
         Entry::ObjectTagging { bucket, key, version_id, tags } => {
             LogEntry::ObjectTagging { bucket, key, version_id, tags }
         }
         Entry::BucketTagging { bucket, tags } => LogEntry::BucketTagging { bucket, tags },
+        Entry::ObjectRetention { bucket, key, version_id, retention: r, bypass, at_ms } => LogEntry::ObjectRetention {
+            bucket,
+            key,
+            version_id,
+            retention: r.map(retention),
+            bypass_governance: bypass,
+            at_ms,
+        },
+        Entry::ObjectLegalHold { bucket, key, version_id, on } => {
+            LogEntry::ObjectLegalHold { bucket, key, version_id, on }
+        }
+        Entry::BucketObjectLock { bucket, default_retention } => LogEntry::BucketObjectLock {
+            bucket,
+            default_retention: default_retention.map(|(compliance, days, years)| DefaultRetention {
+                mode: if compliance { LockMode::Compliance } else { LockMode::Governance },
+                days,
+                years,
+            }),
+        },
         Entry::BucketVersioning { bucket, enabled } => LogEntry::BucketVersioning {
             bucket,
             status: if enabled { VersioningStatus::Enabled } else { VersioningStatus::Suspended },

@@ -82,7 +82,8 @@ pub async fn create_bucket(
             s3.config.region
         ));
     }
-    match s3.engine.create_bucket(bucket, now_ms()).await {
+    let object_lock = req.input.object_lock_enabled_for_bucket == Some(true);
+    match s3.engine.create_bucket_with(bucket, now_ms(), object_lock).await {
         Ok(()) => {}
         // Every key that may reach a bucket owns it (until users own buckets). In
         // us-east-1 S3 answers a create of a bucket the caller owns with 200 and changes

@@ -21,7 +21,7 @@ pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Re
     let origin = crate::origin(&req);
     let input = req.input;
     let (source_bucket, source_key, source_version) = copy_source(&input.copy_source)?;
-    s3.require_bucket(&input.bucket)?;
+    let bucket_entry = s3.require_bucket(&input.bucket)?;
     crate::key::check_new_key(&input.key)?;
     crate::unsupported::check_copy_source_encryption(&input)?;
     // S3 gives a copy the class the request names, STANDARD when it names none.
@@ -53,6 +53,13 @@ pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Re
     // x-amz-tagging-directive: COPY (the default) keeps the source's tags; a tagging
     // header is checked either way, never dropped unread.
     let requested_tags = crate::tagging::from_header(input.tagging.as_deref())?;
+    // A copy gets the lock the request names (or the bucket's default), not the source's.
+    (meta.retention, meta.legal_hold) = crate::lock::for_new_object(
+        &bucket_entry,
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )?;
     meta.tags = match input.tagging_directive.as_ref().map(TaggingDirective::as_str) {
         Some(TaggingDirective::REPLACE) => requested_tags,
         _ => source.meta.tags.clone(),

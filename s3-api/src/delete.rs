@@ -24,7 +24,8 @@ pub async fn delete_object(
         input.if_match_size,
     )?;
     let version_id = input.version_id.as_deref();
-    let applied = delete_one(s3, &input.bucket, &input.key, version_id, conditions, origin).await?;
+    let bypass = input.bypass_governance_retention.unwrap_or(false);
+    let applied = delete_one(s3, &input.bucket, &input.key, version_id, conditions, bypass, origin).await?;
     Ok(S3Response::new(DeleteObjectOutput {
         delete_marker: applied.delete_marker.then_some(true),
         version_id: crate::version::made(&applied),
@@ -57,11 +58,14 @@ async fn delete_one(
     key: &str,
     version_id: Option<&str>,
     conditions: Option<DeleteConditions>,
+    bypass_governance: bool,
     origin: storage_core::Origin,
 ) -> S3Result<storage_core::Applied> {
     let deleted = match crate::version::requested(version_id)? {
         None => s3.engine.delete_object_by(bucket, key, conditions, Some(origin)).await,
-        Some(version) => s3.engine.delete_version(bucket, key, version, conditions, Some(origin)).await,
+        Some(version) => {
+            s3.engine.delete_version(bucket, key, version, conditions, bypass_governance, Some(origin)).await
+        }
     };
     deleted.map_err(engine_error)
 }
@@ -78,6 +82,7 @@ pub async fn delete_objects(
         return Err(s3_error!(MalformedXML, "A DeleteObjects request may name at most {MAX_KEYS_PER_DELETE} keys"));
     }
     let quiet = input.delete.quiet.unwrap_or(false);
+    let bypass = input.bypass_governance_retention.unwrap_or(false);
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for object in objects {
@@ -87,7 +92,9 @@ pub async fn delete_objects(
             object.last_modified_time.as_ref(),
             object.size,
         ) {
-            Ok(conditions) => delete_one(s3, &input.bucket, &object.key, version_id, conditions, origin.clone()).await,
+            Ok(conditions) => {
+                delete_one(s3, &input.bucket, &object.key, version_id, conditions, bypass, origin.clone()).await
+            }
             Err(e) => Err(e),
         };
         match outcome {

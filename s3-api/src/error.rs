@@ -22,6 +22,12 @@ pub fn engine_error(error: Error) -> S3Error {
         Error::Rejected(Rejection::PreconditionFailed) => {
             s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
         }
+        Error::Rejected(Rejection::ObjectLocked) => {
+            s3_error!(AccessDenied, "Access Denied because object protected by object lock.")
+        }
+        Error::Rejected(Rejection::InvalidBucketState) => {
+            s3_error!(InvalidBucketState, "The request is not valid for the current state of the bucket.")
+        }
         Error::Rejected(Rejection::NoSuchKey) => s3_error!(NoSuchKey, "The specified key does not exist."),
         Error::Rejected(Rejection::MissingChunks) => s3_error!(
             OperationAborted,

@@ -186,6 +186,7 @@ macro_rules! serve_object {
         let checksum_wanted =
             partial.is_none() && input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
         let meta = &entry.meta;
+        let lock = crate::lock::headers(meta);
         let mut output = $Output {
             content_length: Some((range.end - range.start) as i64),
             content_range: partial.as_ref().map(|r| format!("bytes {}-{}/{size}", r.start, r.end - 1)),
@@ -202,6 +203,9 @@ macro_rules! serve_object {
             // S3 names the class only when it is not STANDARD.
             storage_class: meta.storage_class.clone().map(StorageClass::from),
             version_id: crate::version::header($s3, &input.bucket, &entry)?,
+            object_lock_mode: lock.0,
+            object_lock_retain_until_date: lock.1,
+            object_lock_legal_hold_status: lock.2,
             ..Default::default()
         };
         output.set_checksums(checksum_fields(meta.checksum.as_ref().filter(|_| checksum_wanted)));

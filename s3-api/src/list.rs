@@ -282,6 +282,8 @@ fn catalog_versions(s3: &QuarryS3, query: &VersionQuery) -> S3Result<VersionPage
                 versioned: false,
                 delete_marker: false,
                 tags_lsn: None,
+                retention_lsn: None,
+                legal_hold_lsn: None,
             };
             (o.key.unwrap_or_default(), entry, true)
         })

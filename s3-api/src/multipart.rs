@@ -65,7 +65,7 @@ pub async fn create_multipart_upload(
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let input = req.input;
-    s3.require_bucket(&input.bucket)?;
+    let bucket_entry = s3.require_bucket(&input.bucket)?;
     let algorithm = input
         .checksum_algorithm
         .as_ref()
@@ -92,6 +92,12 @@ pub async fn create_multipart_upload(
     let mut meta = content_headers!(input).into_meta()?;
     meta.storage_class = storage_class;
     meta.tags = crate::tagging::from_header(input.tagging.as_deref())?;
+    (meta.retention, meta.legal_hold) = crate::lock::for_new_object(
+        &bucket_entry,
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )?;
     let upload_id = new_upload_id();
     let record = UploadRecord {
         bucket: input.bucket.clone(),

@@ -15,7 +15,7 @@ pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Resu
     let origin = crate::origin(&req);
     let S3Request { input, headers, trailing_headers, .. } = req;
     // Refuse early (the commit checks again, atomically).
-    s3.require_bucket(&input.bucket)?;
+    let bucket_entry = s3.require_bucket(&input.bucket)?;
     if input.write_offset_bytes.is_some() {
         return Err(s3_error!(NotImplemented, "Appending to objects (x-amz-write-offset-bytes) is not supported"));
     }
@@ -44,6 +44,12 @@ pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Resu
     meta.checksum = Some(ingested.checksum);
     meta.storage_class = storage_class;
     meta.tags = crate::tagging::from_header(input.tagging.as_deref())?;
+    (meta.retention, meta.legal_hold) = crate::lock::for_new_object(
+        &bucket_entry,
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )?;
     let record = ObjectRecord {
         bucket: input.bucket,
         key: input.key,

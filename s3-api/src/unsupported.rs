@@ -1,5 +1,5 @@
-//! Request headers for S3 features Quarry does not have (ACL grants, encryption, object
-//! lock, website redirects) and the storage class. A header that asks for such a
+//! Request headers for S3 features Quarry does not have (ACL grants, encryption,
+//! website redirects) and the storage class. A header that asks for such a
 //! feature gets the error AWS gives when the feature is unavailable, never a 200 that
 //! silently drops it. Storage classes S3 defines are kept as given.
 
@@ -18,9 +18,6 @@ pub struct ObjectWriteOptions<'a> {
     pub sse_customer_algorithm: Option<&'a String>,
     pub sse_customer_key: Option<&'a String>,
     pub sse_customer_key_md5: Option<&'a String>,
-    pub object_lock_mode: Option<&'a ObjectLockMode>,
-    pub object_lock_retain_until_date: bool,
-    pub object_lock_legal_hold_status: Option<&'a ObjectLockLegalHoldStatus>,
     pub website_redirect_location: Option<&'a String>,
     pub storage_class: Option<&'a StorageClass>,
 }
@@ -43,9 +40,6 @@ macro_rules! object_write_options {
             sse_customer_algorithm: $input.sse_customer_algorithm.as_ref(),
             sse_customer_key: $input.sse_customer_key.as_ref(),
             sse_customer_key_md5: $input.sse_customer_key_md5.as_ref(),
-            object_lock_mode: $input.object_lock_mode.as_ref(),
-            object_lock_retain_until_date: $input.object_lock_retain_until_date.is_some(),
-            object_lock_legal_hold_status: $input.object_lock_legal_hold_status.as_ref(),
             website_redirect_location: $input.website_redirect_location.as_ref(),
             storage_class: $input.storage_class.as_ref(),
         }
@@ -81,12 +75,6 @@ impl ObjectWriteOptions<'_> {
             return Err(acls_not_supported());
         }
         check_encryption(self)?;
-        if self.object_lock_mode.is_some()
-            || self.object_lock_retain_until_date
-            || self.object_lock_legal_hold_status.is_some()
-        {
-            return Err(s3_error!(InvalidRequest, "Bucket is missing Object Lock Configuration"));
-        }
         if self.website_redirect_location.is_some() {
             return Err(s3_error!(
                 NotImplemented,
@@ -157,9 +145,6 @@ pub fn check_create_bucket(input: &CreateBucketInput) -> S3Result<()> {
             InvalidBucketAclWithObjectOwnership,
             "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"
         ));
-    }
-    if input.object_lock_enabled_for_bucket == Some(true) {
-        return Err(s3_error!(NotImplemented, "Object lock is not supported"));
     }
     if let Some(ownership) = &input.object_ownership
         && ownership.as_str() != ObjectOwnership::BUCKET_OWNER_ENFORCED

@@ -161,12 +161,15 @@ fn liveness(index: &Index, inflight_from: Option<u64>) -> Result<Liveness> {
     for (bucket, entry) in index.buckets()? {
         live.current.insert(entry.lsn);
         live.current.extend(entry.tags_lsn);
+        live.current.extend(entry.lock_lsn);
         live.buckets.insert(bucket.clone(), entry.lsn);
         let latest = index.objects_from(&bucket, b"");
         for item in latest.chain(index.noncurrent_versions_from(&bucket, b"")) {
             let (_, object) = item?;
             live.current.insert(object.lsn);
             live.current.extend(object.tags_lsn);
+            live.current.extend(object.retention_lsn);
+            live.current.extend(object.legal_hold_lsn);
             live.referenced.extend(object.chunks.iter().map(|c| c.lsn));
             if let Some(upload_id) = object.meta.upload_id {
                 live.completed_uploads.insert(upload_id);

@@ -7,7 +7,7 @@
 //! | version | what it added |
 //! |---|---|
 //! | 1 (no `FORMAT` file) | record kinds 1–10, sidecars `QIDX0001`/`QIDX0002` |
-//! | 2 | record kinds 11–13 (bucket versioning, object and bucket tagging), version ids and delete markers in tombstones, sidecars `QIDX0003` |
+//! | 2 | record kinds 11–16 (bucket versioning, object and bucket tagging, object lock), version ids, delete markers and lock bypass in tombstones, sidecars `QIDX0003` |
 
 use crate::error::{Error, Result};
 use std::path::Path;

@@ -6,7 +6,8 @@ use crate::index::{self, Applied, BucketEntry, Index, ObjectEntry, RecordLocatio
 use crate::io::{FsDir, SegmentDir};
 use crate::listing::{ListPage, ListQuery, VersionQuery, list_objects, list_versions};
 use crate::log_entry::{
-    ChunkPiece, DeleteConditions, LogEntry, ObjectRecord, PartRecord, UploadRecord, VersioningStatus,
+    ChunkPiece, DefaultRetention, DeleteConditions, LogEntry, ObjectRecord, PartRecord, Retention, UploadRecord,
+    VersioningStatus,
 };
 use crate::record::DecodedRecord;
 use crate::recovery;
@@ -411,7 +412,51 @@ impl Engine {
     // ---- buckets ----
 
     pub async fn create_bucket(&self, bucket: &str, created_ms: i64) -> Result<()> {
-        let entry = LogEntry::BucketCreate { bucket: bucket.to_owned(), created_ms };
+        self.create_bucket_with(bucket, created_ms, false).await
+    }
+
+    /// CreateBucket, with object lock enabled or not (enabled: versioned for good).
+    pub async fn create_bucket_with(&self, bucket: &str, created_ms: i64, object_lock: bool) -> Result<()> {
+        let entry = LogEntry::BucketCreate { bucket: bucket.to_owned(), created_ms, object_lock };
+        self.append(entry, Bytes::new(), true).await.map(|_| ())
+    }
+
+    /// PutObjectLockConfiguration: the default retention of a bucket with object lock
+    /// (Rejected(InvalidBucketState) for a bucket without).
+    pub async fn set_default_retention(&self, bucket: &str, default_retention: Option<DefaultRetention>) -> Result<()> {
+        let entry = LogEntry::BucketObjectLock { bucket: bucket.to_owned(), default_retention };
+        self.append(entry, Bytes::new(), true).await.map(|_| ())
+    }
+
+    /// PutObjectRetention of one version (the latest when `version` is none), judged
+    /// now: Rejected(ObjectLocked) when the retention in force may not become `retention`.
+    pub async fn set_retention(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<VersionId>,
+        retention: Option<Retention>,
+        bypass_governance: bool,
+    ) -> Result<()> {
+        let entry = LogEntry::ObjectRetention {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version_id: version.map(|v| v.to_string()),
+            retention,
+            bypass_governance,
+            at_ms: now_ms() as i64,
+        };
+        self.append(entry, Bytes::new(), true).await.map(|_| ())
+    }
+
+    /// PutObjectLegalHold of one version (the latest when `version` is none).
+    pub async fn set_legal_hold(&self, bucket: &str, key: &str, version: Option<VersionId>, on: bool) -> Result<()> {
+        let entry = LogEntry::ObjectLegalHold {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version_id: version.map(|v| v.to_string()),
+            on,
+        };
         self.append(entry, Bytes::new(), true).await.map(|_| ())
     }
 
@@ -531,18 +576,22 @@ impl Engine {
             version_id: None,
             deleted_ms: Some(now_ms() as i64),
             conditions,
+            bypass_governance: false,
         };
         Ok(self.append(entry, Bytes::new(), true).await?.applied)
     }
 
-    /// Removes one version of a key for good, if `conditions` hold for it. A version that
-    /// does not exist is not an error (nothing is written).
+    /// Removes one version of a key for good, if `conditions` hold for it and object
+    /// lock does not keep it (Rejected(ObjectLocked); GOVERNANCE retention yields to
+    /// `bypass_governance`). A version that does not exist is not an error (nothing is
+    /// written).
     pub async fn delete_version(
         &self,
         bucket: &str,
         key: &str,
         version: VersionId,
         conditions: Option<DeleteConditions>,
+        bypass_governance: bool,
         origin: Option<crate::Origin>,
     ) -> Result<Applied> {
         if self.bucket(bucket)?.is_none() {
@@ -558,6 +607,7 @@ impl Engine {
             version_id: Some(version.to_string()),
             deleted_ms: Some(now_ms() as i64),
             conditions,
+            bypass_governance,
         };
         Ok(self.append(entry, Bytes::new(), true).await?.applied)
     }
@@ -616,7 +666,16 @@ impl Engine {
 /// The version an accepted object write made, as the index now holds it.
 fn made_version(appended: Appended, meta: crate::ObjectMeta, chunks: Vec<ChunkPiece>) -> ObjectEntry {
     let versioned = matches!(appended.applied.version, Some(VersionId::Lsn(_)));
-    ObjectEntry { lsn: appended.lsn, meta, chunks, versioned, delete_marker: false, tags_lsn: None }
+    ObjectEntry {
+        lsn: appended.lsn,
+        meta,
+        chunks,
+        versioned,
+        delete_marker: false,
+        tags_lsn: None,
+        retention_lsn: None,
+        legal_hold_lsn: None,
+    }
 }
 
 fn now_ms() -> u128 {

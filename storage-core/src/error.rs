@@ -42,6 +42,13 @@ pub enum Rejection {
     NoSuchUpload,
     #[error("a precondition of the write did not hold")]
     PreconditionFailed,
+    /// Object lock: the version is under retention or legal hold.
+    #[error("the object version is protected by object lock")]
+    ObjectLocked,
+    /// The bucket's state does not allow it (object lock on a bucket without it,
+    /// suspending versioning of a bucket with object lock).
+    #[error("the bucket's state does not allow this request")]
+    InvalidBucketState,
     /// A write conditional on the current object (If-Match) found none.
     #[error("the key has no current object")]
     NoSuchKey,

@@ -32,7 +32,10 @@
 //! rejections) are the same both times.
 
 use crate::error::{Rejection, Result};
-use crate::log_entry::{ChunkPiece, LogEntry, ObjectMeta, ObjectRecord, PartRecord, UploadRecord, VersioningStatus};
+use crate::log_entry::{
+    ChunkPiece, DefaultRetention, LockMode, LogEntry, ObjectMeta, ObjectRecord, PartRecord, Retention, UploadRecord,
+    VersioningStatus,
+};
 use crate::version::VersionId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -67,6 +70,14 @@ pub struct BucketEntry {
     /// The record that set `tags` (compaction keeps it while the bucket lives).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags_lsn: Option<u64>,
+    /// Object lock enabled at creation.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub object_lock: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_retention: Option<DefaultRetention>,
+    /// The record that set `default_retention` (kept while the bucket lives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_lsn: Option<u64>,
 }
 
 /// One version of an object: its body, or a delete marker.
@@ -84,6 +95,11 @@ pub struct ObjectEntry {
     /// keeps it while the version lives).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags_lsn: Option<u64>,
+    /// The records that set `meta.retention` and `meta.legal_hold` since (as `tags_lsn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_lsn: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_hold_lsn: Option<u64>,
 }
 
 impl ObjectEntry {
@@ -801,9 +817,18 @@ pub fn apply(
         LogEntry::Tombstone { bucket, key, version_id: Some(version), .. } => {
             return Ok(Ok(delete_version(view, bucket, key, version)?));
         }
-        LogEntry::BucketCreate { bucket, created_ms } => {
-            let entry =
-                BucketEntry { created_ms: *created_ms, lsn, versioning: None, tags: BTreeMap::new(), tags_lsn: None };
+        LogEntry::BucketCreate { bucket, created_ms, object_lock } => {
+            let entry = BucketEntry {
+                created_ms: *created_ms,
+                lsn,
+                // Object lock needs versioning, for good.
+                versioning: object_lock.then_some(VersioningStatus::Enabled),
+                tags: BTreeMap::new(),
+                tags_lsn: None,
+                object_lock: *object_lock,
+                default_retention: None,
+                lock_lsn: None,
+            };
             view.insert(bucket_key(bucket), to_json(&entry));
         }
         LogEntry::BucketTagging { bucket, tags } => {
@@ -818,6 +843,27 @@ pub fn apply(
                 .expect("decide checked that the version exists");
             entry.meta.tags = tags.clone();
             entry.tags_lsn = Some(lsn);
+            view.insert(k, to_json(&entry));
+        }
+        LogEntry::BucketObjectLock { bucket, default_retention } => {
+            let k = bucket_key(bucket);
+            let mut entry = view.json::<BucketEntry>(&k)?.expect("decide checked that the bucket exists");
+            entry.default_retention = *default_retention;
+            entry.lock_lsn = Some(lsn);
+            view.insert(k, to_json(&entry));
+        }
+        LogEntry::ObjectRetention { bucket, key, version_id, retention, .. } => {
+            let (k, mut entry) = tagged_version(view, bucket, key, version_id.as_deref())?
+                .expect("decide checked that the version exists");
+            entry.meta.retention = *retention;
+            entry.retention_lsn = Some(lsn);
+            view.insert(k, to_json(&entry));
+        }
+        LogEntry::ObjectLegalHold { bucket, key, version_id, on } => {
+            let (k, mut entry) = tagged_version(view, bucket, key, version_id.as_deref())?
+                .expect("decide checked that the version exists");
+            entry.meta.legal_hold = *on;
+            entry.legal_hold_lsn = Some(lsn);
             view.insert(k, to_json(&entry));
         }
         LogEntry::BucketVersioning { bucket, status } => {
@@ -875,6 +921,29 @@ fn decide(view: &View<'_>, entry: &LogEntry) -> Result<Result<(), Rejection>> {
         Ok(true)
     };
     Ok(match entry {
+        LogEntry::Tombstone {
+            bucket,
+            key,
+            version_id: Some(version),
+            deleted_ms,
+            bypass_governance,
+            conditions,
+            ..
+        } => {
+            let target = match VersionId::parse(version) {
+                Some(version) => find_version(view, bucket, key, version)?,
+                None => None,
+            };
+            match target {
+                Some(target) if locked(&target.meta, deleted_ms.unwrap_or(0), *bypass_governance) => {
+                    Err(Rejection::ObjectLocked)
+                }
+                Some(target) if conditions.as_ref().is_some_and(|c| !c.hold_for(&target.meta)) => {
+                    Err(Rejection::PreconditionFailed)
+                }
+                _ => Ok(()),
+            }
+        }
         LogEntry::Tombstone { bucket, key, version_id, conditions: Some(conditions), .. } => {
             let target = match version_id {
                 None => view.json::<ObjectEntry>(&object_key(bucket, key))?,
@@ -908,11 +977,42 @@ fn decide(view: &View<'_>, entry: &LogEntry) -> Result<Result<(), Rejection>> {
             Err(Rejection::NoSuchBucket)
         }
         LogEntry::BucketTagging { .. } => Ok(()),
+        LogEntry::BucketObjectLock { bucket, .. } => match view.json::<BucketEntry>(&bucket_key(bucket))? {
+            None => Err(Rejection::NoSuchBucket),
+            Some(entry) if !entry.object_lock => Err(Rejection::InvalidBucketState),
+            Some(_) => Ok(()),
+        },
+        LogEntry::ObjectRetention { bucket, key, version_id, retention, bypass_governance, at_ms } => {
+            if !lock_enabled(view, bucket)? {
+                return Ok(Err(Rejection::InvalidBucketState));
+            }
+            match tagged_version(view, bucket, key, version_id.as_deref())? {
+                None => Err(Rejection::NoSuchKey),
+                Some((_, target)) => match target.meta.retention.filter(|r| r.active_at(*at_ms)) {
+                    Some(current) if !may_replace(current, *retention, *bypass_governance) => {
+                        Err(Rejection::ObjectLocked)
+                    }
+                    _ => Ok(()),
+                },
+            }
+        }
+        LogEntry::ObjectLegalHold { bucket, key, version_id, .. } => {
+            if !lock_enabled(view, bucket)? {
+                return Ok(Err(Rejection::InvalidBucketState));
+            }
+            match tagged_version(view, bucket, key, version_id.as_deref())? {
+                Some(_) => Ok(()),
+                None => Err(Rejection::NoSuchKey),
+            }
+        }
         LogEntry::ObjectTagging { bucket, key, version_id, .. } => {
             match tagged_version(view, bucket, key, version_id.as_deref())? {
                 Some(_) => Ok(()),
                 None => Err(Rejection::NoSuchKey),
             }
+        }
+        LogEntry::BucketVersioning { bucket, status: VersioningStatus::Suspended } if lock_enabled(view, bucket)? => {
+            Err(Rejection::InvalidBucketState)
         }
         LogEntry::BucketVersioning { .. } => Ok(()),
         LogEntry::BucketDelete { .. } => Ok(()),
@@ -937,8 +1037,11 @@ fn decide(view: &View<'_>, entry: &LogEntry) -> Result<Result<(), Rejection>> {
 }
 
 fn object_preconditions(view: &View<'_>, object: &ObjectRecord) -> Result<Result<(), Rejection>> {
-    if view.get(&bucket_key(&object.bucket))?.is_none() {
+    let Some(bucket) = view.json::<BucketEntry>(&bucket_key(&object.bucket))? else {
         return Ok(Err(Rejection::NoSuchBucket));
+    };
+    if (object.meta.retention.is_some() || object.meta.legal_hold) && !bucket.object_lock {
+        return Ok(Err(Rejection::InvalidBucketState));
     }
     if !object.if_none_match && object.if_match.is_none() {
         return Ok(Ok(()));
@@ -973,7 +1076,16 @@ fn put_object(view: &mut View<'_>, object: &ObjectRecord, lsn: u64, chunks: Vec<
     let versioning = bucket_versioning(view, &object.bucket)?;
     retire_latest(view, &object.bucket, &object.key, existing, versioning)?;
     let versioned = versioning == Some(VersioningStatus::Enabled);
-    let entry = ObjectEntry { lsn, meta: object.meta.clone(), chunks, versioned, delete_marker: false, tags_lsn: None };
+    let entry = ObjectEntry {
+        lsn,
+        meta: object.meta.clone(),
+        chunks,
+        versioned,
+        delete_marker: false,
+        tags_lsn: None,
+        retention_lsn: None,
+        legal_hold_lsn: None,
+    };
     let applied = Applied { version: versioning.map(|_| entry.version_id()), delete_marker: false };
     view.insert(k, to_json(&entry));
     Ok(applied)
@@ -1001,6 +1113,8 @@ fn delete_latest(view: &mut View<'_>, bucket: &str, key: &str, lsn: u64, deleted
         versioned: versioning == VersioningStatus::Enabled,
         delete_marker: true,
         tags_lsn: None,
+        retention_lsn: None,
+        legal_hold_lsn: None,
     };
     let applied = Applied { version: Some(marker.version_id()), delete_marker: true };
     view.insert(k, to_json(&marker));
@@ -1057,6 +1171,30 @@ fn retire_latest(
         view.insert(version_key(bucket, key, existing.lsn), to_json(&existing));
     }
     Ok(())
+}
+
+/// Whether object lock keeps a version with this metadata at `at_ms`: a legal hold
+/// always; a retention in force unless it is GOVERNANCE and the request bypasses it.
+pub fn locked(meta: &ObjectMeta, at_ms: i64, bypass_governance: bool) -> bool {
+    meta.legal_hold
+        || meta.retention.is_some_and(|r| r.active_at(at_ms) && !(r.mode == LockMode::Governance && bypass_governance))
+}
+
+/// Whether a retention in force (`current`) may become `new`: COMPLIANCE only by
+/// keeping the mode and extending the date; GOVERNANCE likewise, or anything with the
+/// bypass.
+fn may_replace(current: Retention, new: Option<Retention>, bypass_governance: bool) -> bool {
+    let extends = new.is_some_and(|n| n.mode == current.mode && n.retain_until_ms >= current.retain_until_ms);
+    let governance_upgrade = new.is_some_and(|n| {
+        current.mode == LockMode::Governance
+            && n.mode == LockMode::Compliance
+            && n.retain_until_ms >= current.retain_until_ms
+    });
+    extends || governance_upgrade || (current.mode == LockMode::Governance && bypass_governance)
+}
+
+fn lock_enabled(view: &View<'_>, bucket: &str) -> Result<bool> {
+    Ok(view.json::<BucketEntry>(&bucket_key(bucket))?.is_some_and(|b| b.object_lock))
 }
 
 /// One version of a key as the view sees it: the latest, or a noncurrent one.

@@ -29,8 +29,8 @@ pub use error::{Error, Rejection, Result};
 pub use index::{Applied, BucketEntry, ObjectEntry, PartEntry, UploadEntry, VersionPage};
 pub use listing::{ListPage, ListQuery, VersionQuery};
 pub use log_entry::{
-    ChunkPiece, DeleteConditions, ObjectMeta, ObjectRecord, Origin, PartRecord, StoredChecksum, UploadRecord,
-    VersioningStatus, slice_pieces,
+    ChunkPiece, DefaultRetention, DeleteConditions, LockMode, ObjectMeta, ObjectRecord, Origin, PartRecord, Retention,
+    StoredChecksum, UploadRecord, VersioningStatus, slice_pieces,
 };
 pub use scrub::ScrubReport;
 pub use stats::EngineStats;

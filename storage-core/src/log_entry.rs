@@ -86,6 +86,59 @@ pub struct ObjectMeta {
     /// The object's tags (S3 object tagging), at most 10.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// Object lock: the version cannot be deleted until then (see [`Retention`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+    /// Object lock: a legal hold keeps the version until it is lifted.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub legal_hold: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// An object lock retention mode, as S3 names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LockMode {
+    /// Deletable before the date only with `x-amz-bypass-governance-retention`.
+    Governance,
+    /// Deletable by no one before the date; the date can be extended, never shortened.
+    Compliance,
+}
+
+/// How long a version is kept: until `retain_until_ms` (unix milliseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    pub mode: LockMode,
+    pub retain_until_ms: i64,
+}
+
+impl Retention {
+    /// Still in force at `at_ms`.
+    pub fn active_at(&self, at_ms: i64) -> bool {
+        self.retain_until_ms > at_ms
+    }
+}
+
+/// A bucket's default retention: what a version written without its own gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultRetention {
+    pub mode: LockMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub years: Option<u32>,
+}
+
+impl DefaultRetention {
+    /// The retention of a version written at `now_ms`.
+    pub fn from(&self, now_ms: i64) -> Retention {
+        const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+        let days = i64::from(self.days.unwrap_or(0)) + 365 * i64::from(self.years.unwrap_or(0));
+        Retention { mode: self.mode, retain_until_ms: now_ms.saturating_add(days.saturating_mul(DAY_MS)) }
+    }
 }
 
 /// Who made a change, as the journal reports it.
@@ -232,10 +285,17 @@ pub enum LogEntry {
         /// removes or hides meets these.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         conditions: Option<DeleteConditions>,
+        /// x-amz-bypass-governance-retention: a version under GOVERNANCE retention may
+        /// be removed.
+        #[serde(default, skip_serializing_if = "is_false")]
+        bypass_governance: bool,
     },
     BucketCreate {
         bucket: String,
         created_ms: i64,
+        /// Object lock enabled (the bucket is versioned from the start, for good).
+        #[serde(default, skip_serializing_if = "is_false")]
+        object_lock: bool,
     },
     BucketDelete {
         bucket: String,
@@ -253,6 +313,33 @@ pub enum LogEntry {
     BucketTagging {
         bucket: String,
         tags: BTreeMap<String, String>,
+    },
+    /// PutObjectLockConfiguration of a bucket with object lock: its default retention.
+    BucketObjectLock {
+        bucket: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        default_retention: Option<DefaultRetention>,
+    },
+    /// PutObjectRetention of one version (the latest when `version_id` is none), asked
+    /// at `at_ms`: the time its lock rules are judged at, so replay judges the same.
+    ObjectRetention {
+        bucket: String,
+        key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retention: Option<Retention>,
+        #[serde(default, skip_serializing_if = "is_false")]
+        bypass_governance: bool,
+        at_ms: i64,
+    },
+    /// PutObjectLegalHold of one version (the latest when `version_id` is none).
+    ObjectLegalHold {
+        bucket: String,
+        key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version_id: Option<String>,
+        on: bool,
     },
     /// PutBucketVersioning: the bucket's versioning state from here on.
     BucketVersioning {
@@ -298,6 +385,9 @@ impl LogEntry {
             LogEntry::BucketVersioning { .. } => RecordKind::BucketVersioning,
             LogEntry::ObjectTagging { .. } => RecordKind::ObjectTagging,
             LogEntry::BucketTagging { .. } => RecordKind::BucketTagging,
+            LogEntry::BucketObjectLock { .. } => RecordKind::BucketObjectLock,
+            LogEntry::ObjectRetention { .. } => RecordKind::ObjectRetention,
+            LogEntry::ObjectLegalHold { .. } => RecordKind::ObjectLegalHold,
         }
     }
 }

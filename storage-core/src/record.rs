@@ -44,6 +44,9 @@ pub enum RecordKind {
     BucketVersioning = 11,
     ObjectTagging = 12,
     BucketTagging = 13,
+    BucketObjectLock = 14,
+    ObjectRetention = 15,
+    ObjectLegalHold = 16,
 }
 
 impl RecordKind {
@@ -63,6 +66,9 @@ impl RecordKind {
             11 => BucketVersioning,
             12 => ObjectTagging,
             13 => BucketTagging,
+            14 => BucketObjectLock,
+            15 => ObjectRetention,
+            16 => ObjectLegalHold,
             _ => return None,
         })
     }
@@ -214,6 +220,7 @@ mod tests {
             version_id: None,
             deleted_ms: None,
             conditions: None,
+            bypass_governance: false,
         };
         let rec = encode(42, &entry, Bytes::from_static(b"payload"));
         let bytes = to_bytes(&rec);

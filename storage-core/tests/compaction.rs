@@ -722,7 +722,7 @@ async fn noncurrent_versions_and_delete_markers_survive_compaction_and_a_rebuild
     assert_eq!(versions(&engine), before, "versions after compaction and a rebuild");
 
     // Deleting the null version for good makes its bytes dead: compaction erases them.
-    engine.delete_version("b", "v", storage_core::VersionId::Null, None, None).await.unwrap();
+    engine.delete_version("b", "v", storage_core::VersionId::Null, None, false, None).await.unwrap();
     let report = engine.compact(force()).await.unwrap();
     assert!(report.records_dropped > 0, "the deleted version's records go: {report:?}");
     assert_eq!(versions(&engine), before[..4].to_vec(), "the other versions stay");

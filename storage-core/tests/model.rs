@@ -359,7 +359,7 @@ impl Harness {
                     return Ok(());
                 }
                 let version = versions[*nth as usize % versions.len()].version_id();
-                engine.delete_version(BUCKET, &name, version, None, None).await?;
+                engine.delete_version(BUCKET, &name, version, None, false, None).await?;
             }
             Op::SetVersioning { enabled } => {
                 let status = if *enabled { VersioningStatus::Enabled } else { VersioningStatus::Suspended };

@@ -684,12 +684,6 @@ class Suite:
             "InvalidBucketAclWithObjectOwnership",
             400,
         )
-        expect_client_error(
-            "CreateBucket with object lock",
-            lambda: self.s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True),
-            "NotImplemented",
-            501,
-        )
         self.s3.create_bucket(Bucket=bucket)
         refused = [
             ("ACL public-read", {"ACL": "public-read"}, "AccessControlListNotSupported", 400),

@@ -23,16 +23,6 @@ async fn delete_marked_objects(client: &aws_sdk_s3::Client, bucket: &str) {
     put(client, bucket, "large-secret", b"nothing to see").await;
 }
 
-/// Runs `quarry admin compact` against `server` with the admin key.
-fn admin_compact(server: &Server) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_quarry"))
-        .args(["admin", "compact", "--endpoint", server.endpoint()])
-        .env("QUARRY_ACCESS_KEY", ADMIN_ACCESS_KEY)
-        .env("QUARRY_SECRET_KEY", ADMIN_SECRET_KEY)
-        .output()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_bytes_are_gone_after_admin_compact() {
     let server = Server::start();

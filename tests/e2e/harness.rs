@@ -854,6 +854,16 @@ pub fn xml_unescape(text: &str) -> String {
     text.replace("&quot;", "\"").replace("&apos;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 }
 
+/// Runs `quarry admin compact` against `server` with the admin key.
+pub fn admin_compact(server: &Server) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_quarry"))
+        .args(["admin", "compact", "--endpoint", server.endpoint()])
+        .env("QUARRY_ACCESS_KEY", ADMIN_ACCESS_KEY)
+        .env("QUARRY_SECRET_KEY", ADMIN_SECRET_KEY)
+        .output()
+        .unwrap()
+}
+
 /// A file under `dir` that still contains `marker`, if any.
 pub fn file_containing(dir: &Path, marker: &[u8]) -> Option<String> {
     let mut stack = vec![dir.to_owned()];

@@ -29,6 +29,7 @@ mod listing;
 mod logging;
 mod memory;
 mod multipart;
+mod object_lock;
 mod objects;
 mod presigned;
 mod restart;
