@@ -1,7 +1,8 @@
 //! Reference-model property test with crash injection.
 //!
 //! Random sequences of put / overwrite / delete / copy / multipart / versioning on and
-//! suspended / deleting one version / tagging / forced compaction / clean restart / crash run against the engine (on
+//! suspended / deleting one version / tagging / object lock (retention, legal hold, in a
+//! bucket created with it) / forced compaction / clean restart / crash run against the engine (on
 //! the fault-injecting `SimDir`) and against a plain map of each key's versions. After
 //! every step both must agree on every version of every key (its bytes, whether it is a
 //! delete marker or the null version, its tags, their order), on the upload a multipart object was
@@ -22,8 +23,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use storage_core::io::SimDir;
 use storage_core::{
-    Body, CompactionOptions, Engine, EngineConfig, ListQuery, ObjectEntry, ObjectMeta, ObjectRecord, PartRecord,
-    UploadRecord, VersionQuery, VersioningStatus,
+    Body, CompactionOptions, Engine, EngineConfig, ListQuery, LockMode, ObjectEntry, ObjectMeta, ObjectRecord,
+    PartRecord, Retention, UploadRecord, VersionId, VersionQuery, VersioningStatus,
 };
 
 const BUCKET: &str = "model";
@@ -40,10 +41,24 @@ enum Op {
     Delete {
         key: u8,
     },
-    /// Removes the `nth` (modulo their number) version of a key for good.
+    /// Removes the `nth` (modulo their number) version of a key for good (refused while
+    /// object lock keeps it; `bypass` lifts GOVERNANCE).
     DeleteVersion {
         key: u8,
         nth: u8,
+        bypass: bool,
+    },
+    /// Object lock: a retention of a day from now on a key's latest or `nth` version.
+    Retain {
+        key: u8,
+        nth: Option<u8>,
+        compliance: bool,
+    },
+    /// Object lock: a legal hold on or off.
+    Hold {
+        key: u8,
+        nth: Option<u8>,
+        on: bool,
     },
     SetVersioning {
         enabled: bool,
@@ -85,7 +100,10 @@ fn data_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0..KEYS, 0usize..4000, any::<u8>()).prop_map(|(key, len, seed)| Op::Put { key, len, seed }),
         2 => (0..KEYS).prop_map(|key| Op::Delete { key }),
-        1 => (0..KEYS, any::<u8>()).prop_map(|(key, nth)| Op::DeleteVersion { key, nth }),
+        1 => (0..KEYS, any::<u8>(), any::<bool>()).prop_map(|(key, nth, bypass)| Op::DeleteVersion { key, nth, bypass }),
+        1 => (0..KEYS, prop::option::of(any::<u8>()), any::<bool>())
+            .prop_map(|(key, nth, compliance)| Op::Retain { key, nth, compliance }),
+        1 => (0..KEYS, prop::option::of(any::<u8>()), any::<bool>()).prop_map(|(key, nth, on)| Op::Hold { key, nth, on }),
         1 => any::<bool>().prop_map(|enabled| Op::SetVersioning { enabled }),
         1 => Just(Op::Compact),
         1 => (0..KEYS, prop::option::of(any::<u8>()), any::<u8>()).prop_map(|(key, nth, seed)| Op::Tag { key, nth, seed }),
@@ -133,6 +151,25 @@ struct Version {
     null: bool,
     content: Option<Stored>,
     tags: BTreeMap<String, String>,
+    /// Object lock (retentions end a day after the test, so in force throughout).
+    retention: Option<LockMode>,
+    legal_hold: bool,
+}
+
+impl Version {
+    fn new(null: bool, content: Option<Stored>) -> Version {
+        Version { null, content, tags: BTreeMap::new(), retention: None, legal_hold: false }
+    }
+
+    /// Object lock refuses deleting it.
+    fn locked(&self, bypass: bool) -> bool {
+        let retained = match self.retention {
+            Some(LockMode::Compliance) => true,
+            Some(LockMode::Governance) => !bypass,
+            None => false,
+        };
+        retained || self.legal_hold
+    }
 }
 
 fn tags_for(seed: u8) -> BTreeMap<String, String> {
@@ -153,17 +190,15 @@ type Allowed = Vec<Versions>;
 fn after_write(versions: &Versions, content: Option<Stored>, versioning: Option<VersioningStatus>) -> Versions {
     match versioning {
         // Never versioned: the key holds one null version, or nothing.
-        None => content
-            .map(|content| vec![Version { null: true, content: Some(content), tags: BTreeMap::new() }])
-            .unwrap_or_default(),
+        None => content.map(|content| vec![Version::new(true, Some(content))]).unwrap_or_default(),
         Some(VersioningStatus::Enabled) => {
-            let mut out = vec![Version { null: false, content, tags: BTreeMap::new() }];
+            let mut out = vec![Version::new(false, content)];
             out.extend(versions.iter().cloned());
             out
         }
         // Suspended: the null version, wherever it is, is replaced by the new latest.
         Some(VersioningStatus::Suspended) => {
-            let mut out = vec![Version { null: true, content, tags: BTreeMap::new() }];
+            let mut out = vec![Version::new(true, content)];
             out.extend(versions.iter().filter(|v| !v.null).cloned());
             out
         }
@@ -182,15 +217,18 @@ struct Harness {
     model: BTreeMap<String, Allowed>,
     /// The bucket's versioning states the model allows (usually one).
     versioning: Vec<Option<VersioningStatus>>,
+    /// The bucket was created with object lock.
+    object_lock: bool,
     upload_counter: u64,
 }
 
 impl Harness {
-    fn new() -> Harness {
+    fn new(object_lock: bool) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let sim = SimDir::new();
+        let versioning = vec![object_lock.then_some(VersioningStatus::Enabled)];
         let mut harness =
-            Harness { dir, sim, engine: None, model: BTreeMap::new(), versioning: vec![None], upload_counter: 0 };
+            Harness { dir, sim, engine: None, model: BTreeMap::new(), versioning, object_lock, upload_counter: 0 };
         harness.open();
         harness
     }
@@ -271,14 +309,33 @@ impl Harness {
             Op::Put { key, len, seed } => vec![write(*key, Some(Stored::written(bytes_for(*len, *seed))))],
             Op::Delete { key } if versioning.is_none() && versions(*key).is_empty() => vec![],
             Op::Delete { key } => vec![write(*key, None)],
-            Op::DeleteVersion { key, nth } => {
+            Op::DeleteVersion { key, nth, bypass } => {
                 let mut list = versions(*key);
                 if list.is_empty() {
                     return vec![];
                 }
-                list.remove(*nth as usize % list.len());
+                let at = *nth as usize % list.len();
+                if list[at].locked(*bypass) {
+                    return vec![]; // refused: object lock keeps it
+                }
+                list.remove(at);
                 vec![(key_name(*key), list)]
             }
+            Op::Retain { key, nth, compliance } => {
+                let mode = if *compliance { LockMode::Compliance } else { LockMode::Governance };
+                self.lock_change(versions(*key), *key, *nth, |v| match (v.retention, mode) {
+                    // COMPLIANCE stays COMPLIANCE (its date only grows).
+                    (Some(LockMode::Compliance), LockMode::Governance) => false,
+                    _ => {
+                        v.retention = Some(mode);
+                        true
+                    }
+                })
+            }
+            Op::Hold { key, nth, on } => self.lock_change(versions(*key), *key, *nth, |v| {
+                v.legal_hold = *on;
+                true
+            }),
             // A copy is a new object: it does not carry the source's upload id.
             Op::Copy { from, to } => match current(&versions(*from)) {
                 Some(source) => vec![write(*to, Some(Stored::written(source.data.clone())))],
@@ -313,9 +370,31 @@ impl Harness {
         }
     }
 
+    /// A lock change of a key's latest (or `nth`) version, when the bucket has object
+    /// lock and the version is not a delete marker; `change` says whether it was allowed.
+    fn lock_change(
+        &self,
+        mut list: Versions,
+        key: u8,
+        nth: Option<u8>,
+        change: impl FnOnce(&mut Version) -> bool,
+    ) -> Vec<(String, Versions)> {
+        if !self.object_lock || list.is_empty() {
+            return vec![];
+        }
+        let at = nth.map_or(0, |nth| nth as usize % list.len());
+        let Some(version) = list.get_mut(at).filter(|v| v.content.is_some()) else { return vec![] };
+        if !change(version) {
+            return vec![];
+        }
+        vec![(key_name(key), list)]
+    }
+
     /// The bucket's versioning state after `op`, if it changes it.
     fn intended_versioning(&self, op: &Op) -> Option<Option<VersioningStatus>> {
         match op {
+            // A bucket with object lock stays versioned.
+            Op::SetVersioning { enabled: false } if self.object_lock => None,
             Op::SetVersioning { enabled: true } => Some(Some(VersioningStatus::Enabled)),
             Op::SetVersioning { enabled: false } => Some(Some(VersioningStatus::Suspended)),
             _ => None,
@@ -352,18 +431,28 @@ impl Harness {
             Op::Delete { key } => {
                 engine.delete_object(BUCKET, &key_name(*key)).await?;
             }
-            Op::DeleteVersion { key, nth } => {
+            Op::DeleteVersion { key, nth, bypass } => {
                 let name = key_name(*key);
                 let versions = versions_of(&engine, &name)?;
                 if versions.is_empty() {
                     return Ok(());
                 }
                 let version = versions[*nth as usize % versions.len()].version_id();
-                engine.delete_version(BUCKET, &name, version, None, false, None).await?;
+                refused_by_lock(engine.delete_version(BUCKET, &name, version, None, *bypass, None).await)?;
             }
             Op::SetVersioning { enabled } => {
                 let status = if *enabled { VersioningStatus::Enabled } else { VersioningStatus::Suspended };
-                engine.set_bucket_versioning(BUCKET, status).await?;
+                refused_by_lock(engine.set_bucket_versioning(BUCKET, status).await)?;
+            }
+            Op::Retain { key, nth, compliance } => {
+                let Some(version) = lock_target(&engine, &key_name(*key), *nth)? else { return Ok(()) };
+                let mode = if *compliance { LockMode::Compliance } else { LockMode::Governance };
+                let retention = Retention { mode, retain_until_ms: now_ms() + DAY_MS };
+                refused_by_lock(engine.set_retention(BUCKET, &key_name(*key), version, Some(retention), false).await)?;
+            }
+            Op::Hold { key, nth, on } => {
+                let Some(version) = lock_target(&engine, &key_name(*key), *nth)? else { return Ok(()) };
+                refused_by_lock(engine.set_legal_hold(BUCKET, &key_name(*key), version, *on).await)?;
             }
             Op::Tag { key, nth, seed } => {
                 let name = key_name(*key);
@@ -475,6 +564,34 @@ impl Harness {
     }
 }
 
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// A refusal by object lock (or of a lock request on a bucket without it) is an answer,
+/// not a failure: the model predicts it, and the check compares the states after.
+fn refused_by_lock<T>(result: storage_core::Result<T>) -> storage_core::Result<()> {
+    use storage_core::{Error, Rejection};
+    match result {
+        Ok(_) | Err(Error::Rejected(Rejection::ObjectLocked | Rejection::InvalidBucketState)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The version a lock change of `nth` names (`Some(None)`: the latest), if there is
+/// one that is not a delete marker.
+fn lock_target(engine: &Engine, key: &str, nth: Option<u8>) -> storage_core::Result<Option<Option<VersionId>>> {
+    let versions = versions_of(engine, key)?;
+    let target = match nth {
+        None => versions.first(),
+        Some(_) if versions.is_empty() => None,
+        Some(nth) => versions.get(nth as usize % versions.len()),
+    };
+    Ok(target.filter(|v| !v.delete_marker).map(|v| nth.map(|_| v.version_id())))
+}
+
 /// Every version of `key` in the engine, newest first.
 fn versions_of(engine: &Engine, key: &str) -> storage_core::Result<Vec<ObjectEntry>> {
     let query = VersionQuery { prefix: key.to_owned(), max_keys: 1000, ..Default::default() };
@@ -487,7 +604,13 @@ async fn read_versions(engine: &Engine, key: &str) -> storage_core::Result<Versi
     let mut out = Vec::new();
     for entry in versions_of(engine, key)? {
         let content = if entry.delete_marker { None } else { Some(read_entry(engine, &entry).await?) };
-        out.push(Version { null: !entry.versioned, content, tags: entry.meta.tags.clone() });
+        out.push(Version {
+            null: !entry.versioned,
+            content,
+            tags: entry.meta.tags.clone(),
+            retention: entry.meta.retention.map(|r| r.mode),
+            legal_hold: entry.meta.legal_hold,
+        });
     }
     Ok(out)
 }
@@ -498,7 +621,13 @@ fn describe(versions: &Versions) -> String {
     }
     let one = |v: &Version| {
         let id = if v.null { "null" } else { "v" };
-        let tags = if v.tags.is_empty() { String::new() } else { format!(", tags {:?}", v.tags) };
+        let mut tags = if v.tags.is_empty() { String::new() } else { format!(", tags {:?}", v.tags) };
+        if let Some(mode) = v.retention {
+            tags.push_str(&format!(", {mode:?} retention"));
+        }
+        if v.legal_hold {
+            tags.push_str(", legal hold");
+        }
         match &v.content {
             None => format!("{id}: delete marker"),
             Some(Stored { data, upload_id }) => {
@@ -542,11 +671,11 @@ proptest! {
     })]
 
     #[test]
-    fn engine_matches_model_through_crashes(ops in prop::collection::vec(op(), 1..40)) {
+    fn engine_matches_model_through_crashes(object_lock in prop::bool::weighted(0.3), ops in prop::collection::vec(op(), 1..40)) {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         runtime.block_on(async {
-            let mut harness = Harness::new();
-            harness.engine().create_bucket(BUCKET, 0).await.unwrap();
+            let mut harness = Harness::new(object_lock);
+            harness.engine().create_bucket_with(BUCKET, 0, object_lock).await.unwrap();
             for (step, op) in ops.iter().enumerate() {
                 harness.run(op).await;
                 harness.check(step, op).await;
