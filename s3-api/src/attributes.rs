@@ -21,7 +21,9 @@ pub async fn get_object_attributes(
     if input.sse_customer_algorithm.is_some() || input.sse_customer_key.is_some() {
         return Err(s3_error!(InvalidRequest, "The encryption parameters are not applicable to this object."));
     }
-    let wanted = |name: &str| input.object_attributes.iter().any(|a| a.as_str() == name);
+    // One header of comma-separated names (boto3), or one header each (the Rust SDK).
+    let wanted =
+        |name: &str| input.object_attributes.iter().flat_map(|a| a.as_str().split(',')).any(|a| a.trim() == name);
     if input.object_attributes.is_empty() {
         return Err(s3_error!(InvalidArgument, "x-amz-object-attributes must name at least one attribute"));
     }

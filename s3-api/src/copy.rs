@@ -54,12 +54,7 @@ pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Re
     // header is checked either way, never dropped unread.
     let requested_tags = crate::tagging::from_header(input.tagging.as_deref())?;
     // A copy gets the lock the request names (or the bucket's default), not the source's.
-    (meta.retention, meta.legal_hold) = crate::lock::for_new_object(
-        &bucket_entry,
-        input.object_lock_mode.as_ref(),
-        input.object_lock_retain_until_date.as_ref(),
-        input.object_lock_legal_hold_status.as_ref(),
-    )?;
+    (meta.retention, meta.legal_hold) = crate::lock::requested_lock!(&bucket_entry, input)?;
     meta.tags = match input.tagging_directive.as_ref().map(TaggingDirective::as_str) {
         Some(TaggingDirective::REPLACE) => requested_tags,
         _ => source.meta.tags.clone(),

@@ -275,16 +275,7 @@ fn catalog_versions(s3: &QuarryS3, query: &VersionQuery) -> S3Result<VersionPage
                 last_modified_ms: o.last_modified.map_or(0, |t| crate::meta::millis(&t)),
                 ..Default::default()
             };
-            let entry = storage_core::ObjectEntry {
-                lsn: 0,
-                meta,
-                chunks: Vec::new(),
-                versioned: false,
-                delete_marker: false,
-                tags_lsn: None,
-                retention_lsn: None,
-                legal_hold_lsn: None,
-            };
+            let entry = storage_core::ObjectEntry::new(0, meta, Vec::new(), false, false);
             (o.key.unwrap_or_default(), entry, true)
         })
         .collect();

@@ -17,12 +17,29 @@ fn missing_configuration() -> s3s::S3Error {
     s3_error!(InvalidRequest, "Bucket is missing Object Lock Configuration")
 }
 
+/// A mode in an XML body: anything else is MalformedXML, as S3 answers.
 fn mode_of(text: &str) -> S3Result<LockMode> {
     match text {
         ObjectLockMode::GOVERNANCE => Ok(LockMode::Governance),
         ObjectLockMode::COMPLIANCE => Ok(LockMode::Compliance),
-        other => Err(s3_error!(InvalidArgument, "Unknown object lock mode {other:?}")),
+        other => Err(s3_error!(MalformedXML, "Unknown object lock mode {other:?}")),
     }
+}
+
+/// A mode in a header: anything else is InvalidArgument.
+fn header_mode_of(text: &str) -> S3Result<LockMode> {
+    mode_of(text).map_err(|_| s3_error!(InvalidArgument, "Unknown object lock mode {text:?}"))
+}
+
+/// S3's code for a default retention that is not a positive number of days or years
+/// (s3s has no constant for it).
+fn invalid_retention_period() -> s3s::S3Error {
+    let mut error = s3s::S3Error::with_message(
+        s3s::S3ErrorCode::Custom("InvalidRetentionPeriod".into()),
+        "Default retention period must be a positive integer value",
+    );
+    error.set_status_code(http::StatusCode::BAD_REQUEST);
+    error
 }
 
 fn mode_name(mode: LockMode) -> &'static str {
@@ -53,7 +70,7 @@ pub fn for_new_object(
             if retain_until_ms <= now_ms() {
                 return Err(s3_error!(InvalidArgument, "The retain until date must be in the future!"));
             }
-            Some(Retention { mode: mode_of(mode.as_str())?, retain_until_ms })
+            Some(Retention { mode: header_mode_of(mode.as_str())?, retain_until_ms })
         }
         _ => {
             return Err(s3_error!(
@@ -71,6 +88,20 @@ pub fn for_new_object(
     let retention = explicit.or_else(|| bucket.default_retention.map(|d| d.from(now_ms())));
     Ok((retention, legal_hold))
 }
+
+/// `for_new_object` of a write request (PutObject, CopyObject, CreateMultipartUpload:
+/// their lock fields have the same names).
+macro_rules! requested_lock {
+    ($bucket:expr, $input:expr) => {
+        $crate::lock::for_new_object(
+            $bucket,
+            $input.object_lock_mode.as_ref(),
+            $input.object_lock_retain_until_date.as_ref(),
+            $input.object_lock_legal_hold_status.as_ref(),
+        )
+    };
+}
+pub(crate) use requested_lock;
 
 /// The lock headers of GET and HEAD: (mode, retain-until, legal hold).
 pub fn headers(
@@ -100,10 +131,10 @@ pub async fn put_object_lock_configuration(
     if configuration.object_lock_enabled.as_ref().map(ObjectLockEnabled::as_str) != Some(ObjectLockEnabled::ENABLED) {
         return Err(s3_error!(MalformedXML, "ObjectLockEnabled must be Enabled"));
     }
-    if !entry.object_lock {
+    if !entry.object_lock && entry.versioning != Some(storage_core::VersioningStatus::Enabled) {
         return Err(s3_error!(
             InvalidBucketState,
-            "Object Lock configuration cannot be enabled on a bucket created without it"
+            "Object Lock configuration can be enabled only on a bucket whose versioning is enabled"
         ));
     }
     let default_retention = match configuration.rule.and_then(|r| r.default_retention) {
@@ -114,9 +145,7 @@ pub async fn put_object_lock_configuration(
                 match n {
                     None => Ok(None),
                     Some(n) if n > 0 => Ok(Some(n as u32)),
-                    Some(_) => {
-                        Err(s3_error!(InvalidArgument, "Default retention period must be a positive integer value"))
-                    }
+                    Some(_) => Err(invalid_retention_period()),
                 }
             };
             let (days, years) = (positive(d.days)?, positive(d.years)?);

@@ -92,12 +92,7 @@ pub async fn create_multipart_upload(
     let mut meta = content_headers!(input).into_meta()?;
     meta.storage_class = storage_class;
     meta.tags = crate::tagging::from_header(input.tagging.as_deref())?;
-    (meta.retention, meta.legal_hold) = crate::lock::for_new_object(
-        &bucket_entry,
-        input.object_lock_mode.as_ref(),
-        input.object_lock_retain_until_date.as_ref(),
-        input.object_lock_legal_hold_status.as_ref(),
-    )?;
+    (meta.retention, meta.legal_hold) = crate::lock::requested_lock!(&bucket_entry, input)?;
     let upload_id = new_upload_id();
     let record = UploadRecord {
         bucket: input.bucket.clone(),

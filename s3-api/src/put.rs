@@ -44,12 +44,7 @@ pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Resu
     meta.checksum = Some(ingested.checksum);
     meta.storage_class = storage_class;
     meta.tags = crate::tagging::from_header(input.tagging.as_deref())?;
-    (meta.retention, meta.legal_hold) = crate::lock::for_new_object(
-        &bucket_entry,
-        input.object_lock_mode.as_ref(),
-        input.object_lock_retain_until_date.as_ref(),
-        input.object_lock_legal_hold_status.as_ref(),
-    )?;
+    (meta.retention, meta.legal_hold) = crate::lock::requested_lock!(&bucket_entry, input)?;
     let record = ObjectRecord {
         bucket: input.bucket,
         key: input.key,

@@ -421,8 +421,9 @@ impl Engine {
         self.append(entry, Bytes::new(), true).await.map(|_| ())
     }
 
-    /// PutObjectLockConfiguration: the default retention of a bucket with object lock
-    /// (Rejected(InvalidBucketState) for a bucket without).
+    /// PutObjectLockConfiguration: turns object lock on (for a bucket created with it, or
+    /// one whose versioning is enabled; else Rejected(InvalidBucketState)) and sets its
+    /// default retention.
     pub async fn set_default_retention(&self, bucket: &str, default_retention: Option<DefaultRetention>) -> Result<()> {
         let entry = LogEntry::BucketObjectLock { bucket: bucket.to_owned(), default_retention };
         self.append(entry, Bytes::new(), true).await.map(|_| ())
@@ -666,16 +667,7 @@ impl Engine {
 /// The version an accepted object write made, as the index now holds it.
 fn made_version(appended: Appended, meta: crate::ObjectMeta, chunks: Vec<ChunkPiece>) -> ObjectEntry {
     let versioned = matches!(appended.applied.version, Some(VersionId::Lsn(_)));
-    ObjectEntry {
-        lsn: appended.lsn,
-        meta,
-        chunks,
-        versioned,
-        delete_marker: false,
-        tags_lsn: None,
-        retention_lsn: None,
-        legal_hold_lsn: None,
-    }
+    ObjectEntry::new(appended.lsn, meta, chunks, versioned, false)
 }
 
 fn now_ms() -> u128 {

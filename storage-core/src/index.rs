@@ -103,6 +103,26 @@ pub struct ObjectEntry {
 }
 
 impl ObjectEntry {
+    /// A version just written: no tagging or lock record has changed it since.
+    pub fn new(
+        lsn: u64,
+        meta: ObjectMeta,
+        chunks: Vec<ChunkPiece>,
+        versioned: bool,
+        delete_marker: bool,
+    ) -> ObjectEntry {
+        ObjectEntry {
+            lsn,
+            meta,
+            chunks,
+            versioned,
+            delete_marker,
+            tags_lsn: None,
+            retention_lsn: None,
+            legal_hold_lsn: None,
+        }
+    }
+
     pub fn version_id(&self) -> VersionId {
         if self.versioned { VersionId::Lsn(self.lsn) } else { VersionId::Null }
     }
@@ -848,6 +868,7 @@ pub fn apply(
         LogEntry::BucketObjectLock { bucket, default_retention } => {
             let k = bucket_key(bucket);
             let mut entry = view.json::<BucketEntry>(&k)?.expect("decide checked that the bucket exists");
+            entry.object_lock = true;
             entry.default_retention = *default_retention;
             entry.lock_lsn = Some(lsn);
             view.insert(k, to_json(&entry));
@@ -977,9 +998,12 @@ fn decide(view: &View<'_>, entry: &LogEntry) -> Result<Result<(), Rejection>> {
             Err(Rejection::NoSuchBucket)
         }
         LogEntry::BucketTagging { .. } => Ok(()),
+        // Object lock can be turned on later for a bucket whose versioning is enabled.
         LogEntry::BucketObjectLock { bucket, .. } => match view.json::<BucketEntry>(&bucket_key(bucket))? {
             None => Err(Rejection::NoSuchBucket),
-            Some(entry) if !entry.object_lock => Err(Rejection::InvalidBucketState),
+            Some(entry) if !entry.object_lock && entry.versioning != Some(VersioningStatus::Enabled) => {
+                Err(Rejection::InvalidBucketState)
+            }
             Some(_) => Ok(()),
         },
         LogEntry::ObjectRetention { bucket, key, version_id, retention, bypass_governance, at_ms } => {
@@ -1076,16 +1100,7 @@ fn put_object(view: &mut View<'_>, object: &ObjectRecord, lsn: u64, chunks: Vec<
     let versioning = bucket_versioning(view, &object.bucket)?;
     retire_latest(view, &object.bucket, &object.key, existing, versioning)?;
     let versioned = versioning == Some(VersioningStatus::Enabled);
-    let entry = ObjectEntry {
-        lsn,
-        meta: object.meta.clone(),
-        chunks,
-        versioned,
-        delete_marker: false,
-        tags_lsn: None,
-        retention_lsn: None,
-        legal_hold_lsn: None,
-    };
+    let entry = ObjectEntry::new(lsn, object.meta.clone(), chunks, versioned, false);
     let applied = Applied { version: versioning.map(|_| entry.version_id()), delete_marker: false };
     view.insert(k, to_json(&entry));
     Ok(applied)
@@ -1106,16 +1121,8 @@ fn delete_latest(view: &mut View<'_>, bucket: &str, key: &str, lsn: u64, deleted
         return Ok(Applied::default());
     };
     retire_latest(view, bucket, key, existing, Some(versioning))?;
-    let marker = ObjectEntry {
-        lsn,
-        meta: ObjectMeta { last_modified_ms: deleted_ms, ..ObjectMeta::default() },
-        chunks: Vec::new(),
-        versioned: versioning == VersioningStatus::Enabled,
-        delete_marker: true,
-        tags_lsn: None,
-        retention_lsn: None,
-        legal_hold_lsn: None,
-    };
+    let meta = ObjectMeta { last_modified_ms: deleted_ms, ..ObjectMeta::default() };
+    let marker = ObjectEntry::new(lsn, meta, Vec::new(), versioning == VersioningStatus::Enabled, true);
     let applied = Applied { version: Some(marker.version_id()), delete_marker: true };
     view.insert(k, to_json(&marker));
     Ok(applied)
@@ -1180,17 +1187,12 @@ pub fn locked(meta: &ObjectMeta, at_ms: i64, bypass_governance: bool) -> bool {
         || meta.retention.is_some_and(|r| r.active_at(at_ms) && !(r.mode == LockMode::Governance && bypass_governance))
 }
 
-/// Whether a retention in force (`current`) may become `new`: COMPLIANCE only by
-/// keeping the mode and extending the date; GOVERNANCE likewise, or anything with the
-/// bypass.
+/// Whether a retention in force (`current`) may become `new`: by keeping the mode and
+/// extending the date; under GOVERNANCE anything else needs the bypass (a mode change
+/// included); under COMPLIANCE nothing else is possible.
 fn may_replace(current: Retention, new: Option<Retention>, bypass_governance: bool) -> bool {
     let extends = new.is_some_and(|n| n.mode == current.mode && n.retain_until_ms >= current.retain_until_ms);
-    let governance_upgrade = new.is_some_and(|n| {
-        current.mode == LockMode::Governance
-            && n.mode == LockMode::Compliance
-            && n.retain_until_ms >= current.retain_until_ms
-    });
-    extends || governance_upgrade || (current.mode == LockMode::Governance && bypass_governance)
+    extends || (current.mode == LockMode::Governance && bypass_governance)
 }
 
 fn lock_enabled(view: &View<'_>, bucket: &str) -> Result<bool> {

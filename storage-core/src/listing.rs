@@ -46,11 +46,7 @@ pub(crate) fn list_objects(index: &Index, bucket: &str, query: &ListQuery) -> Re
             if entry.delete_marker {
                 continue; // a key whose latest version is a delete marker is not listed
             }
-            let group = query
-                .delimiter
-                .as_deref()
-                .filter(|d| !d.is_empty())
-                .and_then(|d| key[prefix.len()..].find(d).map(|at| key[..prefix.len() + at + d.len()].to_owned()));
+            let group = common_prefix(&key, prefix, query.delimiter.as_deref());
             if let Some(common_prefix) = group {
                 from = index::prefix_successor(common_prefix.as_bytes()).expect("a prefix ending in a delimiter");
                 if start_after.is_some_and(|s| common_prefix.as_str() <= s) {
@@ -135,11 +131,7 @@ pub(crate) fn list_versions(index: &Index, bucket: &str, query: &VersionQuery) -
             if marker == Some(key.as_str()) && (marker_lsn == 0 || entry.lsn >= marker_lsn) {
                 continue;
             }
-            let group = query
-                .delimiter
-                .as_deref()
-                .filter(|d| !d.is_empty())
-                .and_then(|d| key[prefix.len()..].find(d).map(|at| key[..prefix.len() + at + d.len()].to_owned()));
+            let group = common_prefix(&key, prefix, query.delimiter.as_deref());
             if let Some(common_prefix) = group {
                 let Some(next) = index::prefix_successor(common_prefix.as_bytes()) else { break 'scan };
                 from = next;
@@ -165,4 +157,11 @@ pub(crate) fn list_versions(index: &Index, bucket: &str, query: &VersionQuery) -
         }
     }
     Ok(page)
+}
+
+/// The common prefix `key` rolls up into: the key up to the first `delimiter` after
+/// `prefix`, delimiter included (none for an empty delimiter).
+fn common_prefix(key: &str, prefix: &str, delimiter: Option<&str>) -> Option<String> {
+    let delimiter = delimiter.filter(|d| !d.is_empty())?;
+    key[prefix.len()..].find(delimiter).map(|at| key[..prefix.len() + at + delimiter.len()].to_owned())
 }

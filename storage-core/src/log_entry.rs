@@ -314,7 +314,8 @@ pub enum LogEntry {
         bucket: String,
         tags: BTreeMap<String, String>,
     },
-    /// PutObjectLockConfiguration of a bucket with object lock: its default retention.
+    /// PutObjectLockConfiguration: object lock on (for a bucket created with it, or one
+    /// whose versioning is enabled), with this default retention.
     BucketObjectLock {
         bucket: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]

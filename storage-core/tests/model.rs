@@ -323,13 +323,13 @@ impl Harness {
             }
             Op::Retain { key, nth, compliance } => {
                 let mode = if *compliance { LockMode::Compliance } else { LockMode::Governance };
-                self.lock_change(versions(*key), *key, *nth, |v| match (v.retention, mode) {
-                    // COMPLIANCE stays COMPLIANCE (its date only grows).
-                    (Some(LockMode::Compliance), LockMode::Governance) => false,
-                    _ => {
-                        v.retention = Some(mode);
-                        true
+                // A retention in force keeps its mode without the bypass (its date only grows).
+                self.lock_change(versions(*key), *key, *nth, |v| {
+                    if v.retention.is_some_and(|current| current != mode) {
+                        return false;
                     }
+                    v.retention = Some(mode);
+                    true
                 })
             }
             Op::Hold { key, nth, on } => self.lock_change(versions(*key), *key, *nth, |v| {

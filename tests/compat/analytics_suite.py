@@ -32,7 +32,6 @@ Python (or pyarrow), never taken from the server. The last line printed is
 
 from __future__ import annotations
 
-import argparse
 import bz2
 import csv
 import gzip
@@ -41,16 +40,13 @@ import json
 import math
 import os
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
-import time
-import traceback
 import urllib.error
 import urllib.request
 
 import boto3
+import checklib
 import botocore
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -127,17 +123,12 @@ def parquet_bytes(table: pa.Table, **kwargs) -> bytes:
 # --------------------------------------------------------------------------- checks' helpers
 
 
-class CheckFailed(Exception):
-    pass
+CheckFailed = checklib.CheckFailed
+expect_eq = checklib.expect_eq
 
 
 class NotRun(Exception):
     """The check could not run here (e.g. no quarry binary given): reported, not passed."""
-
-
-def expect_eq(what, expected, got):
-    if expected != got:
-        raise CheckFailed(f"{what}\n      expected: {expected!r}\n      got:      {got!r}")
 
 
 def expect_true(what, cond, got):
@@ -983,66 +974,14 @@ CHECKS = [
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--endpoint", default=os.environ.get("QUARRY_COMPAT_ENDPOINT"))
-    ap.add_argument("--access-key", default=os.environ.get("AWS_ACCESS_KEY_ID"))
-    ap.add_argument("--secret-key", default=os.environ.get("AWS_SECRET_ACCESS_KEY"))
-    ap.add_argument("--quarry-bin", default=os.environ.get("QUARRY_BIN"), help="the quarry binary, for the `quarry sql` checks")
-    ap.add_argument("--workdir", help="scratch directory for files (default: a temp dir, removed afterwards)")
-    ap.add_argument("--summary-file", help='write "PASSED FAILED" and then the failed check names here')
-    ap.add_argument("-k", dest="only", help="run only checks whose name contains this (and setup_bucket, cleanup)")
-    args = ap.parse_args()
-    if not (args.endpoint and args.access_key and args.secret_key):
-        ap.error("need --endpoint, --access-key and --secret-key (or the environment variables)")
+    def more(ap):
+        ap.add_argument("--quarry-bin", default=os.environ.get("QUARRY_BIN"), help="the quarry binary, for the `quarry sql` checks")
 
-    tmp = None
-    if args.workdir:
-        os.makedirs(args.workdir, exist_ok=True)
-        workdir = args.workdir
-    else:
-        workdir = tmp = tempfile.mkdtemp(prefix="quarry-analytics-")
-
+    args = checklib.arguments(__doc__, more)
     print(f"boto3 {boto3.__version__}, pyarrow {pa.__version__}, endpoint {args.endpoint}, "
           f"quarry {args.quarry_bin or '(none: quarry sql checks not run)'}", flush=True)
-    suite = Suite(args.endpoint, args.access_key, args.secret_key, workdir, args.quarry_bin)
-    passed, failed, not_run = 0, [], []
-    try:
-        for name in CHECKS:
-            if args.only and args.only not in name and name not in ("setup_bucket", "cleanup"):
-                continue
-            t0 = time.monotonic()
-            try:
-                getattr(suite, f"check_{name}")()
-            except NotRun as e:
-                print(f"SKIP  {name:<46} {time.monotonic() - t0:6.1f}s  (not run: {e})", flush=True)
-                not_run.append(name)
-            except CheckFailed as e:
-                print(f"FAIL  {name:<46} {time.monotonic() - t0:6.1f}s\n    {e}", flush=True)
-                failed.append(name)
-            except Exception as e:  # an unexpected error is a failure too
-                tb = traceback.extract_tb(e.__traceback__)
-                where = next((f"line {f.lineno}: {f.line}" for f in reversed(tb) if f.filename == __file__), "")
-                print(
-                    f"FAIL  {name:<46} {time.monotonic() - t0:6.1f}s\n"
-                    f"    unexpected {type(e).__name__} at {where}\n      {e}",
-                    flush=True,
-                )
-                failed.append(name)
-            else:
-                print(f"PASS  {name:<46} {time.monotonic() - t0:6.1f}s", flush=True)
-                passed += 1
-    finally:
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-    if args.summary_file:
-        with open(args.summary_file, "w") as f:
-            f.write(f"{passed} {len(failed)}\n")
-            f.writelines(f"{n}\n" for n in failed)
-    if not_run:
-        print(f"not run: {', '.join(not_run)}", flush=True)
-    print(f"{passed} passed, {len(failed)} failed" + (f", {len(not_run)} skipped" if not_run else ""), flush=True)
-    return 1 if failed else 0
+    make_suite = lambda workdir: Suite(args.endpoint, args.access_key, args.secret_key, workdir, args.quarry_bin)  # noqa: E731
+    return checklib.run_checks(make_suite, CHECKS, args, __file__, always=("setup_bucket", "cleanup"), skip=(NotRun,))
 
 
 if __name__ == "__main__":

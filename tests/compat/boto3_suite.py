@@ -16,20 +16,16 @@ line printed is `N passed, M failed`; the exit status is non-zero on failure.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import hashlib
 import os
-import shutil
 import sys
-import tempfile
-import time
-import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import boto3
+import checklib
 import botocore
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
@@ -40,13 +36,8 @@ BUCKET = "compat-boto3"
 OTHER_BUCKET = "compat-boto3-other"
 
 
-class CheckFailed(Exception):
-    pass
-
-
-def expect_eq(what, expected, got):
-    if expected != got:
-        raise CheckFailed(f"{what}\n      expected: {expected!r}\n      got:      {got!r}")
+CheckFailed = checklib.CheckFailed
+expect_eq = checklib.expect_eq
 
 
 def expect_true(what, cond, got):
@@ -762,59 +753,10 @@ CHECKS = [
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--endpoint", default=os.environ.get("QUARRY_COMPAT_ENDPOINT"))
-    ap.add_argument("--access-key", default=os.environ.get("AWS_ACCESS_KEY_ID"))
-    ap.add_argument("--secret-key", default=os.environ.get("AWS_SECRET_ACCESS_KEY"))
-    ap.add_argument("--workdir", help="scratch directory for files (default: a temp dir, removed afterwards)")
-    ap.add_argument("--summary-file", help='write "PASSED FAILED" and then the failed check names here')
-    ap.add_argument("-k", dest="only", help="run only checks whose name contains this")
-    args = ap.parse_args()
-    if not (args.endpoint and args.access_key and args.secret_key):
-        ap.error("need --endpoint, --access-key and --secret-key (or the environment variables)")
-
-    tmp = None
-    if args.workdir:
-        os.makedirs(args.workdir, exist_ok=True)
-        workdir = args.workdir
-    else:
-        workdir = tmp = tempfile.mkdtemp(prefix="quarry-boto3-")
-
+    args = checklib.arguments(__doc__)
     print(f"boto3 {boto3.__version__}, botocore {botocore.__version__}, endpoint {args.endpoint}", flush=True)
-    suite = Suite(args.endpoint, args.access_key, args.secret_key, workdir)
-    passed, failed = 0, []
-    try:
-        for name in CHECKS:
-            if args.only and args.only not in name:
-                continue
-            t0 = time.monotonic()
-            try:
-                getattr(suite, f"check_{name}")()
-            except CheckFailed as e:
-                print(f"FAIL  {name:<46} {time.monotonic() - t0:6.1f}s\n    {e}", flush=True)
-                failed.append(name)
-            except Exception as e:  # an unexpected error is a failure too
-                tb = traceback.extract_tb(e.__traceback__)
-                where = next((f"line {f.lineno}: {f.line}" for f in reversed(tb) if f.filename == __file__), "")
-                print(
-                    f"FAIL  {name:<46} {time.monotonic() - t0:6.1f}s\n"
-                    f"    unexpected {type(e).__name__} at {where}\n      {e}",
-                    flush=True,
-                )
-                failed.append(name)
-            else:
-                print(f"PASS  {name:<46} {time.monotonic() - t0:6.1f}s", flush=True)
-                passed += 1
-    finally:
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-    if args.summary_file:
-        with open(args.summary_file, "w") as f:
-            f.write(f"{passed} {len(failed)}\n")
-            f.writelines(f"{n}\n" for n in failed)
-    print(f"{passed} passed, {len(failed)} failed", flush=True)
-    return 1 if failed else 0
+    make_suite = lambda workdir: Suite(args.endpoint, args.access_key, args.secret_key, workdir)  # noqa: E731
+    return checklib.run_checks(make_suite, CHECKS, args, __file__)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ def expect_eq(what, expected, got):
         raise CheckFailed(f"{what}\n      expected: {expected!r}\n      got:      {got!r}")
 
 
-def arguments(description: str) -> argparse.Namespace:
+def arguments(description: str, more=None) -> argparse.Namespace:
+    """The options every suite takes; `more(parser)` adds a suite's own."""
     ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--endpoint", default=os.environ.get("QUARRY_COMPAT_ENDPOINT"))
     ap.add_argument("--access-key", default=os.environ.get("AWS_ACCESS_KEY_ID"))
@@ -30,14 +31,18 @@ def arguments(description: str) -> argparse.Namespace:
     ap.add_argument("--workdir", help="scratch directory for files (default: a temp dir, removed afterwards)")
     ap.add_argument("--summary-file", help='write "PASSED FAILED" and then the failed check names here')
     ap.add_argument("-k", dest="only", help="run only checks whose name contains this")
+    if more:
+        more(ap)
     args = ap.parse_args()
     if not (args.endpoint and args.access_key and args.secret_key):
         ap.error("need --endpoint, --access-key and --secret-key (or the environment variables)")
     return args
 
 
-def run_checks(make_suite, checks: list[str], args: argparse.Namespace, script: str) -> int:
-    """Runs `check_<name>` of `make_suite(workdir)` for each name; returns the exit status."""
+def run_checks(make_suite, checks: list[str], args: argparse.Namespace, script: str, always=(), skip=()) -> int:
+    """Runs `check_<name>` of `make_suite(workdir)` for each name; returns the exit status.
+    Checks named in `always` run even when -k leaves them out (setup and cleanup); an
+    exception of a type in `skip` marks a check not run."""
     tmp = None
     if args.workdir:
         os.makedirs(args.workdir, exist_ok=True)
@@ -45,14 +50,17 @@ def run_checks(make_suite, checks: list[str], args: argparse.Namespace, script: 
     else:
         workdir = tmp = tempfile.mkdtemp(prefix="quarry-compat-")
     suite = make_suite(workdir)
-    passed, failed = 0, []
+    passed, failed, not_run = 0, [], []
     try:
         for name in checks:
-            if args.only and args.only not in name:
+            if args.only and args.only not in name and name not in always:
                 continue
             t0 = time.monotonic()
             try:
                 getattr(suite, f"check_{name}")()
+            except tuple(skip) as e:
+                print(f"SKIP  {name:<46} {time.monotonic() - t0:6.1f}s  (not run: {e})", flush=True)
+                not_run.append(name)
             except CheckFailed as e:
                 print(f"FAIL  {name:<46} {time.monotonic() - t0:6.1f}s\n    {e}", flush=True)
                 failed.append(name)
@@ -75,5 +83,7 @@ def run_checks(make_suite, checks: list[str], args: argparse.Namespace, script: 
         with open(args.summary_file, "w") as f:
             f.write(f"{passed} {len(failed)}\n")
             f.writelines(f"{n}\n" for n in failed)
-    print(f"{passed} passed, {len(failed)} failed", flush=True)
+    if not_run:
+        print(f"not run: {', '.join(not_run)}", flush=True)
+    print(f"{passed} passed, {len(failed)} failed" + (f", {len(not_run)} skipped" if not_run else ""), flush=True)
     return 1 if failed else 0

@@ -192,4 +192,22 @@ async fn governance_yields_to_the_bypass_and_legal_holds_to_no_one() {
         .send()
         .await;
     expect_s3_error(locked_put, 400, &["InvalidRequest"], "a locked PUT into a bucket without object lock");
+    // ... or one whose versioning is enabled, which may turn it on later.
+    let enable = || {
+        let configuration = ObjectLockConfiguration::builder().object_lock_enabled(ObjectLockEnabled::Enabled).build();
+        s3.put_object_lock_configuration().bucket("plain").object_lock_configuration(configuration).send()
+    };
+    expect_s3_error(enable().await, 409, &["InvalidBucketState"], "object lock on a bucket never versioned");
+    let enabled = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
+    s3.put_bucket_versioning().bucket("plain").versioning_configuration(enabled).send().await.unwrap();
+    enable().await.unwrap();
+    s3.put_object()
+        .bucket("plain")
+        .key("k")
+        .object_lock_mode(ObjectLockMode::Governance)
+        .object_lock_retain_until_date(seconds_from_now(60))
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .unwrap();
 }
