@@ -942,6 +942,7 @@ fn decide(view: &View<'_>, entry: &LogEntry) -> Result<Result<(), Rejection>> {
         Ok(true)
     };
     Ok(match entry {
+        // A delete of one version for good: object lock, then the conditions.
         LogEntry::Tombstone {
             bucket,
             key,
@@ -965,16 +966,10 @@ fn decide(view: &View<'_>, entry: &LogEntry) -> Result<Result<(), Rejection>> {
                 _ => Ok(()),
             }
         }
-        LogEntry::Tombstone { bucket, key, version_id, conditions: Some(conditions), .. } => {
-            let target = match version_id {
-                None => view.json::<ObjectEntry>(&object_key(bucket, key))?,
-                Some(version) => match VersionId::parse(version) {
-                    Some(version) => find_version(view, bucket, key, version)?,
-                    None => None,
-                },
-            };
-            match target {
-                Some(target) if !conditions.hold_for(&target.meta) => Err(Rejection::PreconditionFailed),
+        // A delete of the latest version (it adds a delete marker, or removes the key).
+        LogEntry::Tombstone { bucket, key, version_id: None, conditions: Some(conditions), .. } => {
+            match view.json::<ObjectEntry>(&object_key(bucket, key))? {
+                Some(latest) if !conditions.hold_for(&latest.meta) => Err(Rejection::PreconditionFailed),
                 _ => Ok(()),
             }
         }

@@ -193,8 +193,10 @@ async fn conditional_puts_have_one_winner() {
             for i in 0..30 {
                 let (s3, etag) = (s3.clone(), etag.clone());
                 racers.push(tokio::spawn(async move {
-                    let put =
-                        s3.put_object().bucket("condput").key("k").body(format!("writer {i}").into_bytes().into());
+                    // Never the body it replaces: a replace with the same bytes keeps the
+                    // ETag, and a second If-Match of it would rightly succeed too.
+                    let body = format!("writer {i} after {etag}");
+                    let put = s3.put_object().bucket("condput").key("k").body(body.into_bytes().into());
                     match conditional(put, &etag).send().await {
                         Ok(out) => Ok(out.e_tag().unwrap().to_string()),
                         Err(e) => Err(err_status(&e)),
