@@ -574,9 +574,9 @@ async fn paginate_2500_keys_v2_and_v1() {
     assert_eq!(keys_of(out.contents()), expected[1235..1245].to_vec(), "ListObjectsV2 start-after {pivot} max-keys 10");
 }
 
-/// No bucket is versioned yet: GetBucketVersioning answers an empty configuration (as
-/// S3 does for a bucket never versioned) and ListObjectVersions lists each object as its
-/// one "null" version, latest, paginated by key-marker / version-id-marker.
+/// A bucket never versioned: GetBucketVersioning answers an empty configuration (as S3
+/// does) and ListObjectVersions lists each object as its one "null" version, latest,
+/// paginated by key-marker / version-id-marker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unversioned_bucket_lists_null_versions() {
     let server = Server::start();
@@ -631,8 +631,8 @@ async fn an_unversioned_bucket_lists_null_versions() {
 }
 
 /// Without versioning every object is its own "null" version: GET, HEAD and DELETE
-/// naming "null" act on it; any other version id is 400 InvalidArgument, and is never
-/// taken to mean the current object (a DELETE of another version deleted it).
+/// naming "null" act on it; an id Quarry never issues is 400 InvalidArgument, and is
+/// never taken to mean the current object (a DELETE of another version deleted it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_null_version_id_names_an_object() {
     let server = Server::start();
