@@ -17,6 +17,7 @@ import minio
 from minio import Minio
 from minio.commonconfig import ENABLED, Tags
 from minio.error import S3Error
+from minio.objectlockconfig import DAYS, GOVERNANCE, ObjectLockConfig
 from minio.versioningconfig import SUSPENDED, VersioningConfig
 
 from checklib import CheckFailed, arguments, expect_eq, run_checks
@@ -110,7 +111,23 @@ class Suite:
         self.mc.remove_bucket(BUCKET)
 
 
-CHECKS = ["versioning_status", "versions", "suspended", "object_tags", "bucket_tags"]
+    def check_object_lock_config(self):
+        bucket = "compat-minio-lock"
+        self.mc.make_bucket(bucket, object_lock=True)
+        self.mc.set_object_lock_config(bucket, ObjectLockConfig(GOVERNANCE, 1, DAYS))
+        config = self.mc.get_object_lock_config(bucket)
+        expect_eq("default retention", (GOVERNANCE, 1, DAYS), (config.mode, config.duration, config.duration_unit))
+        data = b"locked"
+        written = self.mc.put_object(bucket, "k", io.BytesIO(data), len(data))
+        expect_eq("the version's retention mode", GOVERNANCE, self.mc.get_object_retention(bucket, "k").mode)
+        try:
+            self.mc.remove_object(bucket, "k", version_id=written.version_id)
+            raise CheckFailed("a GOVERNANCE version was deleted without the bypass")
+        except S3Error as e:
+            expect_eq("deleting a GOVERNANCE version without the bypass", "AccessDenied", e.code)
+
+
+CHECKS = ["versioning_status", "versions", "suspended", "object_tags", "bucket_tags", "object_lock_config"]
 
 
 def main() -> int:

@@ -584,6 +584,44 @@ check_rb() {
     fi
 }
 
+# --- aws s3api: versioning, tags, object lock ----------------------------------
+
+check_s3api_versioning_and_tags() {
+    local b=compat-cli-versions v1 v2
+    echo one >"$WORK/version-1"
+    echo two >"$WORK/version-2"
+    must aws s3api create-bucket --bucket "$b" >/dev/null
+    must aws s3api put-bucket-versioning --bucket "$b" --versioning-configuration Status=Enabled >/dev/null
+    expect_eq "get-bucket-versioning" "Enabled" \
+        "$(must aws s3api get-bucket-versioning --bucket "$b" --query Status --output text)"
+    v1=$(must aws s3api put-object --bucket "$b" --key k --body "$WORK/version-1" --query VersionId --output text)
+    v2=$(must aws s3api put-object --bucket "$b" --key k --body "$WORK/version-2" --query VersionId --output text)
+    must aws s3api get-object --bucket "$b" --key k --version-id "$v1" "$WORK/version-1.out" >/dev/null
+    expect_eq "get-object --version-id of the first version" "one" "$(cat "$WORK/version-1.out")"
+    expect_eq "list-object-versions, newest first" "$v2"$'\t'"$v1" \
+        "$(must aws s3api list-object-versions --bucket "$b" --query 'Versions[].VersionId' --output text)"
+    must aws s3api put-object-tagging --bucket "$b" --key k --tagging 'TagSet=[{Key=project,Value=quarry}]' >/dev/null
+    expect_eq "get-object-tagging" "project"$'\t'"quarry" \
+        "$(must aws s3api get-object-tagging --bucket "$b" --key k --query 'TagSet[0].[Key,Value]' --output text)"
+    must aws s3api delete-object --bucket "$b" --key k --version-id "$v1" >/dev/null
+    must aws s3api delete-object --bucket "$b" --key k --version-id "$v2" >/dev/null
+    must aws s3api delete-bucket --bucket "$b" >/dev/null
+}
+
+check_s3api_object_lock() {
+    local b=compat-cli-lock v
+    echo locked >"$WORK/locked"
+    must aws s3api create-bucket --bucket "$b" --object-lock-enabled-for-bucket >/dev/null
+    must aws s3api put-object-lock-configuration --bucket "$b" \
+        --object-lock-configuration 'ObjectLockEnabled=Enabled,Rule={DefaultRetention={Mode=GOVERNANCE,Days=1}}' >/dev/null
+    v=$(must aws s3api put-object --bucket "$b" --key k --body "$WORK/locked" --query VersionId --output text)
+    expect_eq "the retention the bucket's default gave" "GOVERNANCE" \
+        "$(must aws s3api get-object-retention --bucket "$b" --key k --query Retention.Mode --output text)"
+    must_fail 'AccessDenied' aws s3api delete-object --bucket "$b" --key k --version-id "$v"
+    must aws s3api delete-object --bucket "$b" --key k --version-id "$v" --bypass-governance-retention >/dev/null
+    must aws s3api delete-bucket --bucket "$b" >/dev/null
+}
+
 # --- rclone (Debian's package): versioning -------------------------------------
 
 RCLONE_BUCKET=compat-rclone
@@ -830,6 +868,8 @@ EOF
     run_check "select-object-content bad SQL -> Parse*" check_select_cli_bad_sql
     run_check "aws s3 rb of non-empty bucket fails" check_rb_nonempty_fails
     run_check "aws s3 rb" check_rb
+    run_check "aws s3api versioning and tags" check_s3api_versioning_and_tags
+    run_check "aws s3api object lock (governance)" check_s3api_object_lock
     run_check "server alive after aws cli checks" check_server_alive
     local cli_passed=$PASSED cli_failed=$FAILED
 

@@ -234,3 +234,45 @@ async fn conditional_puts_have_one_winner() {
     let create = s3.put_object().bucket("condput").key("k").if_none_match("*").body(b"x".to_vec().into());
     create.send().await.expect("If-None-Match: * behind a delete marker creates the object");
 }
+
+/// CompleteMultipartUpload with If-None-Match: * is decided in the writer too: 30
+/// uploads of one key completed at once make exactly one object; the others are 412 and
+/// their uploads stay, to be completed or aborted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_completes_have_one_winner() {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let server = Server::start();
+    let s3 = server.client();
+    create_bucket(&s3, "condmpu").await;
+    let mut prepared = Vec::new();
+    for i in 0..30 {
+        let upload = s3.create_multipart_upload().bucket("condmpu").key("k").send().await.unwrap();
+        let id = upload.upload_id().unwrap().to_owned();
+        let part = s3.upload_part().bucket("condmpu").key("k").upload_id(&id).part_number(1);
+        let part = part.body(format!("upload {i}").into_bytes().into()).send().await.unwrap();
+        let done = CompletedMultipartUpload::builder()
+            .parts(CompletedPart::builder().part_number(1).e_tag(part.e_tag().unwrap()).build())
+            .build();
+        prepared.push((id, done));
+    }
+    let mut racers = Vec::new();
+    for (id, done) in prepared {
+        let s3 = s3.clone();
+        racers.push(tokio::spawn(async move {
+            let complete = s3.complete_multipart_upload().bucket("condmpu").key("k").upload_id(id);
+            match complete.multipart_upload(done).if_none_match("*").send().await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(err_status(&e)),
+            }
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for racer in racers {
+        outcomes.push(racer.await.unwrap());
+    }
+    let winners = outcomes.iter().filter(|o| o.is_ok()).count();
+    let refused = outcomes.iter().filter(|o| **o == Err(Some(412))).count();
+    assert_eq!((winners, refused), (1, 29), "30 completes with If-None-Match: * : {outcomes:?}");
+    let uploads = s3.list_multipart_uploads().bucket("condmpu").send().await.unwrap();
+    assert_eq!(uploads.uploads().len(), 29, "the refused uploads are still there");
+}
