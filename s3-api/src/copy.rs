@@ -17,8 +17,24 @@ pub fn copy_source(source: &CopySource) -> S3Result<(&str, &str, Option<&str>)> 
     Ok((bucket, key, version_id.as_deref()))
 }
 
+/// An If-Match / If-None-Match header of the request, parsed as S3 reads it.
+fn header_condition<T>(req: &S3Request<T>, name: &str) -> S3Result<Option<ETagCondition>> {
+    req.headers
+        .get(name)
+        .map(|value| {
+            ETagCondition::parse_http_header(value.as_bytes())
+                .map_err(|_| s3_error!(InvalidArgument, "The {name} header is not an ETag or '*'"))
+        })
+        .transpose()
+}
+
 pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
     let origin = crate::origin(&req);
+    // The destination's conditions: s3s's CopyObjectInput has no fields for them.
+    let (if_none_match, if_match) = crate::put::write_conditions(
+        header_condition(&req, "if-none-match")?.as_ref(),
+        header_condition(&req, "if-match")?.as_ref(),
+    )?;
     let input = req.input;
     let (source_bucket, source_key, source_version) = copy_source(&input.copy_source)?;
     let bucket_entry = s3.require_bucket(&input.bucket)?;
@@ -61,7 +77,12 @@ pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Re
     };
     meta.last_modified_ms = now_ms();
     let copy_source_version_id = source_version.map(|_| source.version_id().to_string());
-    let record = ObjectRecord { origin: Some(origin), ..ObjectRecord::new(input.bucket, input.key, meta) };
+    let record = ObjectRecord {
+        origin: Some(origin),
+        if_none_match,
+        if_match,
+        ..ObjectRecord::new(input.bucket, input.key, meta)
+    };
     let entry = s3.engine.put_object(record, Body::Chunks(source.chunks)).await.map_err(engine_error)?;
     let mut result = CopyObjectResult {
         e_tag: Some(etag(&entry.meta.etag)),

@@ -276,3 +276,42 @@ async fn conditional_completes_have_one_winner() {
     let uploads = s3.list_multipart_uploads().bucket("condmpu").send().await.unwrap();
     assert_eq!(uploads.uploads().len(), 29, "the refused uploads are still there");
 }
+
+/// CopyObject's destination conditions (If-None-Match: *, If-Match), decided in the
+/// writer: 30 copies onto a new key with If-None-Match: * make exactly one object; a
+/// copy with If-Match of another ETag is 412, of a missing key 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_copies_have_one_winner() {
+    let server = Server::start();
+    let s3 = server.client();
+    create_bucket(&s3, "condcopy").await;
+    for i in 0..30 {
+        put(&s3, "condcopy", &format!("source-{i}"), format!("source {i}").as_bytes()).await;
+    }
+    let mut racers = Vec::new();
+    for i in 0..30 {
+        let s3 = s3.clone();
+        racers.push(tokio::spawn(async move {
+            let copy = s3.copy_object().bucket("condcopy").key("target").copy_source(format!("condcopy/source-{i}"));
+            match copy.if_none_match("*").send().await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(err_status(&e)),
+            }
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for racer in racers {
+        outcomes.push(racer.await.unwrap());
+    }
+    let winners = outcomes.iter().filter(|o| o.is_ok()).count();
+    let refused = outcomes.iter().filter(|o| **o == Err(Some(412))).count();
+    assert_eq!((winners, refused), (1, 29), "30 copies with If-None-Match: * : {outcomes:?}");
+
+    let wrong = s3.copy_object().bucket("condcopy").key("target").copy_source("condcopy/source-0").if_match("\"0000\"");
+    expect_s3_error(wrong.send().await, 412, &["PreconditionFailed"], "CopyObject If-Match of another ETag");
+    let missing = s3.copy_object().bucket("condcopy").key("none").copy_source("condcopy/source-0").if_match("*");
+    expect_s3_error(missing.send().await, 404, &["NoSuchKey"], "CopyObject If-Match of a missing key");
+    let target = s3.head_object().bucket("condcopy").key("target").send().await.unwrap();
+    let matching = s3.copy_object().bucket("condcopy").key("target").copy_source("condcopy/source-0");
+    matching.if_match(target.e_tag().unwrap()).send().await.expect("CopyObject If-Match of the target's ETag");
+}
