@@ -12,6 +12,7 @@
 //! O ‹bucket› <key raw>                        -> ObjectEntry  (the latest version, which may be a
 //!                                                               delete marker; listing: range scan)
 //! V ‹bucket› ‹key› <!lsn u64 BE>              -> ObjectEntry  (noncurrent versions, newest first)
+//! N ‹bucket› ‹key›                            -> lsn u64 BE   (which `V` entry is the null version)
 //! U ‹bucket› ‹key› <upload_id raw>            -> UploadEntry  (by bucket, key, id)
 //! P ‹bucket› ‹key› ‹upload_id› <part u32 BE>  -> PartEntry
 //! C <lsn u64 BE>                              -> ChunkLocation (where a data-bearing record is)
@@ -45,6 +46,7 @@ use std::path::Path;
 const BUCKET: u8 = b'B';
 const OBJECT: u8 = b'O';
 const VERSION: u8 = b'V';
+const NULL_VERSION: u8 = b'N';
 const UPLOAD: u8 = b'U';
 const PART: u8 = b'P';
 const CHUNK: u8 = b'C';
@@ -55,8 +57,10 @@ const FORMAT_KEY: &[u8] = b"Mformat";
 /// separators, which keys and upload ids containing NUL could forge; 2 kept this key
 /// layout in a sled database; 3 keeps it in a fjall keyspace; 4 adds noncurrent versions
 /// (`V`) and names the upload of every completed object (rebuilt so that older
-/// completions are named too).
-pub const FORMAT_VERSION: u32 = 4;
+/// completions are named too); 5 adds `N`, so finding a key's noncurrent null version is
+/// one read, not a walk over all its versions (in the writer, for every write to a
+/// suspended bucket).
+pub const FORMAT_VERSION: u32 = 5;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketEntry {
@@ -303,6 +307,17 @@ fn version_key_bytes(bucket: &[u8], key: &[u8], lsn: u64) -> Vec<u8> {
     k
 }
 
+fn null_version_key_bytes(bucket: &[u8], key: &[u8]) -> Vec<u8> {
+    let mut k = vec![NULL_VERSION];
+    push_component(&mut k, bucket);
+    push_component(&mut k, key);
+    k
+}
+
+fn null_version_key(bucket: &str, key: &str) -> Vec<u8> {
+    null_version_key_bytes(bucket.as_bytes(), key.as_bytes())
+}
+
 fn version_key(bucket: &str, key: &str, lsn: u64) -> Vec<u8> {
     version_key_bytes(bucket.as_bytes(), key.as_bytes(), lsn)
 }
@@ -354,6 +369,7 @@ pub enum IndexKey {
     Bucket { bucket: Vec<u8> },
     Object { bucket: Vec<u8>, key: Vec<u8> },
     Version { bucket: Vec<u8>, key: Vec<u8>, lsn: u64 },
+    NullVersion { bucket: Vec<u8>, key: Vec<u8> },
     Upload { bucket: Vec<u8>, key: Vec<u8>, upload_id: Vec<u8> },
     Part { bucket: Vec<u8>, key: Vec<u8>, upload_id: Vec<u8>, part_number: u32 },
     Chunk { lsn: u64 },
@@ -366,6 +382,7 @@ impl IndexKey {
             IndexKey::Bucket { bucket } => bucket_key_bytes(bucket),
             IndexKey::Object { bucket, key } => object_key_bytes(bucket, key),
             IndexKey::Version { bucket, key, lsn } => version_key_bytes(bucket, key, *lsn),
+            IndexKey::NullVersion { bucket, key } => null_version_key_bytes(bucket, key),
             IndexKey::Upload { bucket, key, upload_id } => upload_key_bytes(bucket, key, upload_id),
             IndexKey::Part { bucket, key, upload_id, part_number } => {
                 let mut k = part_prefix_bytes(bucket, key, upload_id);
@@ -394,6 +411,11 @@ impl IndexKey {
                 let (bucket, rest) = take_component(rest)?;
                 let (key, rest) = take_component(rest)?;
                 Some(IndexKey::Version { bucket, key, lsn: !u64_of(rest)? })
+            }
+            NULL_VERSION => {
+                let (bucket, rest) = take_component(rest)?;
+                let (key, rest) = take_component(rest)?;
+                rest.is_empty().then_some(IndexKey::NullVersion { bucket, key })
             }
             UPLOAD => {
                 let (bucket, rest) = take_component(rest)?;
@@ -559,13 +581,10 @@ impl Index {
         match version {
             VersionId::Lsn(lsn) => self.tree.get(version_key(bucket, key, lsn))?.map(|v| from_json(&v)).transpose(),
             VersionId::Null => {
-                for item in self.tree.prefix(key_versions_prefix(bucket, key)) {
-                    let entry: ObjectEntry = from_json(&item.value()?)?;
-                    if !entry.versioned {
-                        return Ok(Some(entry));
-                    }
-                }
-                Ok(None)
+                let Some(lsn) = self.tree.get(null_version_key(bucket, key))?.and_then(|v| lsn_of(&v)) else {
+                    return Ok(None);
+                };
+                self.tree.get(version_key(bucket, key, lsn))?.map(|v| from_json(&v)).transpose()
             }
         }
     }
@@ -652,7 +671,7 @@ impl Index {
     /// A read view for [`apply`]: `top` (the changes being built) over `lower` (changes
     /// not yet committed) over the committed tree.
     pub(crate) fn view<'a>(&'a self, lower: &'a Overlay, top: &'a mut Overlay) -> View<'a> {
-        View { tree: &self.tree, lower, top }
+        View { tree: &self.tree, lower, top, tree_reads: std::cell::Cell::new(0) }
     }
 
     /// Commits `changes` and, if given, the new applied position, atomically: after a
@@ -742,6 +761,9 @@ pub struct View<'a> {
     tree: &'a fjall::Keyspace,
     lower: &'a Overlay,
     top: &'a mut Overlay,
+    /// Committed entries read (a bound the tests check: a write reads a few, never a
+    /// walk over everything under a key).
+    tree_reads: std::cell::Cell<u64>,
 }
 
 impl View<'_> {
@@ -752,6 +774,7 @@ impl View<'_> {
         if let Some(v) = self.lower.writes.get(key) {
             return Ok(v.clone());
         }
+        self.tree_reads.set(self.tree_reads.get() + 1);
         Ok(self.tree.get(key)?.map(|v| v.to_vec()))
     }
 
@@ -767,6 +790,7 @@ impl View<'_> {
     fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
         let mut keys: BTreeMap<Vec<u8>, bool> = BTreeMap::new();
         for item in self.tree.prefix(prefix) {
+            self.tree_reads.set(self.tree_reads.get() + 1);
             keys.insert(item.key()?.to_vec(), true);
         }
         for layer in [self.lower, &*self.top] {
@@ -777,6 +801,29 @@ impl View<'_> {
             }
         }
         Ok(keys.into_iter().filter(|(_, live)| *live).map(|(k, _)| k).collect())
+    }
+
+    /// The smallest live key starting with `prefix`, as seen through the layers. Reads
+    /// the tree only up to its first key no layer removed, not every key.
+    fn first_key_with_prefix(&self, prefix: &[u8]) -> Result<Option<Vec<u8>>> {
+        let state = |k: &[u8]| self.top.writes.get(k).or_else(|| self.lower.writes.get(k)).map(Option::is_some);
+        let mut from_tree = None;
+        for item in self.tree.prefix(prefix) {
+            self.tree_reads.set(self.tree_reads.get() + 1);
+            let k = item.key()?;
+            if state(&k) != Some(false) {
+                from_tree = Some(k.to_vec());
+                break;
+            }
+        }
+        let upper = prefix_successor(prefix);
+        let range = (Bound::Included(prefix.to_vec()), upper.map(Bound::Excluded).unwrap_or(Bound::Unbounded));
+        let in_layers = self.lower.writes.range(range.clone()).chain(self.top.writes.range(range)).map(|(k, _)| k);
+        let from_layers = in_layers.filter(|k| state(k) == Some(true)).min().cloned();
+        Ok(match (from_tree, from_layers) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
     }
 
     fn has_prefix(&self, prefix: &[u8]) -> Result<bool> {
@@ -1132,9 +1179,9 @@ fn delete_version(view: &mut View<'_>, bucket: &str, key: &str, version: &str) -
         && latest.version_id() == version
     {
         view.remove(k.clone());
-        if let Some(newest) = view.keys_with_prefix(&key_versions_prefix(bucket, key))?.into_iter().next() {
+        if let Some(newest) = view.first_key_with_prefix(&key_versions_prefix(bucket, key))? {
             let promoted = view.json::<ObjectEntry>(&newest)?.expect("a listed key has a value");
-            view.remove(newest);
+            remove_noncurrent(view, bucket, key, newest, &promoted);
             view.insert(k, to_json(&promoted));
         }
         return Ok(Applied { version: Some(version), delete_marker: latest.delete_marker });
@@ -1147,7 +1194,7 @@ fn delete_version(view: &mut View<'_>, bucket: &str, key: &str, version: &str) -
         VersionId::Null => noncurrent_null(view, bucket, key)?,
     };
     let Some((vk, entry)) = found else { return Ok(Applied::default()) };
-    view.remove(vk);
+    remove_noncurrent(view, bucket, key, vk, &entry);
     Ok(Applied { version: Some(version), delete_marker: entry.delete_marker })
 }
 
@@ -1163,16 +1210,27 @@ fn retire_latest(
 ) -> Result<()> {
     let Some(versioning) = versioning else { return Ok(()) };
     if versioning == VersioningStatus::Suspended
-        && let Some((vk, _)) = noncurrent_null(view, bucket, key)?
+        && let Some((vk, null)) = noncurrent_null(view, bucket, key)?
     {
-        view.remove(vk);
+        remove_noncurrent(view, bucket, key, vk, &null);
     }
     if let Some(existing) = existing
         && (existing.versioned || versioning == VersioningStatus::Enabled)
     {
+        if !existing.versioned {
+            view.insert(null_version_key(bucket, key), existing.lsn.to_be_bytes().to_vec());
+        }
         view.insert(version_key(bucket, key, existing.lsn), to_json(&existing));
     }
     Ok(())
+}
+
+/// Removes a noncurrent version (and, for the null version, the `N` entry naming it).
+fn remove_noncurrent(view: &mut View<'_>, bucket: &str, key: &str, vk: Vec<u8>, entry: &ObjectEntry) {
+    if !entry.versioned {
+        view.remove(null_version_key(bucket, key));
+    }
+    view.remove(vk);
 }
 
 /// Whether object lock keeps a version with this metadata at `at_ms`: a legal hold
@@ -1235,16 +1293,18 @@ fn tagged_version(
     Ok(found.filter(|(_, entry)| !entry.delete_marker))
 }
 
-/// The null version among a key's noncurrent versions (a walk over them: suspended
-/// buckets and `versionId=null` only).
+/// The null version among a key's noncurrent versions: one read through `N`.
 fn noncurrent_null(view: &View<'_>, bucket: &str, key: &str) -> Result<Option<(Vec<u8>, ObjectEntry)>> {
-    for vk in view.keys_with_prefix(&key_versions_prefix(bucket, key))? {
-        let entry = view.json::<ObjectEntry>(&vk)?.expect("a listed key has a value");
-        if !entry.versioned {
-            return Ok(Some((vk, entry)));
-        }
-    }
-    Ok(None)
+    let Some(lsn) = view.get(&null_version_key(bucket, key))?.and_then(|v| lsn_of(&v)) else { return Ok(None) };
+    let vk = version_key(bucket, key, lsn);
+    let entry = view.json::<ObjectEntry>(&vk)?.ok_or_else(|| {
+        crate::Error::Corrupt(format!("the index names a null version of {bucket}/{key} that it does not hold"))
+    })?;
+    Ok(Some((vk, entry)))
+}
+
+fn lsn_of(value: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(value.try_into().ok()?))
 }
 
 fn bucket_versioning(view: &View<'_>, bucket: &str) -> Result<Option<VersioningStatus>> {
@@ -1281,6 +1341,8 @@ mod tests {
         prop_oneof![
             bytes().prop_map(|bucket| IndexKey::Bucket { bucket }),
             (bytes(), bytes()).prop_map(|(bucket, key)| IndexKey::Object { bucket, key }),
+            (bytes(), bytes(), any::<u64>()).prop_map(|(bucket, key, lsn)| IndexKey::Version { bucket, key, lsn }),
+            (bytes(), bytes()).prop_map(|(bucket, key)| IndexKey::NullVersion { bucket, key }),
             (bytes(), bytes(), bytes()).prop_map(|(bucket, key, upload_id)| IndexKey::Upload {
                 bucket,
                 key,
@@ -1345,6 +1407,61 @@ mod tests {
                 (&a, &ia).cmp(&(&b, &ib))
             );
         }
+    }
+
+    /// Writes and deletes in a versioned bucket read a few index entries, however many
+    /// versions the key has: the writer must not walk them (it did, to find the null
+    /// version, on every write to a suspended bucket).
+    #[test]
+    fn versioned_writes_read_a_bounded_number_of_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, _) = Index::open(dir.path(), 1 << 20).unwrap();
+        let last_lsn = std::cell::Cell::new(0u64);
+        let apply_one = |entry: LogEntry| -> u64 {
+            let lsn = last_lsn.get() + 1;
+            last_lsn.set(lsn);
+            let lower = Overlay::default();
+            let mut top = Overlay::default();
+            let mut view = index.view(&lower, &mut top);
+            let location = RecordLocation { segment_id: 1, offset: lsn * 100, record_len: 100 };
+            apply(&mut view, &entry, lsn, location, 1).unwrap().unwrap();
+            let reads = view.tree_reads.get();
+            index.commit(top, None).unwrap();
+            reads
+        };
+        let put = || {
+            let meta = ObjectMeta { size_bytes: 1, etag: "e".into(), ..ObjectMeta::default() };
+            let mut object = ObjectRecord::new("b", "k", meta);
+            object.inline = true;
+            LogEntry::Object(object)
+        };
+        let versioning = |status| LogEntry::BucketVersioning { bucket: "b".into(), status };
+        apply_one(LogEntry::BucketCreate { bucket: "b".into(), created_ms: 0, object_lock: false });
+        apply_one(put()); // the null version
+        apply_one(versioning(VersioningStatus::Enabled));
+        for _ in 0..2_000 {
+            apply_one(put());
+        }
+        apply_one(versioning(VersioningStatus::Suspended));
+        let reads = apply_one(put());
+        assert!(reads <= 16, "a write to a suspended bucket read {reads} entries of a key with 2,001 versions");
+        assert!(index.version("b", "k", VersionId::Null).unwrap().is_some_and(|v| v.lsn == last_lsn.get()));
+        let delete_latest = LogEntry::Tombstone {
+            bucket: "b".into(),
+            key: "k".into(),
+            origin: None,
+            version_id: Some(VersionId::Null.to_string()),
+            deleted_ms: Some(0),
+            conditions: None,
+            bypass_governance: false,
+        };
+        let reads = apply_one(delete_latest);
+        assert!(reads <= 16, "deleting the latest of 2,001 versions read {reads} entries");
+        assert_eq!(
+            index.latest("b", "k").unwrap().map(|v| v.lsn),
+            Some(last_lsn.get() - 3),
+            "the newest noncurrent one"
+        );
     }
 
     #[test]
