@@ -42,6 +42,7 @@ fn entries() -> Vec<LogEntry> {
         chunks: vec![ChunkPiece { lsn: 3, len: 5, offset: 0 }, ChunkPiece { lsn: 4, len: 6, offset: 0 }],
         inline: false,
         if_none_match: true,
+        if_none_match_etag: None,
         if_match: Some("*".into()),
         origin: Some(storage_core::log_entry::Origin {
             requester: Some("admin".into()),

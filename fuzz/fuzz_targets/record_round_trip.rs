@@ -130,6 +130,7 @@ struct Object {
     chunks: Vec<(u64, u64, u64)>,
     inline: bool,
     if_none_match: bool,
+    if_none_match_etag: Option<String>,
     requester: Option<String>,
     if_match: Option<String>,
 }
@@ -201,6 +202,7 @@ fn object(o: Object) -> ObjectRecord {
         chunks: chunks(o.chunks),
         inline: o.inline,
         if_none_match: o.if_none_match,
+        if_none_match_etag: o.if_none_match_etag,
         if_match: o.if_match,
         origin: o.requester.map(|requester| Origin { requester: Some(requester), source_ip: None, request_id: None }),
     }

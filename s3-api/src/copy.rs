@@ -31,10 +31,10 @@ fn header_condition<T>(req: &S3Request<T>, name: &str) -> S3Result<Option<ETagCo
 pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
     let origin = crate::origin(&req);
     // The destination's conditions: s3s's CopyObjectInput has no fields for them.
-    let (if_none_match, if_match) = crate::put::write_conditions(
+    let write_conditions = crate::put::write_conditions(
         header_condition(&req, "if-none-match")?.as_ref(),
         header_condition(&req, "if-match")?.as_ref(),
-    )?;
+    );
     let input = req.input;
     let (source_bucket, source_key, source_version) = copy_source(&input.copy_source)?;
     let bucket_entry = s3.require_bucket(&input.bucket)?;
@@ -79,8 +79,9 @@ pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Re
     let copy_source_version_id = source_version.map(|_| source.version_id().to_string());
     let record = ObjectRecord {
         origin: Some(origin),
-        if_none_match,
-        if_match,
+        if_none_match: write_conditions.if_none_match,
+        if_none_match_etag: write_conditions.if_none_match_etag,
+        if_match: write_conditions.if_match,
         ..ObjectRecord::new(input.bucket, input.key, meta)
     };
     let entry = s3.engine.put_object(record, Body::Chunks(source.chunks)).await.map_err(engine_error)?;

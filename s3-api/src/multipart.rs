@@ -261,8 +261,7 @@ pub async fn complete_multipart_upload(
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let origin = crate::origin(&req);
     let input = req.input;
-    let (if_none_match, if_match) =
-        crate::put::write_conditions(input.if_none_match.as_ref(), input.if_match.as_ref())?;
+    let conditions = crate::put::write_conditions(input.if_none_match.as_ref(), input.if_match.as_ref());
     let listed = input.multipart_upload.clone().and_then(|m| m.parts).unwrap_or_default();
     if listed.is_empty() {
         return Err(s3_error!(MalformedXML, "You must specify at least one part"));
@@ -353,8 +352,9 @@ pub async fn complete_multipart_upload(
         meta,
         chunks: chosen.iter().flat_map(|p| p.chunks.iter().copied()).collect(),
         inline: false,
-        if_none_match,
-        if_match,
+        if_none_match: conditions.if_none_match,
+        if_none_match_etag: conditions.if_none_match_etag,
+        if_match: conditions.if_match,
         origin: Some(origin),
     };
     let entry = s3.engine.complete_upload(&upload.upload_id, record).await.map_err(engine_error)?;

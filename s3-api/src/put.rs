@@ -21,7 +21,7 @@ pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Resu
     }
     crate::key::check_new_key(&input.key)?;
     let storage_class = object_write_options!(input).check()?;
-    let (if_none_match, if_match) = write_conditions(input.if_none_match.as_ref(), input.if_match.as_ref())?;
+    let conditions = write_conditions(input.if_none_match.as_ref(), input.if_match.as_ref());
     let declared = declared_checksums!(input);
     let plan = body::plan_checksum(declared, &headers, Algorithm::Crc64Nvme)?;
     let ingested = body::ingest(
@@ -51,8 +51,9 @@ pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Resu
         meta,
         chunks: Vec::new(),
         inline: false,
-        if_none_match,
-        if_match,
+        if_none_match: conditions.if_none_match,
+        if_none_match_etag: conditions.if_none_match_etag,
+        if_match: conditions.if_match,
         origin: Some(origin),
     };
     let entry = s3.engine.put_object(record, ingested.body).await.map_err(engine_error)?;
@@ -66,21 +67,31 @@ pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Resu
     Ok(S3Response::new(output))
 }
 
-/// The conditions of a conditional write (PutObject, CompleteMultipartUpload), as the
-/// record carries them: If-None-Match, which S3 takes as `*` only (any other value is
-/// 501 NotImplemented, never ignored), and If-Match (an ETag or `*`).
+/// The conditions of a conditional write (PutObject, CompleteMultipartUpload, the
+/// destination of CopyObject), as the record carries them.
+pub(crate) struct WriteConditions {
+    /// If-None-Match `*`: only if the key has no current object.
+    pub if_none_match: bool,
+    /// If-None-Match with an ETag: only if the current object's ETag differs. AWS takes
+    /// `*` only (501 otherwise); MinIO and Ceph take an ETag as RFC 7232 does, and the
+    /// clients moving from them rely on it.
+    pub if_none_match_etag: Option<String>,
+    /// If-Match: an ETag, or `*` for "only if the key has a current object".
+    pub if_match: Option<String>,
+}
+
 pub(crate) fn write_conditions(
     if_none_match: Option<&ETagCondition>,
     if_match: Option<&ETagCondition>,
-) -> S3Result<(bool, Option<String>)> {
-    let if_none_match = match if_none_match {
-        None => false,
-        Some(ETagCondition::Any) => true,
-        Some(_) => return Err(s3_error!(NotImplemented, "If-None-Match on a write supports only '*'")),
+) -> WriteConditions {
+    let (if_none_match, if_none_match_etag) = match if_none_match {
+        None => (false, None),
+        Some(ETagCondition::Any) => (true, None),
+        Some(ETagCondition::ETag(tag)) => (false, Some(tag.value().to_owned())),
     };
     let if_match = if_match.map(|m| match m {
         ETagCondition::ETag(tag) => tag.value().to_owned(),
         ETagCondition::Any => "*".to_owned(),
     });
-    Ok((if_none_match, if_match))
+    WriteConditions { if_none_match, if_none_match_etag, if_match }
 }

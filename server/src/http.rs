@@ -4,7 +4,7 @@
 
 use crate::body::{BodyStats, IdleTimeoutBody, ReportingBody};
 use crate::connections::{self, Connection, Connections};
-use crate::{access_log, auth_guard, error_doc, preflight};
+use crate::{access_log, attributes_etag, auth_guard, error_doc, preflight};
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -233,6 +233,7 @@ async fn s3_response(
     let empty_body = request.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0");
     let is_head = request.method() == http::Method::HEAD;
     let resource = request.uri().path().to_owned();
+    let asks_attributes = attributes_etag::is_attributes_request(request.method(), request.uri());
     request.extensions_mut().insert(s3_api::RequestContext { peer: Some(peer), request_id: request_id.to_owned() });
     preflight::date_as_amz_date(&mut request);
     let extension = s3_api::is_extension_request(request.method(), request.uri());
@@ -284,6 +285,8 @@ async fn s3_response(
         response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     } else if response.status().is_client_error() || response.status().is_server_error() {
         response = complete_error_document(response, is_head, &resource, request_id).await;
+    } else if asks_attributes && response.status().is_success() {
+        response = unquote_attributes_etag(response, request_id).await;
     }
     if let Ok(value) = http::HeaderValue::from_str(request_id) {
         response.headers_mut().insert("x-amz-request-id", value);
@@ -324,6 +327,22 @@ async fn complete_error_document(
     let completed = error_doc::complete(&bytes, parts.status, resource, request_id).unwrap_or(bytes);
     parts.headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(completed.len()));
     http::Response::from_parts(parts, s3s::Body::from(completed))
+}
+
+/// GetObjectAttributes' answer with S3's unquoted ETag. The document is small: at most
+/// 1,000 parts of a few fields each, built in memory by s3s.
+async fn unquote_attributes_etag(response: s3s::HttpResponse, request_id: &str) -> s3s::HttpResponse {
+    let (mut parts, body) = response.into_parts();
+    let bytes = match http_body_util::BodyExt::collect(body).await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            tracing::error!(request_id, "reading a GetObjectAttributes answer: {e}");
+            Bytes::new()
+        }
+    };
+    let unquoted = attributes_etag::unquote(&bytes).unwrap_or(bytes);
+    parts.headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(unquoted.len()));
+    http::Response::from_parts(parts, s3s::Body::from(unquoted))
 }
 
 fn text(status: http::StatusCode, body: String) -> s3s::HttpResponse {

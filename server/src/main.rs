@@ -2,6 +2,7 @@
 
 mod access_log;
 mod admin;
+mod attributes_etag;
 mod auth_guard;
 mod body;
 mod client;

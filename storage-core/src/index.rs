@@ -1109,12 +1109,17 @@ fn object_preconditions(view: &View<'_>, object: &ObjectRecord) -> Result<Result
     if (object.meta.retention.is_some() || object.meta.legal_hold) && !bucket.object_lock {
         return Ok(Err(Rejection::InvalidBucketState));
     }
-    if !object.if_none_match && object.if_match.is_none() {
+    if !object.if_none_match && object.if_none_match_etag.is_none() && object.if_match.is_none() {
         return Ok(Ok(()));
     }
     let existing = view.json::<ObjectEntry>(&object_key(&object.bucket, &object.key))?.filter(|e| !e.delete_marker);
     if object.if_none_match && existing.is_some() {
         return Ok(Err(Rejection::PreconditionFailed));
+    }
+    if let (Some(unwanted), Some(e)) = (&object.if_none_match_etag, &existing) {
+        if &e.meta.etag == unwanted {
+            return Ok(Err(Rejection::PreconditionFailed));
+        }
     }
     match (&object.if_match, &existing) {
         // If-Match of a key without a current object: S3 answers 404 NoSuchKey.

@@ -167,6 +167,10 @@ pub struct ObjectRecord {
     /// Conditional write: fail with PreconditionFailed if the key exists.
     #[serde(default)]
     pub if_none_match: bool,
+    /// Conditional write: fail with PreconditionFailed if the current ETag is this.
+    /// AWS answers 501 to an ETag here; MinIO and Ceph take it as RFC 7232 does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_none_match_etag: Option<String>,
     /// Conditional write: fail with PreconditionFailed unless the current ETag is this
     /// ("*": unless the key exists).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -186,6 +190,7 @@ impl ObjectRecord {
             chunks: Vec::new(),
             inline: false,
             if_none_match: false,
+            if_none_match_etag: None,
             if_match: None,
             origin: None,
         }

@@ -219,9 +219,18 @@ async fn conditional_puts_have_one_winner() {
     assert_eq!(replaced.iter().filter(|o| o.is_ok()).count(), 1, "30 replaces with If-Match: {replaced:?}");
     assert_eq!(replaced.iter().filter(|o| **o == Err(Some(412))).count(), 29, "the others are 412: {replaced:?}");
 
-    // If-None-Match takes only '*' on a write, as on S3: another value is refused, not ignored.
-    let etag_valued = s3.put_object().bucket("condput").key("k").if_none_match("\"abc\"").body(b"x".to_vec().into());
-    expect_s3_error(etag_valued.send().await, 501, &["NotImplemented"], "PUT If-None-Match of an ETag");
+    // If-None-Match of an ETag (MinIO's and Ceph's extension): replace only if the
+    // current object differs; AWS answers 501 to it.
+    let current = replaced.iter().find_map(|o| o.as_ref().ok()).unwrap().clone();
+    let unchanged = s3.put_object().bucket("condput").key("k").if_none_match(&current).body(b"y".to_vec().into());
+    expect_s3_error(unchanged.send().await, 412, &["PreconditionFailed"], "PUT If-None-Match of the current ETag");
+    let other = s3.put_object().bucket("condput").key("k").if_none_match("\"0123\"").body(b"y".to_vec().into());
+    let other = other.send().await.expect("PUT If-None-Match of another ETag replaces the object");
+    let same_again = s3.put_object().bucket("condput").key("k").if_none_match(other.e_tag().unwrap());
+    let same_again = same_again.body(b"y".to_vec().into()).send().await;
+    expect_s3_error(same_again, 412, &["PreconditionFailed"], "PUT of identical bytes If-None-Match of their ETag");
+    let missing = s3.put_object().bucket("condput").key("never-written").if_none_match("\"0123\"");
+    missing.body(b"z".to_vec().into()).send().await.expect("If-None-Match of an ETag on a missing key writes it");
 
     // Behind a delete marker there is no current object.
     let enabled = aws_sdk_s3::types::VersioningConfiguration::builder()
