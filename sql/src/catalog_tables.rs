@@ -20,8 +20,8 @@ use datafusion::error::Result;
 use datafusion::prelude::{ParquetReadOptions, SessionContext, col, lit};
 use storage_core::catalog::{Catalog, CatalogSnapshot, inventory_schema, journal_schema, tombstone_schema};
 
-const INVENTORY_COLUMNS: &str =
-    "bucket, key, version_id, size, etag, content_type, last_modified, user_metadata, sequence_number";
+const INVENTORY_COLUMNS: &str = "bucket, key, version_id, size, etag, content_type, last_modified, user_metadata, \
+     sequence_number, tags, object_lock_mode, object_lock_retain_until, object_lock_legal_hold";
 
 /// `inventory` when there is nothing since the base.
 fn inventory_of_base() -> String {

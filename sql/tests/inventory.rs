@@ -118,3 +118,58 @@ async fn the_sql_inventory_view_is_the_latest_state_without_deleted_keys() {
     let rows: usize = counts.iter().map(|b| b.num_rows()).sum();
     assert_eq!(rows, 2, "journal has CREATE and DELETE rows");
 }
+
+/// Catalog files written before the tag and lock columns existed still read, through
+/// SQL and through the catalog, with those columns null.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_files_older_than_the_tag_and_lock_columns_read_with_them_null() {
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EngineConfig::new(dir.path());
+    config.catalog = Some(CatalogConfig { flush_interval_ms: 3_600_000, ..Default::default() });
+    let engine = Engine::open(config).unwrap();
+    engine.create_bucket("b", 1).await.unwrap();
+    put(&engine, "b", "old", 3).await;
+    engine.flush_catalog().unwrap();
+    let catalog = engine.catalog().unwrap();
+    // Rewrite every file without its last four columns, as the previous release wrote it.
+    for name in catalog.files() {
+        let path = catalog.dir().join(&name);
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap()).unwrap();
+        let batches: Vec<_> = reader.build().unwrap().map(|b| b.unwrap()).collect();
+        let width = batches[0].num_columns();
+        if !batches[0].schema().fields().iter().any(|f| f.name() == "tags") {
+            continue; // tombstones have no such columns
+        }
+        let old: Vec<_> = batches.iter().map(|b| b.project(&(0..width - 4).collect::<Vec<_>>()).unwrap()).collect();
+        let mut writer = ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), old[0].schema(), None).unwrap();
+        for batch in &old {
+            writer.write(batch).unwrap();
+        }
+        writer.close().unwrap();
+    }
+    put(&engine, "b", "new", 4).await;
+    engine.flush_catalog().unwrap();
+
+    let ctx = SessionContext::new();
+    quarry_sql::register_catalog(&ctx, catalog).await.unwrap();
+    let sql = "SELECT key, tags IS NULL AS no_tags, object_lock_legal_hold IS NULL AS no_hold FROM inventory \
+               ORDER BY key";
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
+    let expected = "+-----+---------+---------+\n\
+                    | key | no_tags | no_hold |\n\
+                    +-----+---------+---------+\n\
+                    | new | false   | false   |\n\
+                    | old | true    | true    |\n\
+                    +-----+---------+---------+";
+    assert_eq!(text, expected, "old rows read with null tags and lock; new rows carry them");
+    let journal = ctx.sql("SELECT count(*) FROM journal WHERE tags IS NULL").await.unwrap().collect().await.unwrap();
+    let journal = datafusion::arrow::util::pretty::pretty_format_batches(&journal).unwrap().to_string();
+    assert!(journal.contains("| 1 "), "one journal row (the old one) without tags: {journal}");
+    let rows = catalog.inventory().unwrap();
+    assert_eq!(rows[&("b".to_owned(), "old".to_owned())].tags, None);
+    engine.compact_catalog().unwrap();
+    assert_eq!(catalog.inventory().unwrap(), rows, "catalog compaction reads the old file and keeps its rows");
+}

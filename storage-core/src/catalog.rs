@@ -18,23 +18,25 @@
 //! deleting the directory rebuilds it from the log (as far as the log still holds
 //! history). Segment compaction never rewrites records the catalog has not covered.
 
+mod changes;
 mod merge;
+mod rows;
+
+pub use rows::{InventoryRow, JournalRow, LockColumns, inventory_schema, journal_schema, tombstone_schema};
 
 use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::io::SegmentDir;
-use crate::log_entry::{LogEntry, ObjectRecord, Origin};
 use crate::segment::{self, segment_name};
-use arrow_array::builder::{MapBuilder, StringBuilder};
-use arrow_array::{
-    Array, ArrayRef, BooleanArray, MapArray, RecordBatch, StringArray, TimestampMillisecondArray, UInt64Array,
-};
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_array::{RecordBatch, StringArray, UInt64Array};
+use arrow_schema::SchemaRef;
+use changes::{Change, Versioning};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use rows::{column, inventory_batch, inventory_rows, journal_batch, journal_rows, tombstone_batch};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -66,38 +68,6 @@ impl Default for CatalogConfig {
     }
 }
 
-/// One row of the `journal` table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JournalRow {
-    pub sequence_number: u64,
-    /// "CREATE" | "UPDATE_METADATA" | "DELETE"
-    pub record_type: String,
-    pub record_timestamp_ms: i64,
-    pub bucket: String,
-    pub key: String,
-    pub size: Option<u64>,
-    pub etag: Option<String>,
-    pub content_type: Option<String>,
-    pub last_modified_ms: Option<i64>,
-    pub user_metadata: BTreeMap<String, String>,
-    pub requester: Option<String>,
-    pub source_ip: Option<String>,
-    pub request_id: Option<String>,
-}
-
-/// One row of the `inventory` table: a live object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InventoryRow {
-    pub bucket: String,
-    pub key: String,
-    pub size: u64,
-    pub etag: String,
-    pub content_type: Option<String>,
-    pub last_modified_ms: i64,
-    pub user_metadata: BTreeMap<String, String>,
-    pub sequence_number: u64,
-}
-
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Manifest {
     /// Every record with an LSN at or below this is in the catalog files.
@@ -110,18 +80,19 @@ struct Manifest {
     inventory_deltas: Vec<String>,
     tombstones: Vec<String>,
     journal: Vec<String>,
+    /// Each bucket's versioning state as of `covered_lsn`: what names the versions the
+    /// next records make. None in manifests written before the catalog carried
+    /// versions: the first flush then takes the index's current state, so rows of
+    /// buckets whose versioning changed after that catalog's LSN may name the
+    /// wrong kind of version (an LSN id for a null version, or the reverse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    versioning: Option<Versioning>,
 }
 
 impl Manifest {
     fn files(&self) -> impl Iterator<Item = &String> {
         self.base.iter().chain(&self.inventory_deltas).chain(&self.tombstones).chain(&self.journal)
     }
-}
-
-/// What a change contributes to the catalog.
-enum Change {
-    Put(JournalRow, InventoryRow),
-    Delete(JournalRow),
 }
 
 pub struct Catalog {
@@ -148,143 +119,13 @@ pub struct CatalogSnapshot {
     _pin: Arc<()>,
 }
 
-fn timestamp_type() -> DataType {
-    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
-}
-
-fn metadata_type() -> DataType {
-    let entries = Field::new(
-        "entries",
-        DataType::Struct(
-            vec![Field::new("keys", DataType::Utf8, false), Field::new("values", DataType::Utf8, true)].into(),
-        ),
-        false,
-    );
-    DataType::Map(Arc::new(entries), false)
-}
-
-pub fn journal_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("sequence_number", DataType::UInt64, false),
-        Field::new("record_type", DataType::Utf8, false),
-        Field::new("record_timestamp", timestamp_type(), false),
-        Field::new("bucket", DataType::Utf8, false),
-        Field::new("key", DataType::Utf8, false),
-        Field::new("version_id", DataType::Utf8, true),
-        Field::new("is_delete_marker", DataType::Boolean, false),
-        Field::new("size", DataType::UInt64, true),
-        Field::new("etag", DataType::Utf8, true),
-        Field::new("content_type", DataType::Utf8, true),
-        Field::new("last_modified", timestamp_type(), true),
-        Field::new("user_metadata", metadata_type(), true),
-        // Who made the change (null for records written before the log carried it).
-        Field::new("requester", DataType::Utf8, true),
-        Field::new("source_ip", DataType::Utf8, true),
-        Field::new("request_id", DataType::Utf8, true),
-    ]))
-}
-
-pub fn inventory_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("bucket", DataType::Utf8, false),
-        Field::new("key", DataType::Utf8, false),
-        Field::new("version_id", DataType::Utf8, true),
-        Field::new("size", DataType::UInt64, false),
-        Field::new("etag", DataType::Utf8, false),
-        Field::new("content_type", DataType::Utf8, true),
-        Field::new("last_modified", timestamp_type(), false),
-        Field::new("user_metadata", metadata_type(), true),
-        Field::new("sequence_number", DataType::UInt64, false),
-    ]))
-}
-
-pub fn tombstone_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("bucket", DataType::Utf8, false),
-        Field::new("key", DataType::Utf8, false),
-        Field::new("sequence_number", DataType::UInt64, false),
-    ]))
+/// Each bucket's versioning state as the index holds it now.
+fn current_versioning(index: &Index) -> Result<Versioning> {
+    Ok(index.buckets()?.into_iter().filter_map(|(name, bucket)| bucket.versioning.map(|v| (name, v))).collect())
 }
 
 fn parquet_error(e: impl std::fmt::Display) -> Error {
     Error::Io(std::io::Error::other(format!("catalog: {e}")))
-}
-
-fn metadata_array<'a>(rows: impl Iterator<Item = &'a BTreeMap<String, String>>) -> Result<ArrayRef> {
-    let mut builder = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
-    for map in rows {
-        for (k, v) in map {
-            builder.keys().append_value(k);
-            builder.values().append_value(v);
-        }
-        builder.append(true).map_err(parquet_error)?;
-    }
-    // The builder names its fields like `metadata_type()`; cast the nullability to match.
-    let built = builder.finish();
-    let (_, offsets, entries, nulls, ordered) = built.into_parts();
-    let field = match metadata_type() {
-        DataType::Map(field, _) => field,
-        _ => unreachable!("metadata_type is a map"),
-    };
-    let entries = arrow_array::StructArray::try_new(
-        match field.data_type() {
-            DataType::Struct(fields) => fields.clone(),
-            _ => unreachable!("map entries are a struct"),
-        },
-        entries.columns().to_vec(),
-        None,
-    )
-    .map_err(parquet_error)?;
-    Ok(Arc::new(MapArray::try_new(field, offsets, entries, nulls, ordered).map_err(parquet_error)?))
-}
-
-fn timestamps(values: Vec<Option<i64>>) -> ArrayRef {
-    Arc::new(TimestampMillisecondArray::from(values).with_timezone("UTC"))
-}
-
-fn journal_batch(rows: &[JournalRow]) -> Result<RecordBatch> {
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.sequence_number))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.record_type.as_str()))),
-        timestamps(rows.iter().map(|r| Some(r.record_timestamp_ms)).collect()),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.bucket.as_str()))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.key.as_str()))),
-        Arc::new(StringArray::from(vec![None::<&str>; rows.len()])),
-        Arc::new(BooleanArray::from(vec![false; rows.len()])),
-        Arc::new(UInt64Array::from(rows.iter().map(|r| r.size).collect::<Vec<_>>())),
-        Arc::new(StringArray::from(rows.iter().map(|r| r.etag.as_deref()).collect::<Vec<_>>())),
-        Arc::new(StringArray::from(rows.iter().map(|r| r.content_type.as_deref()).collect::<Vec<_>>())),
-        timestamps(rows.iter().map(|r| r.last_modified_ms).collect()),
-        metadata_array(rows.iter().map(|r| &r.user_metadata))?,
-        Arc::new(StringArray::from(rows.iter().map(|r| r.requester.as_deref()).collect::<Vec<_>>())),
-        Arc::new(StringArray::from(rows.iter().map(|r| r.source_ip.as_deref()).collect::<Vec<_>>())),
-        Arc::new(StringArray::from(rows.iter().map(|r| r.request_id.as_deref()).collect::<Vec<_>>())),
-    ];
-    RecordBatch::try_new(journal_schema(), columns).map_err(parquet_error)
-}
-
-fn inventory_batch(rows: &[InventoryRow]) -> Result<RecordBatch> {
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.bucket.as_str()))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.key.as_str()))),
-        Arc::new(StringArray::from(vec![None::<&str>; rows.len()])),
-        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.size))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.etag.as_str()))),
-        Arc::new(StringArray::from(rows.iter().map(|r| r.content_type.as_deref()).collect::<Vec<_>>())),
-        timestamps(rows.iter().map(|r| Some(r.last_modified_ms)).collect()),
-        metadata_array(rows.iter().map(|r| &r.user_metadata))?,
-        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.sequence_number))),
-    ];
-    RecordBatch::try_new(inventory_schema(), columns).map_err(parquet_error)
-}
-
-fn tombstone_batch(rows: &[(String, String, u64)]) -> Result<RecordBatch> {
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0.as_str()))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1.as_str()))),
-        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.2))),
-    ];
-    RecordBatch::try_new(tombstone_schema(), columns).map_err(parquet_error)
 }
 
 /// Marks a file whose rows are in (bucket, key, sequence_number) order, so that
@@ -386,158 +227,6 @@ fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>> {
     let reader =
         ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_error)?.build().map_err(parquet_error)?;
     reader.map(|batch| batch.map_err(parquet_error)).collect()
-}
-
-fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T> {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_any().downcast_ref::<T>())
-        .ok_or_else(|| Error::Corrupt(format!("catalog file without a usable {name} column")))
-}
-
-fn metadata_at(maps: &MapArray, row: usize) -> BTreeMap<String, String> {
-    let entries = maps.value(row);
-    let keys = entries.column(0).as_any().downcast_ref::<StringArray>();
-    let values = entries.column(1).as_any().downcast_ref::<StringArray>();
-    match (keys, values) {
-        (Some(k), Some(v)) => (0..k.len()).map(|i| (k.value(i).to_owned(), v.value(i).to_owned())).collect(),
-        _ => BTreeMap::new(),
-    }
-}
-
-fn inventory_rows(batch: &RecordBatch) -> Result<Vec<InventoryRow>> {
-    let buckets = column::<StringArray>(batch, "bucket")?;
-    let keys = column::<StringArray>(batch, "key")?;
-    let sizes = column::<UInt64Array>(batch, "size")?;
-    let etags = column::<StringArray>(batch, "etag")?;
-    let content_types = column::<StringArray>(batch, "content_type")?;
-    let modified = column::<TimestampMillisecondArray>(batch, "last_modified")?;
-    let metadata = column::<MapArray>(batch, "user_metadata")?;
-    let lsns = column::<UInt64Array>(batch, "sequence_number")?;
-    Ok((0..batch.num_rows())
-        .map(|i| InventoryRow {
-            bucket: buckets.value(i).to_owned(),
-            key: keys.value(i).to_owned(),
-            size: sizes.value(i),
-            etag: etags.value(i).to_owned(),
-            content_type: (!content_types.is_null(i)).then(|| content_types.value(i).to_owned()),
-            last_modified_ms: modified.value(i),
-            user_metadata: metadata_at(metadata, i),
-            sequence_number: lsns.value(i),
-        })
-        .collect())
-}
-
-fn journal_rows(batch: &RecordBatch) -> Result<Vec<JournalRow>> {
-    let lsns = column::<UInt64Array>(batch, "sequence_number")?;
-    let types = column::<StringArray>(batch, "record_type")?;
-    let stamps = column::<TimestampMillisecondArray>(batch, "record_timestamp")?;
-    let buckets = column::<StringArray>(batch, "bucket")?;
-    let keys = column::<StringArray>(batch, "key")?;
-    let sizes = column::<UInt64Array>(batch, "size")?;
-    let etags = column::<StringArray>(batch, "etag")?;
-    let content_types = column::<StringArray>(batch, "content_type")?;
-    let modified = column::<TimestampMillisecondArray>(batch, "last_modified")?;
-    let metadata = column::<MapArray>(batch, "user_metadata")?;
-    let requesters = column::<StringArray>(batch, "requester")?;
-    let source_ips = column::<StringArray>(batch, "source_ip")?;
-    let request_ids = column::<StringArray>(batch, "request_id")?;
-    let text = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_owned());
-    Ok((0..batch.num_rows())
-        .map(|i| JournalRow {
-            sequence_number: lsns.value(i),
-            record_type: types.value(i).to_owned(),
-            record_timestamp_ms: stamps.value(i),
-            bucket: buckets.value(i).to_owned(),
-            key: keys.value(i).to_owned(),
-            size: (!sizes.is_null(i)).then(|| sizes.value(i)),
-            etag: text(etags, i),
-            content_type: text(content_types, i),
-            last_modified_ms: (!modified.is_null(i)).then(|| modified.value(i)),
-            user_metadata: metadata_at(metadata, i),
-            requester: text(requesters, i),
-            source_ip: text(source_ips, i),
-            request_id: text(request_ids, i),
-        })
-        .collect())
-}
-
-/// The catalog change a record makes. A version delete may have promoted an older
-/// version: the inventory then takes the key as the index holds it now (the index is at
-/// or past this record, and any later change of the key follows with a higher LSN).
-fn change(entry: &LogEntry, lsn: u64, index: &Index) -> Result<Option<Change>> {
-    let who = |origin: &Option<Origin>| {
-        let origin = origin.clone().unwrap_or_default();
-        (origin.requester, origin.source_ip, origin.request_id)
-    };
-    let put = |object: &ObjectRecord| {
-        let meta = &object.meta;
-        let (requester, source_ip, request_id) = who(&object.origin);
-        Change::Put(
-            JournalRow {
-                sequence_number: lsn,
-                record_type: "CREATE".into(),
-                record_timestamp_ms: meta.last_modified_ms,
-                bucket: object.bucket.clone(),
-                key: object.key.clone(),
-                size: Some(meta.size_bytes),
-                etag: Some(meta.etag.clone()),
-                content_type: meta.content_type.clone(),
-                last_modified_ms: Some(meta.last_modified_ms),
-                user_metadata: meta.user_metadata.clone(),
-                requester,
-                source_ip,
-                request_id,
-            },
-            InventoryRow {
-                bucket: object.bucket.clone(),
-                key: object.key.clone(),
-                size: meta.size_bytes,
-                etag: meta.etag.clone(),
-                content_type: meta.content_type.clone(),
-                last_modified_ms: meta.last_modified_ms,
-                user_metadata: meta.user_metadata.clone(),
-                sequence_number: lsn,
-            },
-        )
-    };
-    Ok(match entry {
-        LogEntry::Object(object) | LogEntry::UploadComplete { object, .. } => Some(put(object)),
-        LogEntry::Tombstone { bucket, key, origin, version_id, deleted_ms, .. } => {
-            let row = JournalRow {
-                sequence_number: lsn,
-                record_type: if version_id.is_some() { "DELETE_VERSION" } else { "DELETE" }.into(),
-                record_timestamp_ms: deleted_ms.unwrap_or_else(now_ms),
-                bucket: bucket.clone(),
-                key: key.clone(),
-                size: None,
-                etag: None,
-                content_type: None,
-                last_modified_ms: None,
-                user_metadata: BTreeMap::new(),
-                requester: who(origin).0,
-                source_ip: who(origin).1,
-                request_id: who(origin).2,
-            };
-            match version_id.as_ref().map(|_| index.object(bucket, key)).transpose()?.flatten() {
-                Some(current) => Some(Change::Put(
-                    row,
-                    InventoryRow {
-                        bucket: bucket.clone(),
-                        key: key.clone(),
-                        size: current.meta.size_bytes,
-                        etag: current.meta.etag.clone(),
-                        content_type: current.meta.content_type.clone(),
-                        last_modified_ms: current.meta.last_modified_ms,
-                        user_metadata: current.meta.user_metadata.clone(),
-                        sequence_number: lsn,
-                    },
-                )),
-                None => Some(Change::Delete(row)),
-            }
-        }
-        _ => None,
-    })
 }
 
 fn now_ms() -> i64 {
@@ -684,6 +373,12 @@ impl Catalog {
             return Ok(0);
         }
         let mut changes = Vec::new();
+        let mut versioning = match &manifest.versioning {
+            Some(versioning) => versioning.clone(),
+            // A catalog starting from the beginning follows the log from the beginning.
+            None if manifest.covered_lsn == 0 => Versioning::new(),
+            None => current_versioning(index)?,
+        };
         let mut last = (manifest.covered_lsn, manifest.segment_id, manifest.offset);
         let ids: Vec<u64> = segment::list_segments(segments)?
             .into_iter()
@@ -703,7 +398,8 @@ impl Catalog {
                     return Ok(());
                 }
                 if record.prefix.lsn > manifest.covered_lsn {
-                    changes.extend(change(&record.entry, record.prefix.lsn, index)?);
+                    changes.extend(changes::change(&record.entry, record.prefix.lsn, index, &versioning)?);
+                    changes::follow_versioning(&record.entry, &mut versioning);
                     last = (record.prefix.lsn.max(last.0), id, end);
                     full = changes.len() as u64 >= self.config.flush_after_changes.max(1);
                 } else {
@@ -735,12 +431,13 @@ impl Catalog {
             match change {
                 Change::Put(row, inventory) => {
                     journal.push(row.clone());
-                    upserts.push(inventory.clone());
+                    upserts.push(inventory.as_ref().clone());
                 }
                 Change::Delete(row) => {
                     deletes.push((row.bucket.clone(), row.key.clone(), row.sequence_number));
                     journal.push(row.clone());
                 }
+                Change::Journal(row) => journal.push(row.clone()),
             }
         }
         if !journal.is_empty() {
@@ -762,6 +459,7 @@ impl Catalog {
             next.tombstones.push(name);
         }
         next.covered_lsn = covered;
+        next.versioning = Some(versioning);
         next.segment_id = segment_id;
         next.offset = offset;
         self.write_manifest(&next)?;

@@ -589,6 +589,25 @@ impl Index {
         }
     }
 
+    /// The newest version of a key older than `lsn` that the index still holds (a delete
+    /// marker included): the key's latest version when `lsn` was written, if that one
+    /// was not deleted since. One seek, however many versions the key has.
+    pub fn version_before(&self, bucket: &str, key: &str, lsn: u64) -> Result<Option<ObjectEntry>> {
+        if let Some(latest) = self.latest(bucket, key)?
+            && latest.lsn < lsn
+        {
+            return Ok(Some(latest));
+        }
+        let Some(below) = lsn.checked_sub(1) else { return Ok(None) };
+        let end = prefix_successor(&key_versions_prefix(bucket, key)).expect("a key's version prefix ends in END");
+        // Version keys sort newest first: the first at or after `below`'s is the newest
+        // version older than `lsn`.
+        match self.tree.range(version_key(bucket, key, below)..end).next() {
+            Some(item) => Ok(Some(from_json(&item.into_inner()?.1)?)),
+            None => Ok(None),
+        }
+    }
+
     /// Noncurrent versions of `bucket` from key `from` on (all of that key's), in key
     /// order, newest first within a key.
     pub fn noncurrent_versions_from(
@@ -1116,10 +1135,10 @@ fn object_preconditions(view: &View<'_>, object: &ObjectRecord) -> Result<Result
     if object.if_none_match && existing.is_some() {
         return Ok(Err(Rejection::PreconditionFailed));
     }
-    if let (Some(unwanted), Some(e)) = (&object.if_none_match_etag, &existing) {
-        if &e.meta.etag == unwanted {
-            return Ok(Err(Rejection::PreconditionFailed));
-        }
+    if let (Some(unwanted), Some(e)) = (&object.if_none_match_etag, &existing)
+        && &e.meta.etag == unwanted
+    {
+        return Ok(Err(Rejection::PreconditionFailed));
     }
     match (&object.if_match, &existing) {
         // If-Match of a key without a current object: S3 answers 404 NoSuchKey.

@@ -347,3 +347,90 @@ async fn a_damaged_record_does_not_stop_the_catalog() {
     );
     assert_eq!(engine.flush_catalog().unwrap(), 0, "a second flush finds nothing new");
 }
+
+/// Versions, delete markers, tags and locks reach the journal and the inventory, named
+/// as the API names them, and the versioning state the flusher follows survives a
+/// restart (it is in the manifest, with the LSN it is as of).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_markers_tags_and_locks_reach_the_catalog() {
+    use storage_core::{LockMode, Retention, VersionId, VersioningStatus};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(dir.path(), 3_600_000)).unwrap();
+    engine.create_bucket("b", 1).await.unwrap();
+    put(&engine, "plain", 1).await; // never versioned: no version id
+    engine.set_bucket_versioning("b", VersioningStatus::Enabled).await.unwrap();
+    put(&engine, "k", 2).await;
+    let first = engine.object("b", "k").unwrap().unwrap().version_id().to_string();
+    engine.flush_catalog().unwrap();
+    engine.close().await.unwrap();
+    drop(engine);
+
+    // The second half runs in a new process life: the flusher resumes with the
+    // bucket's state from the manifest.
+    let engine = Engine::open(config(dir.path(), 3_600_000)).unwrap();
+    put(&engine, "k", 3).await;
+    let second = engine.object("b", "k").unwrap().unwrap().version_id().to_string();
+    assert_ne!(first, second);
+    let tags = BTreeMap::from([("project".to_owned(), "x".to_owned())]);
+    engine.set_object_tags("b", "k", None, tags.clone()).await.unwrap();
+    let first_id = VersionId::parse(&first).unwrap();
+    engine.set_object_tags("b", "k", Some(first_id), BTreeMap::new()).await.unwrap();
+    let until_ms = now_ms() + 3_600_000;
+    let retention = Retention { mode: LockMode::Governance, retain_until_ms: until_ms };
+    let refused = engine.set_retention("b", "k", None, Some(retention), false).await;
+    assert!(refused.is_err(), "retention in a bucket without object lock is refused");
+    assert!(engine.set_legal_hold("b", "k", None, true).await.is_err(), "and so is a legal hold");
+    engine.delete_object("b", "k").await.unwrap(); // a delete marker
+    engine.set_bucket_versioning("b", VersioningStatus::Suspended).await.unwrap();
+    put(&engine, "k", 4).await; // the null version, current again
+    engine.create_bucket_with("locked", 1, true).await.unwrap();
+    let mut writer = engine.body_writer();
+    writer.write(Bytes::from_static(b"x")).await.unwrap();
+    let body = writer.finish().await.unwrap();
+    let meta = ObjectMeta { size_bytes: 1, etag: "e".into(), last_modified_ms: now_ms(), ..Default::default() };
+    engine.put_object(ObjectRecord::new("locked", "l", meta), body).await.unwrap();
+    engine.set_retention("locked", "l", None, Some(retention), false).await.unwrap();
+    engine.set_legal_hold("locked", "l", None, true).await.unwrap();
+    engine.flush_catalog().unwrap();
+
+    let journal = catalog(&engine).journal().unwrap();
+    let summary: Vec<(&str, &str, Option<&str>, bool)> = journal
+        .iter()
+        .map(|r| (r.record_type.as_str(), r.key.as_str(), r.version_id.as_deref(), r.is_delete_marker))
+        .collect();
+    let locked_id = engine.object("locked", "l").unwrap().unwrap().version_id().to_string();
+    let marker = journal.iter().find(|r| r.record_type == "DELETE").unwrap().sequence_number;
+    let marker = VersionId::Lsn(marker).to_string();
+    assert_eq!(
+        summary,
+        [
+            ("CREATE", "plain", None, false),
+            ("CREATE", "k", Some(first.as_str()), false),
+            ("CREATE", "k", Some(second.as_str()), false),
+            ("UPDATE_TAGS", "k", Some(second.as_str()), false),
+            ("UPDATE_TAGS", "k", Some(first.as_str()), false),
+            ("DELETE", "k", Some(marker.as_str()), true),
+            ("CREATE", "k", Some("null"), false),
+            ("CREATE", "l", Some(locked_id.as_str()), false),
+            ("UPDATE_RETENTION", "l", Some(locked_id.as_str()), false),
+            ("UPDATE_LEGAL_HOLD", "l", Some(locked_id.as_str()), false),
+        ],
+        "the journal: (type, key, version id, delete marker)"
+    );
+    let tagged = journal.iter().find(|r| r.record_type == "UPDATE_TAGS").unwrap();
+    assert_eq!(tagged.tags.as_ref(), Some(&tags));
+    let held = journal.iter().find(|r| r.record_type == "UPDATE_LEGAL_HOLD").unwrap();
+    assert_eq!(held.lock.legal_hold, Some(true));
+
+    let inventory = catalog(&engine).inventory().unwrap();
+    let k = &inventory[&("b".to_owned(), "k".to_owned())];
+    assert_eq!((k.version_id.as_deref(), k.size, k.tags.as_ref()), (Some("null"), 4, Some(&BTreeMap::new())));
+    let plain = &inventory[&("b".to_owned(), "plain".to_owned())];
+    assert_eq!(plain.version_id, None, "a version made before versioning has no id");
+    let l = &inventory[&("locked".to_owned(), "l".to_owned())];
+    assert_eq!(
+        (l.lock.mode.as_deref(), l.lock.retain_until_ms, l.lock.legal_hold),
+        (Some("GOVERNANCE"), Some(until_ms), Some(true)),
+        "the inventory carries the current version's lock"
+    );
+}

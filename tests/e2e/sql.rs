@@ -261,6 +261,95 @@ async fn sql_inventory_and_journal_show_acknowledged_writes_and_deletes_at_once(
     assert_eq!(joined, "key,record_type\ndir/b.csv,CREATE\n", "inventory joined to the journal by sequence_number");
 }
 
+/// Versions, delete markers, tags and object lock in the catalog: `tags['project']`
+/// filters the inventory, and the journal names each version and marker as the S3 API
+/// does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_the_catalog_carries_versions_markers_tags_and_locks() {
+    use aws_sdk_s3::types::{BucketVersioningStatus, ObjectLockLegalHoldStatus, VersioningConfiguration};
+    let server =
+        Server::start_with(ServerOptions { config_toml: Some(NO_BACKGROUND_FLUSH.into()), ..Default::default() });
+    let s3 = server.client();
+    create_bucket(&s3, "lake").await;
+    let enabled = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
+    s3.put_bucket_versioning().bucket("lake").versioning_configuration(enabled).send().await.unwrap();
+    let put = |key: &'static str, tagging: &'static str| {
+        s3.put_object().bucket("lake").key(key).tagging(tagging).body(ByteStream::from_static(b"data")).send()
+    };
+    let v1 = put("a.csv", "project=x&team=red").await.ok_or_panic("PUT a.csv v1").version_id.unwrap();
+    let v2 = put("a.csv", "project=y").await.ok_or_panic("PUT a.csv v2").version_id.unwrap();
+    put("b.csv", "project=x").await.ok_or_panic("PUT b.csv");
+    put("c.csv", "").await.ok_or_panic("PUT c.csv");
+    let marker = s3.delete_object().bucket("lake").key("c.csv").send().await.ok_or_panic("DELETE c.csv");
+    let marker = marker.version_id.unwrap();
+
+    let tagged = "SELECT key, version_id FROM inventory WHERE bucket = 'lake' AND tags['project'] = 'x' ORDER BY key";
+    assert_eq!(
+        sql_csv(&server, tagged).await,
+        "key,version_id
+b.csv,"
+            .to_owned()
+            + &latest_id(&s3, "b.csv").await
+            + "
+"
+    );
+    let journal = "SELECT record_type, key, version_id, is_delete_marker FROM journal WHERE bucket = 'lake' \
+                   ORDER BY sequence_number";
+    let b = latest_id(&s3, "b.csv").await;
+    let c = s3.list_object_versions().bucket("lake").prefix("c.csv").send().await.unwrap();
+    let c = c.versions()[0].version_id().unwrap().to_owned();
+    assert_eq!(
+        sql_csv(&server, journal).await,
+        format!(
+            "record_type,key,version_id,is_delete_marker\n\
+             CREATE,a.csv,{v1},false\nCREATE,a.csv,{v2},false\nCREATE,b.csv,{b},false\n\
+             CREATE,c.csv,{c},false\nDELETE,c.csv,{marker},true\n"
+        ),
+        "the journal names every version and the delete marker"
+    );
+
+    // Retagging the current version moves it out of the filter; tags of an old one do not.
+    let retag = aws_sdk_s3::types::Tagging::builder()
+        .tag_set(aws_sdk_s3::types::Tag::builder().key("project").value("z").build().unwrap())
+        .build()
+        .unwrap();
+    s3.put_object_tagging().bucket("lake").key("b.csv").tagging(retag.clone()).send().await.unwrap();
+    s3.put_object_tagging().bucket("lake").key("a.csv").version_id(&v1).tagging(retag).send().await.unwrap();
+    assert_eq!(
+        sql_csv(&server, tagged).await,
+        "key,version_id
+",
+        "no current version is tagged project=x"
+    );
+    let changes = "SELECT key, version_id, tags['project'] AS project FROM journal \
+                   WHERE record_type = 'UPDATE_TAGS' ORDER BY sequence_number";
+    assert_eq!(sql_csv(&server, changes).await, format!("key,version_id,project\nb.csv,{b},z\na.csv,{v1},z\n"));
+
+    // Object lock: the inventory shows the current version's retention and legal hold.
+    s3.create_bucket().bucket("vault").object_lock_enabled_for_bucket(true).send().await.unwrap();
+    s3.put_object()
+        .bucket("vault")
+        .key("deed")
+        .object_lock_mode(aws_sdk_s3::types::ObjectLockMode::Governance)
+        .object_lock_retain_until_date(aws_sdk_s3::primitives::DateTime::from_secs(4_102_444_800))
+        .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+        .body(ByteStream::from_static(b"deed"))
+        .send()
+        .await
+        .ok_or_panic("PUT vault/deed with a lock");
+    let locks = "SELECT key, object_lock_mode, CAST(object_lock_retain_until AS VARCHAR) AS until, \
+                 object_lock_legal_hold FROM inventory WHERE bucket = 'vault'";
+    assert_eq!(
+        sql_csv(&server, locks).await,
+        "key,object_lock_mode,until,object_lock_legal_hold\ndeed,GOVERNANCE,2100-01-01T00:00:00Z,true\n"
+    );
+}
+
+async fn latest_id(s3: &aws_sdk_s3::Client, key: &str) -> String {
+    let head = s3.head_object().bucket("lake").key(key).send().await.ok_or_panic("HEAD for a version id");
+    head.version_id.expect("a version id")
+}
+
 // ---------------------------------------------------------------------------
 // 2. read_parquet over a prefix == local DataFusion over the same files
 // ---------------------------------------------------------------------------

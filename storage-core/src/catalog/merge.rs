@@ -230,16 +230,13 @@ mod tests {
     use super::*;
 
     fn row(key: &str, sequence_number: u64) -> InventoryRow {
-        InventoryRow {
-            bucket: "b".into(),
-            key: key.into(),
-            size: sequence_number,
+        let meta = crate::log_entry::ObjectMeta {
+            size_bytes: sequence_number,
             etag: format!("e{sequence_number}"),
-            content_type: None,
             last_modified_ms: 1,
-            user_metadata: Default::default(),
-            sequence_number,
-        }
+            ..Default::default()
+        };
+        InventoryRow::of("b", key, None, &meta, sequence_number)
     }
 
     fn merged(
