@@ -34,6 +34,10 @@ fn entries() -> Vec<LogEntry> {
         }),
         part_sizes: Some(vec![5, 6]),
         storage_class: Some("STANDARD_IA".into()),
+        upload_id: None,
+        tags: [("project".to_string(), "x".to_string())].into_iter().collect(),
+        retention: None,
+        legal_hold: true,
     };
     let object = ObjectRecord {
         bucket: "bucket".into(),
@@ -54,8 +58,17 @@ fn entries() -> Vec<LogEntry> {
         LogEntry::Chunk,
         LogEntry::Object(object.clone()),
         LogEntry::Object(ObjectRecord { meta: ObjectMeta::default(), chunks: vec![], inline: true, ..object.clone() }),
-        LogEntry::Tombstone { bucket: "bucket".into(), key: "k".into(), origin: None },
-        LogEntry::BucketCreate { bucket: "bucket".into(), created_ms: 1 },
+        LogEntry::Tombstone {
+            bucket: "bucket".into(),
+            key: "k".into(),
+            origin: None,
+            version_id: None,
+            deleted_ms: Some(1),
+            conditions: None,
+            bypass_governance: false,
+        },
+        LogEntry::BucketCreate { bucket: "bucket".into(), created_ms: 1, object_lock: false, owner: Some("alice".into()) },
+        LogEntry::BucketPolicy { bucket: "bucket".into(), policy: Some("{}".into()) },
         LogEntry::BucketDelete { bucket: "bucket".into() },
         LogEntry::UploadCreate(UploadRecord {
             bucket: "bucket".into(),

@@ -43,6 +43,11 @@ enum Entry {
         bucket: String,
         created_ms: i64,
         object_lock: bool,
+        owner: Option<String>,
+    },
+    BucketPolicy {
+        bucket: String,
+        policy: Option<String>,
     },
     BucketDelete {
         bucket: String,
@@ -221,9 +226,10 @@ fn log_entry(e: Entry) -> LogEntry {
             conditions: None,
             bypass_governance: bypass,
         },
-        Entry::BucketCreate { bucket, created_ms, object_lock } => {
-            LogEntry::BucketCreate { bucket, created_ms, object_lock }
+        Entry::BucketCreate { bucket, created_ms, object_lock, owner } => {
+            LogEntry::BucketCreate { bucket, created_ms, object_lock, owner }
         }
+        Entry::BucketPolicy { bucket, policy } => LogEntry::BucketPolicy { bucket, policy },
         Entry::BucketDelete { bucket } => LogEntry::BucketDelete { bucket },
         Entry::ObjectTagging { bucket, key, version_id, tags } => {
             LogEntry::ObjectTagging { bucket, key, version_id, tags }

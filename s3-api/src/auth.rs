@@ -1,11 +1,17 @@
-//! Who may do what: the access keys, their secrets (for s3s's SigV4 checks) and their
-//! limits. A key is an admin, or is limited to named buckets, read-only or read-write.
+//! Who is asking: the access keys, their secrets (for s3s's SigV4 checks) and the users
+//! they belong to. What a user may do is decided in `access.rs`.
+//!
+//! A user is one of three kinds, from the keys that name it:
+//! * an admin: everything, every bucket;
+//! * scoped: the named buckets only, read-only or read-write, and no bucket of its own
+//!   (the keys Quarry had before users owned buckets);
+//! * an owner: a user that creates buckets and owns them, like an AWS account.
 
-use s3s::access::{S3Access, S3AccessContext};
+use crate::policy::Caller;
 use s3s::auth::{S3Auth, SecretKey};
-use s3s::dto::{CopyObjectInput, CopySource, UploadPartCopyInput};
-use s3s::{S3Request, S3Result, s3_error};
+use s3s::{S3Result, s3_error};
 use serde::Deserialize;
+use sha2::Digest;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -29,11 +35,79 @@ pub struct KeyConfig {
     pub buckets: Vec<String>,
     #[serde(default)]
     pub access: AccessLevel,
+    /// The user the key belongs to (default: a user named as the access key). Keys of
+    /// one user must agree on `admin`, `buckets` and `access`.
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+impl KeyConfig {
+    pub fn user_name(&self) -> &str {
+        self.user.as_deref().unwrap_or(&self.access_key)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserKind {
+    Admin,
+    Scoped { buckets: Vec<String>, access: AccessLevel },
+    Owner,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    /// 64 hex digits, as S3's canonical user ids: stable for a name.
+    pub canonical_id: String,
+    pub kind: UserKind,
+}
+
+impl User {
+    fn new(name: &str, kind: UserKind) -> User {
+        let digest = sha2::Sha256::digest(format!("quarry-user:{name}").as_bytes());
+        User { name: name.to_owned(), canonical_id: hex::encode(digest), kind }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.kind == UserKind::Admin
+    }
+
+    /// Whether a scoped user's grant covers `bucket` (for writing if `write`).
+    pub fn scope_allows(&self, bucket: &str, write: bool) -> bool {
+        match &self.kind {
+            UserKind::Admin => true,
+            UserKind::Scoped { buckets, access } => {
+                buckets.iter().any(|b| b == bucket) && (!write || *access == AccessLevel::ReadWrite)
+            }
+            UserKind::Owner => false,
+        }
+    }
+
+    /// How bucket policies name this user: `"<name>"`, `"arn:aws:iam::<name>:root"` and
+    /// `"arn:aws:iam::<name>:user/<name>"` in `AWS`, the canonical id in `CanonicalUser`.
+    pub fn as_policy_caller(&self) -> Caller {
+        let aws_names = vec![
+            self.name.clone(),
+            format!("arn:aws:iam::{}:root", self.name),
+            format!("arn:aws:iam::{0}:user/{0}", self.name),
+        ];
+        Caller::User { aws_names, canonical_id: self.canonical_id.clone() }
+    }
+
+    pub fn owner(&self) -> s3s::dto::Owner {
+        s3s::dto::Owner { id: Some(self.canonical_id.clone()), display_name: Some(self.name.clone()) }
+    }
+}
+
+/// The owner entry of the user `name` (whether or not the user still has keys).
+pub fn owner_named(name: &str) -> s3s::dto::Owner {
+    User::new(name, UserKind::Owner).owner()
 }
 
 #[derive(Debug, Default)]
 pub struct KeyStore {
     keys: HashMap<String, KeyConfig>,
+    users: HashMap<String, User>,
 }
 
 impl KeyStore {
@@ -46,6 +120,18 @@ impl KeyStore {
                     key.access_key
                 ));
             }
+            let kind = match (key.admin, key.buckets.is_empty()) {
+                (true, _) => UserKind::Admin,
+                (false, false) => UserKind::Scoped { buckets: key.buckets.clone(), access: key.access },
+                (false, true) => UserKind::Owner,
+            };
+            let user = User::new(key.user_name(), kind);
+            if let Some(known) = store.users.get(&user.name)
+                && *known != user
+            {
+                return Err(format!("the keys of user {:?} disagree on admin, buckets or access", user.name));
+            }
+            store.users.insert(user.name.clone(), user);
             if let Some(previous) = store.keys.insert(key.access_key.clone(), key) {
                 return Err(format!("access key {:?} is configured twice", previous.access_key));
             }
@@ -57,23 +143,29 @@ impl KeyStore {
         self.keys.get(access_key)
     }
 
-    /// May `access_key` use `bucket` (for writing if `write`)?
-    pub fn allows(&self, access_key: &str, bucket: &str, write: bool) -> bool {
-        match self.keys.get(access_key) {
-            Some(key) if key.admin => true,
-            Some(key) => key.buckets.iter().any(|b| b == bucket) && (!write || key.access == AccessLevel::ReadWrite),
-            None => false,
-        }
+    /// The user an access key belongs to.
+    pub fn user(&self, access_key: &str) -> Option<&User> {
+        self.users.get(self.keys.get(access_key)?.user_name())
     }
 
-    /// May `access_key` see `bucket` in ListBuckets?
-    pub fn lists(&self, access_key: &str, bucket: &str) -> bool {
-        self.allows(access_key, bucket, false)
+    /// A user by name (a bucket's owner).
+    pub fn user_named(&self, name: &str) -> Option<&User> {
+        self.users.get(name)
+    }
+
+    /// May `access_key` see `bucket`, owned by `owner`, in ListBuckets? Admins see
+    /// every bucket, scoped users those they may use, owners their own.
+    pub fn lists(&self, access_key: &str, bucket: &str, owner: Option<&str>) -> bool {
+        match self.user(access_key) {
+            Some(user) if user.kind == UserKind::Owner => owner == Some(user.name.as_str()),
+            Some(user) => user.scope_allows(bucket, false),
+            None => false,
+        }
     }
 }
 
 /// Operations that only read. Everything else needs write access.
-fn is_read_only(operation: &str) -> bool {
+pub(crate) fn is_read_only(operation: &str) -> bool {
     matches!(
         operation,
         "GetObject"
@@ -92,6 +184,11 @@ fn is_read_only(operation: &str) -> bool {
             | "GetBucketTagging"
             | "GetObjectAcl"
             | "GetBucketAcl"
+            | "GetObjectRetention"
+            | "GetObjectLegalHold"
+            | "GetObjectLockConfiguration"
+            | "GetBucketPolicy"
+            | "GetBucketPolicyStatus"
     )
 }
 
@@ -107,60 +204,5 @@ impl S3Auth for Auth {
                 Err(s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records."))
             }
         }
-    }
-}
-
-/// s3s asks this, after the signature checked out, whether the caller may do the operation.
-pub struct Access(pub Arc<KeyStore>);
-
-fn denied() -> s3s::S3Error {
-    s3_error!(AccessDenied, "Access Denied")
-}
-
-impl Access {
-    fn check_source(&self, access_key: Option<&str>, source: &CopySource) -> S3Result<()> {
-        let CopySource::Bucket { bucket, .. } = source else {
-            return Ok(());
-        };
-        match access_key {
-            Some(key) if self.0.allows(key, bucket, false) => Ok(()),
-            _ => Err(denied()),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl S3Access for Access {
-    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        let Some(credentials) = cx.credentials() else {
-            return Err(s3_error!(AccessDenied, "Anonymous requests are not allowed"));
-        };
-        let Some(key) = self.0.key(&credentials.access_key) else {
-            return Err(denied());
-        };
-        if key.admin {
-            return Ok(());
-        }
-        let operation = cx.s3_op().name();
-        let bucket = match cx.s3_path() {
-            s3s::path::S3Path::Root => None,
-            s3s::path::S3Path::Bucket { bucket } | s3s::path::S3Path::Object { bucket, .. } => Some(bucket),
-        };
-        match (operation, bucket) {
-            ("CreateBucket" | "DeleteBucket", _) => Err(s3_error!(AccessDenied, "Only an admin key may {operation}")),
-            ("ListBuckets", _) => Ok(()), // filtered to the key's buckets
-            (_, Some(bucket)) if self.0.allows(&key.access_key, bucket, !is_read_only(operation)) => Ok(()),
-            _ => Err(denied()),
-        }
-    }
-
-    async fn copy_object(&self, req: &mut S3Request<CopyObjectInput>) -> S3Result<()> {
-        let access_key = req.credentials.as_ref().map(|c| c.access_key.as_str());
-        self.check_source(access_key, &req.input.copy_source)
-    }
-
-    async fn upload_part_copy(&self, req: &mut S3Request<UploadPartCopyInput>) -> S3Result<()> {
-        let access_key = req.credentials.as_ref().map(|c| c.access_key.as_str());
-        self.check_source(access_key, &req.input.copy_source)
     }
 }

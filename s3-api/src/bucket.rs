@@ -39,7 +39,7 @@ pub async fn list_buckets(s3: &QuarryS3, req: S3Request<ListBucketsInput>) -> S3
         .into_iter()
         .filter(|_| in_region)
         .filter(|(name, _)| resume_after.as_ref().is_none_or(|after| name > after))
-        .filter(|(name, _)| name.starts_with(prefix) && s3.keys.lists(caller, name));
+        .filter(|(name, entry)| name.starts_with(prefix) && s3.keys.lists(caller, name, entry.owner.as_deref()));
     let buckets: Vec<Bucket> = listed
         .by_ref()
         .take(page_size)
@@ -54,7 +54,7 @@ pub async fn list_buckets(s3: &QuarryS3, req: S3Request<ListBucketsInput>) -> S3
         buckets.last().and_then(|b| b.name.as_deref()).filter(|_| more).map(crate::list::encode_token);
     Ok(S3Response::new(ListBucketsOutput {
         buckets: Some(buckets),
-        owner: Some(crate::owner()),
+        owner: s3.keys.user(caller).map(crate::auth::User::owner),
         prefix: input.prefix,
         continuation_token,
     }))
@@ -83,13 +83,32 @@ pub async fn create_bucket(
         ));
     }
     let object_lock = req.input.object_lock_enabled_for_bucket == Some(true);
-    match s3.engine.create_bucket_with(bucket, now_ms(), object_lock).await {
+    let caller = req.credentials.as_ref().and_then(|c| s3.keys.user(&c.access_key));
+    let owner = caller.map(|u| u.name.as_str());
+    match s3.engine.create_bucket_with(bucket, now_ms(), object_lock, owner).await {
         Ok(()) => {}
-        // Every key that may reach a bucket owns it (until users own buckets). In
-        // us-east-1 S3 answers a create of a bucket the caller owns with 200 and changes
-        // nothing; in every other region with 409 BucketAlreadyOwnedByYou.
-        Err(storage_core::Error::Rejected(storage_core::Rejection::BucketAlreadyExists))
-            if s3.config.region == US_EAST_1 => {}
+        Err(storage_core::Error::Rejected(storage_core::Rejection::BucketAlreadyExists)) => {
+            let existing = s3.engine.bucket(bucket).map_err(engine_error)?;
+            // Buckets made before buckets had owners are the admins'.
+            let owned = match existing.and_then(|e| e.owner) {
+                Some(existing_owner) => Some(existing_owner.as_str()) == owner,
+                None => caller.is_some_and(crate::auth::User::is_admin),
+            };
+            if !owned {
+                return Err(s3_error!(
+                    BucketAlreadyExists,
+                    "The requested bucket name is not available. Select a different name and try again."
+                ));
+            }
+            // S3 answers a create of a bucket the caller owns with 200 in us-east-1
+            // (changing nothing), with 409 BucketAlreadyOwnedByYou elsewhere.
+            if s3.config.region != US_EAST_1 {
+                return Err(s3_error!(
+                    BucketAlreadyOwnedByYou,
+                    "Your previous request to create the named bucket succeeded and you already own it."
+                ));
+            }
+        }
         Err(e) => return Err(engine_error(e)),
     }
     Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")) }))

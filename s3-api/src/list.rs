@@ -117,8 +117,9 @@ pub async fn list_objects_v2(
     let (mut objects, prefixes, is_truncated, last) = list_page(s3, &input.bucket, &query, &encoder)?;
     // ListObjectsV2 names each object's owner only when asked (fetch-owner=true).
     if input.fetch_owner == Some(true) {
+        let owner = s3.bucket_owner(&input.bucket)?;
         for object in &mut objects {
-            object.owner = Some(crate::owner());
+            object.owner = Some(owner.clone());
         }
     }
     let next_token = last.as_deref().filter(|_| is_truncated).map(encode_token);
@@ -200,6 +201,7 @@ pub async fn list_object_versions(
             s3.engine.list_object_versions(&input.bucket, &query).map_err(engine_error)?
         }
     };
+    let owner = s3.bucket_owner(&input.bucket)?;
     let mut versions = Vec::new();
     let mut delete_markers = Vec::new();
     for (key, entry, is_latest) in page.versions {
@@ -209,7 +211,7 @@ pub async fn list_object_versions(
                 is_latest: Some(is_latest),
                 key: Some(encoder.apply(key)),
                 last_modified: Some(timestamp(entry.meta.last_modified_ms)),
-                owner: Some(crate::owner()),
+                owner: Some(owner.clone()),
                 version_id,
             });
             continue;
@@ -222,7 +224,7 @@ pub async fn list_object_versions(
             is_latest: Some(is_latest),
             key: o.key,
             last_modified: o.last_modified,
-            owner: Some(crate::owner()),
+            owner: Some(owner.clone()),
             restore_status: None,
             size: o.size,
             storage_class: o.storage_class.map(|c| ObjectVersionStorageClass::from(c.as_str().to_owned())),
@@ -312,6 +314,7 @@ pub async fn list_multipart_uploads(
 ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
     let input = req.input;
     s3.require_bucket(&input.bucket)?;
+    let owner = s3.bucket_owner(&input.bucket)?;
     let encoder = Encoder::new(input.encoding_type.as_ref())?;
     let limit = max_keys(input.max_uploads)?;
     let prefix = input.prefix.clone().unwrap_or_default();
@@ -360,7 +363,7 @@ pub async fn list_multipart_uploads(
                     storage_class: Some(StorageClass::from(
                         reported_class(upload.meta.storage_class.as_ref()).to_owned(),
                     )),
-                    owner: Some(crate::owner()),
+                    owner: Some(owner.clone()),
                     initiator: Some(Initiator { id: Some("quarry".into()), display_name: Some("quarry".into()) }),
                     checksum_algorithm: upload.checksum_algorithm.map(ChecksumAlgorithm::from),
                     checksum_type: upload.checksum_type.map(ChecksumType::from),

@@ -476,6 +476,7 @@ pub async fn list_parts(s3: &QuarryS3, req: S3Request<ListPartsInput>) -> S3Resu
         None => MAX_PARTS_PER_PAGE,
     };
     let all = s3.engine.index().parts(&upload.bucket, &upload.key, &upload.upload_id).map_err(engine_error)?;
+    let owner = s3.bucket_owner(&upload.bucket)?;
     let after: Vec<PartEntry> = all.into_iter().filter(|p| p.part.part_number as i64 > marker as i64).collect();
     let is_truncated = after.len() > limit;
     let page = &after[..after.len().min(limit)];
@@ -503,7 +504,7 @@ pub async fn list_parts(s3: &QuarryS3, req: S3Request<ListPartsInput>) -> S3Resu
         is_truncated: Some(is_truncated),
         parts: Some(parts),
         storage_class: Some(StorageClass::from(reported_class(upload.meta.storage_class.as_ref()).to_owned())),
-        owner: Some(crate::owner()),
+        owner: Some(owner.clone()),
         initiator: Some(Initiator { id: Some("quarry".into()), display_name: Some("quarry".into()) }),
         checksum_algorithm: upload.checksum_algorithm.map(ChecksumAlgorithm::from),
         checksum_type: upload.checksum_type.map(ChecksumType::from),

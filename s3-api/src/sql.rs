@@ -96,7 +96,7 @@ impl S3Route for SqlRoute {
 
     async fn call(&self, mut req: S3Request<Body>) -> S3Result<S3Response<Body>> {
         let access_key = req.credentials.as_ref().map(|c| c.access_key.clone()).expect("check_access ran");
-        let scope = self.keys.scope(&access_key);
+        let scope = self.keys.scope(&access_key, &self.engine)?;
         let format = result_format(&req)?;
         let sql = req.input.store_all_limited(quarry_sql::query::MAX_SQL_BYTES).await.map_err(|e| {
             s3_error!(
@@ -161,12 +161,19 @@ impl S3Route for SqlRoute {
 }
 
 impl KeyStore {
-    /// The buckets a key may read, for SQL.
-    pub fn scope(&self, access_key: &str) -> BucketScope {
-        match self.key(access_key) {
-            Some(key) if key.admin => BucketScope::All,
-            Some(key) => BucketScope::Only(key.buckets.iter().cloned().collect()),
+    /// The buckets a key may read, for SQL: every bucket for an admin, a scoped user's
+    /// grant, an owner's own buckets. (Bucket policies do not widen it yet.)
+    pub fn scope(&self, access_key: &str, engine: &storage_core::Engine) -> S3Result<BucketScope> {
+        use crate::auth::UserKind;
+        Ok(match self.user(access_key).map(|u| (&u.kind, u.name.as_str())) {
+            Some((UserKind::Admin, _)) => BucketScope::All,
+            Some((UserKind::Scoped { buckets, .. }, _)) => BucketScope::Only(buckets.iter().cloned().collect()),
+            Some((UserKind::Owner, name)) => {
+                let buckets = engine.buckets().map_err(crate::error::engine_error)?;
+                let owned = buckets.into_iter().filter(|(_, b)| b.owner.as_deref() == Some(name));
+                BucketScope::Only(owned.map(|(bucket, _)| bucket).collect())
+            }
             None => BucketScope::Only(Default::default()),
-        }
+        })
     }
 }

@@ -106,7 +106,7 @@ pub fn env_admin_key() -> Result<Option<KeyConfig>, String> {
 }
 
 fn admin(access_key: String, secret_key: String) -> KeyConfig {
-    KeyConfig { access_key, secret_key, admin: true, buckets: Vec::new(), access: Default::default() }
+    KeyConfig { access_key, secret_key, admin: true, buckets: Vec::new(), access: Default::default(), user: None }
 }
 
 /// With no key configured at all: the key pair kept in the data directory, generated

@@ -412,12 +412,20 @@ impl Engine {
     // ---- buckets ----
 
     pub async fn create_bucket(&self, bucket: &str, created_ms: i64) -> Result<()> {
-        self.create_bucket_with(bucket, created_ms, false).await
+        self.create_bucket_with(bucket, created_ms, false, None).await
     }
 
-    /// CreateBucket, with object lock enabled or not (enabled: versioned for good).
-    pub async fn create_bucket_with(&self, bucket: &str, created_ms: i64, object_lock: bool) -> Result<()> {
-        let entry = LogEntry::BucketCreate { bucket: bucket.to_owned(), created_ms, object_lock };
+    /// CreateBucket, with object lock enabled or not (enabled: versioned for good), owned
+    /// by `owner` (none: the admins).
+    pub async fn create_bucket_with(
+        &self,
+        bucket: &str,
+        created_ms: i64,
+        object_lock: bool,
+        owner: Option<&str>,
+    ) -> Result<()> {
+        let owner = owner.map(str::to_owned);
+        let entry = LogEntry::BucketCreate { bucket: bucket.to_owned(), created_ms, object_lock, owner };
         self.append(entry, Bytes::new(), true).await.map(|_| ())
     }
 
@@ -470,6 +478,12 @@ impl Engine {
     /// recorded (it then makes null versions as before, and answers Suspended).
     pub async fn set_bucket_versioning(&self, bucket: &str, status: VersioningStatus) -> Result<()> {
         let entry = LogEntry::BucketVersioning { bucket: bucket.to_owned(), status };
+        self.append(entry, Bytes::new(), true).await.map(|_| ())
+    }
+
+    /// Put/DeleteBucketPolicy (none: delete). The document is checked by the caller.
+    pub async fn set_bucket_policy(&self, bucket: &str, policy: Option<String>) -> Result<()> {
+        let entry = LogEntry::BucketPolicy { bucket: bucket.to_owned(), policy };
         self.append(entry, Bytes::new(), true).await.map(|_| ())
     }
 

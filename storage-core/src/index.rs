@@ -82,6 +82,16 @@ pub struct BucketEntry {
     /// The record that set `default_retention` (kept while the bucket lives).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_lsn: Option<u64>,
+    /// The user who owns it; none for buckets made before buckets had owners (the
+    /// admins').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The bucket policy document, as PutBucketPolicy took it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// The record that set `policy` (kept while the bucket lives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_lsn: Option<u64>,
 }
 
 /// One version of an object: its body, or a delete marker.
@@ -903,7 +913,7 @@ pub fn apply(
         LogEntry::Tombstone { bucket, key, version_id: Some(version), .. } => {
             return Ok(Ok(delete_version(view, bucket, key, version)?));
         }
-        LogEntry::BucketCreate { bucket, created_ms, object_lock } => {
+        LogEntry::BucketCreate { bucket, created_ms, object_lock, owner } => {
             let entry = BucketEntry {
                 created_ms: *created_ms,
                 lsn,
@@ -914,6 +924,9 @@ pub fn apply(
                 object_lock: *object_lock,
                 default_retention: None,
                 lock_lsn: None,
+                owner: owner.clone(),
+                policy: None,
+                policy_lsn: None,
             };
             view.insert(bucket_key(bucket), to_json(&entry));
         }
@@ -951,6 +964,13 @@ pub fn apply(
                 .expect("decide checked that the version exists");
             entry.meta.legal_hold = *on;
             entry.legal_hold_lsn = Some(lsn);
+            view.insert(k, to_json(&entry));
+        }
+        LogEntry::BucketPolicy { bucket, policy } => {
+            let k = bucket_key(bucket);
+            let mut entry = view.json::<BucketEntry>(&k)?.expect("decide checked that the bucket exists");
+            entry.policy = policy.clone();
+            entry.policy_lsn = policy.as_ref().map(|_| lsn);
             view.insert(k, to_json(&entry));
         }
         LogEntry::BucketVersioning { bucket, status } => {
@@ -1053,12 +1073,14 @@ fn decide(view: &View<'_>, entry: &LogEntry) -> Result<Result<(), Rejection>> {
         LogEntry::BucketDelete { bucket } if view.has_prefix(&version_prefix_bytes(bucket.as_bytes()))? => {
             Err(Rejection::BucketNotEmpty)
         }
-        LogEntry::BucketVersioning { bucket, .. } | LogEntry::BucketTagging { bucket, .. }
+        LogEntry::BucketVersioning { bucket, .. }
+        | LogEntry::BucketTagging { bucket, .. }
+        | LogEntry::BucketPolicy { bucket, .. }
             if !bucket_exists(bucket)? =>
         {
             Err(Rejection::NoSuchBucket)
         }
-        LogEntry::BucketTagging { .. } => Ok(()),
+        LogEntry::BucketTagging { .. } | LogEntry::BucketPolicy { .. } => Ok(()),
         // Object lock can be turned on later for a bucket whose versioning is enabled.
         LogEntry::BucketObjectLock { bucket, .. } => match view.json::<BucketEntry>(&bucket_key(bucket))? {
             None => Err(Rejection::NoSuchBucket),
@@ -1460,7 +1482,7 @@ mod tests {
             LogEntry::Object(object)
         };
         let versioning = |status| LogEntry::BucketVersioning { bucket: "b".into(), status };
-        apply_one(LogEntry::BucketCreate { bucket: "b".into(), created_ms: 0, object_lock: false });
+        apply_one(LogEntry::BucketCreate { bucket: "b".into(), created_ms: 0, object_lock: false, owner: None });
         apply_one(put()); // the null version
         apply_one(versioning(VersioningStatus::Enabled));
         for _ in 0..2_000 {

@@ -301,6 +301,10 @@ pub enum LogEntry {
         /// Object lock enabled (the bucket is versioned from the start, for good).
         #[serde(default, skip_serializing_if = "is_false")]
         object_lock: bool,
+        /// The user who created it and owns it (absent in records written before
+        /// buckets had owners: those belong to the admins).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
     },
     BucketDelete {
         bucket: String,
@@ -346,6 +350,13 @@ pub enum LogEntry {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         version_id: Option<String>,
         on: bool,
+    },
+    /// Put/DeleteBucketPolicy: the bucket's policy document from here on (none: deleted).
+    /// The text is kept as the client sent it, checked before it was written.
+    BucketPolicy {
+        bucket: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        policy: Option<String>,
     },
     /// PutBucketVersioning: the bucket's versioning state from here on.
     BucketVersioning {
@@ -394,6 +405,7 @@ impl LogEntry {
             LogEntry::BucketObjectLock { .. } => RecordKind::BucketObjectLock,
             LogEntry::ObjectRetention { .. } => RecordKind::ObjectRetention,
             LogEntry::ObjectLegalHold { .. } => RecordKind::ObjectLegalHold,
+            LogEntry::BucketPolicy { .. } => RecordKind::BucketPolicy,
         }
     }
 }

@@ -47,6 +47,7 @@ pub enum RecordKind {
     BucketObjectLock = 14,
     ObjectRetention = 15,
     ObjectLegalHold = 16,
+    BucketPolicy = 17,
 }
 
 impl RecordKind {
@@ -69,6 +70,7 @@ impl RecordKind {
             14 => BucketObjectLock,
             15 => ObjectRetention,
             16 => ObjectLegalHold,
+            17 => BucketPolicy,
             _ => return None,
         })
     }

@@ -63,6 +63,11 @@ enum Op {
     SetVersioning {
         enabled: bool,
     },
+    /// Sets the bucket's policy (a document made from `seed`), or deletes it when
+    /// `seed % 3 == 0`.
+    SetPolicy {
+        seed: u8,
+    },
     /// A forced compaction pass: rewrites every sealed segment holding dead bytes.
     Compact,
     /// Sets the tags of a key's latest version, or of its `nth` (modulo their number)
@@ -105,6 +110,7 @@ fn data_op() -> impl Strategy<Value = Op> {
             .prop_map(|(key, nth, compliance)| Op::Retain { key, nth, compliance }),
         1 => (0..KEYS, prop::option::of(any::<u8>()), any::<bool>()).prop_map(|(key, nth, on)| Op::Hold { key, nth, on }),
         1 => any::<bool>().prop_map(|enabled| Op::SetVersioning { enabled }),
+        1 => any::<u8>().prop_map(|seed| Op::SetPolicy { seed }),
         1 => Just(Op::Compact),
         1 => (0..KEYS, prop::option::of(any::<u8>()), any::<u8>()).prop_map(|(key, nth, seed)| Op::Tag { key, nth, seed }),
         1 => (0..KEYS, 0..KEYS).prop_map(|(from, to)| Op::Copy { from, to }),
@@ -210,13 +216,32 @@ fn current(versions: &Versions) -> Option<&Stored> {
     versions.first().and_then(|v| v.content.as_ref())
 }
 
+/// The user the model's bucket belongs to.
+const OWNER: &str = "model-owner";
+
+/// What the model knows of the bucket itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BucketState {
+    versioning: Option<VersioningStatus>,
+    policy: Option<String>,
+}
+
+/// The policy document `Op::SetPolicy { seed }` sets (none: it deletes the policy).
+fn policy_for(seed: u8) -> Option<String> {
+    (seed % 3 != 0).then(|| {
+        format!(
+            r#"{{"Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{BUCKET}/p{seed}/*"}}]}}"#
+        )
+    })
+}
+
 struct Harness {
     dir: tempfile::TempDir,
     sim: SimDir,
     engine: Option<Engine>,
     model: BTreeMap<String, Allowed>,
-    /// The bucket's versioning states the model allows (usually one).
-    versioning: Vec<Option<VersioningStatus>>,
+    /// The bucket-level states the model allows (usually one).
+    bucket: Vec<BucketState>,
     /// The bucket was created with object lock.
     object_lock: bool,
     upload_counter: u64,
@@ -226,9 +251,9 @@ impl Harness {
     fn new(object_lock: bool) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let sim = SimDir::new();
-        let versioning = vec![object_lock.then_some(VersioningStatus::Enabled)];
+        let bucket = vec![BucketState { versioning: object_lock.then_some(VersioningStatus::Enabled), policy: None }];
         let mut harness =
-            Harness { dir, sim, engine: None, model: BTreeMap::new(), versioning, object_lock, upload_counter: 0 };
+            Harness { dir, sim, engine: None, model: BTreeMap::new(), bucket, object_lock, upload_counter: 0 };
         harness.open();
         harness
     }
@@ -261,7 +286,7 @@ impl Harness {
             Op::Crash { torn_percent, lose_index } => self.crash(*torn_percent, *lose_index),
             Op::FailDuring { op, after_ops, torn_percent, lose_index } => {
                 let intended = self.intended(op);
-                let intended_versioning = self.intended_versioning(op);
+                let intended_bucket = self.intended_bucket(op);
                 self.sim.fail_after(*after_ops as u64);
                 let acknowledged = self.apply(op).await.is_ok();
                 for (key, value) in intended {
@@ -275,24 +300,24 @@ impl Harness {
                         }
                     }
                 }
-                if let Some(status) = intended_versioning {
+                if let Some(state) = intended_bucket {
                     if acknowledged {
-                        self.versioning = vec![status];
-                    } else if !self.versioning.contains(&status) {
-                        self.versioning.push(status);
+                        self.bucket = vec![state];
+                    } else if !self.bucket.contains(&state) {
+                        self.bucket.push(state);
                     }
                 }
                 self.crash(*torn_percent, *lose_index);
             }
             data => {
                 let intended = self.intended(data);
-                let intended_versioning = self.intended_versioning(data);
+                let intended_bucket = self.intended_bucket(data);
                 self.apply(data).await.expect("with a healthy disk every operation succeeds");
                 for (key, value) in intended {
                     self.set(&key, value);
                 }
-                if let Some(status) = intended_versioning {
-                    self.versioning = vec![status];
+                if let Some(state) = intended_bucket {
+                    self.bucket = vec![state];
                 }
             }
         }
@@ -302,7 +327,7 @@ impl Harness {
     /// point (every check collapses it to what the engine holds).
     fn intended(&self, op: &Op) -> Vec<(String, Versions)> {
         let versions = |key: u8| self.model.get(&key_name(key)).map(|states| states[0].clone()).unwrap_or_default();
-        let versioning = self.versioning[0];
+        let versioning = self.bucket[0].versioning;
         let write =
             |key: u8, content: Option<Stored>| (key_name(key), after_write(&versions(key), content, versioning));
         match op {
@@ -364,9 +389,12 @@ impl Harness {
                 }
                 vec![(key_name(*key), list)]
             }
-            Op::SetVersioning { .. } | Op::Compact | Op::Restart | Op::Crash { .. } | Op::FailDuring { .. } => {
-                vec![]
-            }
+            Op::SetVersioning { .. }
+            | Op::SetPolicy { .. }
+            | Op::Compact
+            | Op::Restart
+            | Op::Crash { .. }
+            | Op::FailDuring { .. } => vec![],
         }
     }
 
@@ -390,13 +418,19 @@ impl Harness {
         vec![(key_name(key), list)]
     }
 
-    /// The bucket's versioning state after `op`, if it changes it.
-    fn intended_versioning(&self, op: &Op) -> Option<Option<VersioningStatus>> {
+    /// The bucket's state after `op`, if it changes it.
+    fn intended_bucket(&self, op: &Op) -> Option<BucketState> {
+        let now = self.bucket[0].clone();
         match op {
             // A bucket with object lock stays versioned.
             Op::SetVersioning { enabled: false } if self.object_lock => None,
-            Op::SetVersioning { enabled: true } => Some(Some(VersioningStatus::Enabled)),
-            Op::SetVersioning { enabled: false } => Some(Some(VersioningStatus::Suspended)),
+            Op::SetVersioning { enabled: true } => {
+                Some(BucketState { versioning: Some(VersioningStatus::Enabled), ..now })
+            }
+            Op::SetVersioning { enabled: false } => {
+                Some(BucketState { versioning: Some(VersioningStatus::Suspended), ..now })
+            }
+            Op::SetPolicy { seed } => Some(BucketState { policy: policy_for(*seed), ..now }),
             _ => None,
         }
     }
@@ -444,6 +478,7 @@ impl Harness {
                 let status = if *enabled { VersioningStatus::Enabled } else { VersioningStatus::Suspended };
                 refused_by_lock(engine.set_bucket_versioning(BUCKET, status).await)?;
             }
+            Op::SetPolicy { seed } => engine.set_bucket_policy(BUCKET, policy_for(*seed)).await?,
             Op::Retain { key, nth, compliance } => {
                 let Some(version) = lock_target(&engine, &key_name(*key), *nth)? else { return Ok(()) };
                 let mode = if *compliance { LockMode::Compliance } else { LockMode::Governance };
@@ -532,13 +567,15 @@ impl Harness {
     /// the one the engine is in.
     async fn check(&mut self, step: usize, op: &Op) {
         let engine = self.engine().clone();
-        let versioning = engine.bucket(BUCKET).unwrap().expect("the bucket").versioning;
+        let entry = engine.bucket(BUCKET).unwrap().expect("the bucket");
+        assert_eq!(entry.owner.as_deref(), Some(OWNER), "step {step} ({op:?}): the bucket's owner");
+        let state = BucketState { versioning: entry.versioning, policy: entry.policy };
         assert!(
-            self.versioning.contains(&versioning),
-            "step {step} ({op:?}): the bucket's versioning is {versioning:?} but the model allows {:?}",
-            self.versioning
+            self.bucket.contains(&state),
+            "step {step} ({op:?}): the bucket is {state:?} but the model allows {:?}",
+            self.bucket
         );
-        self.versioning = vec![versioning];
+        self.bucket = vec![state];
         for k in 0..KEYS {
             let name = key_name(k);
             let actual = read_versions(&engine, &name)
@@ -675,7 +712,7 @@ proptest! {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         runtime.block_on(async {
             let mut harness = Harness::new(object_lock);
-            harness.engine().create_bucket_with(BUCKET, 0, object_lock).await.unwrap();
+            harness.engine().create_bucket_with(BUCKET, 0, object_lock, Some(OWNER)).await.unwrap();
             for (step, op) in ops.iter().enumerate() {
                 harness.run(op).await;
                 harness.check(step, op).await;

@@ -31,6 +31,7 @@ mod memory;
 mod multipart;
 mod object_lock;
 mod objects;
+mod policy;
 mod presigned;
 mod restart;
 mod select;

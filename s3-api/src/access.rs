@@ -1,0 +1,350 @@
+//! What a caller may do: one decision per request, from
+//! * the caller's user (`auth.rs`): admins may do anything; a scoped user what its
+//!   grant covers; an owner whatever it likes with its own buckets;
+//! * the bucket's policy (`policy/`): an explicit Deny refuses the request whoever
+//!   asks (admins excepted), an Allow lets anyone it names in, anonymous callers
+//!   included.
+//!
+//! The owner of a bucket may always read, replace and delete its policy, so that no
+//! policy locks the owner out (as on S3). A bucket that does not exist lets the
+//! request through to answer NoSuchBucket, as S3 does; the reserved names
+//! (`quarry-catalog`, `quarry-admin`) are for admins only.
+
+use crate::auth::{KeyStore, User, UserKind, is_read_only};
+use crate::policy::{Caller, Decision, Policy, Request};
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::dto::{CopyObjectInput, CopySource, DeleteObjectsInput, PutObjectTaggingInput, UploadPartCopyInput};
+use s3s::path::S3Path;
+use s3s::{S3Request, S3Result, s3_error};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use storage_core::{BucketEntry, Engine, VersionId};
+
+/// Parsed bucket policies kept between requests, at most this many buckets' worth.
+const POLICY_CACHE_ENTRIES: usize = 1024;
+
+pub struct Access {
+    keys: Arc<KeyStore>,
+    engine: Engine,
+    /// bucket → (the LSN of the record that set its policy, the parsed policy).
+    policies: Mutex<HashMap<String, (u64, Arc<Policy>)>>,
+}
+
+fn denied() -> s3s::S3Error {
+    s3_error!(AccessDenied, "Access Denied")
+}
+
+/// One question: may `caller` do `operation` (as IAM action `action`) on this bucket
+/// or object?
+struct Ask<'a> {
+    caller: Option<&'a User>,
+    operation: &'a str,
+    action: String,
+    bucket: &'a str,
+    key: Option<&'a str>,
+    version_id: Option<&'a str>,
+    context: HashMap<String, Vec<String>>,
+}
+
+impl Access {
+    pub fn new(keys: Arc<KeyStore>, engine: Engine) -> Access {
+        Access { keys, engine, policies: Mutex::new(HashMap::new()) }
+    }
+
+    /// The caller's user; a key that names none is refused (s3s checked the signature).
+    fn caller(&self, credentials: Option<&s3s::auth::Credentials>) -> S3Result<Option<&User>> {
+        match credentials {
+            None => Ok(None),
+            Some(c) => self.keys.user(&c.access_key).map(Some).ok_or_else(denied),
+        }
+    }
+
+    fn policy(&self, bucket: &str, entry: &BucketEntry) -> S3Result<Option<Arc<Policy>>> {
+        let (Some(text), Some(lsn)) = (&entry.policy, entry.policy_lsn) else { return Ok(None) };
+        let mut cache = self.policies.lock().unwrap();
+        if let Some((cached_lsn, policy)) = cache.get(bucket)
+            && *cached_lsn == lsn
+        {
+            return Ok(Some(policy.clone()));
+        }
+        // Checked when it was put: a failure here means the server's checks changed.
+        let policy = Arc::new(Policy::parse(text, bucket).map_err(|e| {
+            tracing::error!("the stored policy of bucket {bucket} no longer parses: {e}");
+            s3_error!(InternalError, "The bucket's policy cannot be read")
+        })?);
+        if cache.len() >= POLICY_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(bucket.to_owned(), (lsn, policy.clone()));
+        Ok(Some(policy))
+    }
+
+    fn decide(&self, mut ask: Ask<'_>) -> S3Result<()> {
+        if ask.caller.is_some_and(User::is_admin) {
+            return Ok(());
+        }
+        if ask.bucket == crate::CATALOG_BUCKET || ask.bucket == crate::ADMIN_BUCKET {
+            return Err(denied());
+        }
+        let Some(bucket) = self.engine.bucket(ask.bucket).map_err(crate::error::engine_error)? else {
+            return Ok(()); // answered NoSuchBucket by the operation
+        };
+        let owns = ask.caller.is_some_and(|u| bucket.owner.as_deref() == Some(u.name.as_str()));
+        if owns && matches!(ask.action.as_str(), "s3:GetBucketPolicy" | "s3:PutBucketPolicy" | "s3:DeleteBucketPolicy")
+        {
+            return Ok(());
+        }
+        let decision = match self.policy(ask.bucket, &bucket)? {
+            None => Decision::NotApplicable,
+            Some(policy) => {
+                self.add_existing_object_tags(&mut ask)?;
+                let caller = ask.caller.map_or(Caller::Anonymous, User::as_policy_caller);
+                let resource = match ask.key {
+                    Some(key) => format!("arn:aws:s3:::{}/{key}", ask.bucket),
+                    None => format!("arn:aws:s3:::{}", ask.bucket),
+                };
+                let request =
+                    Request { caller: &caller, action: &ask.action, resource: &resource, context: &ask.context };
+                policy.evaluate(&request)
+            }
+        };
+        // A scoped grant is the use of a bucket, not its ownership.
+        let owner_only = matches!(ask.operation, "DeleteBucket" | "PutBucketPolicy" | "DeleteBucketPolicy");
+        let granted =
+            !owner_only && ask.caller.is_some_and(|u| u.scope_allows(ask.bucket, !is_read_only(ask.operation)));
+        match decision {
+            Decision::Deny => Err(denied()),
+            Decision::Allow => Ok(()),
+            Decision::NotApplicable if owns || granted => Ok(()),
+            Decision::NotApplicable => Err(denied()),
+        }
+    }
+
+    /// `s3:ExistingObjectTag/<key>` of the object (version) asked about, if it exists.
+    fn add_existing_object_tags(&self, ask: &mut Ask<'_>) -> S3Result<()> {
+        let Some(key) = ask.key else { return Ok(()) };
+        let object = match ask.version_id.and_then(VersionId::parse) {
+            Some(version) => self.engine.version(ask.bucket, key, version),
+            None => self.engine.object(ask.bucket, key),
+        };
+        if let Some(object) = object.map_err(crate::error::engine_error)? {
+            for (k, v) in &object.meta.tags {
+                ask.context.insert(format!("s3:existingobjecttag/{}", k.to_ascii_lowercase()), vec![v.clone()]);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The IAM action of an S3 operation (`versioned`: the request names a version).
+fn action_of(operation: &str, versioned: bool) -> String {
+    let versioned_action = |base: &str| if versioned { format!("s3:{base}Version") } else { format!("s3:{base}") };
+    match operation {
+        "GetObject" | "HeadObject" | "SelectObjectContent" => versioned_action("GetObject"),
+        "GetObjectAttributes" => versioned_action("GetObjectAttributes"),
+        "GetObjectTagging" | "PutObjectTagging" | "DeleteObjectTagging" | "GetObjectAcl" | "PutObjectAcl" => {
+            versioned_action(operation)
+        }
+        "DeleteObject" => versioned_action("DeleteObject"),
+        "DeleteObjects" => "s3:DeleteObject".into(),
+        "PutObject"
+        | "CopyObject"
+        | "CreateMultipartUpload"
+        | "UploadPart"
+        | "UploadPartCopy"
+        | "CompleteMultipartUpload" => "s3:PutObject".into(),
+        "ListParts" => "s3:ListMultipartUploadParts".into(),
+        "ListMultipartUploads" => "s3:ListBucketMultipartUploads".into(),
+        "ListObjects" | "ListObjectsV2" | "HeadBucket" => "s3:ListBucket".into(),
+        "ListObjectVersions" => "s3:ListBucketVersions".into(),
+        "ListBuckets" => "s3:ListAllMyBuckets".into(),
+        "DeleteBucketTagging" => "s3:PutBucketTagging".into(),
+        "GetObjectLockConfiguration" => "s3:GetBucketObjectLockConfiguration".into(),
+        "PutObjectLockConfiguration" => "s3:PutBucketObjectLockConfiguration".into(),
+        other => format!("s3:{other}"),
+    }
+}
+
+/// Condition keys of the request itself (the policy adds none of its own).
+fn request_context(
+    headers: &http::HeaderMap,
+    uri: &http::Uri,
+    caller: Option<&User>,
+    peer: Option<std::net::IpAddr>,
+) -> HashMap<String, Vec<String>> {
+    let mut context: HashMap<String, Vec<String>> = HashMap::new();
+    let mut put = |key: &str, value: String| context.entry(key.to_owned()).or_default().push(value);
+    if let Some(ip) = peer {
+        put("aws:sourceip", ip.to_string());
+    }
+    // Quarry serves plain HTTP; TLS, where there is any, ends in front of it.
+    put("aws:securetransport", "false".into());
+    let now = time::OffsetDateTime::now_utc();
+    if let Ok(text) = now.format(&time::format_description::well_known::Rfc3339) {
+        put("aws:currenttime", text);
+    }
+    put("aws:epochtime", now.unix_timestamp().to_string());
+    if let Some(user) = caller {
+        put("aws:username", user.name.clone());
+        put("aws:userid", user.canonical_id.clone());
+    }
+    for (name, value) in headers {
+        let Ok(value) = value.to_str() else { continue };
+        match name.as_str() {
+            "referer" => put("aws:referer", value.to_owned()),
+            "user-agent" => put("aws:useragent", value.to_owned()),
+            "if-none-match" => put("s3:if-none-match", value.to_owned()),
+            "x-amz-tagging" => add_request_tags(&mut put, value),
+            n if n.starts_with("x-amz-") => put(&format!("s3:{n}"), value.to_owned()),
+            _ => {}
+        }
+    }
+    for (name, value) in url_query(uri) {
+        match name.as_str() {
+            "prefix" | "delimiter" | "max-keys" => put(&format!("s3:{name}"), value),
+            "versionId" => put("s3:versionid", value),
+            _ => {}
+        }
+    }
+    context
+}
+
+/// `s3:RequestObjectTag/<key>` and `s3:RequestObjectTagKeys` of tags given as
+/// `x-amz-tagging` (URL-encoded pairs).
+fn add_request_tags(put: &mut impl FnMut(&str, String), tagging: &str) {
+    for (k, v) in form_pairs(tagging) {
+        put(&format!("s3:requestobjecttag/{}", k.to_ascii_lowercase()), v);
+        put("s3:requestobjecttagkeys", k);
+    }
+}
+
+fn form_pairs(text: &str) -> Vec<(String, String)> {
+    text.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode =
+                |s: &str| urlencoding::decode(&s.replace('+', " ")).map(|d| d.into_owned()).unwrap_or_default();
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn url_query(uri: &http::Uri) -> Vec<(String, String)> {
+    uri.query().map(form_pairs).unwrap_or_default()
+}
+
+fn peer(cx: &mut S3AccessContext<'_>) -> Option<std::net::IpAddr> {
+    cx.extensions_mut().get::<crate::RequestContext>().and_then(|c| c.peer).map(|p| p.ip())
+}
+
+#[async_trait::async_trait]
+impl S3Access for Access {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let peer = peer(cx);
+        let caller = self.caller(cx.credentials())?;
+        let operation = cx.s3_op().name();
+        let (bucket, key) = match cx.s3_path() {
+            S3Path::Root => (None, None),
+            S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
+            S3Path::Object { bucket, key } => (Some(bucket.to_string()), Some(key.to_string())),
+        };
+        match (operation, bucket) {
+            ("ListBuckets", _) if caller.is_some() => Ok(()), // filtered to what the caller may see
+            ("CreateBucket", _) => match caller {
+                Some(user) if matches!(user.kind, UserKind::Admin | UserKind::Owner) => Ok(()),
+                Some(_) => Err(s3_error!(AccessDenied, "This key may only use the buckets it was given")),
+                None => Err(denied()),
+            },
+            // Decided with what only the request body tells (tags, keys).
+            ("PutObjectTagging" | "DeleteObjects", Some(_)) => Ok(()),
+            (_, Some(bucket)) => {
+                let query = url_query(cx.uri());
+                let version_id = query.iter().find(|(k, _)| k == "versionId").map(|(_, v)| v.clone());
+                let ask = Ask {
+                    caller,
+                    operation,
+                    action: action_of(operation, version_id.is_some()),
+                    bucket: &bucket,
+                    key: key.as_deref(),
+                    version_id: version_id.as_deref(),
+                    context: request_context(cx.headers(), cx.uri(), caller, peer),
+                };
+                self.decide(ask)
+            }
+            _ => Err(denied()),
+        }
+    }
+
+    async fn copy_object(&self, req: &mut S3Request<CopyObjectInput>) -> S3Result<()> {
+        self.check_source(req.credentials.as_ref(), &req.input.copy_source)
+    }
+
+    async fn upload_part_copy(&self, req: &mut S3Request<UploadPartCopyInput>) -> S3Result<()> {
+        self.check_source(req.credentials.as_ref(), &req.input.copy_source)
+    }
+
+    async fn put_object_tagging(&self, req: &mut S3Request<PutObjectTaggingInput>) -> S3Result<()> {
+        let caller = self.caller(req.credentials.as_ref())?;
+        let version_id = req.input.version_id.clone();
+        let mut context = self.context_of(req, caller);
+        for tag in &req.input.tagging.tag_set {
+            let (Some(k), Some(v)) = (&tag.key, &tag.value) else { continue };
+            context.entry(format!("s3:requestobjecttag/{}", k.to_ascii_lowercase())).or_default().push(v.clone());
+            context.entry("s3:requestobjecttagkeys".into()).or_default().push(k.clone());
+        }
+        self.decide(Ask {
+            caller,
+            operation: "PutObjectTagging",
+            action: action_of("PutObjectTagging", version_id.is_some()),
+            bucket: &req.input.bucket,
+            key: Some(&req.input.key),
+            version_id: version_id.as_deref(),
+            context,
+        })
+    }
+
+    /// Every object named must be deletable: one that is not refuses the whole request.
+    async fn delete_objects(&self, req: &mut S3Request<DeleteObjectsInput>) -> S3Result<()> {
+        let caller = self.caller(req.credentials.as_ref())?;
+        let context = self.context_of(req, caller);
+        for object in &req.input.delete.objects {
+            let version_id = object.version_id.as_deref();
+            self.decide(Ask {
+                caller,
+                operation: "DeleteObjects",
+                action: action_of("DeleteObject", version_id.is_some()),
+                bucket: &req.input.bucket,
+                key: Some(&object.key),
+                version_id,
+                context: context.clone(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Access {
+    /// The condition keys of a request s3s has parsed (per-operation checks).
+    fn context_of<T>(&self, req: &S3Request<T>, caller: Option<&User>) -> HashMap<String, Vec<String>> {
+        let peer = req.extensions.get::<crate::RequestContext>().and_then(|c| c.peer).map(|p| p.ip());
+        request_context(&req.headers, &req.uri, caller, peer)
+    }
+
+    /// CopyObject and UploadPartCopy read their source: GetObject on it.
+    fn check_source(&self, credentials: Option<&s3s::auth::Credentials>, source: &CopySource) -> S3Result<()> {
+        let CopySource::Bucket { bucket, key, version_id } = source else {
+            return Ok(());
+        };
+        let caller = self.caller(credentials)?;
+        self.decide(Ask {
+            caller,
+            operation: "GetObject",
+            action: action_of("GetObject", version_id.is_some()),
+            bucket,
+            key: Some(key),
+            version_id: version_id.as_deref(),
+            context: HashMap::new(),
+        })
+    }
+}

@@ -1,0 +1,137 @@
+//! Users that own buckets, and bucket policies, with three callers: the owner (alice),
+//! another user (bob) and anonymous requests (a plain HTTP client, no signature).
+
+use aws_sdk_s3::primitives::ByteStream;
+
+use crate::harness::*;
+
+const CONFIG: &str = r#"
+[[keys]]
+access_key = "alicekey"
+secret_key = "alicesecret123"
+
+[[keys]]
+access_key = "bobkey"
+secret_key = "bobsecret12345"
+"#;
+
+const DENIED: &[&str] = &["AccessDenied"];
+
+/// Public GET under `public/`, and DELETE denied to everyone but alice.
+const POLICY: &str = r#"{
+  "Version": "2012-10-17",
+  "Statement": [
+    {"Sid": "PublicRead", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+     "Resource": "arn:aws:s3:::alice-data/public/*"},
+    {"Sid": "BobWrites", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::bobkey:root"},
+     "Action": ["s3:PutObject", "s3:DeleteObject"], "Resource": "arn:aws:s3:::alice-data/*"},
+    {"Sid": "OnlyAliceDeletes", "Effect": "Deny", "NotPrincipal": {"AWS": "alicekey"},
+     "Action": "s3:DeleteObject*", "Resource": "arn:aws:s3:::alice-data/*"}
+  ]
+}"#;
+
+fn url(server: &Server, path: &str) -> String {
+    format!("{}/{path}", server.endpoint())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_and_bucket_policies_decide_for_users_and_anonymous_callers() {
+    let mut server = Server::start_with(ServerOptions { config_toml: Some(CONFIG.into()), ..Default::default() });
+    let alice = server.client_with("alicekey", "alicesecret123");
+    let bob = server.client_with("bobkey", "bobsecret12345");
+
+    // Ownership: the creator owns the bucket; another user cannot take the name.
+    create_bucket(&alice, "alice-data").await;
+    let taken = bob.create_bucket().bucket("alice-data").send().await;
+    expect_s3_error(taken, 409, &["BucketAlreadyExists"], "bob creating alice's bucket name");
+    alice.create_bucket().bucket("alice-data").send().await.ok_or_panic("alice re-creating her own bucket (us-east-1)");
+    create_bucket(&bob, "bob-data").await;
+    let listed = alice.list_buckets().send().await.ok_or_panic("ListBuckets as alice");
+    let names: Vec<&str> = listed.buckets().iter().filter_map(|b| b.name()).collect();
+    assert_eq!(names, ["alice-data"], "alice lists only her own buckets");
+    let owner = listed.owner().expect("ListBuckets names its caller");
+    assert_eq!(owner.display_name(), Some("alicekey"));
+    assert_eq!(owner.id().map(str::len), Some(64), "a canonical user id: {owner:?}");
+
+    put(&alice, "alice-data", "public/hello.txt", b"hello world").await;
+    put(&alice, "alice-data", "private/diary.txt", b"dear diary").await;
+    let objects = alice.list_objects_v2().bucket("alice-data").fetch_owner(true).send().await.unwrap();
+    assert_eq!(objects.contents()[0].owner().and_then(|o| o.id()), owner.id(), "objects list their bucket's owner");
+
+    // Without a policy only the owner gets in.
+    expect_s3_error(bob.get_object().bucket("alice-data").key("public/hello.txt").send().await, 403, DENIED, "bob GET");
+    expect_s3_error(bob.list_objects_v2().bucket("alice-data").send().await, 403, DENIED, "bob LIST");
+    let anonymous = raw_request("GET", &url(&server, "alice-data/public/hello.txt"), &[], "").await;
+    assert_eq!(anonymous.status, 403, "anonymous GET without a policy: {}", anonymous.body_str());
+    expect_s3_error(bob.delete_bucket().bucket("alice-data").send().await, 403, DENIED, "bob DeleteBucket");
+
+    // Malformed documents are refused; bob cannot set a policy on alice's bucket.
+    let bad = alice.put_bucket_policy().bucket("alice-data").policy(r#"{"Statement":"nope"}"#).send().await;
+    expect_s3_error(bad, 400, &["MalformedPolicy"], "a malformed policy");
+    let other_bucket = POLICY.replace("arn:aws:s3:::alice-data/public/*", "arn:aws:s3:::bob-data/*");
+    let bad = alice.put_bucket_policy().bucket("alice-data").policy(other_bucket).send().await;
+    expect_s3_error(bad, 400, &["MalformedPolicy"], "a policy naming another bucket");
+    let by_bob = bob.put_bucket_policy().bucket("alice-data").policy(POLICY).send().await;
+    expect_s3_error(by_bob, 403, DENIED, "bob setting alice's policy");
+    let none = alice.get_bucket_policy().bucket("alice-data").send().await;
+    expect_s3_error(none, 404, &["NoSuchBucketPolicy"], "GetBucketPolicy before one is set");
+
+    alice.put_bucket_policy().bucket("alice-data").policy(POLICY).send().await.ok_or_panic("PutBucketPolicy");
+    let got = alice.get_bucket_policy().bucket("alice-data").send().await.ok_or_panic("GetBucketPolicy");
+    assert_eq!(got.policy(), Some(POLICY), "the policy comes back as it was sent");
+    let status = alice.get_bucket_policy_status().bucket("alice-data").send().await.unwrap();
+    assert_eq!(status.policy_status().and_then(|s| s.is_public()), Some(true), "an Allow to * is public");
+
+    // Anonymous: plain GET under public/ works; elsewhere and other verbs are 403; a
+    // missing key under public/ is 404.
+    let public = raw_request("GET", &url(&server, "alice-data/public/hello.txt"), &[], "").await;
+    assert_eq!((public.status, public.body_str().as_str()), (200, "hello world"), "anonymous GET under public/");
+    let private = raw_request("GET", &url(&server, "alice-data/private/diary.txt"), &[], "").await;
+    assert_eq!(private.status, 403, "anonymous GET outside public/");
+    let missing = raw_request("GET", &url(&server, "alice-data/public/nothing"), &[], "").await;
+    assert_eq!((missing.status, missing.xml_tag("Code").as_deref()), (404, Some("NoSuchKey")));
+    let list = raw_request("GET", &url(&server, "alice-data?list-type=2"), &[], "").await;
+    assert_eq!(list.status, 403, "anonymous LIST: not granted");
+    let write = raw_request("PUT", &url(&server, "alice-data/public/graffiti"), &[], "x").await;
+    assert_eq!(write.status, 403, "anonymous PUT");
+    let buckets = raw_request("GET", &url(&server, ""), &[], "").await;
+    assert_eq!(buckets.status, 403, "anonymous ListBuckets");
+
+    // Bob: may read public/, may write, may not delete (explicit deny beats his allow).
+    assert_eq!(get(&bob, "alice-data", "public/hello.txt").await, b"hello world");
+    put(&bob, "alice-data", "public/from-bob.txt", b"hi alice").await;
+    let delete = bob.delete_object().bucket("alice-data").key("public/from-bob.txt").send().await;
+    expect_s3_error(delete, 403, DENIED, "bob DELETE under a Deny to all but alice");
+    expect_s3_error(
+        bob.get_object().bucket("alice-data").key("private/diary.txt").send().await,
+        403,
+        DENIED,
+        "bob GET outside public/",
+    );
+    expect_s3_error(bob.get_bucket_policy().bucket("alice-data").send().await, 403, DENIED, "bob GetBucketPolicy");
+    // Alice deletes; the admin is not subject to bucket policies.
+    alice.delete_object().bucket("alice-data").key("public/from-bob.txt").send().await.ok_or_panic("alice DELETE");
+    let admin = server.client();
+    assert_eq!(get(&admin, "alice-data", "private/diary.txt").await, b"dear diary");
+
+    // The policy and the owner are in the log: both survive kill -9.
+    server.restart();
+    let (alice, bob) =
+        (server.client_with("alicekey", "alicesecret123"), server.client_with("bobkey", "bobsecret12345"));
+    let public = raw_request("GET", &url(&server, "alice-data/public/hello.txt"), &[], "").await;
+    assert_eq!(public.status, 200, "anonymous GET under public/ after kill -9");
+    let taken = bob.create_bucket().bucket("alice-data").send().await;
+    expect_s3_error(taken, 409, &["BucketAlreadyExists"], "the owner after kill -9");
+
+    // A policy that denies the owner everything still lets her manage the policy.
+    let lockout = r#"{"Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::alice-data","arn:aws:s3:::alice-data/*"]}]}"#;
+    alice.put_bucket_policy().bucket("alice-data").policy(lockout).send().await.ok_or_panic("PutBucketPolicy lockout");
+    let read = alice.get_object().bucket("alice-data").key("private/diary.txt").send().await;
+    expect_s3_error(read, 403, DENIED, "alice under a Deny to everyone");
+    alice.delete_bucket_policy().bucket("alice-data").send().await.ok_or_panic("the owner deletes a lockout policy");
+    assert_eq!(get(&alice, "alice-data", "private/diary.txt").await, b"dear diary");
+    let anonymous = raw_request("GET", &url(&server, "alice-data/public/hello.txt"), &[], "").await;
+    assert_eq!(anonymous.status, 403, "anonymous GET once the policy is deleted");
+    let upload = bob.put_object().bucket("alice-data").key("x").body(ByteStream::from_static(b"x")).send().await;
+    expect_s3_error(upload, 403, DENIED, "bob PUT once the policy is deleted");
+}
