@@ -94,6 +94,7 @@ impl Access {
         {
             return Ok(());
         }
+        let restricted = bucket.public_access_block.is_some_and(|b| b.restrict_public_buckets);
         let decision = match self.policy(ask.bucket, &bucket)? {
             None => Decision::NotApplicable,
             Some(policy) => {
@@ -105,7 +106,11 @@ impl Access {
                 };
                 let request =
                     Request { caller: &caller, action: &ask.action, resource: &resource, context: &ask.context };
-                policy.evaluate(&request)
+                match policy.evaluate(&request) {
+                    // RestrictPublicBuckets: a public policy lets in no one but the owner.
+                    Decision::Allow if restricted && policy.is_public() => Decision::NotApplicable,
+                    decision => decision,
+                }
             }
         };
         // A scoped grant is the use of a bucket, not its ownership.

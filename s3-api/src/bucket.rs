@@ -85,7 +85,12 @@ pub async fn create_bucket(
     let object_lock = req.input.object_lock_enabled_for_bucket == Some(true);
     let caller = req.credentials.as_ref().and_then(|c| s3.keys.user(&c.access_key));
     let owner = caller.map(|u| u.name.as_str());
-    match s3.engine.create_bucket_with(bucket, now_ms(), object_lock, owner).await {
+    let new = storage_core::NewBucket {
+        object_lock,
+        owner: owner.map(str::to_owned),
+        public_access_block: s3.config.block_public_access.then_some(storage_core::PublicAccessBlock::ALL),
+    };
+    match s3.engine.create_bucket_with(bucket, now_ms(), new).await {
         Ok(()) => {}
         Err(storage_core::Error::Rejected(storage_core::Rejection::BucketAlreadyExists)) => {
             let existing = s3.engine.bucket(bucket).map_err(engine_error)?;

@@ -13,8 +13,11 @@ pub async fn put_bucket_policy(
     req: S3Request<PutBucketPolicyInput>,
 ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
     let input = req.input;
-    s3.require_bucket(&input.bucket)?;
-    Policy::parse(&input.policy, &input.bucket).map_err(|e| s3_error!(MalformedPolicy, "{e}"))?;
+    let bucket = s3.require_bucket(&input.bucket)?;
+    let policy = Policy::parse(&input.policy, &input.bucket).map_err(|e| s3_error!(MalformedPolicy, "{e}"))?;
+    if bucket.public_access_block.is_some_and(|b| b.block_public_policy) && policy.is_public() {
+        return Err(s3_error!(AccessDenied, "Block Public Access (BlockPublicPolicy) forbids a public policy"));
+    }
     s3.engine.set_bucket_policy(&input.bucket, Some(input.policy)).await.map_err(engine_error)?;
     Ok(S3Response::new(PutBucketPolicyOutput::default()))
 }

@@ -22,6 +22,7 @@ mod lock;
 mod meta;
 mod multipart;
 mod policy;
+mod public_access;
 mod put;
 mod query_gate;
 mod select;
@@ -75,6 +76,8 @@ pub struct ApiConfig {
     pub query_limits: quarry_sql::QueryLimits,
     /// Queries (S3 Select and the SQL endpoint together) that may run at once.
     pub max_concurrent_queries: usize,
+    /// New buckets start with all four Block Public Access settings on.
+    pub block_public_access: bool,
     /// Domains under which `<bucket>.<domain>` addresses a bucket (virtual-hosted style).
     pub domains: DomainHost,
 }
@@ -289,6 +292,27 @@ impl S3 for QuarryS3 {
         req: S3Request<GetBucketPolicyStatusInput>,
     ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
         bucket_policy::get_bucket_policy_status(self, req).await
+    }
+
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+        public_access::put_public_access_block(self, req).await
+    }
+
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+        public_access::get_public_access_block(self, req).await
+    }
+
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+        public_access::delete_public_access_block(self, req).await
     }
 
     async fn put_bucket_tagging(

@@ -68,6 +68,7 @@ pub struct FileConfig {
     pub query_memory_total_bytes: Option<usize>,
     pub select_max_decompressed_bytes: Option<u64>,
     pub allow_sigv2: Option<bool>,
+    pub block_public_access: Option<bool>,
     pub max_concurrent_queries: Option<usize>,
     pub max_connections: Option<usize>,
     pub header_read_timeout_ms: Option<u64>,

@@ -109,6 +109,10 @@ struct ServeArgs {
     /// Accept legacy SigV2 signatures (they sign neither the body nor most of the query) [default: off]
     #[arg(long, env = "QUARRY_ALLOW_SIGV2")]
     allow_sigv2: bool,
+    /// Block Public Access for new buckets (all four settings on; each bucket may change
+    /// its own) [default: true]
+    #[arg(long, env = "QUARRY_BLOCK_PUBLIC_ACCESS")]
+    block_public_access: Option<bool>,
     /// Open client connections at most (also kept below the open-files limit) [default: 4096]
     #[arg(long, env = "QUARRY_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
@@ -255,6 +259,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             .or(file.max_object_size_bytes)
             .unwrap_or(config::DEFAULT_MAX_OBJECT_SIZE_BYTES),
         region: args.region.or(file.region).unwrap_or_else(|| config::DEFAULT_REGION.into()),
+        block_public_access: args.block_public_access.or(file.block_public_access).unwrap_or(true),
         max_concurrent_queries: args
             .max_concurrent_queries
             .or(file.max_concurrent_queries)

@@ -6,8 +6,8 @@ use crate::index::{self, Applied, BucketEntry, Index, ObjectEntry, RecordLocatio
 use crate::io::{FsDir, SegmentDir};
 use crate::listing::{ListPage, ListQuery, VersionQuery, list_objects, list_versions};
 use crate::log_entry::{
-    ChunkPiece, DefaultRetention, DeleteConditions, LogEntry, ObjectRecord, PartRecord, Retention, UploadRecord,
-    VersioningStatus,
+    ChunkPiece, DefaultRetention, DeleteConditions, LogEntry, ObjectRecord, PartRecord, PublicAccessBlock, Retention,
+    UploadRecord, VersioningStatus,
 };
 use crate::record::DecodedRecord;
 use crate::recovery;
@@ -24,6 +24,16 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
+
+/// What a CreateBucket sets besides the name.
+#[derive(Debug, Clone, Default)]
+pub struct NewBucket {
+    /// Object lock enabled (versioned for good).
+    pub object_lock: bool,
+    /// The user who owns it (none: the admins).
+    pub owner: Option<String>,
+    pub public_access_block: Option<PublicAccessBlock>,
+}
 
 #[derive(Clone)]
 pub struct EngineConfig {
@@ -412,20 +422,14 @@ impl Engine {
     // ---- buckets ----
 
     pub async fn create_bucket(&self, bucket: &str, created_ms: i64) -> Result<()> {
-        self.create_bucket_with(bucket, created_ms, false, None).await
+        self.create_bucket_with(bucket, created_ms, NewBucket::default()).await
     }
 
-    /// CreateBucket, with object lock enabled or not (enabled: versioned for good), owned
-    /// by `owner` (none: the admins).
-    pub async fn create_bucket_with(
-        &self,
-        bucket: &str,
-        created_ms: i64,
-        object_lock: bool,
-        owner: Option<&str>,
-    ) -> Result<()> {
-        let owner = owner.map(str::to_owned);
-        let entry = LogEntry::BucketCreate { bucket: bucket.to_owned(), created_ms, object_lock, owner };
+    /// CreateBucket with its settings.
+    pub async fn create_bucket_with(&self, bucket: &str, created_ms: i64, new: NewBucket) -> Result<()> {
+        let NewBucket { object_lock, owner, public_access_block } = new;
+        let entry =
+            LogEntry::BucketCreate { bucket: bucket.to_owned(), created_ms, object_lock, owner, public_access_block };
         self.append(entry, Bytes::new(), true).await.map(|_| ())
     }
 
@@ -478,6 +482,12 @@ impl Engine {
     /// recorded (it then makes null versions as before, and answers Suspended).
     pub async fn set_bucket_versioning(&self, bucket: &str, status: VersioningStatus) -> Result<()> {
         let entry = LogEntry::BucketVersioning { bucket: bucket.to_owned(), status };
+        self.append(entry, Bytes::new(), true).await.map(|_| ())
+    }
+
+    /// Put/DeletePublicAccessBlock (none: delete).
+    pub async fn set_public_access_block(&self, bucket: &str, config: Option<PublicAccessBlock>) -> Result<()> {
+        let entry = LogEntry::BucketPublicAccessBlock { bucket: bucket.to_owned(), config };
         self.append(entry, Bytes::new(), true).await.map(|_| ())
     }
 

@@ -34,8 +34,8 @@
 
 use crate::error::{Rejection, Result};
 use crate::log_entry::{
-    ChunkPiece, DefaultRetention, LockMode, LogEntry, ObjectMeta, ObjectRecord, PartRecord, Retention, UploadRecord,
-    VersioningStatus,
+    ChunkPiece, DefaultRetention, LockMode, LogEntry, ObjectMeta, ObjectRecord, PartRecord, PublicAccessBlock,
+    Retention, UploadRecord, VersioningStatus,
 };
 use crate::version::VersionId;
 use serde::{Deserialize, Serialize};
@@ -92,6 +92,11 @@ pub struct BucketEntry {
     /// The record that set `policy` (kept while the bucket lives).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_lsn: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_access_block: Option<PublicAccessBlock>,
+    /// The record that set `public_access_block` after the bucket was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_access_block_lsn: Option<u64>,
 }
 
 /// One version of an object: its body, or a delete marker.
@@ -913,7 +918,7 @@ pub fn apply(
         LogEntry::Tombstone { bucket, key, version_id: Some(version), .. } => {
             return Ok(Ok(delete_version(view, bucket, key, version)?));
         }
-        LogEntry::BucketCreate { bucket, created_ms, object_lock, owner } => {
+        LogEntry::BucketCreate { bucket, created_ms, object_lock, owner, public_access_block } => {
             let entry = BucketEntry {
                 created_ms: *created_ms,
                 lsn,
@@ -927,6 +932,8 @@ pub fn apply(
                 owner: owner.clone(),
                 policy: None,
                 policy_lsn: None,
+                public_access_block: *public_access_block,
+                public_access_block_lsn: None,
             };
             view.insert(bucket_key(bucket), to_json(&entry));
         }
@@ -964,6 +971,13 @@ pub fn apply(
                 .expect("decide checked that the version exists");
             entry.meta.legal_hold = *on;
             entry.legal_hold_lsn = Some(lsn);
+            view.insert(k, to_json(&entry));
+        }
+        LogEntry::BucketPublicAccessBlock { bucket, config } => {
+            let k = bucket_key(bucket);
+            let mut entry = view.json::<BucketEntry>(&k)?.expect("decide checked that the bucket exists");
+            entry.public_access_block = *config;
+            entry.public_access_block_lsn = Some(lsn);
             view.insert(k, to_json(&entry));
         }
         LogEntry::BucketPolicy { bucket, policy } => {
@@ -1076,11 +1090,14 @@ fn decide(view: &View<'_>, entry: &LogEntry) -> Result<Result<(), Rejection>> {
         LogEntry::BucketVersioning { bucket, .. }
         | LogEntry::BucketTagging { bucket, .. }
         | LogEntry::BucketPolicy { bucket, .. }
+        | LogEntry::BucketPublicAccessBlock { bucket, .. }
             if !bucket_exists(bucket)? =>
         {
             Err(Rejection::NoSuchBucket)
         }
-        LogEntry::BucketTagging { .. } | LogEntry::BucketPolicy { .. } => Ok(()),
+        LogEntry::BucketTagging { .. } | LogEntry::BucketPolicy { .. } | LogEntry::BucketPublicAccessBlock { .. } => {
+            Ok(())
+        }
         // Object lock can be turned on later for a bucket whose versioning is enabled.
         LogEntry::BucketObjectLock { bucket, .. } => match view.json::<BucketEntry>(&bucket_key(bucket))? {
             None => Err(Rejection::NoSuchBucket),
@@ -1482,7 +1499,13 @@ mod tests {
             LogEntry::Object(object)
         };
         let versioning = |status| LogEntry::BucketVersioning { bucket: "b".into(), status };
-        apply_one(LogEntry::BucketCreate { bucket: "b".into(), created_ms: 0, object_lock: false, owner: None });
+        apply_one(LogEntry::BucketCreate {
+            bucket: "b".into(),
+            created_ms: 0,
+            object_lock: false,
+            owner: None,
+            public_access_block: None,
+        });
         apply_one(put()); // the null version
         apply_one(versioning(VersioningStatus::Enabled));
         for _ in 0..2_000 {

@@ -24,13 +24,13 @@ pub mod version;
 mod writer;
 
 pub use compactor::{CompactionOptions, CompactionReport, SegmentUsage};
-pub use engine::{Body, BodyWriter, Engine, EngineConfig, ObjectReader, RecoverySummary};
+pub use engine::{Body, BodyWriter, Engine, EngineConfig, NewBucket, ObjectReader, RecoverySummary};
 pub use error::{Error, Rejection, Result};
 pub use index::{Applied, BucketEntry, ObjectEntry, PartEntry, UploadEntry, VersionPage};
 pub use listing::{ListPage, ListQuery, VersionQuery};
 pub use log_entry::{
-    ChunkPiece, DefaultRetention, DeleteConditions, LockMode, ObjectMeta, ObjectRecord, Origin, PartRecord, Retention,
-    StoredChecksum, UploadRecord, VersioningStatus, slice_pieces,
+    ChunkPiece, DefaultRetention, DeleteConditions, LockMode, ObjectMeta, ObjectRecord, Origin, PartRecord,
+    PublicAccessBlock, Retention, StoredChecksum, UploadRecord, VersioningStatus, slice_pieces,
 };
 pub use scrub::ScrubReport;
 pub use stats::EngineStats;

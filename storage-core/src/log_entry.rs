@@ -122,6 +122,28 @@ impl Retention {
     }
 }
 
+/// S3's Block Public Access settings of a bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicAccessBlock {
+    /// Requests that would set a public ACL are refused.
+    pub block_public_acls: bool,
+    /// Public ACL grants are ignored when deciding access.
+    pub ignore_public_acls: bool,
+    /// PutBucketPolicy of a public policy is refused.
+    pub block_public_policy: bool,
+    /// While the bucket's policy is public, it lets in only the owner and admins.
+    pub restrict_public_buckets: bool,
+}
+
+impl PublicAccessBlock {
+    pub const ALL: PublicAccessBlock = PublicAccessBlock {
+        block_public_acls: true,
+        ignore_public_acls: true,
+        block_public_policy: true,
+        restrict_public_buckets: true,
+    };
+}
+
 /// A bucket's default retention: what a version written without its own gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DefaultRetention {
@@ -305,6 +327,15 @@ pub enum LogEntry {
         /// buckets had owners: those belong to the admins).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         owner: Option<String>,
+        /// The Block Public Access settings it starts with (the server's default then).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        public_access_block: Option<PublicAccessBlock>,
+    },
+    /// Put/DeletePublicAccessBlock: the bucket's settings from here on (none: deleted).
+    BucketPublicAccessBlock {
+        bucket: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        config: Option<PublicAccessBlock>,
     },
     BucketDelete {
         bucket: String,
@@ -406,6 +437,7 @@ impl LogEntry {
             LogEntry::ObjectRetention { .. } => RecordKind::ObjectRetention,
             LogEntry::ObjectLegalHold { .. } => RecordKind::ObjectLegalHold,
             LogEntry::BucketPolicy { .. } => RecordKind::BucketPolicy,
+            LogEntry::BucketPublicAccessBlock { .. } => RecordKind::BucketPublicAccessBlock,
         }
     }
 }

@@ -48,6 +48,7 @@ pub enum RecordKind {
     ObjectRetention = 15,
     ObjectLegalHold = 16,
     BucketPolicy = 17,
+    BucketPublicAccessBlock = 18,
 }
 
 impl RecordKind {
@@ -71,6 +72,7 @@ impl RecordKind {
             15 => ObjectRetention,
             16 => ObjectLegalHold,
             17 => BucketPolicy,
+            18 => BucketPublicAccessBlock,
             _ => return None,
         })
     }

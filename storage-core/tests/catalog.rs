@@ -383,7 +383,10 @@ async fn versions_markers_tags_and_locks_reach_the_catalog() {
     engine.delete_object("b", "k").await.unwrap(); // a delete marker
     engine.set_bucket_versioning("b", VersioningStatus::Suspended).await.unwrap();
     put(&engine, "k", 4).await; // the null version, current again
-    engine.create_bucket_with("locked", 1, true, None).await.unwrap();
+    engine
+        .create_bucket_with("locked", 1, storage_core::NewBucket { object_lock: true, ..Default::default() })
+        .await
+        .unwrap();
     let mut writer = engine.body_writer();
     writer.write(Bytes::from_static(b"x")).await.unwrap();
     let body = writer.finish().await.unwrap();

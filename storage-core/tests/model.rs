@@ -23,8 +23,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use storage_core::io::SimDir;
 use storage_core::{
-    Body, CompactionOptions, Engine, EngineConfig, ListQuery, LockMode, ObjectEntry, ObjectMeta, ObjectRecord,
-    PartRecord, Retention, UploadRecord, VersionId, VersionQuery, VersioningStatus,
+    Body, CompactionOptions, Engine, EngineConfig, ListQuery, LockMode, NewBucket, ObjectEntry, ObjectMeta,
+    ObjectRecord, PartRecord, PublicAccessBlock, Retention, UploadRecord, VersionId, VersionQuery, VersioningStatus,
 };
 
 const BUCKET: &str = "model";
@@ -66,6 +66,11 @@ enum Op {
     /// Sets the bucket's policy (a document made from `seed`), or deletes it when
     /// `seed % 3 == 0`.
     SetPolicy {
+        seed: u8,
+    },
+    /// Sets the bucket's Block Public Access settings from the bits of `seed`, or
+    /// deletes them when `seed >= 16`.
+    SetPublicAccessBlock {
         seed: u8,
     },
     /// A forced compaction pass: rewrites every sealed segment holding dead bytes.
@@ -111,6 +116,7 @@ fn data_op() -> impl Strategy<Value = Op> {
         1 => (0..KEYS, prop::option::of(any::<u8>()), any::<bool>()).prop_map(|(key, nth, on)| Op::Hold { key, nth, on }),
         1 => any::<bool>().prop_map(|enabled| Op::SetVersioning { enabled }),
         1 => any::<u8>().prop_map(|seed| Op::SetPolicy { seed }),
+        1 => (0u8..20).prop_map(|seed| Op::SetPublicAccessBlock { seed }),
         1 => Just(Op::Compact),
         1 => (0..KEYS, prop::option::of(any::<u8>()), any::<u8>()).prop_map(|(key, nth, seed)| Op::Tag { key, nth, seed }),
         1 => (0..KEYS, 0..KEYS).prop_map(|(from, to)| Op::Copy { from, to }),
@@ -224,6 +230,16 @@ const OWNER: &str = "model-owner";
 struct BucketState {
     versioning: Option<VersioningStatus>,
     policy: Option<String>,
+    public_access_block: Option<PublicAccessBlock>,
+}
+
+fn public_access_block_for(seed: u8) -> Option<PublicAccessBlock> {
+    (seed < 16).then_some(PublicAccessBlock {
+        block_public_acls: seed & 1 != 0,
+        ignore_public_acls: seed & 2 != 0,
+        block_public_policy: seed & 4 != 0,
+        restrict_public_buckets: seed & 8 != 0,
+    })
 }
 
 /// The policy document `Op::SetPolicy { seed }` sets (none: it deletes the policy).
@@ -251,7 +267,11 @@ impl Harness {
     fn new(object_lock: bool) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let sim = SimDir::new();
-        let bucket = vec![BucketState { versioning: object_lock.then_some(VersioningStatus::Enabled), policy: None }];
+        let bucket = vec![BucketState {
+            versioning: object_lock.then_some(VersioningStatus::Enabled),
+            policy: None,
+            public_access_block: Some(PublicAccessBlock::ALL),
+        }];
         let mut harness =
             Harness { dir, sim, engine: None, model: BTreeMap::new(), bucket, object_lock, upload_counter: 0 };
         harness.open();
@@ -391,6 +411,7 @@ impl Harness {
             }
             Op::SetVersioning { .. }
             | Op::SetPolicy { .. }
+            | Op::SetPublicAccessBlock { .. }
             | Op::Compact
             | Op::Restart
             | Op::Crash { .. }
@@ -431,6 +452,9 @@ impl Harness {
                 Some(BucketState { versioning: Some(VersioningStatus::Suspended), ..now })
             }
             Op::SetPolicy { seed } => Some(BucketState { policy: policy_for(*seed), ..now }),
+            Op::SetPublicAccessBlock { seed } => {
+                Some(BucketState { public_access_block: public_access_block_for(*seed), ..now })
+            }
             _ => None,
         }
     }
@@ -479,6 +503,9 @@ impl Harness {
                 refused_by_lock(engine.set_bucket_versioning(BUCKET, status).await)?;
             }
             Op::SetPolicy { seed } => engine.set_bucket_policy(BUCKET, policy_for(*seed)).await?,
+            Op::SetPublicAccessBlock { seed } => {
+                engine.set_public_access_block(BUCKET, public_access_block_for(*seed)).await?
+            }
             Op::Retain { key, nth, compliance } => {
                 let Some(version) = lock_target(&engine, &key_name(*key), *nth)? else { return Ok(()) };
                 let mode = if *compliance { LockMode::Compliance } else { LockMode::Governance };
@@ -569,7 +596,11 @@ impl Harness {
         let engine = self.engine().clone();
         let entry = engine.bucket(BUCKET).unwrap().expect("the bucket");
         assert_eq!(entry.owner.as_deref(), Some(OWNER), "step {step} ({op:?}): the bucket's owner");
-        let state = BucketState { versioning: entry.versioning, policy: entry.policy };
+        let state = BucketState {
+            versioning: entry.versioning,
+            policy: entry.policy,
+            public_access_block: entry.public_access_block,
+        };
         assert!(
             self.bucket.contains(&state),
             "step {step} ({op:?}): the bucket is {state:?} but the model allows {:?}",
@@ -712,7 +743,12 @@ proptest! {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         runtime.block_on(async {
             let mut harness = Harness::new(object_lock);
-            harness.engine().create_bucket_with(BUCKET, 0, object_lock, Some(OWNER)).await.unwrap();
+            let new = NewBucket {
+                object_lock,
+                owner: Some(OWNER.into()),
+                public_access_block: Some(PublicAccessBlock::ALL),
+            };
+            harness.engine().create_bucket_with(BUCKET, 0, new).await.unwrap();
             for (step, op) in ops.iter().enumerate() {
                 harness.run(op).await;
                 harness.check(step, op).await;

@@ -76,6 +76,31 @@ async fn owners_and_bucket_policies_decide_for_users_and_anonymous_callers() {
     let none = alice.get_bucket_policy().bucket("alice-data").send().await;
     expect_s3_error(none, 404, &["NoSuchBucketPolicy"], "GetBucketPolicy before one is set");
 
+    // New buckets block public access, as on AWS: a public policy is refused until the
+    // owner lifts the block.
+    let blocked = alice.put_bucket_policy().bucket("alice-data").policy(POLICY).send().await;
+    expect_s3_error(blocked, 403, DENIED, "a public policy under the default Block Public Access");
+    let block = alice.get_public_access_block().bucket("alice-data").send().await.ok_or_panic("GetPublicAccessBlock");
+    let block = block.public_access_block_configuration().expect("a configuration");
+    assert_eq!(
+        (
+            block.block_public_acls(),
+            block.ignore_public_acls(),
+            block.block_public_policy(),
+            block.restrict_public_buckets()
+        ),
+        (Some(true), Some(true), Some(true), Some(true)),
+        "a new bucket's Block Public Access settings"
+    );
+    expect_s3_error(
+        bob.delete_public_access_block().bucket("alice-data").send().await,
+        403,
+        DENIED,
+        "bob lifting alice's block",
+    );
+    alice.delete_public_access_block().bucket("alice-data").send().await.ok_or_panic("DeletePublicAccessBlock");
+    let gone = alice.get_public_access_block().bucket("alice-data").send().await;
+    expect_s3_error(gone, 404, &["NoSuchPublicAccessBlockConfiguration"], "GetPublicAccessBlock after the delete");
     alice.put_bucket_policy().bucket("alice-data").policy(POLICY).send().await.ok_or_panic("PutBucketPolicy");
     let got = alice.get_bucket_policy().bucket("alice-data").send().await.ok_or_panic("GetBucketPolicy");
     assert_eq!(got.policy(), Some(POLICY), "the policy comes back as it was sent");
@@ -113,6 +138,18 @@ async fn owners_and_bucket_policies_decide_for_users_and_anonymous_callers() {
     alice.delete_object().bucket("alice-data").key("public/from-bob.txt").send().await.ok_or_panic("alice DELETE");
     let admin = server.client();
     assert_eq!(get(&admin, "alice-data", "private/diary.txt").await, b"dear diary");
+
+    // RestrictPublicBuckets: while the policy is public, only the owner gets in through it.
+    let restrict = aws_sdk_s3::types::PublicAccessBlockConfiguration::builder().restrict_public_buckets(true).build();
+    let put_block = alice.put_public_access_block().bucket("alice-data").public_access_block_configuration(restrict);
+    put_block.send().await.ok_or_panic("PutPublicAccessBlock RestrictPublicBuckets");
+    let anonymous = raw_request("GET", &url(&server, "alice-data/public/hello.txt"), &[], "").await;
+    assert_eq!(anonymous.status, 403, "anonymous GET under RestrictPublicBuckets");
+    let bob_put =
+        bob.put_object().bucket("alice-data").key("public/b").body(ByteStream::from_static(b"b")).send().await;
+    expect_s3_error(bob_put, 403, DENIED, "bob PUT under RestrictPublicBuckets");
+    assert_eq!(get(&alice, "alice-data", "public/hello.txt").await, b"hello world", "the owner still reads");
+    alice.delete_public_access_block().bucket("alice-data").send().await.ok_or_panic("DeletePublicAccessBlock");
 
     // The policy and the owner are in the log: both survive kill -9.
     server.restart();
