@@ -159,7 +159,7 @@ impl Policy {
     pub fn is_public(&self) -> bool {
         self.statements.iter().any(|s| {
             s.effect == Effect::Allow
-                && matches!(s.principal, PrincipalMatch::Of(Principals::Everyone) | PrincipalMatch::Not(_))
+                && s.principal == PrincipalMatch::Of(Principals::Everyone)
                 && !s.conditions.iter().any(Condition::restricts_callers)
         })
     }
@@ -269,6 +269,10 @@ fn statement(value: &Value, bucket: &str) -> Result<Statement, MalformedPolicy> 
     };
     let principal = match (fields.get("Principal"), fields.get("NotPrincipal")) {
         (Some(p), None) => PrincipalMatch::Of(principals(p)?),
+        // As in IAM: NotPrincipal only narrows a Deny; an Allow to "everyone but" is refused.
+        (None, Some(_)) if effect == Effect::Allow => {
+            return Err(malformed("Invalid principal in policy: NotPrincipal is only allowed with Effect Deny"));
+        }
         (None, Some(p)) => PrincipalMatch::Not(principals(p)?),
         _ => return Err(malformed("Missing required field Principal: a statement names Principal or NotPrincipal")),
     };

@@ -187,6 +187,7 @@ fn put_bucket_policy_refuses_malformed_documents() {
         ("bad effect", ok.replace("Allow", "Permit")),
         ("no principal", ok.replace(r#""Principal":"*","#, "")),
         ("a bad principal", ok.replace(r#""Principal":"*""#, r#""Principal":"someone""#)),
+        ("an Allow with NotPrincipal", ok.replace(r#""Principal":"*""#, r#""NotPrincipal":{"AWS":"bob"}"#)),
         ("a federated principal", ok.replace(r#""Principal":"*""#, r#""Principal":{"Federated":"x"}"#)),
         ("no action", ok.replace(r#""Action":"s3:GetObject","#, "")),
         ("a non-S3 action", ok.replace("s3:GetObject", "iam:CreateUser")),
