@@ -18,7 +18,7 @@ use s3s::path::S3Path;
 use s3s::{S3Request, S3Result, s3_error};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use storage_core::{BucketEntry, Engine, VersionId};
+use storage_core::{BucketEntry, Engine, ObjectOwnership, Permission, VersionId};
 
 /// Parsed bucket policies kept between requests, at most this many buckets' worth.
 const POLICY_CACHE_ENTRIES: usize = 1024;
@@ -114,15 +114,73 @@ impl Access {
             }
         };
         // A scoped grant is the use of a bucket, not its ownership.
-        let owner_only = matches!(ask.operation, "DeleteBucket" | "PutBucketPolicy" | "DeleteBucketPolicy");
+        let owner_only = matches!(
+            ask.operation,
+            "DeleteBucket"
+                | "PutBucketPolicy"
+                | "DeleteBucketPolicy"
+                | "PutBucketAcl"
+                | "PutBucketOwnershipControls"
+                | "DeleteBucketOwnershipControls"
+                | "PutPublicAccessBlock"
+                | "DeletePublicAccessBlock"
+        );
         let granted =
             !owner_only && ask.caller.is_some_and(|u| u.scope_allows(ask.bucket, !is_read_only(ask.operation)));
         match decision {
             Decision::Deny => Err(denied()),
             Decision::Allow => Ok(()),
             Decision::NotApplicable if owns || granted => Ok(()),
+            Decision::NotApplicable if self.acl_allows(&ask, &bucket)? => Ok(()),
             Decision::NotApplicable => Err(denied()),
         }
+    }
+
+    /// Whether the bucket's or the object's ACL grants the request (never under
+    /// BucketOwnerEnforced). An object's owner has every permission on it; a missing
+    /// object is the bucket's READ to learn about (404 rather than 403).
+    fn acl_allows(&self, ask: &Ask<'_>, bucket: &BucketEntry) -> S3Result<bool> {
+        if crate::acl::ownership_of(bucket) == ObjectOwnership::BucketOwnerEnforced {
+            return Ok(false);
+        }
+        let ignore_public = bucket.public_access_block.is_some_and(|b| b.ignore_public_acls);
+        let bucket_grants = bucket.acl.as_deref().unwrap_or_default();
+        let on_bucket = |permission| crate::acl::permits(bucket_grants, ask.caller, permission, ignore_public);
+        let object_permission = match ask.operation {
+            "ListObjects" | "ListObjectsV2" | "ListObjectVersions" | "ListMultipartUploads" | "HeadBucket" => {
+                return Ok(on_bucket(Permission::Read));
+            }
+            "PutObject"
+            | "CopyObject"
+            | "CreateMultipartUpload"
+            | "UploadPart"
+            | "UploadPartCopy"
+            | "CompleteMultipartUpload"
+            | "AbortMultipartUpload"
+            | "DeleteObject"
+            | "DeleteObjects" => {
+                return Ok(on_bucket(Permission::Write));
+            }
+            "GetBucketAcl" => return Ok(on_bucket(Permission::ReadAcp)),
+            "PutBucketAcl" => return Ok(on_bucket(Permission::WriteAcp)),
+            "GetObject" | "HeadObject" | "SelectObjectContent" => Permission::Read,
+            "GetObjectAcl" => Permission::ReadAcp,
+            "PutObjectAcl" => Permission::WriteAcp,
+            _ => return Ok(false),
+        };
+        let Some(key) = ask.key else { return Ok(false) };
+        let object = match ask.version_id.and_then(VersionId::parse) {
+            Some(version) => self.engine.version(ask.bucket, key, version),
+            None => self.engine.object(ask.bucket, key),
+        };
+        let Some(object) = object.map_err(crate::error::engine_error)?.filter(|o| !o.delete_marker) else {
+            return Ok(on_bucket(Permission::Read));
+        };
+        if object.meta.owner.is_some() && ask.caller.map(|u| &u.name) == object.meta.owner.as_ref() {
+            return Ok(true);
+        }
+        let grants = object.meta.acl.as_deref().unwrap_or_default();
+        Ok(crate::acl::permits(grants, ask.caller, object_permission, ignore_public))
     }
 
     /// `s3:ExistingObjectTag/<key>` of the object (version) asked about, if it exists.

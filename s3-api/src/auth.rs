@@ -148,6 +148,11 @@ impl KeyStore {
         self.users.get(self.keys.get(access_key)?.user_name())
     }
 
+    /// A user by canonical id (an ACL grantee).
+    pub fn user_by_canonical_id(&self, id: &str) -> Option<&User> {
+        self.users.values().find(|u| u.canonical_id == id)
+    }
+
     /// A user by name (a bucket's owner).
     pub fn user_named(&self, name: &str) -> Option<&User> {
         self.users.get(name)

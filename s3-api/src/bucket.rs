@@ -66,7 +66,6 @@ pub async fn create_bucket(
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let bucket = &req.input.bucket;
     validate_bucket_name(bucket)?;
-    crate::unsupported::check_create_bucket(&req.input)?;
     let location = req
         .input
         .create_bucket_configuration
@@ -85,10 +84,45 @@ pub async fn create_bucket(
     let object_lock = req.input.object_lock_enabled_for_bucket == Some(true);
     let caller = req.credentials.as_ref().and_then(|c| s3.keys.user(&c.access_key));
     let owner = caller.map(|u| u.name.as_str());
+    let input = &req.input;
+    let object_ownership = match &input.object_ownership {
+        Some(asked) => crate::acl::parse_ownership(asked)?,
+        None => s3.config.object_ownership,
+    };
+    let public_access_block = s3.config.block_public_access.then_some(storage_core::PublicAccessBlock::ALL);
+    let mut headers = crate::acl::acl_headers!(input, input.acl.as_ref().map(|a| a.as_str()));
+    if let Some(write) = input.grant_write.as_deref() {
+        headers.grants.push((storage_core::Permission::Write, write));
+    }
+    let owner_id = owner.map_or("quarry".to_owned(), |name| crate::auth::owner_named(name).id.unwrap_or_default());
+    let acl = headers.resolve(&owner_id, &owner_id)?;
+    let owner_grant = storage_core::Grant {
+        grantee: storage_core::Grantee::User { id: owner_id.clone() },
+        permission: storage_core::Permission::FullControl,
+    };
+    let beyond_owner = |grants: &Vec<storage_core::Grant>| grants.iter().any(|g| g != &owner_grant);
+    if object_ownership == storage_core::ObjectOwnership::BucketOwnerEnforced && acl.as_ref().is_some_and(beyond_owner)
+    {
+        return Err(s3_error!(
+            InvalidBucketAclWithObjectOwnership,
+            "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"
+        ));
+    }
+    if public_access_block.is_some_and(|b| b.block_public_acls) && acl.as_deref().is_some_and(crate::acl::is_public) {
+        // S3's code for it; s3s has no constant.
+        let mut error = s3s::S3Error::with_message(
+            s3s::S3ErrorCode::Custom("InvalidBucketAclWithBlockPublicAccessError".into()),
+            "Bucket cannot have public ACLs set with BlockPublicAccess enabled",
+        );
+        error.set_status_code(http::StatusCode::BAD_REQUEST);
+        return Err(error);
+    }
     let new = storage_core::NewBucket {
         object_lock,
         owner: owner.map(str::to_owned),
-        public_access_block: s3.config.block_public_access.then_some(storage_core::PublicAccessBlock::ALL),
+        public_access_block,
+        object_ownership: Some(object_ownership),
+        acl,
     };
     match s3.engine.create_bucket_with(bucket, now_ms(), new).await {
         Ok(()) => {}

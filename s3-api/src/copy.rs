@@ -35,6 +35,7 @@ pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Re
         header_condition(&req, "if-none-match")?.as_ref(),
         header_condition(&req, "if-match")?.as_ref(),
     );
+    let writer = s3.caller(&req);
     let input = req.input;
     let (source_bucket, source_key, source_version) = copy_source(&input.copy_source)?;
     let bucket_entry = s3.require_bucket(&input.bucket)?;
@@ -75,6 +76,9 @@ pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Re
         Some(TaggingDirective::REPLACE) => requested_tags,
         _ => source.meta.tags.clone(),
     };
+    // A copy gets the ACL the request names (private by default), never the source's.
+    let acl = crate::acl::acl_headers!(input, input.acl.as_ref().map(|a| a.as_str()));
+    (meta.acl, meta.owner) = crate::acl::for_object_write(&bucket_entry, writer.as_ref(), &acl)?;
     meta.last_modified_ms = now_ms();
     let copy_source_version_id = source_version.map(|_| source.version_id().to_string());
     let record = ObjectRecord {

@@ -3,6 +3,7 @@
 //! per operation family (bucket, put, get, delete, copy, list, multipart).
 
 mod access;
+mod acl;
 mod admin;
 mod attributes;
 mod auth;
@@ -78,6 +79,8 @@ pub struct ApiConfig {
     pub max_concurrent_queries: usize,
     /// New buckets start with all four Block Public Access settings on.
     pub block_public_access: bool,
+    /// New buckets' Object Ownership when CreateBucket names none.
+    pub object_ownership: storage_core::ObjectOwnership,
     /// Domains under which `<bucket>.<domain>` addresses a bucket (virtual-hosted style).
     pub domains: DomainHost,
 }
@@ -106,6 +109,11 @@ impl QuarryS3 {
 }
 
 impl QuarryS3 {
+    /// The user who signed a request (none: anonymous).
+    fn caller<T>(&self, req: &S3Request<T>) -> Option<auth::User> {
+        req.credentials.as_ref().and_then(|c| self.keys.user(&c.access_key)).cloned()
+    }
+
     /// The owner of `bucket` as listings name it. Buckets made before buckets had
     /// owners belong to the admins, named "quarry".
     fn bucket_owner(&self, bucket: &str) -> S3Result<Owner> {
@@ -292,6 +300,43 @@ impl S3 for QuarryS3 {
         req: S3Request<GetBucketPolicyStatusInput>,
     ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
         bucket_policy::get_bucket_policy_status(self, req).await
+    }
+
+    async fn get_bucket_acl(&self, req: S3Request<GetBucketAclInput>) -> S3Result<S3Response<GetBucketAclOutput>> {
+        acl::get_bucket_acl(self, req).await
+    }
+
+    async fn put_bucket_acl(&self, req: S3Request<PutBucketAclInput>) -> S3Result<S3Response<PutBucketAclOutput>> {
+        acl::put_bucket_acl(self, req).await
+    }
+
+    async fn get_object_acl(&self, req: S3Request<GetObjectAclInput>) -> S3Result<S3Response<GetObjectAclOutput>> {
+        acl::get_object_acl(self, req).await
+    }
+
+    async fn put_object_acl(&self, req: S3Request<PutObjectAclInput>) -> S3Result<S3Response<PutObjectAclOutput>> {
+        acl::put_object_acl(self, req).await
+    }
+
+    async fn get_bucket_ownership_controls(
+        &self,
+        req: S3Request<GetBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+        acl::get_bucket_ownership_controls(self, req).await
+    }
+
+    async fn put_bucket_ownership_controls(
+        &self,
+        req: S3Request<PutBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
+        acl::put_bucket_ownership_controls(self, req).await
+    }
+
+    async fn delete_bucket_ownership_controls(
+        &self,
+        req: S3Request<DeleteBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
+        acl::delete_bucket_ownership_controls(self, req).await
     }
 
     async fn put_public_access_block(

@@ -64,6 +64,7 @@ pub async fn create_multipart_upload(
     s3: &QuarryS3,
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    let writer = s3.caller(&req);
     let input = req.input;
     let bucket_entry = s3.require_bucket(&input.bucket)?;
     let algorithm = input
@@ -93,6 +94,8 @@ pub async fn create_multipart_upload(
     meta.storage_class = storage_class;
     meta.tags = crate::tagging::from_header(input.tagging.as_deref())?;
     (meta.retention, meta.legal_hold) = crate::lock::requested_lock!(&bucket_entry, input)?;
+    let acl = crate::acl::acl_headers!(input, input.acl.as_ref().map(|a| a.as_str()));
+    (meta.acl, meta.owner) = crate::acl::for_object_write(&bucket_entry, writer.as_ref(), &acl)?;
     let upload_id = new_upload_id();
     let record = UploadRecord {
         bucket: input.bucket.clone(),

@@ -13,6 +13,7 @@ use storage_core::ObjectRecord;
 
 pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
     let origin = crate::origin(&req);
+    let writer = s3.caller(&req);
     let S3Request { input, headers, trailing_headers, .. } = req;
     // Refuse early (the commit checks again, atomically).
     let bucket_entry = s3.require_bucket(&input.bucket)?;
@@ -45,6 +46,8 @@ pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Resu
     meta.storage_class = storage_class;
     meta.tags = crate::tagging::from_header(input.tagging.as_deref())?;
     (meta.retention, meta.legal_hold) = crate::lock::requested_lock!(&bucket_entry, input)?;
+    let acl = crate::acl::acl_headers!(input, input.acl.as_ref().map(|a| a.as_str()));
+    (meta.acl, meta.owner) = crate::acl::for_object_write(&bucket_entry, writer.as_ref(), &acl)?;
     let record = ObjectRecord {
         bucket: input.bucket,
         key: input.key,

@@ -1,5 +1,5 @@
-//! Request headers for S3 features Quarry does not have (ACL grants, encryption,
-//! website redirects) and the storage class. A header that asks for such a
+//! Request headers for S3 features Quarry does not have (encryption, website
+//! redirects) and the storage class. A header that asks for such a
 //! feature gets the error AWS gives when the feature is unavailable, never a 200 that
 //! silently drops it. Storage classes S3 defines are kept as given.
 
@@ -9,8 +9,6 @@ use s3s::{S3Result, s3_error};
 /// The headers of an object write (PutObject, CopyObject, CreateMultipartUpload) that ask
 /// for something beyond plain storage.
 pub struct ObjectWriteOptions<'a> {
-    pub acl: Option<&'a ObjectCannedACL>,
-    pub grants: [Option<&'a String>; 4],
     pub server_side_encryption: Option<&'a ServerSideEncryption>,
     pub ssekms_key_id: Option<&'a String>,
     pub ssekms_encryption_context: Option<&'a String>,
@@ -26,13 +24,6 @@ pub struct ObjectWriteOptions<'a> {
 macro_rules! object_write_options {
     ($input:expr) => {
         $crate::unsupported::ObjectWriteOptions {
-            acl: $input.acl.as_ref(),
-            grants: [
-                $input.grant_full_control.as_ref(),
-                $input.grant_read.as_ref(),
-                $input.grant_read_acp.as_ref(),
-                $input.grant_write_acp.as_ref(),
-            ],
             server_side_encryption: $input.server_side_encryption.as_ref(),
             ssekms_key_id: $input.ssekms_key_id.as_ref(),
             ssekms_encryption_context: $input.ssekms_encryption_context.as_ref(),
@@ -64,16 +55,6 @@ impl ObjectWriteOptions<'_> {
     /// Refuses what Quarry cannot honour; returns the storage class to record
     /// (`None` for STANDARD, which is what an object without a class is).
     pub fn check(&self) -> S3Result<Option<String>> {
-        // Every Quarry bucket behaves like an S3 bucket with ACLs disabled (Object
-        // Ownership "bucket owner enforced"): only ACLs that grant nothing beyond the owner pass.
-        if let Some(acl) = self.acl
-            && !matches!(acl.as_str(), ObjectCannedACL::PRIVATE | ObjectCannedACL::BUCKET_OWNER_FULL_CONTROL)
-        {
-            return Err(acls_not_supported());
-        }
-        if self.grants.iter().any(Option::is_some) {
-            return Err(acls_not_supported());
-        }
         check_encryption(self)?;
         if self.website_redirect_location.is_some() {
             return Err(s3_error!(
@@ -83,10 +64,6 @@ impl ObjectWriteOptions<'_> {
         }
         storage_class(self.storage_class)
     }
-}
-
-fn acls_not_supported() -> s3s::S3Error {
-    s3_error!(AccessControlListNotSupported, "The bucket does not allow ACLs")
 }
 
 fn check_encryption(o: &ObjectWriteOptions<'_>) -> S3Result<()> {
@@ -125,31 +102,6 @@ pub fn check_copy_source_encryption(input: &CopyObjectInput) -> S3Result<()> {
         || input.copy_source_sse_customer_key_md5.is_some()
     {
         return Err(s3_error!(InvalidRequest, "The encryption parameters are not applicable to this object."));
-    }
-    Ok(())
-}
-
-/// CreateBucket: ACLs beyond `private`, object lock and object ownership other than
-/// "bucket owner enforced" are features Quarry does not have.
-pub fn check_create_bucket(input: &CreateBucketInput) -> S3Result<()> {
-    let grants = [
-        &input.grant_full_control,
-        &input.grant_read,
-        &input.grant_read_acp,
-        &input.grant_write,
-        &input.grant_write_acp,
-    ];
-    let public_acl = input.acl.as_ref().is_some_and(|a| a.as_str() != BucketCannedACL::PRIVATE);
-    if public_acl || grants.iter().any(|g| g.is_some()) {
-        return Err(s3_error!(
-            InvalidBucketAclWithObjectOwnership,
-            "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"
-        ));
-    }
-    if let Some(ownership) = &input.object_ownership
-        && ownership.as_str() != ObjectOwnership::BUCKET_OWNER_ENFORCED
-    {
-        return Err(s3_error!(NotImplemented, "Only the BucketOwnerEnforced object ownership is supported"));
     }
     Ok(())
 }

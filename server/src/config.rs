@@ -69,6 +69,7 @@ pub struct FileConfig {
     pub select_max_decompressed_bytes: Option<u64>,
     pub allow_sigv2: Option<bool>,
     pub block_public_access: Option<bool>,
+    pub object_ownership: Option<String>,
     pub max_concurrent_queries: Option<usize>,
     pub max_connections: Option<usize>,
     pub header_read_timeout_ms: Option<u64>,
@@ -143,4 +144,17 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     file.write_all(contents.as_bytes())?;
     file.sync_all()
+}
+
+/// `--object-ownership`: S3's names for Object Ownership.
+pub fn object_ownership(name: Option<&str>) -> Result<storage_core::ObjectOwnership, String> {
+    use storage_core::ObjectOwnership::*;
+    match name {
+        None | Some("BucketOwnerEnforced") => Ok(BucketOwnerEnforced),
+        Some("BucketOwnerPreferred") => Ok(BucketOwnerPreferred),
+        Some("ObjectWriter") => Ok(ObjectWriter),
+        Some(other) => {
+            Err(format!("object ownership {other:?}: BucketOwnerEnforced, BucketOwnerPreferred or ObjectWriter"))
+        }
+    }
 }

@@ -113,6 +113,10 @@ struct ServeArgs {
     /// its own) [default: true]
     #[arg(long, env = "QUARRY_BLOCK_PUBLIC_ACCESS")]
     block_public_access: Option<bool>,
+    /// Object Ownership of new buckets that name none: BucketOwnerEnforced (ACLs off),
+    /// BucketOwnerPreferred or ObjectWriter [default: BucketOwnerEnforced]
+    #[arg(long, env = "QUARRY_OBJECT_OWNERSHIP")]
+    object_ownership: Option<String>,
     /// Open client connections at most (also kept below the open-files limit) [default: 4096]
     #[arg(long, env = "QUARRY_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
@@ -260,6 +264,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             .unwrap_or(config::DEFAULT_MAX_OBJECT_SIZE_BYTES),
         region: args.region.or(file.region).unwrap_or_else(|| config::DEFAULT_REGION.into()),
         block_public_access: args.block_public_access.or(file.block_public_access).unwrap_or(true),
+        object_ownership: config::object_ownership(args.object_ownership.or(file.object_ownership).as_deref())?,
         max_concurrent_queries: args
             .max_concurrent_queries
             .or(file.max_concurrent_queries)

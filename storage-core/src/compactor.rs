@@ -164,6 +164,8 @@ fn liveness(index: &Index, inflight_from: Option<u64>) -> Result<Liveness> {
         live.current.extend(entry.lock_lsn);
         live.current.extend(entry.policy_lsn);
         live.current.extend(entry.public_access_block_lsn);
+        live.current.extend(entry.ownership_lsn);
+        live.current.extend(entry.acl_lsn);
         live.buckets.insert(bucket.clone(), entry.lsn);
         let latest = index.objects_from(&bucket, b"");
         for item in latest.chain(index.noncurrent_versions_from(&bucket, b"")) {
@@ -172,6 +174,7 @@ fn liveness(index: &Index, inflight_from: Option<u64>) -> Result<Liveness> {
             live.current.extend(object.tags_lsn);
             live.current.extend(object.retention_lsn);
             live.current.extend(object.legal_hold_lsn);
+            live.current.extend(object.acl_lsn);
             live.referenced.extend(object.chunks.iter().map(|c| c.lsn));
             if let Some(upload_id) = object.meta.upload_id {
                 live.completed_uploads.insert(upload_id);

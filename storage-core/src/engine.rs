@@ -6,8 +6,8 @@ use crate::index::{self, Applied, BucketEntry, Index, ObjectEntry, RecordLocatio
 use crate::io::{FsDir, SegmentDir};
 use crate::listing::{ListPage, ListQuery, VersionQuery, list_objects, list_versions};
 use crate::log_entry::{
-    ChunkPiece, DefaultRetention, DeleteConditions, LogEntry, ObjectRecord, PartRecord, PublicAccessBlock, Retention,
-    UploadRecord, VersioningStatus,
+    ChunkPiece, DefaultRetention, DeleteConditions, Grant, LogEntry, ObjectOwnership, ObjectRecord, PartRecord,
+    PublicAccessBlock, Retention, UploadRecord, VersioningStatus,
 };
 use crate::record::DecodedRecord;
 use crate::recovery;
@@ -33,6 +33,8 @@ pub struct NewBucket {
     /// The user who owns it (none: the admins).
     pub owner: Option<String>,
     pub public_access_block: Option<PublicAccessBlock>,
+    pub object_ownership: Option<ObjectOwnership>,
+    pub acl: Option<Vec<Grant>>,
 }
 
 #[derive(Clone)]
@@ -427,9 +429,16 @@ impl Engine {
 
     /// CreateBucket with its settings.
     pub async fn create_bucket_with(&self, bucket: &str, created_ms: i64, new: NewBucket) -> Result<()> {
-        let NewBucket { object_lock, owner, public_access_block } = new;
-        let entry =
-            LogEntry::BucketCreate { bucket: bucket.to_owned(), created_ms, object_lock, owner, public_access_block };
+        let NewBucket { object_lock, owner, public_access_block, object_ownership, acl } = new;
+        let entry = LogEntry::BucketCreate {
+            bucket: bucket.to_owned(),
+            created_ms,
+            object_lock,
+            owner,
+            public_access_block,
+            object_ownership,
+            acl,
+        };
         self.append(entry, Bytes::new(), true).await.map(|_| ())
     }
 
@@ -482,6 +491,32 @@ impl Engine {
     /// recorded (it then makes null versions as before, and answers Suspended).
     pub async fn set_bucket_versioning(&self, bucket: &str, status: VersioningStatus) -> Result<()> {
         let entry = LogEntry::BucketVersioning { bucket: bucket.to_owned(), status };
+        self.append(entry, Bytes::new(), true).await.map(|_| ())
+    }
+
+    /// PutBucketAcl.
+    pub async fn set_bucket_acl(&self, bucket: &str, grants: Vec<Grant>) -> Result<()> {
+        let entry = LogEntry::BucketAcl { bucket: bucket.to_owned(), grants };
+        self.append(entry, Bytes::new(), true).await.map(|_| ())
+    }
+
+    /// PutObjectAcl of one version (the latest when `version` is none): Rejected(NoSuchKey)
+    /// if it does not exist.
+    pub async fn set_object_acl(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<VersionId>,
+        grants: Vec<Grant>,
+    ) -> Result<()> {
+        let version_id = version.map(|v| v.to_string());
+        let entry = LogEntry::ObjectAcl { bucket: bucket.to_owned(), key: key.to_owned(), version_id, grants };
+        self.append(entry, Bytes::new(), true).await.map(|_| ())
+    }
+
+    /// Put/DeleteBucketOwnershipControls (none: delete).
+    pub async fn set_object_ownership(&self, bucket: &str, ownership: Option<ObjectOwnership>) -> Result<()> {
+        let entry = LogEntry::BucketOwnershipControls { bucket: bucket.to_owned(), ownership };
         self.append(entry, Bytes::new(), true).await.map(|_| ())
     }
 

@@ -34,8 +34,8 @@
 
 use crate::error::{Rejection, Result};
 use crate::log_entry::{
-    ChunkPiece, DefaultRetention, LockMode, LogEntry, ObjectMeta, ObjectRecord, PartRecord, PublicAccessBlock,
-    Retention, UploadRecord, VersioningStatus,
+    ChunkPiece, DefaultRetention, Grant, LockMode, LogEntry, ObjectMeta, ObjectOwnership, ObjectRecord, PartRecord,
+    PublicAccessBlock, Retention, UploadRecord, VersioningStatus,
 };
 use crate::version::VersionId;
 use serde::{Deserialize, Serialize};
@@ -97,6 +97,18 @@ pub struct BucketEntry {
     /// The record that set `public_access_block` after the bucket was created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_access_block_lsn: Option<u64>,
+    /// None: a bucket made before Object Ownership existed (BucketOwnerEnforced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_ownership: Option<ObjectOwnership>,
+    /// The record that set `object_ownership` after the bucket was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ownership_lsn: Option<u64>,
+    /// The bucket's ACL grants (none: the owner's FULL_CONTROL only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<Vec<Grant>>,
+    /// The record that set `acl` after the bucket was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl_lsn: Option<u64>,
 }
 
 /// One version of an object: its body, or a delete marker.
@@ -119,6 +131,9 @@ pub struct ObjectEntry {
     pub retention_lsn: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub legal_hold_lsn: Option<u64>,
+    /// The record that set `meta.acl` since (as `tags_lsn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl_lsn: Option<u64>,
 }
 
 impl ObjectEntry {
@@ -139,6 +154,7 @@ impl ObjectEntry {
             tags_lsn: None,
             retention_lsn: None,
             legal_hold_lsn: None,
+            acl_lsn: None,
         }
     }
 
@@ -918,7 +934,15 @@ pub fn apply(
         LogEntry::Tombstone { bucket, key, version_id: Some(version), .. } => {
             return Ok(Ok(delete_version(view, bucket, key, version)?));
         }
-        LogEntry::BucketCreate { bucket, created_ms, object_lock, owner, public_access_block } => {
+        LogEntry::BucketCreate {
+            bucket,
+            created_ms,
+            object_lock,
+            owner,
+            public_access_block,
+            object_ownership,
+            acl,
+        } => {
             let entry = BucketEntry {
                 created_ms: *created_ms,
                 lsn,
@@ -934,6 +958,10 @@ pub fn apply(
                 policy_lsn: None,
                 public_access_block: *public_access_block,
                 public_access_block_lsn: None,
+                object_ownership: *object_ownership,
+                ownership_lsn: None,
+                acl: acl.clone(),
+                acl_lsn: None,
             };
             view.insert(bucket_key(bucket), to_json(&entry));
         }
@@ -971,6 +999,27 @@ pub fn apply(
                 .expect("decide checked that the version exists");
             entry.meta.legal_hold = *on;
             entry.legal_hold_lsn = Some(lsn);
+            view.insert(k, to_json(&entry));
+        }
+        LogEntry::BucketAcl { bucket, grants } => {
+            let k = bucket_key(bucket);
+            let mut entry = view.json::<BucketEntry>(&k)?.expect("decide checked that the bucket exists");
+            entry.acl = Some(grants.clone());
+            entry.acl_lsn = Some(lsn);
+            view.insert(k, to_json(&entry));
+        }
+        LogEntry::BucketOwnershipControls { bucket, ownership } => {
+            let k = bucket_key(bucket);
+            let mut entry = view.json::<BucketEntry>(&k)?.expect("decide checked that the bucket exists");
+            entry.object_ownership = *ownership;
+            entry.ownership_lsn = Some(lsn);
+            view.insert(k, to_json(&entry));
+        }
+        LogEntry::ObjectAcl { bucket, key, version_id, grants } => {
+            let (k, mut entry) = tagged_version(view, bucket, key, version_id.as_deref())?
+                .expect("decide checked that the version exists");
+            entry.meta.acl = Some(grants.clone());
+            entry.acl_lsn = Some(lsn);
             view.insert(k, to_json(&entry));
         }
         LogEntry::BucketPublicAccessBlock { bucket, config } => {
@@ -1091,13 +1140,17 @@ fn decide(view: &View<'_>, entry: &LogEntry) -> Result<Result<(), Rejection>> {
         | LogEntry::BucketTagging { bucket, .. }
         | LogEntry::BucketPolicy { bucket, .. }
         | LogEntry::BucketPublicAccessBlock { bucket, .. }
+        | LogEntry::BucketAcl { bucket, .. }
+        | LogEntry::BucketOwnershipControls { bucket, .. }
             if !bucket_exists(bucket)? =>
         {
             Err(Rejection::NoSuchBucket)
         }
-        LogEntry::BucketTagging { .. } | LogEntry::BucketPolicy { .. } | LogEntry::BucketPublicAccessBlock { .. } => {
-            Ok(())
-        }
+        LogEntry::BucketTagging { .. }
+        | LogEntry::BucketPolicy { .. }
+        | LogEntry::BucketPublicAccessBlock { .. }
+        | LogEntry::BucketAcl { .. }
+        | LogEntry::BucketOwnershipControls { .. } => Ok(()),
         // Object lock can be turned on later for a bucket whose versioning is enabled.
         LogEntry::BucketObjectLock { bucket, .. } => match view.json::<BucketEntry>(&bucket_key(bucket))? {
             None => Err(Rejection::NoSuchBucket),
@@ -1129,7 +1182,8 @@ fn decide(view: &View<'_>, entry: &LogEntry) -> Result<Result<(), Rejection>> {
                 None => Err(Rejection::NoSuchKey),
             }
         }
-        LogEntry::ObjectTagging { bucket, key, version_id, .. } => {
+        LogEntry::ObjectTagging { bucket, key, version_id, .. }
+        | LogEntry::ObjectAcl { bucket, key, version_id, .. } => {
             match tagged_version(view, bucket, key, version_id.as_deref())? {
                 Some(_) => Ok(()),
                 None => Err(Rejection::NoSuchKey),
@@ -1505,6 +1559,8 @@ mod tests {
             object_lock: false,
             owner: None,
             public_access_block: None,
+            object_ownership: None,
+            acl: None,
         });
         apply_one(put()); // the null version
         apply_one(versioning(VersioningStatus::Enabled));

@@ -29,8 +29,9 @@ pub use error::{Error, Rejection, Result};
 pub use index::{Applied, BucketEntry, ObjectEntry, PartEntry, UploadEntry, VersionPage};
 pub use listing::{ListPage, ListQuery, VersionQuery};
 pub use log_entry::{
-    ChunkPiece, DefaultRetention, DeleteConditions, LockMode, ObjectMeta, ObjectRecord, Origin, PartRecord,
-    PublicAccessBlock, Retention, StoredChecksum, UploadRecord, VersioningStatus, slice_pieces,
+    ChunkPiece, DefaultRetention, DeleteConditions, Grant, Grantee, LockMode, ObjectMeta, ObjectOwnership,
+    ObjectRecord, Origin, PartRecord, Permission, PublicAccessBlock, Retention, StoredChecksum, UploadRecord,
+    VersioningStatus, slice_pieces,
 };
 pub use scrub::ScrubReport;
 pub use stats::EngineStats;

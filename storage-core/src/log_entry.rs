@@ -92,6 +92,55 @@ pub struct ObjectMeta {
     /// Object lock: a legal hold keeps the version until it is lifted.
     #[serde(default, skip_serializing_if = "is_false")]
     pub legal_hold: bool,
+    /// The version's ACL grants; none: its owner's FULL_CONTROL only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<Vec<Grant>>,
+    /// The user who owns the version, when not the bucket's owner (an object writer's
+    /// upload to another user's bucket under ObjectWriter ownership).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+/// An ACL permission, as S3 names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Permission {
+    Read,
+    Write,
+    ReadAcp,
+    WriteAcp,
+    FullControl,
+}
+
+/// Who an ACL grant is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Grantee {
+    /// A user, by canonical id.
+    User { id: String },
+    /// Everyone, anonymous requests included (`.../groups/global/AllUsers`).
+    AllUsers,
+    /// Every signed request (`.../groups/global/AuthenticatedUsers`).
+    AuthenticatedUsers,
+    /// S3's log delivery group (`.../groups/s3/LogDelivery`).
+    LogDelivery,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub grantee: Grantee,
+    pub permission: Permission,
+}
+
+/// A bucket's Object Ownership setting, as S3 names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ObjectOwnership {
+    /// ACLs are disabled: the bucket's owner owns every object.
+    BucketOwnerEnforced,
+    /// The bucket's owner owns objects uploaded with `bucket-owner-full-control`.
+    BucketOwnerPreferred,
+    /// The uploader owns what it uploads.
+    ObjectWriter,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -330,6 +379,32 @@ pub enum LogEntry {
         /// The Block Public Access settings it starts with (the server's default then).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         public_access_block: Option<PublicAccessBlock>,
+        /// Its Object Ownership (absent in records written before it existed: such
+        /// buckets behave as BucketOwnerEnforced).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        object_ownership: Option<ObjectOwnership>,
+        /// Its ACL grants (none: the owner's FULL_CONTROL only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        acl: Option<Vec<Grant>>,
+    },
+    /// PutBucketAcl: the bucket's grants from here on.
+    BucketAcl {
+        bucket: String,
+        grants: Vec<Grant>,
+    },
+    /// PutObjectAcl of one version (the latest when `version_id` is none).
+    ObjectAcl {
+        bucket: String,
+        key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version_id: Option<String>,
+        grants: Vec<Grant>,
+    },
+    /// Put/DeleteBucketOwnershipControls (none: deleted, which S3 treats as ObjectWriter).
+    BucketOwnershipControls {
+        bucket: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ownership: Option<ObjectOwnership>,
     },
     /// Put/DeletePublicAccessBlock: the bucket's settings from here on (none: deleted).
     BucketPublicAccessBlock {
@@ -438,6 +513,9 @@ impl LogEntry {
             LogEntry::ObjectLegalHold { .. } => RecordKind::ObjectLegalHold,
             LogEntry::BucketPolicy { .. } => RecordKind::BucketPolicy,
             LogEntry::BucketPublicAccessBlock { .. } => RecordKind::BucketPublicAccessBlock,
+            LogEntry::BucketAcl { .. } => RecordKind::BucketAcl,
+            LogEntry::ObjectAcl { .. } => RecordKind::ObjectAcl,
+            LogEntry::BucketOwnershipControls { .. } => RecordKind::BucketOwnershipControls,
         }
     }
 }

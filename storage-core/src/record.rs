@@ -49,6 +49,9 @@ pub enum RecordKind {
     ObjectLegalHold = 16,
     BucketPolicy = 17,
     BucketPublicAccessBlock = 18,
+    BucketAcl = 19,
+    ObjectAcl = 20,
+    BucketOwnershipControls = 21,
 }
 
 impl RecordKind {
@@ -73,6 +76,9 @@ impl RecordKind {
             16 => ObjectLegalHold,
             17 => BucketPolicy,
             18 => BucketPublicAccessBlock,
+            19 => BucketAcl,
+            20 => ObjectAcl,
+            21 => BucketOwnershipControls,
             _ => return None,
         })
     }

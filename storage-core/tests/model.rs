@@ -23,8 +23,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use storage_core::io::SimDir;
 use storage_core::{
-    Body, CompactionOptions, Engine, EngineConfig, ListQuery, LockMode, NewBucket, ObjectEntry, ObjectMeta,
-    ObjectRecord, PartRecord, PublicAccessBlock, Retention, UploadRecord, VersionId, VersionQuery, VersioningStatus,
+    Body, CompactionOptions, Engine, EngineConfig, Grant, Grantee, ListQuery, LockMode, NewBucket, ObjectEntry,
+    ObjectMeta, ObjectOwnership, ObjectRecord, PartRecord, Permission, PublicAccessBlock, Retention, UploadRecord,
+    VersionId, VersionQuery, VersioningStatus,
 };
 
 const BUCKET: &str = "model";
@@ -81,6 +82,12 @@ enum Op {
         key: u8,
         nth: Option<u8>,
         seed: u8,
+        /// Sets the version's ACL (`acl_for(seed)`) instead of its tags.
+        acl: bool,
+    },
+    /// Sets the bucket's ACL (even `seed`) or its Object Ownership (odd), from `seed / 2`.
+    SetBucketAccess {
+        seed: u8,
     },
     Copy {
         from: u8,
@@ -118,7 +125,9 @@ fn data_op() -> impl Strategy<Value = Op> {
         1 => any::<u8>().prop_map(|seed| Op::SetPolicy { seed }),
         1 => (0u8..20).prop_map(|seed| Op::SetPublicAccessBlock { seed }),
         1 => Just(Op::Compact),
-        1 => (0..KEYS, prop::option::of(any::<u8>()), any::<u8>()).prop_map(|(key, nth, seed)| Op::Tag { key, nth, seed }),
+        1 => (0..KEYS, prop::option::of(any::<u8>()), any::<u8>(), any::<bool>())
+            .prop_map(|(key, nth, seed, acl)| Op::Tag { key, nth, seed, acl }),
+        1 => any::<u8>().prop_map(|seed| Op::SetBucketAccess { seed }),
         1 => (0..KEYS, 0..KEYS).prop_map(|(from, to)| Op::Copy { from, to }),
         1 => (0..KEYS, prop::collection::vec(0usize..2500, 1..4), any::<u8>(), prop::bool::weighted(0.2))
             .prop_map(|(key, part_lens, seed, abort)| Op::Multipart { key, part_lens, seed, abort }),
@@ -163,6 +172,7 @@ struct Version {
     null: bool,
     content: Option<Stored>,
     tags: BTreeMap<String, String>,
+    acl: Option<Vec<Grant>>,
     /// Object lock (retentions end a day after the test, so in force throughout).
     retention: Option<LockMode>,
     legal_hold: bool,
@@ -170,7 +180,7 @@ struct Version {
 
 impl Version {
     fn new(null: bool, content: Option<Stored>) -> Version {
-        Version { null, content, tags: BTreeMap::new(), retention: None, legal_hold: false }
+        Version { null, content, tags: BTreeMap::new(), acl: None, retention: None, legal_hold: false }
     }
 
     /// Object lock refuses deleting it.
@@ -181,6 +191,15 @@ impl Version {
             None => false,
         };
         retained || self.legal_hold
+    }
+}
+
+/// An ACL: public-read, a user's READ_ACP, or the owner's only.
+fn acl_for(seed: u8) -> Vec<Grant> {
+    match seed % 3 {
+        0 => vec![],
+        1 => vec![Grant { grantee: Grantee::AllUsers, permission: Permission::Read }],
+        _ => vec![Grant { grantee: Grantee::User { id: format!("{seed:064x}") }, permission: Permission::ReadAcp }],
     }
 }
 
@@ -231,6 +250,17 @@ struct BucketState {
     versioning: Option<VersioningStatus>,
     policy: Option<String>,
     public_access_block: Option<PublicAccessBlock>,
+    acl: Option<Vec<Grant>>,
+    object_ownership: Option<ObjectOwnership>,
+}
+
+fn ownership_for(seed: u8) -> Option<ObjectOwnership> {
+    match seed % 4 {
+        0 => None,
+        1 => Some(ObjectOwnership::BucketOwnerEnforced),
+        2 => Some(ObjectOwnership::BucketOwnerPreferred),
+        _ => Some(ObjectOwnership::ObjectWriter),
+    }
 }
 
 fn public_access_block_for(seed: u8) -> Option<PublicAccessBlock> {
@@ -271,6 +301,8 @@ impl Harness {
             versioning: object_lock.then_some(VersioningStatus::Enabled),
             policy: None,
             public_access_block: Some(PublicAccessBlock::ALL),
+            acl: None,
+            object_ownership: Some(ObjectOwnership::BucketOwnerEnforced),
         }];
         let mut harness =
             Harness { dir, sim, engine: None, model: BTreeMap::new(), bucket, object_lock, upload_counter: 0 };
@@ -396,7 +428,7 @@ impl Harness {
                 let upload_id = Some(upload_id_for(self.upload_counter + 1));
                 vec![write(*key, Some(Stored { data: whole, upload_id }))]
             }
-            Op::Tag { key, nth, seed } => {
+            Op::Tag { key, nth, seed, acl } => {
                 let mut list = versions(*key);
                 let at = match nth {
                     None => 0,
@@ -404,12 +436,14 @@ impl Harness {
                     Some(nth) => *nth as usize % list.len(),
                 };
                 match list.get_mut(at) {
+                    Some(version) if version.content.is_some() && *acl => version.acl = Some(acl_for(*seed)),
                     Some(version) if version.content.is_some() => version.tags = tags_for(*seed),
                     _ => return vec![], // nothing to tag: a delete marker, or no version
                 }
                 vec![(key_name(*key), list)]
             }
             Op::SetVersioning { .. }
+            | Op::SetBucketAccess { .. }
             | Op::SetPolicy { .. }
             | Op::SetPublicAccessBlock { .. }
             | Op::Compact
@@ -452,6 +486,8 @@ impl Harness {
                 Some(BucketState { versioning: Some(VersioningStatus::Suspended), ..now })
             }
             Op::SetPolicy { seed } => Some(BucketState { policy: policy_for(*seed), ..now }),
+            Op::SetBucketAccess { seed } if seed % 2 == 0 => Some(BucketState { acl: Some(acl_for(seed / 2)), ..now }),
+            Op::SetBucketAccess { seed } => Some(BucketState { object_ownership: ownership_for(seed / 2), ..now }),
             Op::SetPublicAccessBlock { seed } => {
                 Some(BucketState { public_access_block: public_access_block_for(*seed), ..now })
             }
@@ -503,6 +539,8 @@ impl Harness {
                 refused_by_lock(engine.set_bucket_versioning(BUCKET, status).await)?;
             }
             Op::SetPolicy { seed } => engine.set_bucket_policy(BUCKET, policy_for(*seed)).await?,
+            Op::SetBucketAccess { seed } if seed % 2 == 0 => engine.set_bucket_acl(BUCKET, acl_for(seed / 2)).await?,
+            Op::SetBucketAccess { seed } => engine.set_object_ownership(BUCKET, ownership_for(seed / 2)).await?,
             Op::SetPublicAccessBlock { seed } => {
                 engine.set_public_access_block(BUCKET, public_access_block_for(*seed)).await?
             }
@@ -516,7 +554,7 @@ impl Harness {
                 let Some(version) = lock_target(&engine, &key_name(*key), *nth)? else { return Ok(()) };
                 refused_by_lock(engine.set_legal_hold(BUCKET, &key_name(*key), version, *on).await)?;
             }
-            Op::Tag { key, nth, seed } => {
+            Op::Tag { key, nth, seed, acl } => {
                 let name = key_name(*key);
                 let versions = versions_of(&engine, &name)?;
                 let target = match nth {
@@ -526,7 +564,11 @@ impl Harness {
                 };
                 let Some(target) = target.filter(|v| !v.delete_marker) else { return Ok(()) };
                 let version = nth.map(|_| target.version_id());
-                engine.set_object_tags(BUCKET, &name, version, tags_for(*seed)).await?;
+                if *acl {
+                    engine.set_object_acl(BUCKET, &name, version, acl_for(*seed)).await?;
+                } else {
+                    engine.set_object_tags(BUCKET, &name, version, tags_for(*seed)).await?;
+                }
             }
             Op::Compact => {
                 // Compaction leaves segments the catalog has not taken in yet alone.
@@ -600,6 +642,8 @@ impl Harness {
             versioning: entry.versioning,
             policy: entry.policy,
             public_access_block: entry.public_access_block,
+            acl: entry.acl,
+            object_ownership: entry.object_ownership,
         };
         assert!(
             self.bucket.contains(&state),
@@ -676,6 +720,7 @@ async fn read_versions(engine: &Engine, key: &str) -> storage_core::Result<Versi
             null: !entry.versioned,
             content,
             tags: entry.meta.tags.clone(),
+            acl: entry.meta.acl.clone(),
             retention: entry.meta.retention.map(|r| r.mode),
             legal_hold: entry.meta.legal_hold,
         });
@@ -747,6 +792,8 @@ proptest! {
                 object_lock,
                 owner: Some(OWNER.into()),
                 public_access_block: Some(PublicAccessBlock::ALL),
+                object_ownership: Some(ObjectOwnership::BucketOwnerEnforced),
+                acl: None,
             };
             harness.engine().create_bucket_with(BUCKET, 0, new).await.unwrap();
             for (step, op) in ops.iter().enumerate() {

@@ -13,6 +13,7 @@ mod harness;
 
 mod abuse_engine;
 mod access;
+mod acl;
 mod attributes;
 mod auth;
 mod buckets;

@@ -148,7 +148,7 @@ async fn object_writes_refuse_features_quarry_lacks() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn create_bucket_refuses_acls_and_other_ownership() {
+async fn create_bucket_refuses_acls_under_bucket_owner_enforced() {
     let server = Server::start();
     let s3 = server.client();
     let cases: Vec<(&str, aws_sdk_s3::operation::create_bucket::builders::CreateBucketFluentBuilder, u16, &str)> = vec![
@@ -160,10 +160,10 @@ async fn create_bucket_refuses_acls_and_other_ownership() {
         ),
         ("x-amz-grant-write", s3.create_bucket().grant_write("id=someone"), 400, "InvalidBucketAclWithObjectOwnership"),
         (
-            "ObjectWriter ownership",
-            s3.create_bucket().object_ownership(ObjectOwnership::ObjectWriter),
-            501,
-            "NotImplemented",
+            "an ACL with BucketOwnerEnforced named",
+            s3.create_bucket().object_ownership(ObjectOwnership::BucketOwnerEnforced).acl(BucketCannedAcl::PublicRead),
+            400,
+            "InvalidBucketAclWithObjectOwnership",
         ),
     ];
     for (what, req, status, code) in cases {

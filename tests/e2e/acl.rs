@@ -1,0 +1,158 @@
+//! ACLs and Object Ownership with three callers: the bucket's owner (alice), another
+//! user (bob) and anonymous requests (plain HTTP, no signature).
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    BucketCannedAcl, ObjectCannedAcl, ObjectOwnership, OwnershipControls, OwnershipControlsRule,
+    PublicAccessBlockConfiguration,
+};
+
+use crate::harness::*;
+
+const CONFIG: &str = r#"
+[[keys]]
+access_key = "alicekey"
+secret_key = "alicesecret123"
+
+[[keys]]
+access_key = "bobkey"
+secret_key = "bobsecret12345"
+"#;
+
+const DENIED: &[&str] = &["AccessDenied"];
+
+fn url(server: &Server, path: &str) -> String {
+    format!("{}/{path}", server.endpoint())
+}
+
+async fn canonical_id(s3: &aws_sdk_s3::Client) -> String {
+    let out = s3.list_buckets().send().await.ok_or_panic("ListBuckets for the caller's id");
+    out.owner().and_then(|o| o.id()).expect("an owner id").to_owned()
+}
+
+/// (grantee id or group uri, permission) of every grant, sorted.
+fn grants(list: &[aws_sdk_s3::types::Grant]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = list
+        .iter()
+        .map(|g| {
+            let grantee = g.grantee().expect("a grantee");
+            let who = grantee.id().or(grantee.uri()).unwrap_or_default().to_owned();
+            (who, g.permission().map(|p| p.as_str().to_owned()).unwrap_or_default())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acls_grant_users_and_anonymous_callers_under_object_writer_ownership() {
+    let mut server = Server::start_with(ServerOptions { config_toml: Some(CONFIG.into()), ..Default::default() });
+    let alice = server.client_with("alicekey", "alicesecret123");
+    let bob = server.client_with("bobkey", "bobsecret12345");
+    let (alice_id, bob_id) = (canonical_id(&alice).await, canonical_id(&bob).await);
+    const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
+
+    // A bucket with ACLs on (ObjectWriter) and the default public block lifted.
+    let create = alice.create_bucket().bucket("shelf").object_ownership(ObjectOwnership::ObjectWriter);
+    create.send().await.ok_or_panic("CreateBucket ObjectWriter");
+    let controls = alice.get_bucket_ownership_controls().bucket("shelf").send().await.unwrap();
+    let rule = &controls.ownership_controls().unwrap().rules()[0];
+    assert_eq!(rule.object_ownership(), &ObjectOwnership::ObjectWriter);
+    let blocked = alice.put_bucket_acl().bucket("shelf").acl(BucketCannedAcl::PublicRead).send().await;
+    expect_s3_error(blocked, 403, DENIED, "a public bucket ACL under the default Block Public Access");
+    alice.delete_public_access_block().bucket("shelf").send().await.ok_or_panic("DeletePublicAccessBlock");
+
+    // A public-read bucket ACL lets anyone list; the owner keeps FULL_CONTROL.
+    alice.put_bucket_acl().bucket("shelf").acl(BucketCannedAcl::PublicRead).send().await.ok_or_panic("PutBucketAcl");
+    let acl = alice.get_bucket_acl().bucket("shelf").send().await.ok_or_panic("GetBucketAcl");
+    assert_eq!(
+        grants(acl.grants()),
+        vec![(alice_id.clone(), "FULL_CONTROL".into()), (ALL_USERS.into(), "READ".into())],
+        "the bucket's grants"
+    );
+    assert_eq!(acl.owner().and_then(|o| o.display_name()), Some("alicekey"));
+    put(&alice, "shelf", "private.txt", b"mine").await;
+    let listing = raw_request("GET", &url(&server, "shelf?list-type=2"), &[], "").await;
+    assert_eq!(listing.status, 200, "anonymous LIST of a public-read bucket: {}", listing.body_str());
+    assert!(listing.body_str().contains("private.txt"), "the listing names the key");
+    let read = raw_request("GET", &url(&server, "shelf/private.txt"), &[], "").await;
+    assert_eq!(read.status, 403, "a private object in a public-read bucket");
+    let write = raw_request("PUT", &url(&server, "shelf/graffiti"), &[], "x").await;
+    assert_eq!(write.status, 403, "anonymous PUT without WRITE");
+
+    // Object ACLs: a public-read object, and one granted to bob by canonical id.
+    let public = alice.put_object().bucket("shelf").key("public.txt").acl(ObjectCannedAcl::PublicRead);
+    public.body(ByteStream::from_static(b"for everyone")).send().await.ok_or_panic("PUT public-read");
+    let read = raw_request("GET", &url(&server, "shelf/public.txt"), &[], "").await;
+    assert_eq!((read.status, read.body_str().as_str()), (200, "for everyone"), "anonymous GET of public-read");
+    expect_s3_error(bob.get_object().bucket("shelf").key("private.txt").send().await, 403, DENIED, "bob GET private");
+    let grant = alice.put_object_acl().bucket("shelf").key("private.txt").grant_read(format!("id={bob_id}"));
+    grant.send().await.ok_or_panic("PutObjectAcl grant-read to bob");
+    assert_eq!(get(&bob, "shelf", "private.txt").await, b"mine", "bob reads what he was granted");
+    let acl = alice.get_object_acl().bucket("shelf").key("private.txt").send().await.ok_or_panic("GetObjectAcl");
+    assert_eq!(grants(acl.grants()), vec![(bob_id.clone(), "READ".into())], "grant headers replace the ACL");
+    let bob_grant = acl.grants().iter().find_map(|g| g.grantee()).unwrap();
+    assert_eq!(bob_grant.display_name(), Some("bobkey"), "a grantee's display name");
+    let by_bob = bob.get_object_acl().bucket("shelf").key("private.txt").send().await;
+    expect_s3_error(by_bob, 403, DENIED, "READ does not give READ_ACP");
+    let email = alice.put_object_acl().bucket("shelf").key("private.txt").grant_read("emailAddress=\"a@b.c\"");
+    expect_s3_error(email.send().await, 400, &["UnresolvableGrantByEmailAddress"], "a grant by e-mail");
+
+    // WRITE on the bucket lets bob upload; under ObjectWriter he owns what he writes.
+    let write = alice.put_bucket_acl().bucket("shelf").grant_write(format!("id={bob_id}"));
+    write.grant_full_control(format!("id={alice_id}")).send().await.ok_or_panic("PutBucketAcl grant-write");
+    put(&bob, "shelf", "from-bob.txt", b"bob's").await;
+    let acl = bob.get_object_acl().bucket("shelf").key("from-bob.txt").send().await.ok_or_panic("bob's own ACL");
+    assert_eq!(acl.owner().and_then(|o| o.id()), Some(bob_id.as_str()), "the writer owns the object");
+    assert_eq!(get(&bob, "shelf", "from-bob.txt").await, b"bob's");
+    expect_s3_error(bob.list_objects_v2().bucket("shelf").send().await, 403, DENIED, "WRITE does not give READ");
+
+    // ACLs are in the log: they survive kill -9.
+    server.restart();
+    let (alice, bob) =
+        (server.client_with("alicekey", "alicesecret123"), server.client_with("bobkey", "bobsecret12345"));
+    let read = raw_request("GET", &url(&server, "shelf/public.txt"), &[], "").await;
+    assert_eq!(read.status, 200, "anonymous GET of public-read after kill -9");
+    assert_eq!(get(&bob, "shelf", "private.txt").await, b"mine", "bob's grant after kill -9");
+
+    // BlockPublicAcls refuses a public ACL; IgnorePublicAcls makes existing ones count for nothing.
+    let block = PublicAccessBlockConfiguration::builder().block_public_acls(true).ignore_public_acls(true).build();
+    alice.put_public_access_block().bucket("shelf").public_access_block_configuration(block).send().await.unwrap();
+    let public = alice.put_object_acl().bucket("shelf").key("private.txt").acl(ObjectCannedAcl::PublicRead);
+    expect_s3_error(public.send().await, 403, DENIED, "a public ACL under BlockPublicAcls");
+    let read = raw_request("GET", &url(&server, "shelf/public.txt"), &[], "").await;
+    assert_eq!(read.status, 403, "a public-read object under IgnorePublicAcls");
+    assert_eq!(get(&bob, "shelf", "private.txt").await, b"mine", "a grant to a user is not public");
+    alice.delete_public_access_block().bucket("shelf").send().await.unwrap();
+
+    // BucketOwnerEnforced turns ACLs off: refused while the bucket ACL grants others,
+    // then every object ACL stops counting and non-owner ACLs are refused.
+    let enforced = OwnershipControls::builder()
+        .rules(OwnershipControlsRule::builder().object_ownership(ObjectOwnership::BucketOwnerEnforced).build().unwrap())
+        .build()
+        .unwrap();
+    let put_enforced = || alice.put_bucket_ownership_controls().bucket("shelf").ownership_controls(enforced.clone());
+    expect_s3_error(
+        put_enforced().send().await,
+        400,
+        &["InvalidBucketAclWithObjectOwnership"],
+        "Enforced while the bucket ACL grants others",
+    );
+    alice.put_bucket_acl().bucket("shelf").acl(BucketCannedAcl::Private).send().await.ok_or_panic("private bucket ACL");
+    put_enforced().send().await.ok_or_panic("PutBucketOwnershipControls BucketOwnerEnforced");
+    let read = raw_request("GET", &url(&server, "shelf/public.txt"), &[], "").await;
+    assert_eq!(read.status, 403, "object ACLs no longer count under BucketOwnerEnforced");
+    expect_s3_error(bob.get_object().bucket("shelf").key("private.txt").send().await, 403, DENIED, "bob's grant");
+    let public = alice
+        .put_object()
+        .bucket("shelf")
+        .key("x")
+        .acl(ObjectCannedAcl::PublicRead)
+        .body(ByteStream::from_static(b"x"));
+    expect_s3_error(public.send().await, 400, &["AccessControlListNotSupported"], "PUT public-read, ACLs off");
+    alice.delete_bucket_ownership_controls().bucket("shelf").send().await.ok_or_panic("DeleteBucketOwnershipControls");
+    let none = alice.get_bucket_ownership_controls().bucket("shelf").send().await;
+    expect_s3_error(none, 404, &["OwnershipControlsNotFoundError"], "no ownership controls after the delete");
+    let read = raw_request("GET", &url(&server, "shelf/public.txt"), &[], "").await;
+    assert_eq!(read.status, 200, "without controls (ObjectWriter) the object's public-read counts again");
+}
