@@ -156,6 +156,7 @@ impl Access {
             | "UploadPart"
             | "UploadPartCopy"
             | "CompleteMultipartUpload"
+            | "ListParts"
             | "AbortMultipartUpload"
             | "DeleteObject"
             | "DeleteObjects" => {
@@ -223,6 +224,9 @@ fn action_of(operation: &str, versioned: bool) -> String {
         "ListBuckets" => "s3:ListAllMyBuckets".into(),
         "DeleteBucketTagging" => "s3:PutBucketTagging".into(),
         "GetObjectLockConfiguration" => "s3:GetBucketObjectLockConfiguration".into(),
+        "GetPublicAccessBlock" => "s3:GetBucketPublicAccessBlock".into(),
+        "PutPublicAccessBlock" | "DeletePublicAccessBlock" => "s3:PutBucketPublicAccessBlock".into(),
+        "DeleteBucketOwnershipControls" => "s3:PutBucketOwnershipControls".into(),
         "PutObjectLockConfiguration" => "s3:PutBucketObjectLockConfiguration".into(),
         other => format!("s3:{other}"),
     }
@@ -322,6 +326,7 @@ impl S3Access for Access {
             // Decided with what only the request body tells (tags, keys).
             ("PutObjectTagging" | "DeleteObjects", Some(_)) => Ok(()),
             (_, Some(bucket)) => {
+                self.check_expected_owner(cx.headers(), &bucket)?;
                 let query = url_query(cx.uri());
                 let version_id = query.iter().find(|(k, _)| k == "versionId").map(|(_, v)| v.clone());
                 let ask = Ask {
@@ -388,6 +393,17 @@ impl S3Access for Access {
 }
 
 impl Access {
+    /// `x-amz-expected-bucket-owner`: the request is refused (403) unless the bucket's
+    /// owner has that canonical id, whoever asks.
+    fn check_expected_owner(&self, headers: &http::HeaderMap, bucket: &str) -> S3Result<()> {
+        let Some(expected) = headers.get("x-amz-expected-bucket-owner") else { return Ok(()) };
+        let Some(entry) = self.engine.bucket(bucket).map_err(crate::error::engine_error)? else { return Ok(()) };
+        if expected.as_bytes() != crate::acl::bucket_owner_id(&entry).as_bytes() {
+            return Err(s3_error!(AccessDenied, "The bucket is not owned by the expected bucket owner"));
+        }
+        Ok(())
+    }
+
     /// The condition keys of a request s3s has parsed (per-operation checks).
     fn context_of<T>(&self, req: &S3Request<T>, caller: Option<&User>) -> HashMap<String, Vec<String>> {
         let peer = req.extensions.get::<crate::RequestContext>().and_then(|c| c.peer).map(|p| p.ip());

@@ -76,7 +76,7 @@ fn header_grantees(value: &str) -> S3Result<Vec<StoredGrantee>> {
             part.split_once('=').ok_or_else(|| s3_error!(InvalidArgument, "Invalid grant {part:?}"))?;
         let value = quoted.trim().trim_matches('"');
         out.push(match kind.trim() {
-            "id" => StoredGrantee::User { id: value.to_owned() },
+            "id" => StoredGrantee::User { id: known_user(value)? },
             "uri" => group(value)?,
             "emailAddress" => {
                 return Err(s3_error!(
@@ -88,6 +88,15 @@ fn header_grantees(value: &str) -> S3Result<Vec<StoredGrantee>> {
         });
     }
     Ok(out)
+}
+
+/// A grant's canonical id must look like one (64 hex digits); S3 refuses others.
+fn known_user(id: &str) -> S3Result<String> {
+    if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(id.to_owned())
+    } else {
+        Err(s3_error!(InvalidArgument, "Invalid id: {id:?} is not a canonical user id"))
+    }
 }
 
 fn group(uri: &str) -> S3Result<StoredGrantee> {
@@ -188,10 +197,8 @@ pub fn for_object_write(
     let ownership = ownership_of(bucket);
     let to_bucket_owner = matches!(headers.canned, Some("bucket-owner-full-control"));
     if ownership == Ownership::BucketOwnerEnforced {
-        // ACLs disabled: only an ACL that gives the bucket's owner everything passes.
-        if headers.grants.is_empty()
-            && matches!(headers.canned, None | Some("private") | Some("bucket-owner-full-control"))
-        {
+        // ACLs disabled: only the ACL that says so (bucket-owner-full-control) passes.
+        if headers.grants.is_empty() && matches!(headers.canned, None | Some("bucket-owner-full-control")) {
             return Ok((None, None));
         }
         return Err(acls_not_supported());
@@ -235,7 +242,7 @@ fn policy_grants(policy: &AccessControlPolicy) -> S3Result<Vec<Grant>> {
         };
         let grantee = match grantee.type_.as_str() {
             dto::Type::CANONICAL_USER => match &grantee.id {
-                Some(id) => StoredGrantee::User { id: id.clone() },
+                Some(id) => StoredGrantee::User { id: known_user(id)? },
                 None => return Err(s3_error!(InvalidArgument, "A CanonicalUser grantee needs an ID")),
             },
             dto::Type::GROUP => group(grantee.uri.as_deref().unwrap_or_default())?,
@@ -274,9 +281,14 @@ fn put_grants(
     }
 }
 
+/// The grants as Get*Acl lists them: group grants first, then users, each in the order
+/// they were given (S3 sets no order; RGW lists groups first and clients written
+/// against it expect that).
 fn dto_grants(s3: &QuarryS3, grants: &[Grant]) -> Vec<dto::Grant> {
-    grants
-        .iter()
+    let mut ordered: Vec<&Grant> = grants.iter().collect();
+    ordered.sort_by_key(|g| matches!(g.grantee, StoredGrantee::User { .. }));
+    ordered
+        .into_iter()
         .map(|g| {
             let grantee = match &g.grantee {
                 StoredGrantee::User { id } => dto::Grantee {

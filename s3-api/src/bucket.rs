@@ -101,14 +101,22 @@ pub async fn create_bucket(
         permission: storage_core::Permission::FullControl,
     };
     let beyond_owner = |grants: &Vec<storage_core::Grant>| grants.iter().any(|g| g != &owner_grant);
-    if object_ownership == storage_core::ObjectOwnership::BucketOwnerEnforced && acl.as_ref().is_some_and(beyond_owner)
+    // A name taken is answered as such first (below); the new bucket's rules apply to
+    // new buckets only.
+    let exists = s3.engine.bucket(bucket).map_err(engine_error)?.is_some();
+    if !exists
+        && object_ownership == storage_core::ObjectOwnership::BucketOwnerEnforced
+        && acl.as_ref().is_some_and(beyond_owner)
     {
         return Err(s3_error!(
             InvalidBucketAclWithObjectOwnership,
             "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"
         ));
     }
-    if public_access_block.is_some_and(|b| b.block_public_acls) && acl.as_deref().is_some_and(crate::acl::is_public) {
+    if !exists
+        && public_access_block.is_some_and(|b| b.block_public_acls)
+        && acl.as_deref().is_some_and(crate::acl::is_public)
+    {
         // S3's code for it; s3s has no constant.
         let mut error = s3s::S3Error::with_message(
             s3s::S3ErrorCode::Custom("InvalidBucketAclWithBlockPublicAccessError".into()),
@@ -117,11 +125,19 @@ pub async fn create_bucket(
         error.set_status_code(http::StatusCode::BAD_REQUEST);
         return Err(error);
     }
+    let asks_acl = acl.as_ref().is_some_and(beyond_owner);
+    // A bucket without ownership controls behaves as ObjectWriter: one that asks for
+    // nothing under an ObjectWriter default gets no controls (as S3's buckets made
+    // before the setting, and RGW's).
+    let object_ownership = match (&input.object_ownership, object_ownership) {
+        (None, storage_core::ObjectOwnership::ObjectWriter) => None,
+        (_, ownership) => Some(ownership),
+    };
     let new = storage_core::NewBucket {
         object_lock,
         owner: owner.map(str::to_owned),
         public_access_block,
-        object_ownership: Some(object_ownership),
+        object_ownership,
         acl,
     };
     match s3.engine.create_bucket_with(bucket, now_ms(), new).await {
@@ -129,11 +145,14 @@ pub async fn create_bucket(
         Err(storage_core::Error::Rejected(storage_core::Rejection::BucketAlreadyExists)) => {
             let existing = s3.engine.bucket(bucket).map_err(engine_error)?;
             // Buckets made before buckets had owners are the admins'.
-            let owned = match existing.and_then(|e| e.owner) {
-                Some(existing_owner) => Some(existing_owner.as_str()) == owner,
+            let owned = match existing.as_ref().and_then(|e| e.owner.as_deref()) {
+                Some(existing_owner) => Some(existing_owner) == owner,
                 None => caller.is_some_and(crate::auth::User::is_admin),
             };
-            if !owned {
+            // Re-creating one's own bucket changes nothing; one whose ACL is not the
+            // owner's alone, or a request naming such an ACL, is refused as S3 does.
+            let public = existing.as_ref().and_then(|e| e.acl.as_ref()).is_some_and(beyond_owner);
+            if !owned || asks_acl || public {
                 return Err(s3_error!(
                     BucketAlreadyExists,
                     "The requested bucket name is not available. Select a different name and try again."

@@ -59,9 +59,20 @@ fn object(encoder: &Encoder, key: String, entry: &storage_core::ObjectEntry) -> 
         storage_class: Some(ObjectStorageClass::from(reported_class(entry.meta.storage_class.as_ref()).to_owned())),
         checksum_algorithm: entry.meta.checksum.as_ref().map(|c| vec![ChecksumAlgorithm::from(c.algorithm.clone())]),
         checksum_type: entry.meta.checksum.as_ref().map(|c| ChecksumType::from(c.checksum_type.clone())),
-        owner: None,
+        // The writer, when not the bucket's owner; listings that name owners fill in the rest.
+        owner: entry.meta.owner.as_deref().map(crate::auth::owner_named),
         restore_status: None,
     }
+}
+
+/// The owner of an upload (and of the object it makes): its writer when not the
+/// bucket's owner (`bucket_owner`).
+pub(crate) fn upload_owner(meta: &storage_core::ObjectMeta, bucket_owner: &Owner) -> Owner {
+    meta.owner.as_deref().map_or_else(|| bucket_owner.clone(), crate::auth::owner_named)
+}
+
+pub(crate) fn initiator(owner: &Owner) -> Initiator {
+    Initiator { id: owner.id.clone(), display_name: owner.display_name.clone() }
 }
 
 /// One page of a listing: objects, common prefixes, truncated, last key or prefix.
@@ -119,7 +130,11 @@ pub async fn list_objects_v2(
     if input.fetch_owner == Some(true) {
         let owner = s3.bucket_owner(&input.bucket)?;
         for object in &mut objects {
-            object.owner = Some(owner.clone());
+            object.owner.get_or_insert_with(|| owner.clone());
+        }
+    } else {
+        for object in &mut objects {
+            object.owner = None;
         }
     }
     let next_token = last.as_deref().filter(|_| is_truncated).map(encode_token);
@@ -149,7 +164,12 @@ pub async fn list_objects(s3: &QuarryS3, req: S3Request<ListObjectsInput>) -> S3
         start_after: input.marker.clone().filter(|m| !m.is_empty()),
         max_keys: max_keys(input.max_keys)?,
     };
-    let (objects, prefixes, is_truncated, last) = list_page(s3, &input.bucket, &query, &encoder)?;
+    let (mut objects, prefixes, is_truncated, last) = list_page(s3, &input.bucket, &query, &encoder)?;
+    // ListObjects (v1) names every object's owner.
+    let owner = s3.bucket_owner(&input.bucket)?;
+    for object in &mut objects {
+        object.owner.get_or_insert_with(|| owner.clone());
+    }
     // S3 documents NextMarker only with a delimiter; sending it always helps clients
     // that paginate without one, and is what most S3 servers do.
     let next_marker = last.filter(|_| is_truncated);
@@ -363,8 +383,8 @@ pub async fn list_multipart_uploads(
                     storage_class: Some(StorageClass::from(
                         reported_class(upload.meta.storage_class.as_ref()).to_owned(),
                     )),
-                    owner: Some(owner.clone()),
-                    initiator: Some(Initiator { id: Some("quarry".into()), display_name: Some("quarry".into()) }),
+                    owner: Some(upload_owner(&upload.meta, &owner)),
+                    initiator: Some(initiator(&upload_owner(&upload.meta, &owner))),
                     checksum_algorithm: upload.checksum_algorithm.map(ChecksumAlgorithm::from),
                     checksum_type: upload.checksum_type.map(ChecksumType::from),
                 });

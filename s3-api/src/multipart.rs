@@ -507,8 +507,8 @@ pub async fn list_parts(s3: &QuarryS3, req: S3Request<ListPartsInput>) -> S3Resu
         is_truncated: Some(is_truncated),
         parts: Some(parts),
         storage_class: Some(StorageClass::from(reported_class(upload.meta.storage_class.as_ref()).to_owned())),
-        owner: Some(owner.clone()),
-        initiator: Some(Initiator { id: Some("quarry".into()), display_name: Some("quarry".into()) }),
+        owner: Some(crate::list::upload_owner(&upload.meta, &owner)),
+        initiator: Some(crate::list::initiator(&crate::list::upload_owner(&upload.meta, &owner))),
         checksum_algorithm: upload.checksum_algorithm.map(ChecksumAlgorithm::from),
         checksum_type: upload.checksum_type.map(ChecksumType::from),
         ..Default::default()

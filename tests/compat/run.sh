@@ -2,9 +2,10 @@
 # Real-client compatibility suite for Quarry.
 #
 # Starts a fresh `quarry serve` on a free loopback port with an empty data dir,
-# then drives it with the real AWS CLI (v1, from PyPI), with boto3
+# then drives it with the real AWS CLI (v1, from PyPI), with s3cmd (from PyPI:
+# ACLs, bucket policies), with boto3
 # (tests/compat/boto3_suite.py), with minio-py (tests/compat/minio_suite.py:
-# versioning and tags), with rclone (Debian's package, installed when missing:
+# versioning, tags, object lock, bucket policies), with rclone (Debian's package, installed when missing:
 # versioning, --s3-versions, cleanup), and with boto3's S3 Select, pyarrow's
 # S3FileSystem and `quarry sql` (tests/compat/analytics_suite.py), all from a
 # private, pinned venv; then with aws-sdk-js v3 at its defaults (virtual-hosted
@@ -622,6 +623,52 @@ check_s3api_object_lock() {
     must aws s3api delete-bucket --bucket "$b" >/dev/null
 }
 
+# --- s3cmd (PyPI): ACLs and bucket policies -----------------------------------
+
+S3CMD_BUCKET=compat-s3cmd
+
+# s3cmd with a config file for the server (path-style, SigV4, plain http).
+s3cmd_q() {
+    if [[ ! -f $WORK/s3cmd.cfg ]]; then
+        local hostport=${ENDPOINT#http://}
+        printf '[default]\naccess_key = %s\nsecret_key = %s\nhost_base = %s\nhost_bucket = %s\nuse_https = False\nsignature_v2 = False\n' \
+            "$ACCESS_KEY" "$SECRET_KEY" "$hostport" "$hostport" >"$WORK/s3cmd.cfg"
+    fi
+    "$VENV/bin/s3cmd" -c "$WORK/s3cmd.cfg" --no-progress "$@"
+}
+
+# An ACL-enabled bucket (ObjectWriter) with the default public block lifted.
+check_s3cmd_acl_public() {
+    echo "public words" >"$WORK/s3cmd-public.txt"
+    must aws s3api create-bucket --bucket "$S3CMD_BUCKET" --object-ownership ObjectWriter >/dev/null
+    must aws s3api delete-public-access-block --bucket "$S3CMD_BUCKET" >/dev/null
+    must s3cmd_q put --acl-public "$WORK/s3cmd-public.txt" "s3://$S3CMD_BUCKET/pub.txt" >/dev/null
+    expect_eq "anonymous curl of an object put with --acl-public" 200 \
+        "$(http_status "$ENDPOINT/$S3CMD_BUCKET/pub.txt" "$WORK/s3cmd-public.out")"
+    expect_same_file "the object curl fetched" "$WORK/s3cmd-public.txt" "$WORK/s3cmd-public.out"
+    must s3cmd_q info "s3://$S3CMD_BUCKET/pub.txt" | grep -Eq 'ACL: +\*anon\*: READ' ||
+        fail "s3cmd info" "an ACL line '*anon*: READ'" "$(cat "$WORK/cmd.out")"
+}
+
+check_s3cmd_setacl() {
+    must s3cmd_q setacl --acl-private "s3://$S3CMD_BUCKET/pub.txt" >/dev/null
+    expect_eq "anonymous curl after setacl --acl-private" 403 "$(http_status "$ENDPOINT/$S3CMD_BUCKET/pub.txt")"
+    must s3cmd_q setacl --acl-public "s3://$S3CMD_BUCKET/pub.txt" >/dev/null
+    expect_eq "anonymous curl after setacl --acl-public" 200 "$(http_status "$ENDPOINT/$S3CMD_BUCKET/pub.txt")"
+}
+
+check_s3cmd_setpolicy() {
+    echo "private words" >"$WORK/s3cmd-private.txt"
+    must s3cmd_q put "$WORK/s3cmd-private.txt" "s3://$S3CMD_BUCKET/open/doc.txt" >/dev/null
+    expect_eq "anonymous curl of a private object" 403 "$(http_status "$ENDPOINT/$S3CMD_BUCKET/open/doc.txt")"
+    printf '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::%s/open/*"}]}' \
+        "$S3CMD_BUCKET" >"$WORK/policy.json"
+    must s3cmd_q setpolicy "$WORK/policy.json" "s3://$S3CMD_BUCKET" >/dev/null
+    expect_eq "anonymous curl under a policy's public prefix" 200 "$(http_status "$ENDPOINT/$S3CMD_BUCKET/open/doc.txt")"
+    must s3cmd_q delpolicy "s3://$S3CMD_BUCKET" >/dev/null
+    expect_eq "anonymous curl once the policy is deleted" 403 "$(http_status "$ENDPOINT/$S3CMD_BUCKET/open/doc.txt")"
+}
+
 # --- rclone (Debian's package): versioning -------------------------------------
 
 RCLONE_BUCKET=compat-rclone
@@ -870,6 +917,9 @@ EOF
     run_check "aws s3 rb" check_rb
     run_check "aws s3api versioning and tags" check_s3api_versioning_and_tags
     run_check "aws s3api object lock (governance)" check_s3api_object_lock
+    run_check "s3cmd put --acl-public + anonymous curl" check_s3cmd_acl_public
+    run_check "s3cmd setacl" check_s3cmd_setacl
+    run_check "s3cmd setpolicy / delpolicy" check_s3cmd_setpolicy
     run_check "server alive after aws cli checks" check_server_alive
     local cli_passed=$PASSED cli_failed=$FAILED
 

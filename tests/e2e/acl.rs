@@ -80,6 +80,15 @@ async fn acls_grant_users_and_anonymous_callers_under_object_writer_ownership() 
     let write = raw_request("PUT", &url(&server, "shelf/graffiti"), &[], "x").await;
     assert_eq!(write.status, 403, "anonymous PUT without WRITE");
 
+    // Re-creating one's own bucket with an ACL changes nothing: 409, as S3 answers.
+    let recreate = alice.create_bucket().bucket("shelf").acl(BucketCannedAcl::PublicRead).send().await;
+    expect_s3_error(recreate, 409, &["BucketAlreadyExists"], "re-creating one's bucket with an ACL");
+    // x-amz-expected-bucket-owner: refused unless it names the owner.
+    let wrong = alice.list_objects_v2().bucket("shelf").expected_bucket_owner(bob_id.clone()).send().await;
+    expect_s3_error(wrong, 403, DENIED, "x-amz-expected-bucket-owner of another user");
+    let right = alice.list_objects_v2().bucket("shelf").expected_bucket_owner(alice_id.clone()).send().await;
+    right.ok_or_panic("x-amz-expected-bucket-owner of the owner");
+
     // Object ACLs: a public-read object, and one granted to bob by canonical id.
     let public = alice.put_object().bucket("shelf").key("public.txt").acl(ObjectCannedAcl::PublicRead);
     public.body(ByteStream::from_static(b"for everyone")).send().await.ok_or_panic("PUT public-read");
@@ -105,6 +114,10 @@ async fn acls_grant_users_and_anonymous_callers_under_object_writer_ownership() 
     let acl = bob.get_object_acl().bucket("shelf").key("from-bob.txt").send().await.ok_or_panic("bob's own ACL");
     assert_eq!(acl.owner().and_then(|o| o.id()), Some(bob_id.as_str()), "the writer owns the object");
     assert_eq!(get(&bob, "shelf", "from-bob.txt").await, b"bob's");
+    let upload = bob.create_multipart_upload().bucket("shelf").key("bob-parts").send().await.unwrap();
+    let parts = bob.list_parts().bucket("shelf").key("bob-parts").upload_id(upload.upload_id().unwrap()).send().await;
+    let parts = parts.ok_or_panic("bob's ListParts");
+    assert_eq!(parts.owner().and_then(|o| o.id()), Some(bob_id.as_str()), "an upload belongs to its writer");
     expect_s3_error(bob.list_objects_v2().bucket("shelf").send().await, 403, DENIED, "WRITE does not give READ");
 
     // ACLs are in the log: they survive kill -9.
