@@ -197,11 +197,16 @@ pub fn for_object_write(
     let ownership = ownership_of(bucket);
     let to_bucket_owner = matches!(headers.canned, Some("bucket-owner-full-control"));
     if ownership == Ownership::BucketOwnerEnforced {
-        // ACLs disabled: only the ACL that says so (bucket-owner-full-control) passes.
-        if headers.grants.is_empty() && matches!(headers.canned, None | Some("bucket-owner-full-control")) {
-            return Ok((None, None));
-        }
-        return Err(acls_not_supported());
+        // ACLs disabled: only an ACL that gives the bucket's owner full control and no
+        // one else anything passes (bucket-owner-full-control, or `private` from the
+        // bucket's owner), as on S3.
+        let writer_id = writer.map_or(bucket_owner_id.clone(), |u| u.canonical_id.clone());
+        let only_owner = match headers.resolve(&writer_id, &bucket_owner_id)? {
+            None => true,
+            Some(_) if to_bucket_owner => true,
+            Some(grants) => grants.iter().all(|g| g == &user_grant(&bucket_owner_id, Permission::FullControl)),
+        };
+        return if only_owner { Ok((None, None)) } else { Err(acls_not_supported()) };
     }
     let writer_name = writer.map(|u| u.name.clone());
     let owner = match ownership {

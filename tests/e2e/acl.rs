@@ -163,6 +163,20 @@ async fn acls_grant_users_and_anonymous_callers_under_object_writer_ownership() 
         .acl(ObjectCannedAcl::PublicRead)
         .body(ByteStream::from_static(b"x"));
     expect_s3_error(public.send().await, 400, &["AccessControlListNotSupported"], "PUT public-read, ACLs off");
+    // `private` means "the bucket's owner alone" only from the bucket's owner; from
+    // another user it would make him the owner, which ACLs off forbids.
+    let owner_private = alice.put_object().bucket("shelf").key("a").acl(ObjectCannedAcl::Private);
+    owner_private.body(ByteStream::from_static(b"a")).send().await.ok_or_panic("the owner's PUT private, ACLs off");
+    let policy = r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"bobkey"},"Action":"s3:PutObject","Resource":"arn:aws:s3:::shelf/*"}]}"#;
+    alice.put_bucket_policy().bucket("shelf").policy(policy).send().await.ok_or_panic("a policy for bob's PUTs");
+    let bob_private = bob.put_object().bucket("shelf").key("b").acl(ObjectCannedAcl::Private);
+    let bob_private = bob_private.body(ByteStream::from_static(b"b")).send().await;
+    expect_s3_error(bob_private, 400, &["AccessControlListNotSupported"], "another user's PUT private, ACLs off");
+    let bob_full = bob.put_object().bucket("shelf").key("b").acl(ObjectCannedAcl::BucketOwnerFullControl);
+    bob_full.body(ByteStream::from_static(b"b")).send().await.ok_or_panic("bob's PUT bucket-owner-full-control");
+    let acl = alice.get_object_acl().bucket("shelf").key("b").send().await.ok_or_panic("GetObjectAcl of bob's upload");
+    assert_eq!(acl.owner().and_then(|o| o.id()), Some(alice_id.as_str()), "ACLs off: the bucket's owner owns it");
+    alice.delete_bucket_policy().bucket("shelf").send().await.unwrap();
     alice.delete_bucket_ownership_controls().bucket("shelf").send().await.ok_or_panic("DeleteBucketOwnershipControls");
     let none = alice.get_bucket_ownership_controls().bucket("shelf").send().await;
     expect_s3_error(none, 404, &["OwnershipControlsNotFoundError"], "no ownership controls after the delete");

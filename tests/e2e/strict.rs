@@ -140,13 +140,13 @@ async fn object_writes_refuse_features_quarry_lacks() {
         .await;
     expect_s3_error(res, 400, &["InvalidRequest"], "CopyObject with source SSE-C headers");
 
-    // With ACLs off (BucketOwnerEnforced, the default) only the ACL that says so passes,
-    // as on AWS: bucket-owner-full-control; even `private` is refused.
-    let owner_full = s3.put_object().bucket(bucket).key("owner-only").acl(ObjectCannedAcl::BucketOwnerFullControl);
-    owner_full.body(ByteStream::from_static(b"x")).send().await.ok_or_panic("PutObject bucket-owner-full-control");
-    let private = s3.put_object().bucket(bucket).key("owner-only").acl(ObjectCannedAcl::Private);
-    let private = private.body(ByteStream::from_static(b"x")).send().await;
-    expect_s3_error(private, 400, &["AccessControlListNotSupported"], "PutObject x-amz-acl: private, ACLs off");
+    // With ACLs off (BucketOwnerEnforced, the default) an ACL that gives the bucket's
+    // owner full control and no one else anything passes: bucket-owner-full-control, and
+    // `private` from the bucket's owner (as AWS; rclone sends it by default).
+    for acl in [ObjectCannedAcl::Private, ObjectCannedAcl::BucketOwnerFullControl] {
+        let req = s3.put_object().bucket(bucket).key("owner-only").acl(acl.clone()).body(ByteStream::from_static(b"x"));
+        req.send().await.ok_or_panic(format!("PutObject with x-amz-acl: {}", acl.as_str()));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
