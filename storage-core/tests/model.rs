@@ -274,7 +274,7 @@ fn public_access_block_for(seed: u8) -> Option<PublicAccessBlock> {
 
 /// The policy document `Op::SetPolicy { seed }` sets (none: it deletes the policy).
 fn policy_for(seed: u8) -> Option<String> {
-    (seed % 3 != 0).then(|| {
+    (!seed.is_multiple_of(3)).then(|| {
         format!(
             r#"{{"Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{BUCKET}/p{seed}/*"}}]}}"#
         )

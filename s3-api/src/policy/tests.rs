@@ -78,13 +78,16 @@ fn principals_actions_and_resources() {
     assert_eq!(decide(&not_resource, &bob(), "s3:GetObject", "arn:aws:s3:::b/open/x", &[]), Silent);
 }
 
+/// (condition block, what it shows, the request's condition keys, expected decision)
+type ConditionCase = (&'static str, &'static str, &'static [(&'static str, &'static str)], Decision);
+
 #[test]
 fn conditions() {
     let allow_if =
         |condition: &str| one("Allow", r#""*""#, r#""s3:*""#, r#"["arn:aws:s3:::b","arn:aws:s3:::b/*"]"#, condition);
     let list = "s3:ListBucket";
     let bucket = "arn:aws:s3:::b";
-    let cases: &[(&str, &str, &[(&str, &str)], Decision)] = &[
+    let cases: &[ConditionCase] = &[
         (r#"{"StringEquals":{"s3:prefix":"home/"}}"#, "prefix equal", &[("s3:prefix", "home/")], Allow),
         (r#"{"StringEquals":{"s3:prefix":"home/"}}"#, "prefix other", &[("s3:prefix", "other/")], Silent),
         (r#"{"StringEquals":{"s3:prefix":"home/"}}"#, "no prefix: a positive test fails", &[], Silent),
