@@ -13,7 +13,9 @@
 use crate::auth::{KeyStore, User, UserKind, is_read_only};
 use crate::policy::{Caller, Decision, Policy, Request};
 use s3s::access::{S3Access, S3AccessContext};
-use s3s::dto::{CopyObjectInput, CopySource, DeleteObjectsInput, PutObjectTaggingInput, UploadPartCopyInput};
+use s3s::dto::{
+    CopyObjectInput, CopySource, DeleteObjectsInput, PostObjectInput, PutObjectTaggingInput, UploadPartCopyInput,
+};
 use s3s::path::S3Path;
 use s3s::{S3Request, S3Result, s3_error};
 use std::collections::HashMap;
@@ -323,8 +325,9 @@ impl S3Access for Access {
                 Some(_) => Err(s3_error!(AccessDenied, "This key may only use the buckets it was given")),
                 None => Err(denied()),
             },
-            // Decided with what only the request body tells (tags, keys).
-            ("PutObjectTagging" | "DeleteObjects", Some(_)) => Ok(()),
+            // Decided with what only the request body tells (tags, keys; a POST upload's
+            // key is a form field).
+            ("PutObjectTagging" | "DeleteObjects" | "PostObject", Some(_)) => Ok(()),
             (_, Some(bucket)) => {
                 self.check_expected_owner(cx.headers(), &bucket)?;
                 let query = url_query(cx.uri());
@@ -368,6 +371,24 @@ impl S3Access for Access {
             bucket: &req.input.bucket,
             key: Some(&req.input.key),
             version_id: version_id.as_deref(),
+            context,
+        })
+    }
+
+    /// A browser upload (POST Object) is a PutObject of the form's key.
+    async fn post_object(&self, req: &mut S3Request<PostObjectInput>) -> S3Result<()> {
+        let caller = self.caller(req.credentials.as_ref())?;
+        let mut context = self.context_of(req, caller);
+        if let Some(acl) = &req.input.acl {
+            context.insert("s3:x-amz-acl".into(), vec![acl.as_str().to_owned()]);
+        }
+        self.decide(Ask {
+            caller,
+            operation: "PutObject",
+            action: action_of("PutObject", false),
+            bucket: &req.input.bucket,
+            key: Some(&req.input.key),
+            version_id: None,
             context,
         })
     }

@@ -172,3 +172,33 @@ async fn owners_and_bucket_policies_decide_for_users_and_anonymous_callers() {
     let upload = bob.put_object().bucket("alice-data").key("x").body(ByteStream::from_static(b"x")).send().await;
     expect_s3_error(upload, 403, DENIED, "bob PUT once the policy is deleted");
 }
+
+/// A browser upload (POST Object, multipart/form-data) without a signature, into a
+/// bucket whose policy lets anyone write under `uploads/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_post_uploads_are_decided_by_the_policy_for_the_forms_key() {
+    let server = Server::start_with(ServerOptions { config_toml: Some(CONFIG.into()), ..Default::default() });
+    let alice = server.client_with("alicekey", "alicesecret123");
+    create_bucket(&alice, "dropbox").await;
+    alice.delete_public_access_block().bucket("dropbox").send().await.ok_or_panic("DeletePublicAccessBlock");
+    let policy = r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::dropbox/uploads/*"}]}"#;
+    alice.put_bucket_policy().bucket("dropbox").policy(policy).send().await.ok_or_panic("PutBucketPolicy");
+    let post = |key: &str, content: &str| {
+        let boundary = "quarry-form-boundary";
+        let body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\n{key}\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\
+             Content-Type: text/plain\r\n\r\n{content}\r\n--{boundary}--\r\n"
+        );
+        let content_type = format!("multipart/form-data; boundary={boundary}");
+        let url = format!("{}/dropbox", server.endpoint());
+        async move { raw_request("POST", &url, &[("content-type", content_type.as_str())], body).await }
+    };
+    let allowed = post("uploads/hello.txt", "hello from a form").await;
+    assert_eq!(allowed.status, 204, "anonymous POST under uploads/: {}", allowed.body_str());
+    assert_eq!(get(&alice, "dropbox", "uploads/hello.txt").await, b"hello from a form");
+    let refused = post("elsewhere/x.txt", "x").await;
+    assert_eq!(refused.status, 403, "anonymous POST outside uploads/: {}", refused.body_str());
+    let missing = alice.head_object().bucket("dropbox").key("elsewhere/x.txt").send().await;
+    expect_s3_error(missing, 404, &[], "the refused upload wrote nothing");
+}
