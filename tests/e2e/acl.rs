@@ -9,21 +9,8 @@ use aws_sdk_s3::types::{
 
 use crate::harness::*;
 
-const CONFIG: &str = r#"
-[[keys]]
-access_key = "alicekey"
-secret_key = "alicesecret123"
-
-[[keys]]
-access_key = "bobkey"
-secret_key = "bobsecret12345"
-"#;
-
+const CONFIG: &str = TWO_OWNERS_CONFIG;
 const DENIED: &[&str] = &["AccessDenied"];
-
-fn url(server: &Server, path: &str) -> String {
-    format!("{}/{path}", server.endpoint())
-}
 
 async fn canonical_id(s3: &aws_sdk_s3::Client) -> String {
     let out = s3.list_buckets().send().await.ok_or_panic("ListBuckets for the caller's id");
@@ -72,12 +59,12 @@ async fn acls_grant_users_and_anonymous_callers_under_object_writer_ownership() 
     );
     assert_eq!(acl.owner().and_then(|o| o.display_name()), Some("alicekey"));
     put(&alice, "shelf", "private.txt", b"mine").await;
-    let listing = raw_request("GET", &url(&server, "shelf?list-type=2"), &[], "").await;
+    let listing = raw_request("GET", &server_url(&server, "shelf?list-type=2"), &[], "").await;
     assert_eq!(listing.status, 200, "anonymous LIST of a public-read bucket: {}", listing.body_str());
     assert!(listing.body_str().contains("private.txt"), "the listing names the key");
-    let read = raw_request("GET", &url(&server, "shelf/private.txt"), &[], "").await;
+    let read = raw_request("GET", &server_url(&server, "shelf/private.txt"), &[], "").await;
     assert_eq!(read.status, 403, "a private object in a public-read bucket");
-    let write = raw_request("PUT", &url(&server, "shelf/graffiti"), &[], "x").await;
+    let write = raw_request("PUT", &server_url(&server, "shelf/graffiti"), &[], "x").await;
     assert_eq!(write.status, 403, "anonymous PUT without WRITE");
 
     // Re-creating one's own bucket with an ACL changes nothing: 409, as S3 answers.
@@ -92,7 +79,7 @@ async fn acls_grant_users_and_anonymous_callers_under_object_writer_ownership() 
     // Object ACLs: a public-read object, and one granted to bob by canonical id.
     let public = alice.put_object().bucket("shelf").key("public.txt").acl(ObjectCannedAcl::PublicRead);
     public.body(ByteStream::from_static(b"for everyone")).send().await.ok_or_panic("PUT public-read");
-    let read = raw_request("GET", &url(&server, "shelf/public.txt"), &[], "").await;
+    let read = raw_request("GET", &server_url(&server, "shelf/public.txt"), &[], "").await;
     assert_eq!((read.status, read.body_str().as_str()), (200, "for everyone"), "anonymous GET of public-read");
     expect_s3_error(bob.get_object().bucket("shelf").key("private.txt").send().await, 403, DENIED, "bob GET private");
     let grant = alice.put_object_acl().bucket("shelf").key("private.txt").grant_read(format!("id={bob_id}"));
@@ -124,7 +111,7 @@ async fn acls_grant_users_and_anonymous_callers_under_object_writer_ownership() 
     server.restart();
     let (alice, bob) =
         (server.client_with("alicekey", "alicesecret123"), server.client_with("bobkey", "bobsecret12345"));
-    let read = raw_request("GET", &url(&server, "shelf/public.txt"), &[], "").await;
+    let read = raw_request("GET", &server_url(&server, "shelf/public.txt"), &[], "").await;
     assert_eq!(read.status, 200, "anonymous GET of public-read after kill -9");
     assert_eq!(get(&bob, "shelf", "private.txt").await, b"mine", "bob's grant after kill -9");
 
@@ -133,7 +120,7 @@ async fn acls_grant_users_and_anonymous_callers_under_object_writer_ownership() 
     alice.put_public_access_block().bucket("shelf").public_access_block_configuration(block).send().await.unwrap();
     let public = alice.put_object_acl().bucket("shelf").key("private.txt").acl(ObjectCannedAcl::PublicRead);
     expect_s3_error(public.send().await, 403, DENIED, "a public ACL under BlockPublicAcls");
-    let read = raw_request("GET", &url(&server, "shelf/public.txt"), &[], "").await;
+    let read = raw_request("GET", &server_url(&server, "shelf/public.txt"), &[], "").await;
     assert_eq!(read.status, 403, "a public-read object under IgnorePublicAcls");
     assert_eq!(get(&bob, "shelf", "private.txt").await, b"mine", "a grant to a user is not public");
     alice.delete_public_access_block().bucket("shelf").send().await.unwrap();
@@ -153,7 +140,7 @@ async fn acls_grant_users_and_anonymous_callers_under_object_writer_ownership() 
     );
     alice.put_bucket_acl().bucket("shelf").acl(BucketCannedAcl::Private).send().await.ok_or_panic("private bucket ACL");
     put_enforced().send().await.ok_or_panic("PutBucketOwnershipControls BucketOwnerEnforced");
-    let read = raw_request("GET", &url(&server, "shelf/public.txt"), &[], "").await;
+    let read = raw_request("GET", &server_url(&server, "shelf/public.txt"), &[], "").await;
     assert_eq!(read.status, 403, "object ACLs no longer count under BucketOwnerEnforced");
     expect_s3_error(bob.get_object().bucket("shelf").key("private.txt").send().await, 403, DENIED, "bob's grant");
     let public = alice
@@ -180,6 +167,6 @@ async fn acls_grant_users_and_anonymous_callers_under_object_writer_ownership() 
     alice.delete_bucket_ownership_controls().bucket("shelf").send().await.ok_or_panic("DeleteBucketOwnershipControls");
     let none = alice.get_bucket_ownership_controls().bucket("shelf").send().await;
     expect_s3_error(none, 404, &["OwnershipControlsNotFoundError"], "no ownership controls after the delete");
-    let read = raw_request("GET", &url(&server, "shelf/public.txt"), &[], "").await;
+    let read = raw_request("GET", &server_url(&server, "shelf/public.txt"), &[], "").await;
     assert_eq!(read.status, 200, "without controls (ObjectWriter) the object's public-read counts again");
 }

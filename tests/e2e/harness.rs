@@ -643,6 +643,23 @@ pub fn xml_tag(xml: &str, tag: &str) -> Option<String> {
     Some(xml[start..end].to_string())
 }
 
+/// Two owner users, alice and bob, besides the admin key: for tests with three callers
+/// (an owner, another user, anonymous requests).
+pub const TWO_OWNERS_CONFIG: &str = r#"
+[[keys]]
+access_key = "alicekey"
+secret_key = "alicesecret123"
+
+[[keys]]
+access_key = "bobkey"
+secret_key = "bobsecret12345"
+"#;
+
+/// The URL of `path` (bucket, bucket/key, ?query) on `server`, for unsigned requests.
+pub fn server_url(server: &Server, path: &str) -> String {
+    format!("{}/{path}", server.endpoint())
+}
+
 /// Sends one HTTP/1.1 request with a plain hyper client.
 pub async fn raw_request(method: &str, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> RawResponse {
     let client =

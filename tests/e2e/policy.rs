@@ -5,16 +5,7 @@ use aws_sdk_s3::primitives::ByteStream;
 
 use crate::harness::*;
 
-const CONFIG: &str = r#"
-[[keys]]
-access_key = "alicekey"
-secret_key = "alicesecret123"
-
-[[keys]]
-access_key = "bobkey"
-secret_key = "bobsecret12345"
-"#;
-
+const CONFIG: &str = TWO_OWNERS_CONFIG;
 const DENIED: &[&str] = &["AccessDenied"];
 
 /// Public GET under `public/`, and DELETE denied to everyone but alice.
@@ -29,10 +20,6 @@ const POLICY: &str = r#"{
      "Action": "s3:DeleteObject*", "Resource": "arn:aws:s3:::alice-data/*"}
   ]
 }"#;
-
-fn url(server: &Server, path: &str) -> String {
-    format!("{}/{path}", server.endpoint())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owners_and_bucket_policies_decide_for_users_and_anonymous_callers() {
@@ -61,7 +48,7 @@ async fn owners_and_bucket_policies_decide_for_users_and_anonymous_callers() {
     // Without a policy only the owner gets in.
     expect_s3_error(bob.get_object().bucket("alice-data").key("public/hello.txt").send().await, 403, DENIED, "bob GET");
     expect_s3_error(bob.list_objects_v2().bucket("alice-data").send().await, 403, DENIED, "bob LIST");
-    let anonymous = raw_request("GET", &url(&server, "alice-data/public/hello.txt"), &[], "").await;
+    let anonymous = raw_request("GET", &server_url(&server, "alice-data/public/hello.txt"), &[], "").await;
     assert_eq!(anonymous.status, 403, "anonymous GET without a policy: {}", anonymous.body_str());
     expect_s3_error(bob.delete_bucket().bucket("alice-data").send().await, 403, DENIED, "bob DeleteBucket");
 
@@ -109,17 +96,17 @@ async fn owners_and_bucket_policies_decide_for_users_and_anonymous_callers() {
 
     // Anonymous: plain GET under public/ works; elsewhere and other verbs are 403; a
     // missing key under public/ is 404.
-    let public = raw_request("GET", &url(&server, "alice-data/public/hello.txt"), &[], "").await;
+    let public = raw_request("GET", &server_url(&server, "alice-data/public/hello.txt"), &[], "").await;
     assert_eq!((public.status, public.body_str().as_str()), (200, "hello world"), "anonymous GET under public/");
-    let private = raw_request("GET", &url(&server, "alice-data/private/diary.txt"), &[], "").await;
+    let private = raw_request("GET", &server_url(&server, "alice-data/private/diary.txt"), &[], "").await;
     assert_eq!(private.status, 403, "anonymous GET outside public/");
-    let missing = raw_request("GET", &url(&server, "alice-data/public/nothing"), &[], "").await;
+    let missing = raw_request("GET", &server_url(&server, "alice-data/public/nothing"), &[], "").await;
     assert_eq!((missing.status, missing.xml_tag("Code").as_deref()), (404, Some("NoSuchKey")));
-    let list = raw_request("GET", &url(&server, "alice-data?list-type=2"), &[], "").await;
+    let list = raw_request("GET", &server_url(&server, "alice-data?list-type=2"), &[], "").await;
     assert_eq!(list.status, 403, "anonymous LIST: not granted");
-    let write = raw_request("PUT", &url(&server, "alice-data/public/graffiti"), &[], "x").await;
+    let write = raw_request("PUT", &server_url(&server, "alice-data/public/graffiti"), &[], "x").await;
     assert_eq!(write.status, 403, "anonymous PUT");
-    let buckets = raw_request("GET", &url(&server, ""), &[], "").await;
+    let buckets = raw_request("GET", &server_url(&server, ""), &[], "").await;
     assert_eq!(buckets.status, 403, "anonymous ListBuckets");
 
     // Bob: may read public/, may write, may not delete (explicit deny beats his allow).
@@ -143,7 +130,7 @@ async fn owners_and_bucket_policies_decide_for_users_and_anonymous_callers() {
     let restrict = aws_sdk_s3::types::PublicAccessBlockConfiguration::builder().restrict_public_buckets(true).build();
     let put_block = alice.put_public_access_block().bucket("alice-data").public_access_block_configuration(restrict);
     put_block.send().await.ok_or_panic("PutPublicAccessBlock RestrictPublicBuckets");
-    let anonymous = raw_request("GET", &url(&server, "alice-data/public/hello.txt"), &[], "").await;
+    let anonymous = raw_request("GET", &server_url(&server, "alice-data/public/hello.txt"), &[], "").await;
     assert_eq!(anonymous.status, 403, "anonymous GET under RestrictPublicBuckets");
     let bob_put =
         bob.put_object().bucket("alice-data").key("public/b").body(ByteStream::from_static(b"b")).send().await;
@@ -155,7 +142,7 @@ async fn owners_and_bucket_policies_decide_for_users_and_anonymous_callers() {
     server.restart();
     let (alice, bob) =
         (server.client_with("alicekey", "alicesecret123"), server.client_with("bobkey", "bobsecret12345"));
-    let public = raw_request("GET", &url(&server, "alice-data/public/hello.txt"), &[], "").await;
+    let public = raw_request("GET", &server_url(&server, "alice-data/public/hello.txt"), &[], "").await;
     assert_eq!(public.status, 200, "anonymous GET under public/ after kill -9");
     let taken = bob.create_bucket().bucket("alice-data").send().await;
     expect_s3_error(taken, 409, &["BucketAlreadyExists"], "the owner after kill -9");
@@ -167,7 +154,7 @@ async fn owners_and_bucket_policies_decide_for_users_and_anonymous_callers() {
     expect_s3_error(read, 403, DENIED, "alice under a Deny to everyone");
     alice.delete_bucket_policy().bucket("alice-data").send().await.ok_or_panic("the owner deletes a lockout policy");
     assert_eq!(get(&alice, "alice-data", "private/diary.txt").await, b"dear diary");
-    let anonymous = raw_request("GET", &url(&server, "alice-data/public/hello.txt"), &[], "").await;
+    let anonymous = raw_request("GET", &server_url(&server, "alice-data/public/hello.txt"), &[], "").await;
     assert_eq!(anonymous.status, 403, "anonymous GET once the policy is deleted");
     let upload = bob.put_object().bucket("alice-data").key("x").body(ByteStream::from_static(b"x")).send().await;
     expect_s3_error(upload, 403, DENIED, "bob PUT once the policy is deleted");
