@@ -239,6 +239,7 @@ async fn s3_response(
     let extension = s3_api::is_extension_request(request.method(), request.uri());
     let guarded = auth_guard::check(request.uri(), request.headers(), extension, policy.allow_sigv2, SystemTime::now());
     let called = match guarded {
+        Ok(()) if request.method() == http::Method::OPTIONS => Ok(preflight::cors_preflight(request.headers())),
         Err(refusal) => Ok(preflight::xml_error(refusal.status, refusal.code, &refusal.message)),
         Ok(()) if preflight::oversized_xml_body(&request) => Ok(preflight::refuse_oversized_xml_body(request).await),
         Ok(()) if preflight::unsized_xml_post(&request) => {

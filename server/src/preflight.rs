@@ -241,6 +241,21 @@ async fn buffer_body(
 }
 
 /// An S3 error document (the HTTP front adds Resource and RequestId to every one).
+/// A CORS preflight (OPTIONS). Quarry has no CORS configuration (PutBucketCors is
+/// NotImplemented), so every preflight gets S3's answer for a bucket without one: 400
+/// without an Origin, 403 with one.
+pub fn cors_preflight(headers: &http::HeaderMap) -> s3s::HttpResponse {
+    if headers.contains_key(http::header::ORIGIN) {
+        xml_error(http::StatusCode::FORBIDDEN, "AccessForbidden", "CORSResponse: CORS is not enabled for this bucket.")
+    } else {
+        xml_error(
+            http::StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "Insufficient information. Origin request header needed.",
+        )
+    }
+}
+
 pub fn xml_error(status: http::StatusCode, code: &str, message: &str) -> s3s::HttpResponse {
     let message = message.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
     let body = format!(

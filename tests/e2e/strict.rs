@@ -576,3 +576,23 @@ async fn torrent_of_a_missing_object_is_404_and_of_an_existing_one_501() {
         "GetObjectTorrent of an existing object",
     );
 }
+
+/// CORS preflights get S3's answers for a bucket without a CORS configuration (Quarry
+/// has none): 400 without an Origin, 403 with one; never a 200 that would let a
+/// browser go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_preflights_are_refused_as_for_a_bucket_without_cors() {
+    let server = Server::start();
+    create_bucket(&server.client(), "preflight").await;
+    let url = server_url(&server, "preflight/key");
+    let bare = raw_request("OPTIONS", &url, &[], "").await;
+    assert_eq!((bare.status, bare.xml_tag("Code").as_deref()), (400, Some("BadRequest")), "OPTIONS without Origin");
+    let headers = [("origin", "https://example.com"), ("access-control-request-method", "GET")];
+    let with_origin = raw_request("OPTIONS", &url, &headers, "").await;
+    assert_eq!(
+        (with_origin.status, with_origin.xml_tag("Code").as_deref()),
+        (403, Some("AccessForbidden")),
+        "OPTIONS with an Origin"
+    );
+    assert_eq!(with_origin.header("access-control-allow-origin"), None, "no CORS grant");
+}
