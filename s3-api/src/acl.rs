@@ -39,6 +39,13 @@ fn user_grant(id: &str, permission: Permission) -> Grant {
     Grant { grantee: StoredGrantee::User { id: id.to_owned() }, permission }
 }
 
+/// Whether `grants` give anything beyond `owner_id`'s own FULL_CONTROL (what ACLs off
+/// forbid).
+pub fn beyond_owner(grants: &[Grant], owner_id: &str) -> bool {
+    let owner = user_grant(owner_id, Permission::FullControl);
+    grants.iter().any(|g| g != &owner)
+}
+
 /// A canned ACL as grants, for an owner `owner_id` in a bucket owned by `bucket_owner_id`.
 pub fn canned(name: &str, owner_id: &str, bucket_owner_id: &str) -> S3Result<Vec<Grant>> {
     let mut grants = vec![user_grant(owner_id, Permission::FullControl)];
@@ -193,8 +200,12 @@ pub fn for_object_write(
     writer: Option<&User>,
     headers: &AclHeaders<'_>,
 ) -> S3Result<(Option<Vec<Grant>>, Option<String>)> {
-    let bucket_owner_id = bucket_owner_id(bucket);
     let ownership = ownership_of(bucket);
+    // The common case (ACLs off, none asked for) needs no ids.
+    if ownership == Ownership::BucketOwnerEnforced && headers.is_empty() {
+        return Ok((None, None));
+    }
+    let bucket_owner_id = bucket_owner_id(bucket);
     let to_bucket_owner = matches!(headers.canned, Some("bucket-owner-full-control"));
     if ownership == Ownership::BucketOwnerEnforced {
         // ACLs disabled: only an ACL that gives the bucket's owner full control and no
@@ -204,7 +215,7 @@ pub fn for_object_write(
         let only_owner = match headers.resolve(&writer_id, &bucket_owner_id)? {
             None => true,
             Some(_) if to_bucket_owner => true,
-            Some(grants) => grants.iter().all(|g| g == &user_grant(&bucket_owner_id, Permission::FullControl)),
+            Some(grants) => !beyond_owner(&grants, &bucket_owner_id),
         };
         return if only_owner { Ok((None, None)) } else { Err(acls_not_supported()) };
     }
@@ -355,9 +366,7 @@ pub async fn put_bucket_acl(
         headers.grants.push((Permission::Write, write));
     }
     let grants = put_grants(input.access_control_policy.as_ref(), &headers, &owner_id, &owner_id)?;
-    if ownership_of(&bucket) == Ownership::BucketOwnerEnforced
-        && grants.iter().any(|g| g != &user_grant(&owner_id, Permission::FullControl))
-    {
+    if ownership_of(&bucket) == Ownership::BucketOwnerEnforced && beyond_owner(&grants, &owner_id) {
         return Err(acls_not_supported());
     }
     block_public(&bucket, &grants)?;
@@ -416,9 +425,7 @@ pub async fn put_object_acl(
         entry.meta.owner.as_deref().map_or(bucket_owner_id.clone(), |n| owner_named(n).id.unwrap_or_default());
     let headers = acl_headers!(input, input.acl.as_ref().map(|a| a.as_str()));
     let grants = put_grants(input.access_control_policy.as_ref(), &headers, &owner_id, &bucket_owner_id)?;
-    if ownership_of(&bucket) == Ownership::BucketOwnerEnforced
-        && grants.iter().any(|g| g != &user_grant(&owner_id, Permission::FullControl))
-    {
+    if ownership_of(&bucket) == Ownership::BucketOwnerEnforced && beyond_owner(&grants, &owner_id) {
         return Err(acls_not_supported());
     }
     block_public(&bucket, &grants)?;
@@ -470,7 +477,7 @@ pub async fn put_bucket_ownership_controls(
     // ACLs cannot be turned off while the bucket's own ACL grants beyond its owner.
     if ownership == Ownership::BucketOwnerEnforced
         && let Some(grants) = &bucket.acl
-        && grants.iter().any(|g| g != &user_grant(&bucket_owner_id(&bucket), Permission::FullControl))
+        && beyond_owner(grants, &bucket_owner_id(&bucket))
     {
         return Err(s3_error!(
             InvalidBucketAclWithObjectOwnership,
@@ -490,4 +497,38 @@ pub async fn delete_bucket_ownership_controls(
         s3.engine.set_object_ownership(&req.input.bucket, None).await.map_err(engine_error)?;
     }
     Ok(S3Response::new(DeleteBucketOwnershipControlsOutput::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> String {
+        format!("{n:064x}")
+    }
+
+    #[test]
+    fn grant_headers_are_bounded_and_exclusive_with_canned_acls() {
+        let many: String = (0..=MAX_GRANTS as u8).map(|n| format!("id=\"{}\"", id(n))).collect::<Vec<_>>().join(",");
+        let headers = AclHeaders { canned: None, grants: vec![(Permission::Read, many.as_str())] };
+        let refused = headers.resolve(&id(0), &id(0)).unwrap_err();
+        assert_eq!(refused.code(), &s3s::S3ErrorCode::MalformedACLError, "{} grants", MAX_GRANTS + 1);
+        let one = format!("id=\"{}\"", id(1));
+        let both = AclHeaders { canned: Some("private"), grants: vec![(Permission::Read, one.as_str())] };
+        assert_eq!(both.resolve(&id(0), &id(0)).unwrap_err().code(), &s3s::S3ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn canned_acls_and_what_acls_off_allow() {
+        let (owner, other) = (id(1), id(2));
+        assert!(!beyond_owner(&canned("private", &owner, &owner).unwrap(), &owner));
+        assert!(beyond_owner(&canned("public-read", &owner, &owner).unwrap(), &owner));
+        // bucket-owner-full-control from another writer names both.
+        let to_bucket_owner = canned("bucket-owner-full-control", &other, &owner).unwrap();
+        assert_eq!(to_bucket_owner.len(), 2);
+        assert!(is_public(&canned("authenticated-read", &owner, &owner).unwrap()));
+        assert!(canned("everyone-please", &owner, &owner).is_err());
+        let bad_id = AclHeaders { canned: None, grants: vec![(Permission::Read, "id=\"someone\"")] };
+        assert!(bad_id.resolve(&owner, &owner).is_err(), "a grant to something that is no canonical id");
+    }
 }

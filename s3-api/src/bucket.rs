@@ -96,11 +96,7 @@ pub async fn create_bucket(
     }
     let owner_id = owner.map_or("quarry".to_owned(), |name| crate::auth::owner_named(name).id.unwrap_or_default());
     let acl = headers.resolve(&owner_id, &owner_id)?;
-    let owner_grant = storage_core::Grant {
-        grantee: storage_core::Grantee::User { id: owner_id.clone() },
-        permission: storage_core::Permission::FullControl,
-    };
-    let beyond_owner = |grants: &Vec<storage_core::Grant>| grants.iter().any(|g| g != &owner_grant);
+    let beyond_owner = |grants: &Vec<storage_core::Grant>| crate::acl::beyond_owner(grants, &owner_id);
     // A name taken is answered as such first (below); the new bucket's rules apply to
     // new buckets only.
     let exists = s3.engine.bucket(bucket).map_err(engine_error)?.is_some();
