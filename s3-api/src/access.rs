@@ -54,7 +54,7 @@ impl Access {
     }
 
     /// The caller's user; a key that names none is refused (s3s checked the signature).
-    fn caller(&self, credentials: Option<&s3s::auth::Credentials>) -> S3Result<Option<&User>> {
+    fn caller(&self, credentials: Option<&s3s::auth::Credentials>) -> S3Result<Option<User>> {
         match credentials {
             None => Ok(None),
             Some(c) => self.keys.user(&c.access_key).map(Some).ok_or_else(denied),
@@ -312,6 +312,7 @@ impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let peer = peer(cx);
         let caller = self.caller(cx.credentials())?;
+        let caller = caller.as_ref();
         let operation = cx.s3_op().name();
         let (bucket, key) = match cx.s3_path() {
             S3Path::Root => (None, None),
@@ -357,6 +358,7 @@ impl S3Access for Access {
 
     async fn put_object_tagging(&self, req: &mut S3Request<PutObjectTaggingInput>) -> S3Result<()> {
         let caller = self.caller(req.credentials.as_ref())?;
+        let caller = caller.as_ref();
         let version_id = req.input.version_id.clone();
         let mut context = self.context_of(req, caller);
         for tag in &req.input.tagging.tag_set {
@@ -378,6 +380,7 @@ impl S3Access for Access {
     /// A browser upload (POST Object) is a PutObject of the form's key.
     async fn post_object(&self, req: &mut S3Request<PostObjectInput>) -> S3Result<()> {
         let caller = self.caller(req.credentials.as_ref())?;
+        let caller = caller.as_ref();
         let mut context = self.context_of(req, caller);
         if let Some(acl) = &req.input.acl {
             context.insert("s3:x-amz-acl".into(), vec![acl.as_str().to_owned()]);
@@ -396,6 +399,7 @@ impl S3Access for Access {
     /// Every object named must be deletable: one that is not refuses the whole request.
     async fn delete_objects(&self, req: &mut S3Request<DeleteObjectsInput>) -> S3Result<()> {
         let caller = self.caller(req.credentials.as_ref())?;
+        let caller = caller.as_ref();
         let context = self.context_of(req, caller);
         for object in &req.input.delete.objects {
             let version_id = object.version_id.as_deref();
@@ -437,6 +441,7 @@ impl Access {
             return Ok(());
         };
         let caller = self.caller(credentials)?;
+        let caller = caller.as_ref();
         self.decide(Ask {
             caller,
             operation: "GetObject",

@@ -3,6 +3,7 @@
 //!
 //! * `GET  /quarry-admin/status`  — JSON: segments with live/dead bytes, last compaction
 //! * `POST /quarry-admin/compact` — compact every segment holding dead data, now; JSON report
+//! * `/quarry-admin/users...`, `/quarry-admin/keys...` — users and access keys (`admin_users.rs`)
 
 use crate::KeyStore;
 use bytes::Bytes;
@@ -21,6 +22,7 @@ pub struct AdminRoute {
     pub keys: Arc<KeyStore>,
     /// The settings the background compactor uses; `compact` forces on top of them.
     pub compaction: CompactionOptions,
+    pub identities: crate::admin_users::Identities,
 }
 
 #[derive(Serialize)]
@@ -54,7 +56,7 @@ fn json(value: &impl Serialize) -> S3Response<Body> {
 
 /// Is this one of the admin API's paths?
 pub fn is_admin_path(path: &str) -> bool {
-    matches!(path, STATUS_PATH | COMPACT_PATH)
+    matches!(path, STATUS_PATH | COMPACT_PATH) || crate::admin_users::is_identity_path(path)
 }
 
 fn internal(e: storage_core::Error) -> s3s::S3Error {
@@ -75,7 +77,7 @@ impl S3Route for AdminRoute {
 
     async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
         match &req.credentials {
-            Some(c) if self.keys.key(&c.access_key).is_some_and(|k| k.admin) => Ok(()),
+            Some(c) if self.keys.user(&c.access_key).is_some_and(|u| u.is_admin()) => Ok(()),
             Some(_) => Err(s3_error!(AccessDenied, "Only an admin key may use the admin API")),
             None => Err(s3_error!(AccessDenied, "Signature is required")),
         }
@@ -116,6 +118,9 @@ impl S3Route for AdminRoute {
                     .map_err(|e| s3_error!(InternalError, "{e}"))?
                     .map_err(internal)?;
                 Ok(json(&report))
+            }
+            (method, path) if crate::admin_users::is_identity_path(path) => {
+                self.identities.call(&method, path, req.uri.query()).await
             }
             (method, path) => Err(s3_error!(MethodNotAllowed, "{method} is not allowed on {path}")),
         }

@@ -54,7 +54,7 @@ pub async fn list_buckets(s3: &QuarryS3, req: S3Request<ListBucketsInput>) -> S3
         buckets.last().and_then(|b| b.name.as_deref()).filter(|_| more).map(crate::list::encode_token);
     Ok(S3Response::new(ListBucketsOutput {
         buckets: Some(buckets),
-        owner: s3.keys.user(caller).map(crate::auth::User::owner),
+        owner: s3.keys.user(caller).map(|user| user.owner()),
         prefix: input.prefix,
         continuation_token,
     }))
@@ -83,7 +83,7 @@ pub async fn create_bucket(
     }
     let object_lock = req.input.object_lock_enabled_for_bucket == Some(true);
     let caller = req.credentials.as_ref().and_then(|c| s3.keys.user(&c.access_key));
-    let owner = caller.map(|u| u.name.as_str());
+    let owner = caller.as_ref().map(|u| u.name.as_str());
     let input = &req.input;
     let object_ownership = match &input.object_ownership {
         Some(asked) => crate::acl::parse_ownership(asked)?,
@@ -143,7 +143,7 @@ pub async fn create_bucket(
             // Buckets made before buckets had owners are the admins'.
             let owned = match existing.as_ref().and_then(|e| e.owner.as_deref()) {
                 Some(existing_owner) => Some(existing_owner) == owner,
-                None => caller.is_some_and(crate::auth::User::is_admin),
+                None => caller.as_ref().is_some_and(crate::auth::User::is_admin),
             };
             // Re-creating one's own bucket changes nothing; one whose ACL is not the
             // owner's alone, or a request naming such an ACL, is refused as S3 does.

@@ -56,7 +56,7 @@ pub fn insufficient_storage() -> S3Error {
 }
 
 /// An S3 error code that s3s does not list.
-pub fn custom(code: &str, status: http::StatusCode, message: &'static str) -> S3Error {
+pub fn custom(code: &str, status: http::StatusCode, message: impl Into<std::borrow::Cow<'static, str>>) -> S3Error {
     let code: S3ErrorCode = code.parse().expect("any code parses");
     let mut error = S3Error::with_message(code, message);
     error.set_status_code(status);

@@ -5,6 +5,7 @@
 mod access;
 mod acl;
 mod admin;
+mod admin_users;
 mod attributes;
 mod auth;
 mod body;
@@ -26,6 +27,7 @@ mod policy;
 mod public_access;
 mod put;
 mod query_gate;
+pub mod secrets;
 mod select;
 mod sql;
 mod tagging;
@@ -33,6 +35,7 @@ mod unsupported;
 mod version;
 
 pub use admin::ADMIN_BUCKET;
+pub use admin_users::valid_user_name;
 pub use auth::{AccessLevel, KeyConfig, KeyStore};
 pub use catalog::CATALOG_BUCKET;
 pub use host::{DomainHost, MAX_DOMAINS};
@@ -111,7 +114,7 @@ impl QuarryS3 {
 impl QuarryS3 {
     /// The user who signed a request (none: anonymous).
     fn caller<T>(&self, req: &S3Request<T>) -> Option<auth::User> {
-        req.credentials.as_ref().and_then(|c| self.keys.user(&c.access_key)).cloned()
+        req.credentials.as_ref().and_then(|c| self.keys.user(&c.access_key))
     }
 
     /// The owner of `bucket` as listings name it. Buckets made before buckets had
@@ -129,7 +132,16 @@ impl QuarryS3 {
 pub fn service(engine: Engine, keys: Arc<KeyStore>, config: ApiConfig) -> S3Service {
     let query_gate = query_gate::QueryGate::new(config.max_concurrent_queries);
     let routes = Routes {
-        admin: admin::AdminRoute { engine: engine.clone(), keys: keys.clone(), compaction: config.compaction },
+        admin: admin::AdminRoute {
+            engine: engine.clone(),
+            keys: keys.clone(),
+            compaction: config.compaction,
+            identities: admin_users::Identities {
+                engine: engine.clone(),
+                keys: keys.clone(),
+                changes: tokio::sync::Mutex::new(()),
+            },
+        },
         sql: sql::SqlRoute {
             engine: engine.clone(),
             keys: keys.clone(),

@@ -86,7 +86,7 @@ impl S3Route for SqlRoute {
 
     async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
         match &req.credentials {
-            Some(c) if self.keys.key(&c.access_key).is_some() => Ok(()),
+            Some(c) if self.keys.user(&c.access_key).is_some() => Ok(()),
             Some(_) => {
                 Err(s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records."))
             }
@@ -165,7 +165,8 @@ impl KeyStore {
     /// grant, an owner's own buckets. (Bucket policies do not widen it yet.)
     pub fn scope(&self, access_key: &str, engine: &storage_core::Engine) -> S3Result<BucketScope> {
         use crate::auth::UserKind;
-        Ok(match self.user(access_key).map(|u| (&u.kind, u.name.as_str())) {
+        let user = self.user(access_key);
+        Ok(match user.as_ref().map(|u| (&u.kind, u.name.as_str())) {
             Some((UserKind::Admin, _)) => BucketScope::All,
             Some((UserKind::Scoped { buckets, .. }, _)) => BucketScope::Only(buckets.iter().cloned().collect()),
             Some((UserKind::Owner, name)) => {

@@ -32,6 +32,8 @@ pub const DEFAULT_KEEP_ALIVE_TIMEOUT_MS: u64 = 15_000;
 pub const BUILTIN_DOMAIN: &str = "localhost";
 /// Where a generated key pair is kept, inside the data directory.
 pub const GENERATED_CREDENTIALS_FILE: &str = "credentials.toml";
+/// The server key (hex), when QUARRY_SERVER_KEY does not give it.
+pub const SERVER_KEY_FILE: &str = "server.key";
 
 /// How log lines are written to stderr.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -135,6 +137,31 @@ pub fn generated_admin_key(data_dir: &Path) -> Result<KeyConfig, String> {
     println!("  access key: {access_key}");
     println!("  secret key: {secret_key}");
     Ok(admin(access_key, secret_key))
+}
+
+/// The key that seals the secrets of access keys made at run time: QUARRY_SERVER_KEY
+/// (64 hex digits) if set, else the data directory's `server.key`, made (mode 0600) on
+/// first start. Losing it loses those keys, not the data; a wrong one stops the start.
+pub fn server_key(data_dir: &Path) -> Result<s3_api::secrets::ServerKey, String> {
+    use s3_api::secrets::ServerKey;
+    if let Some(text) = std::env::var("QUARRY_SERVER_KEY").ok().filter(|v| !v.is_empty()) {
+        return ServerKey::from_hex(&text).map_err(|e| format!("QUARRY_SERVER_KEY: {e}"));
+    }
+    let path = data_dir.join(SERVER_KEY_FILE);
+    if path.exists() {
+        use std::os::unix::fs::MetadataExt;
+        let mode = std::fs::metadata(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?.mode();
+        if mode & 0o077 != 0 {
+            return Err(format!("{} may be read by others (mode {:o}): chmod 600 it", path.display(), mode & 0o777));
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        return ServerKey::from_hex(&text).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    let key = ServerKey::generate();
+    std::fs::create_dir_all(data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    write_private(&path, &format!("{}\n", key.to_hex()))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(key)
 }
 
 /// Writes a file only its owner can read (mode 0600 from the start, then fsynced).

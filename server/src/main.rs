@@ -299,7 +299,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     if keys.is_empty() {
         keys.push(config::generated_admin_key(&data_dir)?);
     }
-    let keys = Arc::new(s3_api::KeyStore::new(keys)?);
+    let server_key = config::server_key(&data_dir)?;
 
     let mut engine_config = EngineConfig::new(&data_dir);
     if let Some(bytes) = args.disk_reserve_bytes.or(file.disk_reserve_bytes) {
@@ -336,6 +336,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         );
     }
     let engine = Engine::open(engine_config).map_err(|e| format!("cannot open {}: {e}", data_dir.display()))?;
+    let keys = Arc::new(s3_api::KeyStore::with_run_time_users(keys, server_key, &engine)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("quarry-worker")

@@ -158,6 +158,14 @@ fn liveness(index: &Index, inflight_from: Option<u64>) -> Result<Liveness> {
         referenced: HashSet::new(),
         inflight_from,
     };
+    for (_, user) in index.users()? {
+        live.current.insert(user.lsn);
+        live.current.extend(user.disabled_lsn);
+    }
+    for (_, key) in index.access_keys()? {
+        live.current.insert(key.lsn);
+        live.current.extend(key.disabled_lsn);
+    }
     for (bucket, entry) in index.buckets()? {
         live.current.insert(entry.lsn);
         live.current.extend(entry.tags_lsn);
@@ -424,6 +432,8 @@ struct Cancelled {
     objects: HashMap<String, HashMap<String, u64>>,
     buckets: HashMap<String, u64>,
     uploads: HashMap<String, u64>,
+    users: HashMap<String, u64>,
+    access_keys: HashMap<String, u64>,
 }
 
 /// Lowers the oldest LSN noted under `key`, if `key` is tracked.
@@ -453,6 +463,8 @@ impl Cancelled {
                 lower(&mut self.buckets, &u.bucket, lsn);
             }
             LogEntry::Part(p) => lower(&mut self.uploads, &p.upload_id, lsn),
+            LogEntry::User { name, .. } => lower(&mut self.users, name, lsn),
+            LogEntry::AccessKey { access_key, .. } => lower(&mut self.access_keys, access_key, lsn),
             // A surviving tombstone may be a delete marker that a later version delete
             // removed: that delete must survive too.
             LogEntry::Tombstone { bucket, key, .. } => {
@@ -493,11 +505,21 @@ fn decide_deletions(
                 LogEntry::UploadAbort { upload_id, .. } => {
                     cancelled.uploads.insert(upload_id.clone(), u64::MAX);
                 }
+                LogEntry::User { name, .. } => {
+                    cancelled.users.insert(name.clone(), u64::MAX);
+                }
+                LogEntry::AccessKey { access_key, .. } => {
+                    cancelled.access_keys.insert(access_key.clone(), u64::MAX);
+                }
                 _ => {}
             }
         }
     }
-    let any_deletion = !(cancelled.objects.is_empty() && cancelled.buckets.is_empty() && cancelled.uploads.is_empty());
+    let any_deletion = !(cancelled.objects.is_empty()
+        && cancelled.buckets.is_empty()
+        && cancelled.uploads.is_empty()
+        && cancelled.users.is_empty()
+        && cancelled.access_keys.is_empty());
     if any_deletion {
         let light: HashSet<u64> = segments.iter().filter(|p| p.light).map(|p| p.id).collect();
         for (i, plan) in segments.iter().enumerate() {
@@ -529,6 +551,10 @@ fn decide_deletions(
                 LogEntry::Tombstone { bucket, key, .. } => older(cancelled.object(bucket, key), entry.lsn),
                 LogEntry::BucketDelete { bucket } => older(cancelled.buckets.get(bucket.as_str()), entry.lsn),
                 LogEntry::UploadAbort { upload_id, .. } => older(cancelled.uploads.get(upload_id.as_str()), entry.lsn),
+                LogEntry::User { name, .. } => older(cancelled.users.get(name.as_str()), entry.lsn),
+                LogEntry::AccessKey { access_key, .. } => {
+                    older(cancelled.access_keys.get(access_key.as_str()), entry.lsn)
+                }
                 _ => true,
             };
             decisions.push((i, j, if needed { Fate::Keep } else { Fate::Drop }));

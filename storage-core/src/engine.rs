@@ -2,12 +2,14 @@
 
 use crate::catalog::Catalog;
 use crate::error::{Error, Rejection, Result};
-use crate::index::{self, Applied, BucketEntry, Index, ObjectEntry, RecordLocation, VersionPage};
+use crate::index::{
+    self, AccessKeyEntry, Applied, BucketEntry, Index, ObjectEntry, RecordLocation, UserEntry, VersionPage,
+};
 use crate::io::{FsDir, SegmentDir};
 use crate::listing::{ListPage, ListQuery, VersionQuery, list_objects, list_versions};
 use crate::log_entry::{
-    ChunkPiece, DefaultRetention, DeleteConditions, Grant, LogEntry, ObjectOwnership, ObjectRecord, PartRecord,
-    PublicAccessBlock, Retention, UploadRecord, VersioningStatus,
+    ChunkPiece, DefaultRetention, DeleteConditions, Grant, KeyChange, LogEntry, ObjectOwnership, ObjectRecord,
+    PartRecord, PublicAccessBlock, Retention, UploadRecord, UserChange, VersioningStatus,
 };
 use crate::record::DecodedRecord;
 use crate::recovery;
@@ -562,6 +564,31 @@ impl Engine {
 
     pub fn buckets(&self) -> Result<Vec<(String, BucketEntry)>> {
         self.inner.index.buckets()
+    }
+
+    // ---- users and access keys made at run time ----
+
+    /// A user change: Rejected(EntityAlreadyExists) for a name taken, NoSuchEntity for
+    /// a missing user, DeleteConflict for deleting one that has keys or buckets.
+    pub async fn change_user(&self, name: &str, change: UserChange) -> Result<()> {
+        let entry = LogEntry::User { name: name.to_owned(), change };
+        self.append(entry, Bytes::new(), true).await.map(|_| ())
+    }
+
+    /// An access key change: Rejected(EntityAlreadyExists) for a key taken,
+    /// NoSuchEntity for a missing key or user, LimitExceeded past
+    /// `MAX_ACCESS_KEYS_PER_USER`.
+    pub async fn change_access_key(&self, access_key: &str, change: KeyChange) -> Result<()> {
+        let entry = LogEntry::AccessKey { access_key: access_key.to_owned(), change };
+        self.append(entry, Bytes::new(), true).await.map(|_| ())
+    }
+
+    pub fn users(&self) -> Result<Vec<(String, UserEntry)>> {
+        self.inner.index.users()
+    }
+
+    pub fn access_keys(&self) -> Result<Vec<(String, AccessKeyEntry)>> {
+        self.inner.index.access_keys()
     }
 
     // ---- objects ----

@@ -54,4 +54,15 @@ pub enum Rejection {
     NoSuchKey,
     #[error("the stored pieces this write refers to are gone (retry the request)")]
     MissingChunks,
+    /// A user or access key of that name exists already.
+    #[error("a user or access key of that name exists already")]
+    EntityAlreadyExists,
+    #[error("no such user or access key")]
+    NoSuchEntity,
+    /// A user that still has access keys or owns buckets is not deleted.
+    #[error("the user still has access keys or owns buckets")]
+    DeleteConflict,
+    /// A user has as many access keys as it may.
+    #[error("the user has as many access keys as it may")]
+    LimitExceeded,
 }

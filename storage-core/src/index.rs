@@ -17,6 +17,8 @@
 //! P ‹bucket› ‹key› ‹upload_id› <part u32 BE>  -> PartEntry
 //! C <lsn u64 BE>                              -> ChunkLocation (where a data-bearing record is)
 //! D <segment id u64 BE>                       -> when compaction first saw dead bytes there
+//! W ‹user›                                    -> UserEntry      (users made at run time)
+//! K ‹access key›                              -> AccessKeyEntry (their access keys)
 //! Mapplied                                    -> AppliedPosition
 //! Mformat                                     -> layout version (u32 BE, `FORMAT_VERSION`)
 //! ```
@@ -34,12 +36,12 @@
 
 use crate::error::{Rejection, Result};
 use crate::log_entry::{
-    ChunkPiece, DefaultRetention, Grant, LockMode, LogEntry, ObjectMeta, ObjectOwnership, ObjectRecord, PartRecord,
-    PublicAccessBlock, Retention, UploadRecord, VersioningStatus,
+    ChunkPiece, DefaultRetention, Grant, KeyChange, LockMode, LogEntry, ObjectMeta, ObjectOwnership, ObjectRecord,
+    PartRecord, PublicAccessBlock, Retention, UploadRecord, UserChange, VersioningStatus,
 };
 use crate::version::VersionId;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::path::Path;
 
@@ -51,6 +53,10 @@ const UPLOAD: u8 = b'U';
 const PART: u8 = b'P';
 const CHUNK: u8 = b'C';
 const DEAD_SINCE: u8 = b'D';
+const USER: u8 = b'W';
+const ACCESS_KEY: u8 = b'K';
+/// A user has at most this many access keys (as an IAM user: two, to rotate them).
+pub const MAX_ACCESS_KEYS_PER_USER: usize = 2;
 const APPLIED_KEY: &[u8] = b"Mapplied";
 const FORMAT_KEY: &[u8] = b"Mformat";
 /// The index's version. 1 (no `Mformat` key) joined components with bare 0x00
@@ -165,6 +171,38 @@ impl ObjectEntry {
 
 fn is_false(value: &bool) -> bool {
     !*value
+}
+
+/// A user made at run time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserEntry {
+    /// Its create record.
+    pub lsn: u64,
+    pub admin: bool,
+    pub created_ms: i64,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub disabled: bool,
+    /// The record that last disabled or enabled it (kept while the user lives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_lsn: Option<u64>,
+    /// Its access keys (derived: each key's own entry is the truth about it).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub access_keys: BTreeSet<String>,
+}
+
+/// An access key made at run time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessKeyEntry {
+    /// Its create record.
+    pub lsn: u64,
+    pub user: String,
+    /// The secret, sealed by the server key.
+    pub sealed_secret: String,
+    pub created_ms: i64,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub disabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_lsn: Option<u64>,
 }
 
 /// What applying a record did, for the answer to its request.
@@ -284,6 +322,21 @@ fn take_component(bytes: &[u8]) -> Option<(Vec<u8>, &[u8])> {
 const ESCAPED_NUL: u8 = 0xFF;
 const END: u8 = 0x01;
 const COMPONENT_END: [u8; 2] = [0x00, END];
+
+/// `tag ‹name›`: the key of a user or an access key.
+fn tagged_key(tag: u8, name: &[u8]) -> Vec<u8> {
+    let mut k = vec![tag];
+    push_component(&mut k, name);
+    k
+}
+
+fn user_key(name: &str) -> Vec<u8> {
+    tagged_key(USER, name.as_bytes())
+}
+
+fn access_key_key(access_key: &str) -> Vec<u8> {
+    tagged_key(ACCESS_KEY, access_key.as_bytes())
+}
 
 fn bucket_key(bucket: &str) -> Vec<u8> {
     bucket_key_bytes(bucket.as_bytes())
@@ -405,6 +458,8 @@ pub enum IndexKey {
     Part { bucket: Vec<u8>, key: Vec<u8>, upload_id: Vec<u8>, part_number: u32 },
     Chunk { lsn: u64 },
     DeadSince { segment_id: u64 },
+    User { name: Vec<u8> },
+    AccessKey { access_key: Vec<u8> },
 }
 
 impl IndexKey {
@@ -422,6 +477,8 @@ impl IndexKey {
             }
             IndexKey::Chunk { lsn } => chunk_key(*lsn).to_vec(),
             IndexKey::DeadSince { segment_id } => dead_since_key(*segment_id).to_vec(),
+            IndexKey::User { name } => tagged_key(USER, name),
+            IndexKey::AccessKey { access_key } => tagged_key(ACCESS_KEY, access_key),
         }
     }
 
@@ -462,6 +519,14 @@ impl IndexKey {
             }
             CHUNK => Some(IndexKey::Chunk { lsn: u64_of(rest)? }),
             DEAD_SINCE => Some(IndexKey::DeadSince { segment_id: u64_of(rest)? }),
+            USER => {
+                let (name, rest) = take_component(rest)?;
+                rest.is_empty().then_some(IndexKey::User { name })
+            }
+            ACCESS_KEY => {
+                let (access_key, rest) = take_component(rest)?;
+                rest.is_empty().then_some(IndexKey::AccessKey { access_key })
+            }
             _ => None,
         }
     }
@@ -578,6 +643,30 @@ impl Index {
 
     pub fn bucket(&self, bucket: &str) -> Result<Option<BucketEntry>> {
         self.tree.get(bucket_key(bucket))?.map(|v| from_json(&v)).transpose()
+    }
+
+    /// The users made at run time, by name.
+    pub fn users(&self) -> Result<Vec<(String, UserEntry)>> {
+        self.named_entries(USER)
+    }
+
+    /// The access keys made at run time, by access key.
+    pub fn access_keys(&self) -> Result<Vec<(String, AccessKeyEntry)>> {
+        self.named_entries(ACCESS_KEY)
+    }
+
+    fn named_entries<T: for<'de> Deserialize<'de>>(&self, tag: u8) -> Result<Vec<(String, T)>> {
+        let mut out = Vec::new();
+        for item in self.tree.prefix([tag]) {
+            let (k, v) = item.into_inner()?;
+            let name = match IndexKey::decode(&k) {
+                Some(IndexKey::User { name }) if tag == USER => name,
+                Some(IndexKey::AccessKey { access_key }) if tag == ACCESS_KEY => access_key,
+                _ => return Err(crate::Error::Corrupt("undecodable user or key entry in the index".into())),
+            };
+            out.push((String::from_utf8_lossy(&name).into_owned(), from_json(&v)?));
+        }
+        Ok(out)
     }
 
     pub fn buckets(&self) -> Result<Vec<(String, BucketEntry)>> {
@@ -1072,8 +1161,111 @@ pub fn apply(
         }
         LogEntry::UploadAbort { bucket, key, upload_id } => remove_upload(view, bucket, key, upload_id)?,
         LogEntry::Replaces { .. } => {}
+        LogEntry::User { name, change } => apply_user(view, name, change, lsn)?,
+        LogEntry::AccessKey { access_key, change } => apply_access_key(view, access_key, change, lsn)?,
     }
     Ok(Ok(Applied::default()))
+}
+
+fn apply_user(view: &mut View<'_>, name: &str, change: &UserChange, lsn: u64) -> Result<()> {
+    let k = user_key(name);
+    match change {
+        UserChange::Create { admin, created_ms } => {
+            let entry = UserEntry {
+                lsn,
+                admin: *admin,
+                created_ms: *created_ms,
+                disabled: false,
+                disabled_lsn: None,
+                access_keys: BTreeSet::new(),
+            };
+            view.insert(k, to_json(&entry));
+        }
+        UserChange::Disabled(disabled) => {
+            let mut entry = view.json::<UserEntry>(&k)?.expect("decide checked that the user exists");
+            entry.disabled = *disabled;
+            entry.disabled_lsn = Some(lsn);
+            view.insert(k, to_json(&entry));
+        }
+        UserChange::Delete => view.remove(k),
+    }
+    Ok(())
+}
+
+fn apply_access_key(view: &mut View<'_>, access_key: &str, change: &KeyChange, lsn: u64) -> Result<()> {
+    let k = access_key_key(access_key);
+    match change {
+        KeyChange::Create { user, sealed_secret, created_ms } => {
+            let entry = AccessKeyEntry {
+                lsn,
+                user: user.clone(),
+                sealed_secret: sealed_secret.clone(),
+                created_ms: *created_ms,
+                disabled: false,
+                disabled_lsn: None,
+            };
+            view.insert(k, to_json(&entry));
+            let mut owner = view.json::<UserEntry>(&user_key(user))?.expect("decide checked that the user exists");
+            owner.access_keys.insert(access_key.to_owned());
+            view.insert(user_key(user), to_json(&owner));
+        }
+        KeyChange::Disabled(disabled) => {
+            let mut entry = view.json::<AccessKeyEntry>(&k)?.expect("decide checked that the key exists");
+            entry.disabled = *disabled;
+            entry.disabled_lsn = Some(lsn);
+            view.insert(k, to_json(&entry));
+        }
+        KeyChange::Delete => {
+            let entry = view.json::<AccessKeyEntry>(&k)?.expect("decide checked that the key exists");
+            let mut owner = view.json::<UserEntry>(&user_key(&entry.user))?.expect("a key's user outlives it");
+            owner.access_keys.remove(access_key);
+            view.insert(user_key(&entry.user), to_json(&owner));
+            view.remove(k);
+        }
+    }
+    Ok(())
+}
+
+/// Whether a user or key change may take effect.
+fn decide_identity(view: &View<'_>, entry: &LogEntry) -> Result<Result<(), Rejection>> {
+    let user = |name: &str| view.json::<UserEntry>(&user_key(name));
+    Ok(match entry {
+        LogEntry::User { name, change: UserChange::Create { .. } } if user(name)?.is_some() => {
+            Err(Rejection::EntityAlreadyExists)
+        }
+        LogEntry::User { change: UserChange::Create { .. }, .. } => Ok(()),
+        LogEntry::User { name, change } => match user(name)? {
+            None => Err(Rejection::NoSuchEntity),
+            Some(found) if *change == UserChange::Delete && !found.access_keys.is_empty() => {
+                Err(Rejection::DeleteConflict)
+            }
+            Some(_) if *change == UserChange::Delete && owns_a_bucket(view, name)? => Err(Rejection::DeleteConflict),
+            Some(_) => Ok(()),
+        },
+        LogEntry::AccessKey { access_key, change } => {
+            let existing = view.get(&access_key_key(access_key))?;
+            match change {
+                KeyChange::Create { .. } if existing.is_some() => Err(Rejection::EntityAlreadyExists),
+                KeyChange::Create { user: name, .. } => match user(name)? {
+                    None => Err(Rejection::NoSuchEntity),
+                    Some(found) if found.access_keys.len() >= MAX_ACCESS_KEYS_PER_USER => Err(Rejection::LimitExceeded),
+                    Some(_) => Ok(()),
+                },
+                _ if existing.is_none() => Err(Rejection::NoSuchEntity),
+                _ => Ok(()),
+            }
+        }
+        _ => Ok(()),
+    })
+}
+
+fn owns_a_bucket(view: &View<'_>, user: &str) -> Result<bool> {
+    for k in view.keys_with_prefix(&[BUCKET])? {
+        if view.json::<BucketEntry>(&k)?.is_some_and(|b| b.owner.as_deref() == Some(user)) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Checks a record's preconditions against the current state, changing nothing.
@@ -1123,6 +1315,7 @@ fn decide(view: &View<'_>, entry: &LogEntry) -> Result<Result<(), Rejection>> {
             }
         }
         LogEntry::Chunk | LogEntry::Tombstone { .. } | LogEntry::Replaces { .. } => Ok(()),
+        LogEntry::User { .. } | LogEntry::AccessKey { .. } => decide_identity(view, entry)?,
         // Every piece an object names must exist (a body whose chunks compaction
         // reclaimed in the meantime is refused, never committed broken).
         LogEntry::Object(object) if !object.inline && !chunks_exist(&object.chunks)? => Err(Rejection::MissingChunks),

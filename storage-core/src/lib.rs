@@ -26,12 +26,12 @@ mod writer;
 pub use compactor::{CompactionOptions, CompactionReport, SegmentUsage};
 pub use engine::{Body, BodyWriter, Engine, EngineConfig, NewBucket, ObjectReader, RecoverySummary};
 pub use error::{Error, Rejection, Result};
-pub use index::{Applied, BucketEntry, ObjectEntry, PartEntry, UploadEntry, VersionPage};
+pub use index::{AccessKeyEntry, Applied, BucketEntry, ObjectEntry, PartEntry, UploadEntry, UserEntry, VersionPage};
 pub use listing::{ListPage, ListQuery, VersionQuery};
 pub use log_entry::{
-    ChunkPiece, DefaultRetention, DeleteConditions, Grant, Grantee, LockMode, ObjectMeta, ObjectOwnership,
+    ChunkPiece, DefaultRetention, DeleteConditions, Grant, Grantee, KeyChange, LockMode, ObjectMeta, ObjectOwnership,
     ObjectRecord, Origin, PartRecord, Permission, PublicAccessBlock, Retention, StoredChecksum, UploadRecord,
-    VersioningStatus, slice_pieces,
+    UserChange, VersioningStatus, slice_pieces,
 };
 pub use scrub::ScrubReport;
 pub use stats::EngineStats;

@@ -143,6 +143,34 @@ pub enum ObjectOwnership {
     ObjectWriter,
 }
 
+/// What a `User` record does to the user it names (`quarry admin user ...`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserChange {
+    /// A new user (refused if the name is taken); `admin`: may do everything.
+    Create { admin: bool, created_ms: i64 },
+    /// Disables (true) or enables (false) the user: a disabled user's keys are refused.
+    Disabled(bool),
+    /// Removes the user (refused while it has access keys or owns buckets).
+    Delete,
+}
+
+/// What an `AccessKey` record does to the key it names (`quarry admin key ...`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyChange {
+    /// A new key of an existing user. The secret is sealed by the server key (the
+    /// engine never sees it in the clear).
+    Create {
+        user: String,
+        sealed_secret: String,
+        created_ms: i64,
+    },
+    /// Disables (true) or enables (false) the key.
+    Disabled(bool),
+    Delete,
+}
+
 fn is_false(value: &bool) -> bool {
     !*value
 }
@@ -464,6 +492,16 @@ pub enum LogEntry {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         policy: Option<String>,
     },
+    /// A change to a user made at run time (users from the config file are not here).
+    User {
+        name: String,
+        change: UserChange,
+    },
+    /// A change to an access key made at run time.
+    AccessKey {
+        access_key: String,
+        change: KeyChange,
+    },
     /// PutBucketVersioning: the bucket's versioning state from here on.
     BucketVersioning {
         bucket: String,
@@ -490,7 +528,14 @@ pub enum LogEntry {
 impl LogEntry {
     /// Records that only take data away: still accepted when the disk is full.
     pub fn is_deletion(&self) -> bool {
-        matches!(self, LogEntry::Tombstone { .. } | LogEntry::BucketDelete { .. } | LogEntry::UploadAbort { .. })
+        matches!(
+            self,
+            LogEntry::Tombstone { .. }
+                | LogEntry::BucketDelete { .. }
+                | LogEntry::UploadAbort { .. }
+                | LogEntry::User { change: UserChange::Delete, .. }
+                | LogEntry::AccessKey { change: KeyChange::Delete, .. }
+        )
     }
 
     pub fn kind(&self) -> RecordKind {
@@ -516,6 +561,8 @@ impl LogEntry {
             LogEntry::BucketAcl { .. } => RecordKind::BucketAcl,
             LogEntry::ObjectAcl { .. } => RecordKind::ObjectAcl,
             LogEntry::BucketOwnershipControls { .. } => RecordKind::BucketOwnershipControls,
+            LogEntry::User { .. } => RecordKind::User,
+            LogEntry::AccessKey { .. } => RecordKind::AccessKey,
         }
     }
 }

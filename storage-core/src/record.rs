@@ -52,6 +52,9 @@ pub enum RecordKind {
     BucketAcl = 19,
     ObjectAcl = 20,
     BucketOwnershipControls = 21,
+    // 22 is BucketCors.
+    User = 23,
+    AccessKey = 24,
 }
 
 impl RecordKind {
@@ -79,6 +82,8 @@ impl RecordKind {
             19 => BucketAcl,
             20 => ObjectAcl,
             21 => BucketOwnershipControls,
+            23 => User,
+            24 => AccessKey,
             _ => return None,
         })
     }

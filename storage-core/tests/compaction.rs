@@ -197,6 +197,44 @@ async fn a_tombstone_stays_while_an_older_version_survives() {
     }
 }
 
+/// As for an object's tombstone: the deletion of a user or key stays while its create
+/// record survives in an older segment that compaction left alone.
+#[tokio::test]
+async fn a_deleted_user_and_key_stay_deleted_after_compaction_and_a_rebuild() {
+    use storage_core::{KeyChange, UserChange};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(dir.path())).unwrap();
+    engine.create_bucket("b", 1).await.unwrap();
+    // Old segments: the user and its key among much live data.
+    engine.change_user("carol", UserChange::Create { admin: false, created_ms: 1 }).await.unwrap();
+    let create = KeyChange::Create { user: "carol".into(), sealed_secret: "sealed".into(), created_ms: 1 };
+    engine.change_access_key("AK1", create).await.unwrap();
+    for i in 0..40u64 {
+        put(&engine, &format!("live{i:02}"), &body(100 + i, 5000)).await;
+    }
+    // Newer segments: the deletions, among much garbage.
+    engine.change_access_key("AK1", KeyChange::Delete).await.unwrap();
+    engine.change_user("carol", UserChange::Delete).await.unwrap();
+    for i in 0..40u64 {
+        put(&engine, &format!("garbage{i:02}"), &body(200 + i, 5000)).await;
+    }
+    for i in 0..40u64 {
+        engine.delete_object("b", &format!("garbage{i:02}")).await.unwrap();
+    }
+    engine.roll().await.unwrap();
+    let options = CompactionOptions { dead_ratio_threshold: 0.5, max_output_bytes: 256 * 1024, ..Default::default() };
+    let report = engine.compact(options).await.unwrap();
+    assert!(!report.segments_in.is_empty(), "the garbage segments were compacted: {report:?}");
+    engine.close().await.unwrap();
+    drop(engine);
+    let mut rebuild = config(dir.path());
+    rebuild.rebuild_index = true;
+    let engine = Engine::open(rebuild).unwrap();
+    assert_eq!(engine.users().unwrap(), vec![], "a deleted user came back after a rebuild");
+    assert_eq!(engine.access_keys().unwrap(), vec![], "a deleted access key came back after a rebuild");
+    engine.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_under_concurrent_writes_and_deletes() {
     let dir = tempfile::tempdir().unwrap();

@@ -23,9 +23,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use storage_core::io::SimDir;
 use storage_core::{
-    Body, CompactionOptions, Engine, EngineConfig, Grant, Grantee, ListQuery, LockMode, NewBucket, ObjectEntry,
-    ObjectMeta, ObjectOwnership, ObjectRecord, PartRecord, Permission, PublicAccessBlock, Retention, UploadRecord,
-    VersionId, VersionQuery, VersioningStatus,
+    Body, CompactionOptions, Engine, EngineConfig, Grant, Grantee, KeyChange, ListQuery, LockMode, NewBucket,
+    ObjectEntry, ObjectMeta, ObjectOwnership, ObjectRecord, PartRecord, Permission, PublicAccessBlock, Retention,
+    UploadRecord, UserChange, VersionId, VersionQuery, VersioningStatus,
 };
 
 const BUCKET: &str = "model";
@@ -72,6 +72,14 @@ enum Op {
     /// Sets the bucket's Block Public Access settings from the bits of `seed`, or
     /// deletes them when `seed >= 16`.
     SetPublicAccessBlock {
+        seed: u8,
+    },
+    /// A change to the users made at run time or to their access keys (`action`:
+    /// see `Harness::intended_users`), naming user `u{user}` and key `AK{key}`.
+    Identity {
+        user: u8,
+        key: u8,
+        action: u8,
         seed: u8,
     },
     /// A forced compaction pass: rewrites every sealed segment holding dead bytes.
@@ -125,6 +133,7 @@ fn data_op() -> impl Strategy<Value = Op> {
         1 => any::<u8>().prop_map(|seed| Op::SetPolicy { seed }),
         1 => (0u8..20).prop_map(|seed| Op::SetPublicAccessBlock { seed }),
         1 => Just(Op::Compact),
+        2 => (0u8..3, 0u8..4, 0u8..8, any::<u8>()).prop_map(|(user, key, action, seed)| Op::Identity { user, key, action, seed }),
         1 => (0..KEYS, prop::option::of(any::<u8>()), any::<u8>(), any::<bool>())
             .prop_map(|(key, nth, seed, acl)| Op::Tag { key, nth, seed, acl }),
         1 => any::<u8>().prop_map(|seed| Op::SetBucketAccess { seed }),
@@ -252,6 +261,16 @@ struct BucketState {
     public_access_block: Option<PublicAccessBlock>,
     acl: Option<Vec<Grant>>,
     object_ownership: Option<ObjectOwnership>,
+    /// Not the bucket's, but kept with it: the users made at run time.
+    users: BTreeMap<String, ModelUser>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ModelUser {
+    admin: bool,
+    disabled: bool,
+    /// access key -> (sealed secret, disabled)
+    keys: BTreeMap<String, (String, bool)>,
 }
 
 fn ownership_for(seed: u8) -> Option<ObjectOwnership> {
@@ -303,6 +322,7 @@ impl Harness {
             public_access_block: Some(PublicAccessBlock::ALL),
             acl: None,
             object_ownership: Some(ObjectOwnership::BucketOwnerEnforced),
+            users: BTreeMap::new(),
         }];
         let mut harness =
             Harness { dir, sim, engine: None, model: BTreeMap::new(), bucket, object_lock, upload_counter: 0 };
@@ -446,6 +466,7 @@ impl Harness {
             | Op::SetBucketAccess { .. }
             | Op::SetPolicy { .. }
             | Op::SetPublicAccessBlock { .. }
+            | Op::Identity { .. }
             | Op::Compact
             | Op::Restart
             | Op::Crash { .. }
@@ -490,6 +511,10 @@ impl Harness {
             Op::SetBucketAccess { seed } => Some(BucketState { object_ownership: ownership_for(seed / 2), ..now }),
             Op::SetPublicAccessBlock { seed } => {
                 Some(BucketState { public_access_block: public_access_block_for(*seed), ..now })
+            }
+            Op::Identity { user, key, action, seed } => {
+                let users = intended_users(&now.users, *user, *key, *action, *seed)?;
+                Some(BucketState { users, ..now })
             }
             _ => None,
         }
@@ -539,6 +564,21 @@ impl Harness {
                 refused_by_lock(engine.set_bucket_versioning(BUCKET, status).await)?;
             }
             Op::SetPolicy { seed } => engine.set_bucket_policy(BUCKET, policy_for(*seed)).await?,
+            Op::Identity { user, key, action, seed } => {
+                let (user, key) = (format!("u{user}"), format!("AK{key}"));
+                let result = match action {
+                    0 => engine.change_user(&user, UserChange::Create { admin: seed % 2 == 1, created_ms: 0 }).await,
+                    1 | 2 => engine.change_user(&user, UserChange::Disabled(*action == 1)).await,
+                    3 => engine.change_user(&user, UserChange::Delete).await,
+                    4 => {
+                        let sealed_secret = sealed_for(*seed);
+                        engine.change_access_key(&key, KeyChange::Create { user, sealed_secret, created_ms: 0 }).await
+                    }
+                    5 | 6 => engine.change_access_key(&key, KeyChange::Disabled(*action == 5)).await,
+                    _ => engine.change_access_key(&key, KeyChange::Delete).await,
+                };
+                refused_identity_change(result)?;
+            }
             Op::SetBucketAccess { seed } if seed % 2 == 0 => engine.set_bucket_acl(BUCKET, acl_for(seed / 2)).await?,
             Op::SetBucketAccess { seed } => engine.set_object_ownership(BUCKET, ownership_for(seed / 2)).await?,
             Op::SetPublicAccessBlock { seed } => {
@@ -644,6 +684,7 @@ impl Harness {
             public_access_block: entry.public_access_block,
             acl: entry.acl,
             object_ownership: entry.object_ownership,
+            users: engine_users(&engine),
         };
         assert!(
             self.bucket.contains(&state),
@@ -673,6 +714,84 @@ impl Harness {
         let expected: Vec<String> =
             self.model.iter().filter(|(_, v)| current(&v[0]).is_some()).map(|(k, _)| k.clone()).collect();
         assert_eq!(listed, expected, "step {step} ({op:?}): listing disagrees with the model");
+    }
+}
+
+/// The users after `Op::Identity`, or none if the engine must refuse it.
+fn intended_users(
+    now: &BTreeMap<String, ModelUser>,
+    user: u8,
+    key: u8,
+    action: u8,
+    seed: u8,
+) -> Option<BTreeMap<String, ModelUser>> {
+    let (user, key) = (format!("u{user}"), format!("AK{key}"));
+    let mut users = now.clone();
+    let key_exists = users.values().any(|u| u.keys.contains_key(&key));
+    fn holder<'a>(users: &'a mut BTreeMap<String, ModelUser>, key: &str) -> Option<&'a mut ModelUser> {
+        users.values_mut().find(|u| u.keys.contains_key(key))
+    }
+    match action {
+        0 if users.contains_key(&user) => return None,
+        0 => {
+            users.insert(user, ModelUser { admin: seed % 2 == 1, disabled: false, keys: BTreeMap::new() });
+        }
+        1 | 2 => users.get_mut(&user)?.disabled = action == 1,
+        3 if !users.get(&user)?.keys.is_empty() => return None,
+        3 => {
+            users.remove(&user);
+        }
+        4 if key_exists => return None,
+        4 => {
+            let owner = users.get_mut(&user)?;
+            if owner.keys.len() >= storage_core::index::MAX_ACCESS_KEYS_PER_USER {
+                return None;
+            }
+            owner.keys.insert(key, (sealed_for(seed), false));
+        }
+        5 | 6 => holder(&mut users, &key)?.keys.get_mut(&key)?.1 = action == 5,
+        _ => {
+            holder(&mut users, &key)?.keys.remove(&key);
+        }
+    }
+    Some(users)
+}
+
+fn sealed_for(seed: u8) -> String {
+    format!("sealed-{seed}")
+}
+
+/// The users and keys the engine holds, as the model writes them.
+fn engine_users(engine: &Engine) -> BTreeMap<String, ModelUser> {
+    let mut users: BTreeMap<String, ModelUser> = engine
+        .users()
+        .unwrap()
+        .into_iter()
+        .map(|(name, u)| (name, ModelUser { admin: u.admin, disabled: u.disabled, keys: BTreeMap::new() }))
+        .collect();
+    for (access_key, key) in engine.access_keys().unwrap() {
+        let owner =
+            users.get_mut(&key.user).unwrap_or_else(|| panic!("key {access_key} of a missing user {}", key.user));
+        owner.keys.insert(access_key, (key.sealed_secret, key.disabled));
+    }
+    for (name, entry) in engine.users().unwrap() {
+        let listed: Vec<&String> = users[&name].keys.keys().collect();
+        assert_eq!(entry.access_keys.iter().collect::<Vec<_>>(), listed, "user {name}'s list of keys");
+    }
+    users
+}
+
+/// A refused user or key change is an answer the model predicts, not a failure.
+fn refused_identity_change(result: storage_core::Result<()>) -> storage_core::Result<()> {
+    use storage_core::{Error, Rejection};
+    match result {
+        Err(Error::Rejected(
+            Rejection::EntityAlreadyExists
+            | Rejection::NoSuchEntity
+            | Rejection::DeleteConflict
+            | Rejection::LimitExceeded,
+        )) => Ok(()),
+        other => other,
     }
 }
 

@@ -141,6 +141,7 @@ impl Server {
             "QUARRY_QUERY_TIMEOUT_MS",
             "QUARRY_CATALOG_FLUSH_INTERVAL_MS",
             "QUARRY_CATALOG_FLUSH_AFTER_CHANGES",
+            "QUARRY_SERVER_KEY",
         ] {
             cmd.env_remove(var);
         }

@@ -40,5 +40,6 @@ mod signatures;
 mod sql;
 mod strict;
 mod tagging;
+mod users;
 mod versioning;
 mod vhost;
