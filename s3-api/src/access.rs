@@ -81,7 +81,7 @@ impl Access {
         Ok(Some(policy))
     }
 
-    fn decide(&self, mut ask: Ask<'_>) -> S3Result<()> {
+    fn decide(&self, ask: Ask<'_>) -> S3Result<()> {
         if ask.caller.is_some_and(User::is_admin) {
             return Ok(());
         }
@@ -91,13 +91,18 @@ impl Access {
         let Some(bucket) = self.engine.bucket(ask.bucket).map_err(crate::error::engine_error)? else {
             return Ok(()); // answered NoSuchBucket by the operation
         };
+        self.decide_in(ask, &bucket)
+    }
+
+    /// `decide` for a caller who is not an admin, in an existing bucket.
+    fn decide_in(&self, mut ask: Ask<'_>, bucket: &BucketEntry) -> S3Result<()> {
         let owns = ask.caller.is_some_and(|u| bucket.owner.as_deref() == Some(u.name.as_str()));
         if owns && matches!(ask.action.as_str(), "s3:GetBucketPolicy" | "s3:PutBucketPolicy" | "s3:DeleteBucketPolicy")
         {
             return Ok(());
         }
         let restricted = bucket.public_access_block.is_some_and(|b| b.restrict_public_buckets);
-        let decision = match self.policy(ask.bucket, &bucket)? {
+        let decision = match self.policy(ask.bucket, bucket)? {
             None => Decision::NotApplicable,
             Some(policy) => {
                 self.add_existing_object_tags(&mut ask)?;
@@ -133,7 +138,7 @@ impl Access {
             Decision::Deny => Err(denied()),
             Decision::Allow => Ok(()),
             Decision::NotApplicable if owns || granted => Ok(()),
-            Decision::NotApplicable if self.acl_allows(&ask, &bucket)? => Ok(()),
+            Decision::NotApplicable if self.acl_allows(&ask, bucket)? => Ok(()),
             Decision::NotApplicable => Err(denied()),
         }
     }
@@ -199,6 +204,82 @@ impl Access {
             }
         }
         Ok(())
+    }
+}
+
+/// The access decision for one caller, key by key, for the SQL endpoint: a key is
+/// listed if a ListObjects with it as prefix would be allowed, an object read if a
+/// GetObject of it would be. Buckets are read once, when first asked about: a query
+/// sees them as they were when it started.
+pub struct CallerAccess {
+    access: Arc<Access>,
+    caller: Option<User>,
+    /// The condition keys of the SQL request (source address, user agent, ...).
+    context: HashMap<String, Vec<String>>,
+    buckets: Mutex<HashMap<String, Option<BucketEntry>>>,
+}
+
+impl CallerAccess {
+    pub fn new(
+        access: Arc<Access>,
+        caller: Option<User>,
+        headers: &http::HeaderMap,
+        uri: &http::Uri,
+        peer: Option<std::net::IpAddr>,
+    ) -> CallerAccess {
+        let context = request_context(headers, uri, caller.as_ref(), peer);
+        CallerAccess { access, caller, context, buckets: Mutex::new(HashMap::new()) }
+    }
+
+    fn allows(&self, operation: &str, bucket: &str, key: Option<&str>, extra: Option<(&str, &str)>) -> bool {
+        if self.caller.as_ref().is_some_and(User::is_admin) {
+            return true;
+        }
+        if bucket == crate::CATALOG_BUCKET || bucket == crate::ADMIN_BUCKET {
+            return false;
+        }
+        let entry = {
+            let mut buckets = self.buckets.lock().unwrap();
+            match buckets.get(bucket) {
+                Some(entry) => entry.clone(),
+                None => {
+                    let entry = self.access.engine.bucket(bucket).ok().flatten();
+                    buckets.insert(bucket.to_owned(), entry.clone());
+                    entry
+                }
+            }
+        };
+        let Some(entry) = entry else { return false };
+        let mut context = self.context.clone();
+        if let Some((name, value)) = extra {
+            context.insert(name.to_owned(), vec![value.to_owned()]);
+        }
+        let ask = Ask {
+            caller: self.caller.as_ref(),
+            operation,
+            action: action_of(operation, false),
+            bucket,
+            key,
+            version_id: None,
+            context,
+        };
+        self.access.decide_in(ask, &entry).is_ok()
+    }
+
+    /// May the caller list the whole bucket (true of every key when its bucket has no
+    /// policy: without one, listing is decided for the bucket, never per key)?
+    pub fn may_list_bucket(&self, bucket: &str) -> bool {
+        self.allows("ListObjectsV2", bucket, None, None)
+    }
+}
+
+impl quarry_sql::KeyAccess for CallerAccess {
+    fn may_list(&self, bucket: &str, key: &str) -> bool {
+        self.allows("ListObjectsV2", bucket, None, Some(("s3:prefix", key)))
+    }
+
+    fn may_read(&self, bucket: &str, key: &str) -> bool {
+        self.allows("GetObject", bucket, Some(key), None)
     }
 }
 

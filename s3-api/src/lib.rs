@@ -147,6 +147,7 @@ pub fn service(engine: Engine, keys: Arc<KeyStore>, config: ApiConfig) -> S3Serv
             keys: keys.clone(),
             limits: config.query_limits.clone(),
             gate: query_gate.clone(),
+            access: Arc::new(access::Access::new(keys.clone(), engine.clone())),
         },
     };
     let domains = config.domains.clone();

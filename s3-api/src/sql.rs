@@ -12,6 +12,7 @@
 //!   failure after rows were sent cuts the response short (the client sees a broken body).
 
 use crate::KeyStore;
+use crate::access::CallerAccess;
 use crate::query_gate::QueryGate;
 use bytes::Bytes;
 use quarry_sql::{BucketScope, QueryErrorKind, QueryLimits, ResultFormat};
@@ -31,6 +32,8 @@ pub struct SqlRoute {
     pub keys: Arc<KeyStore>,
     pub limits: QueryLimits,
     pub gate: QueryGate,
+    /// The same decision as the S3 API's, key by key.
+    pub access: Arc<crate::access::Access>,
 }
 
 /// Is this request for the SQL endpoint?
@@ -96,7 +99,10 @@ impl S3Route for SqlRoute {
 
     async fn call(&self, mut req: S3Request<Body>) -> S3Result<S3Response<Body>> {
         let access_key = req.credentials.as_ref().map(|c| c.access_key.clone()).expect("check_access ran");
-        let scope = self.keys.scope(&access_key, &self.engine)?;
+        let peer = req.extensions.get::<crate::RequestContext>().and_then(|c| c.peer).map(|p| p.ip());
+        let caller = self.keys.user(&access_key);
+        let access = CallerAccess::new(self.access.clone(), caller.clone(), &req.headers, &req.uri, peer);
+        let scope = scope(caller.as_ref(), access, &self.engine)?;
         let format = result_format(&req)?;
         let sql = req.input.store_all_limited(quarry_sql::query::MAX_SQL_BYTES).await.map_err(|e| {
             s3_error!(
@@ -160,21 +166,22 @@ impl S3Route for SqlRoute {
     }
 }
 
-impl KeyStore {
-    /// The buckets a key may read, for SQL: every bucket for an admin, a scoped user's
-    /// grant, an owner's own buckets. (Bucket policies do not widen it yet.)
-    pub fn scope(&self, access_key: &str, engine: &storage_core::Engine) -> S3Result<BucketScope> {
-        use crate::auth::UserKind;
-        let user = self.user(access_key);
-        Ok(match user.as_ref().map(|u| (&u.kind, u.name.as_str())) {
-            Some((UserKind::Admin, _)) => BucketScope::All,
-            Some((UserKind::Scoped { buckets, .. }, _)) => BucketScope::Only(buckets.iter().cloned().collect()),
-            Some((UserKind::Owner, name)) => {
-                let buckets = engine.buckets().map_err(crate::error::engine_error)?;
-                let owned = buckets.into_iter().filter(|(_, b)| b.owner.as_deref() == Some(name));
-                BucketScope::Only(owned.map(|(bucket, _)| bucket).collect())
-            }
-            None => BucketScope::Only(Default::default()),
-        })
+/// The buckets a caller may read in SQL: everything for an admin; else each bucket
+/// the S3 API would let it list (ListObjects), whole when the bucket has no policy, key
+/// by key when it has one (a policy may treat prefixes differently). Every object a
+/// query reads is decided as a GetObject.
+fn scope(caller: Option<&crate::auth::User>, access: CallerAccess, engine: &Engine) -> S3Result<BucketScope> {
+    if caller.is_some_and(crate::auth::User::is_admin) {
+        return Ok(BucketScope::All);
     }
+    let mut whole = std::collections::BTreeSet::new();
+    let mut by_key = std::collections::BTreeSet::new();
+    for (bucket, entry) in engine.buckets().map_err(crate::error::engine_error)? {
+        if entry.policy.is_some() {
+            by_key.insert(bucket);
+        } else if access.may_list_bucket(&bucket) {
+            whole.insert(bucket);
+        }
+    }
+    Ok(BucketScope::Checked { whole, by_key, access: Arc::new(access) })
 }

@@ -14,12 +14,42 @@ pub mod shape;
 pub mod sources;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Who decides, key by key, what a caller may list and read in a bucket (the server's
+/// access decision: bucket policies, ACLs).
+pub trait KeyAccess: Send + Sync {
+    /// May the caller see `key` in a listing (a ListObjects with that prefix)?
+    fn may_list(&self, bucket: &str, key: &str) -> bool;
+    /// May the caller read the object?
+    fn may_read(&self, bucket: &str, key: &str) -> bool;
+}
 
 /// The buckets a caller may read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum BucketScope {
     All,
+    /// These buckets, whole.
     Only(BTreeSet<String>),
+    /// The buckets it may list whole, those it may list only key by key (their policy
+    /// may treat keys differently), and who decides each key and each object read.
+    Checked {
+        whole: BTreeSet<String>,
+        by_key: BTreeSet<String>,
+        access: Arc<dyn KeyAccess>,
+    },
+}
+
+impl std::fmt::Debug for BucketScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BucketScope::All => f.write_str("All"),
+            BucketScope::Only(buckets) => f.debug_tuple("Only").field(buckets).finish(),
+            BucketScope::Checked { whole, by_key, .. } => {
+                f.debug_struct("Checked").field("whole", whole).field("by_key", by_key).finish_non_exhaustive()
+            }
+        }
+    }
 }
 
 impl BucketScope {
@@ -27,6 +57,15 @@ impl BucketScope {
         match self {
             BucketScope::All => true,
             BucketScope::Only(buckets) => buckets.contains(bucket),
+            BucketScope::Checked { whole, by_key, .. } => whole.contains(bucket) || by_key.contains(bucket),
+        }
+    }
+
+    /// Who decides each object read, and whether each key listed, in `bucket`.
+    pub fn key_access(&self, bucket: &str) -> Option<(Arc<dyn KeyAccess>, bool)> {
+        match self {
+            BucketScope::Checked { by_key, access, .. } => Some((access.clone(), by_key.contains(bucket))),
+            _ => None,
         }
     }
 }

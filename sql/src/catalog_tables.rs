@@ -15,9 +15,14 @@
 //! Only the files the catalog's manifest names are read, so a query never sees a file
 //! half written.
 
-use crate::store::BucketScope;
+use crate::store::{BucketScope, KeyAccess};
+use datafusion::arrow::array::{AsArray, BooleanArray};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result;
-use datafusion::prelude::{ParquetReadOptions, SessionContext, col, lit};
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+use datafusion::prelude::{ParquetReadOptions, SessionContext, cast, col, lit};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use storage_core::catalog::{Catalog, CatalogSnapshot, inventory_schema, journal_schema, tombstone_schema};
 
 const INVENTORY_COLUMNS: &str = "bucket, key, version_id, size, etag, content_type, last_modified, user_metadata, \
@@ -100,19 +105,48 @@ pub async fn register_scoped_catalog(
     catalog: &Catalog,
     scope: &BucketScope,
 ) -> Result<CatalogSnapshot> {
-    let BucketScope::Only(buckets) = scope else {
-        return register_catalog(ctx, catalog).await;
+    let (whole, by_key, access) = match scope {
+        BucketScope::All => return register_catalog(ctx, catalog).await,
+        BucketScope::Only(buckets) => (buckets.clone(), BTreeSet::new(), None),
+        BucketScope::Checked { whole, by_key, access } => (whole.clone(), by_key.clone(), Some(access.clone())),
     };
     let snapshot = register_catalog(full, catalog).await?;
-    let allowed: Vec<_> = buckets.iter().map(|b| lit(b.as_str())).collect();
+    let in_list = |buckets: &BTreeSet<String>| {
+        let names: Vec<_> = buckets.iter().map(|b| lit(b.as_str())).collect();
+        if names.is_empty() { lit(false) } else { col("bucket").in_list(names, false) }
+    };
+    let mut visible = in_list(&whole);
+    if let Some(access) = access.filter(|_| !by_key.is_empty()) {
+        let may_list = may_list_udf(access);
+        let key = cast(col("key"), DataType::Utf8);
+        visible = visible.or(in_list(&by_key).and(may_list.call(vec![cast(col("bucket"), DataType::Utf8), key])));
+    }
     for table in ["journal", "inventory"] {
         let rows = full.table(table).await?;
-        let visible = if allowed.is_empty() {
-            rows.filter(lit(false))?
-        } else {
-            rows.filter(col("bucket").in_list(allowed.clone(), false))?
-        };
-        ctx.register_table(table, visible.into_view())?;
+        ctx.register_table(table, rows.filter(visible.clone())?.into_view())?;
     }
     Ok(snapshot)
+}
+
+/// `quarry_may_list(bucket, key)`: whether the caller may list the key (a row of a
+/// bucket whose policy may treat keys differently).
+fn may_list_udf(access: Arc<dyn KeyAccess>) -> ScalarUDF {
+    let decide = move |args: &[ColumnarValue]| -> datafusion::error::Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(args)?;
+        let buckets = arrays[0].as_string::<i32>();
+        let keys = arrays[1].as_string::<i32>();
+        let allowed: BooleanArray = buckets
+            .iter()
+            .zip(keys.iter())
+            .map(|(bucket, key)| Some(matches!((bucket, key), (Some(b), Some(k)) if access.may_list(b, k))))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(allowed)))
+    };
+    create_udf(
+        "quarry_may_list",
+        vec![DataType::Utf8, DataType::Utf8],
+        DataType::Boolean,
+        Volatility::Stable,
+        Arc::new(decide),
+    )
 }

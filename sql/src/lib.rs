@@ -26,4 +26,4 @@ pub use output::ResultFormat;
 pub use query::{QueryError, QueryErrorKind, QueryResult, run_query};
 pub use select::{SelectError, SelectEvent, SelectRequest, SelectStats, select};
 pub use session::{MemoryBudget, QueryLimits};
-pub use store::{BucketScope, BucketStore};
+pub use store::{BucketScope, BucketStore, KeyAccess};

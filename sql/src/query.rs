@@ -243,6 +243,10 @@ fn query_error_with(e: DataFusionError, limits: &QueryLimits) -> QueryError {
                 limits.budget.bytes()
             ),
         ),
+        // The caller's access decision refused an object (BucketStore).
+        DataFusionError::ObjectStore(e) if matches!(e.as_ref(), object_store::Error::PermissionDenied { .. }) => {
+            QueryError::new(QueryErrorKind::AccessDenied, message)
+        }
         DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) | DataFusionError::Internal(_) => {
             QueryError::new(QueryErrorKind::Internal, message)
         }

@@ -40,11 +40,22 @@ pub struct BucketStore {
     bucket: String,
     /// Counts the object bytes read, when someone asks (S3 Select's BytesScanned).
     read_bytes: Option<Arc<AtomicU64>>,
+    /// Decides each object read (and, when `list_by_key`, each key listed) for a
+    /// caller that is not an admin.
+    access: Option<Arc<dyn KeyAccess>>,
+    list_by_key: bool,
 }
 
 impl BucketStore {
     pub fn new(engine: Engine, bucket: impl Into<String>, read_bytes: Option<Arc<AtomicU64>>) -> BucketStore {
-        BucketStore { engine, bucket: bucket.into(), read_bytes }
+        BucketStore { engine, bucket: bucket.into(), read_bytes, access: None, list_by_key: false }
+    }
+
+    /// The store as a caller who is not an admin sees it.
+    pub fn checked(mut self, access: Arc<dyn KeyAccess>, list_by_key: bool) -> BucketStore {
+        self.access = Some(access);
+        self.list_by_key = list_by_key;
+        self
     }
 
     fn count(&self, bytes: &Bytes) {
@@ -55,6 +66,14 @@ impl BucketStore {
 
     fn entry(&self, location: &Path) -> object_store::Result<ObjectEntry> {
         let key = key_of(location);
+        if let Some(access) = &self.access
+            && !access.may_read(&self.bucket, &key)
+        {
+            return Err(object_store::Error::PermissionDenied {
+                path: location.to_string(),
+                source: format!("access denied to s3://{}/{key}", self.bucket).into(),
+            });
+        }
         match self.engine.object(&self.bucket, &key) {
             Ok(Some(entry)) => Ok(entry),
             Ok(None) => Err(object_store::Error::NotFound {
@@ -96,7 +115,11 @@ impl BucketStore {
                 max_keys: LIST_PAGE_KEYS,
             };
             let page = self.engine.list_objects(&self.bucket, &query).map_err(generic)?;
+            let access = self.access.as_ref().filter(|_| self.list_by_key);
             for (key, entry) in &page.objects {
+                if access.is_some_and(|access| !access.may_list(&self.bucket, key)) {
+                    continue;
+                }
                 if let Some(location) = path_of(key) {
                     objects.push(meta_of(location, entry));
                 }
@@ -245,7 +268,7 @@ impl ObjectStore for BucketStore {
     }
 }
 
-pub use quarry_sql_text::BucketScope;
+pub use quarry_sql_text::{BucketScope, KeyAccess};
 
 /// Hands DataFusion a [`BucketStore`] for each `s3://<bucket>` URL the query may read, and
 /// the local file system for the catalog's files, whose table paths the server builds
@@ -279,7 +302,13 @@ impl ObjectStoreRegistry for QuarryStores {
         match (url.scheme(), url.host_str()) {
             ("file", _) => Ok(self.local.clone()),
             ("s3", Some(bucket)) if self.scope.allows(bucket) => match self.engine.bucket(bucket) {
-                Ok(Some(_)) => Ok(Arc::new(BucketStore::new(self.engine.clone(), bucket, self.read_bytes.clone()))),
+                Ok(Some(_)) => {
+                    let store = BucketStore::new(self.engine.clone(), bucket, self.read_bytes.clone());
+                    Ok(Arc::new(match self.scope.key_access(bucket) {
+                        Some((access, by_key)) => store.checked(access, by_key),
+                        None => store,
+                    }))
+                }
                 Ok(None) => Err(DataFusionError::Plan(format!("no such bucket: s3://{bucket}"))),
                 Err(e) => Err(DataFusionError::External(Box::new(e))),
             },

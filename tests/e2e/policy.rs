@@ -189,3 +189,56 @@ async fn anonymous_post_uploads_are_decided_by_the_policy_for_the_forms_key() {
     let missing = alice.head_object().bucket("dropbox").key("elsewhere/x.txt").send().await;
     expect_s3_error(missing, 404, &[], "the refused upload wrote nothing");
 }
+
+/// The SQL endpoint decides as the S3 API does: bob, let in by alice's policy to list
+/// and read `shared/` only, sees those rows of `inventory` and `journal` and reads
+/// those objects with `read_csv`; a Deny on `shared/secret/` refuses a query reading it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sql_endpoint_obeys_bucket_policies_key_by_key() {
+    let server = Server::start_with(ServerOptions { config_toml: Some(CONFIG.into()), ..Default::default() });
+    let alice = server.client_with("alicekey", "alicesecret123");
+    create_bucket(&alice, "lake").await;
+    put(&alice, "lake", "shared/a.csv", b"n\n1\n2\n").await;
+    put(&alice, "lake", "shared/secret/b.csv", b"n\n40\n").await;
+    put(&alice, "lake", "private/c.csv", b"n\n300\n").await;
+    let policy = r#"{"Version": "2012-10-17", "Statement": [
+      {"Effect": "Allow", "Principal": {"AWS": "bobkey"}, "Action": "s3:ListBucket",
+       "Resource": "arn:aws:s3:::lake", "Condition": {"StringLike": {"s3:prefix": "shared/*"}}},
+      {"Effect": "Allow", "Principal": {"AWS": "bobkey"}, "Action": "s3:GetObject",
+       "Resource": "arn:aws:s3:::lake/shared/*"},
+      {"Effect": "Deny", "Principal": {"AWS": "bobkey"}, "Action": "s3:GetObject",
+       "Resource": "arn:aws:s3:::lake/shared/secret/*"}]}"#;
+    alice.put_bucket_policy().bucket("lake").policy(policy).send().await.ok_or_panic("PutBucketPolicy");
+    // The S3 API agrees with what SQL is expected to show.
+    let bob = server.client_with("bobkey", "bobsecret12345");
+    bob.list_objects_v2().bucket("lake").prefix("shared/").send().await.ok_or_panic("bob lists shared/");
+    expect_s3_error(bob.list_objects_v2().bucket("lake").send().await, 403, DENIED, "bob lists the whole bucket");
+
+    let as_bob = |sql: &'static str| sql_as(&server, "bobkey", "bobsecret12345", "csv", sql);
+    for table in ["inventory", "journal"] {
+        let sql = format!("SELECT key FROM {table} WHERE bucket = 'lake' ORDER BY key");
+        let rows = sql_ok_as(&server, "bobkey", "bobsecret12345", "csv", &sql).await.body_str();
+        assert_eq!(rows, "key\nshared/a.csv\nshared/secret/b.csv\n", "{table} as bob: the keys he may list");
+        let rows = sql_ok_as(&server, "alicekey", "alicesecret123", "csv", &sql).await.body_str();
+        assert_eq!(rows, "key\nprivate/c.csv\nshared/a.csv\nshared/secret/b.csv\n", "{table} as alice, the owner");
+    }
+    let sum = as_bob("SELECT sum(n) AS total FROM read_csv('s3://lake/shared/a.csv')").await;
+    assert_eq!((sum.status, sum.body_str()), (200, "total\n3\n".to_owned()), "bob reads shared/a.csv");
+    for sql in [
+        "SELECT sum(n) FROM read_csv('s3://lake/shared/secret/b.csv')",
+        "SELECT sum(n) FROM read_csv('s3://lake/shared/secret/')",
+        "SELECT sum(n) FROM read_csv('s3://lake/private/c.csv')",
+    ] {
+        let response = as_bob(sql).await;
+        expect_error_document(&response, 403, "AccessDenied", format!("bob: {sql}"));
+    }
+    let listed = as_bob("SELECT sum(n) AS total FROM read_csv('s3://lake/shared/')").await;
+    assert_eq!((listed.status, listed.body_str()), (200, "total\n3\n".to_owned()), "bob reads the files of shared/");
+    let owner = "SELECT sum(n) AS t FROM read_csv('s3://lake/private/')";
+    let owner = sql_ok_as(&server, "alicekey", "alicesecret123", "csv", owner).await.body_str();
+    assert_eq!(owner, "t\n300\n", "alice reads her private files");
+    // Without a policy on it, bob sees nothing of the bucket.
+    alice.delete_bucket_policy().bucket("lake").send().await.ok_or_panic("DeleteBucketPolicy");
+    let rows = as_bob("SELECT count(*) AS n FROM inventory WHERE bucket = 'lake'").await;
+    assert_eq!((rows.status, rows.body_str()), (200, "n\n0\n".to_owned()), "bob's inventory after the policy went");
+}
