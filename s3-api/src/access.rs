@@ -134,13 +134,61 @@ impl Access {
         );
         let granted =
             !owner_only && ask.caller.is_some_and(|u| u.scope_allows(ask.bucket, !is_read_only(ask.operation)));
+        // As on S3, the bucket's owner reads another user's object, or its ACL, only as
+        // that object's ACL lets it (it may still overwrite or delete it).
+        let owns = owns && !self.owned_by_another(&ask, bucket)?;
         match decision {
             Decision::Deny => Err(denied()),
             Decision::Allow => Ok(()),
             Decision::NotApplicable if owns || granted => Ok(()),
             Decision::NotApplicable if self.acl_allows(&ask, bucket)? => Ok(()),
+            Decision::NotApplicable if self.missing_but_listable(&ask, bucket)? => Ok(()),
             Decision::NotApplicable => Err(denied()),
         }
+    }
+
+    /// The object (version) a request names, if it exists and is not a delete marker.
+    fn asked_object(&self, ask: &Ask<'_>) -> S3Result<Option<storage_core::ObjectEntry>> {
+        let Some(key) = ask.key else { return Ok(None) };
+        let object = match ask.version_id.and_then(VersionId::parse) {
+            Some(version) => self.engine.version(ask.bucket, key, version),
+            None => self.engine.object(ask.bucket, key),
+        };
+        Ok(object.map_err(crate::error::engine_error)?.filter(|o| !o.delete_marker))
+    }
+
+    /// Does a read of an object, or of its ACL, name one another user owns (ACLs on)?
+    fn owned_by_another(&self, ask: &Ask<'_>, bucket: &BucketEntry) -> S3Result<bool> {
+        let reads_object = matches!(
+            ask.operation,
+            "GetObject" | "HeadObject" | "SelectObjectContent" | "GetObjectAcl" | "PutObjectAcl"
+        );
+        if !reads_object || crate::acl::ownership_of(bucket) == ObjectOwnership::BucketOwnerEnforced {
+            return Ok(false);
+        }
+        let caller = ask.caller.map(|u| u.name.as_str());
+        Ok(self.asked_object(ask)?.and_then(|o| o.meta.owner).is_some_and(|owner| Some(owner.as_str()) != caller))
+    }
+
+    /// A GET or HEAD of a key that does not exist is 404 for a caller who may list it
+    /// (s3:ListBucket, with the key as `s3:prefix`), 403 for anyone else, as on S3.
+    fn missing_but_listable(&self, ask: &Ask<'_>, bucket: &BucketEntry) -> S3Result<bool> {
+        if !matches!(ask.operation, "GetObject" | "HeadObject") || self.asked_object(ask)?.is_some() {
+            return Ok(false);
+        }
+        let Some(key) = ask.key else { return Ok(false) };
+        let mut context = ask.context.clone();
+        context.insert("s3:prefix".into(), vec![key.to_owned()]);
+        let list = Ask {
+            caller: ask.caller,
+            operation: "ListObjectsV2",
+            action: "s3:ListBucket".into(),
+            bucket: ask.bucket,
+            key: None,
+            version_id: None,
+            context,
+        };
+        Ok(self.decide_in(list, bucket).is_ok())
     }
 
     /// Whether the bucket's or the object's ACL grants the request (never under

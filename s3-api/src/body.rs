@@ -94,6 +94,12 @@ async fn drain(blob: &mut StreamingBlob) {
     }
 }
 
+/// The Content-MD5 to check: s3s reads an empty header as none, but S3 refuses it
+/// (400 InvalidDigest), so an empty one present is passed on as given.
+pub fn content_md5<'a>(parsed: Option<&'a str>, headers: &'a http::HeaderMap) -> Option<&'a str> {
+    parsed.or_else(|| headers.get("content-md5").map(|v| v.to_str().unwrap_or("-")))
+}
+
 pub async fn ingest(engine: &Engine, mut blob: Option<StreamingBlob>, expect: Expectations<'_>) -> S3Result<Ingested> {
     if let Some(length) = expect.content_length
         && length as u64 > expect.max_size_bytes

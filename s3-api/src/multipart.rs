@@ -136,7 +136,7 @@ pub async fn upload_part(s3: &QuarryS3, req: S3Request<UploadPartInput>) -> S3Re
         input.body,
         Expectations {
             content_length: input.content_length,
-            content_md5: input.content_md5.as_deref(),
+            content_md5: body::content_md5(input.content_md5.as_deref(), &headers),
             checksum: plan,
             max_size_bytes: MAX_PART_SIZE_BYTES.min(s3.config.max_object_size_bytes),
             trailing_headers,

@@ -30,7 +30,7 @@ pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Resu
         input.body,
         Expectations {
             content_length: input.content_length,
-            content_md5: input.content_md5.as_deref(),
+            content_md5: body::content_md5(input.content_md5.as_deref(), &headers),
             checksum: plan,
             max_size_bytes: s3.config.max_object_size_bytes,
             trailing_headers,

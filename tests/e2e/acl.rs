@@ -101,6 +101,17 @@ async fn acls_grant_users_and_anonymous_callers_under_object_writer_ownership() 
     let acl = bob.get_object_acl().bucket("shelf").key("from-bob.txt").send().await.ok_or_panic("bob's own ACL");
     assert_eq!(acl.owner().and_then(|o| o.id()), Some(bob_id.as_str()), "the writer owns the object");
     assert_eq!(get(&bob, "shelf", "from-bob.txt").await, b"bob's");
+    // As on S3, the bucket's owner reads another's object (or its ACL) only if granted,
+    // but may still delete it.
+    let by_alice = alice.get_object().bucket("shelf").key("from-bob.txt").send().await;
+    expect_s3_error(by_alice, 403, DENIED, "alice GET of bob's object in her bucket");
+    let by_alice = alice.get_object_acl().bucket("shelf").key("from-bob.txt").send().await;
+    expect_s3_error(by_alice, 403, DENIED, "alice GetObjectAcl of bob's object in her bucket");
+    put(&bob, "shelf", "bob-temp.txt", b"temporary").await;
+    alice.delete_object().bucket("shelf").key("bob-temp.txt").send().await.ok_or_panic("alice deletes bob's object");
+    let grant = bob.put_object_acl().bucket("shelf").key("from-bob.txt").grant_read(format!("id={alice_id}"));
+    grant.send().await.ok_or_panic("bob grants alice READ");
+    assert_eq!(get(&alice, "shelf", "from-bob.txt").await, b"bob's", "alice reads what bob granted her");
     let upload = bob.create_multipart_upload().bucket("shelf").key("bob-parts").send().await.unwrap();
     let parts = bob.list_parts().bucket("shelf").key("bob-parts").upload_id(upload.upload_id().unwrap()).send().await;
     let parts = parts.ok_or_panic("bob's ListParts");

@@ -190,6 +190,29 @@ async fn anonymous_post_uploads_are_decided_by_the_policy_for_the_forms_key() {
     expect_s3_error(missing, 404, &[], "the refused upload wrote nothing");
 }
 
+/// A GET or HEAD of a missing key is 404 for a caller who may list it and 403 for
+/// anyone else, so that a denied caller cannot probe which keys exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_key_is_404_only_to_a_caller_who_may_list_it() {
+    let server = Server::start_with(ServerOptions { config_toml: Some(CONFIG.into()), ..Default::default() });
+    let alice = server.client_with("alicekey", "alicesecret123");
+    create_bucket(&alice, "probe").await;
+    let policy = r#"{"Version": "2012-10-17", "Statement": [
+      {"Effect": "Allow", "Principal": {"AWS": "bobkey"}, "Action": "s3:ListBucket",
+       "Resource": "arn:aws:s3:::probe", "Condition": {"StringLike": {"s3:prefix": "public/*"}}}]}"#;
+    alice.put_bucket_policy().bucket("probe").policy(policy).send().await.ok_or_panic("PutBucketPolicy");
+    let bob = server.client_with("bobkey", "bobsecret12345");
+    let head = bob.head_object().bucket("probe").key("public/none").send().await;
+    expect_s3_error(head, 404, &[], "bob HEAD of a missing key he may list");
+    let get = bob.get_object().bucket("probe").key("public/none").send().await;
+    expect_s3_error(get, 404, &["NoSuchKey"], "bob GET of a missing key he may list");
+    let head = bob.head_object().bucket("probe").key("private/none").send().await;
+    expect_s3_error(head, 403, &[], "bob HEAD of a missing key he may not list");
+    put(&alice, "probe", "public/there", b"x").await;
+    let head = bob.head_object().bucket("probe").key("public/there").send().await;
+    expect_s3_error(head, 403, &[], "bob HEAD of an existing key he may list but not read");
+}
+
 /// The SQL endpoint decides as the S3 API does: bob, let in by alice's policy to list
 /// and read `shared/` only, sees those rows of `inventory` and `journal` and reads
 /// those objects with `read_csv`; a Deny on `shared/secret/` refuses a query reading it.

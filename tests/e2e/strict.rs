@@ -596,3 +596,16 @@ async fn cors_preflights_are_refused_as_for_a_bucket_without_cors() {
     );
     assert_eq!(with_origin.header("access-control-allow-origin"), None, "no CORS grant");
 }
+
+/// An empty Content-MD5 is not a digest: S3 answers 400 InvalidDigest (s3s reads an
+/// empty header as none).
+#[tokio::test]
+async fn an_empty_content_md5_is_refused_as_an_invalid_digest() {
+    let server = Server::start();
+    create_bucket(&server.client(), "md5").await;
+    let url = server_url(&server, "md5/k");
+    let headers = sigv4_headers_with("PUT", &url, b"bar", &[("content-md5", "")], ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY);
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let response = raw_request("PUT", &url, &headers, "bar").await;
+    expect_error_document(&response, 400, "InvalidDigest", "PUT with an empty Content-MD5");
+}
