@@ -623,6 +623,32 @@ check_s3api_object_lock() {
     must aws s3api delete-bucket --bucket "$b" >/dev/null
 }
 
+# --- users and keys made at run time (quarry admin), used by the aws cli ---------
+
+quarry_admin() {
+    QUARRY_ACCESS_KEY=$ACCESS_KEY QUARRY_SECRET_KEY=$SECRET_KEY "$SERVER_BIN" admin "$@" --endpoint "$ENDPOINT"
+}
+
+check_runtime_user_with_aws_cli() {
+    local key_json access secret
+    must quarry_admin user create compat-dora >/dev/null
+    key_json=$(must quarry_admin key create compat-dora)
+    access=$("$PY" -c 'import json,sys; print(json.load(sys.stdin)["access_key"])' <<<"$key_json")
+    secret=$("$PY" -c 'import json,sys; print(json.load(sys.stdin)["secret_key"])' <<<"$key_json")
+    echo "dora's" >"$WORK/dora.txt"
+    AWS_ACCESS_KEY_ID=$access AWS_SECRET_ACCESS_KEY=$secret must aws s3 mb s3://compat-dora >/dev/null
+    AWS_ACCESS_KEY_ID=$access AWS_SECRET_ACCESS_KEY=$secret must aws s3 cp "$WORK/dora.txt" s3://compat-dora/d.txt >/dev/null
+    # Her bucket is hers (anonymous is refused), and her key stops working once disabled.
+    must_fail 'AccessDenied' aws s3api get-object --bucket compat-dora --key d.txt --no-sign-request "$WORK/dora.out"
+    must quarry_admin key disable "$access" >/dev/null
+    AWS_ACCESS_KEY_ID=$access AWS_SECRET_ACCESS_KEY=$secret must_fail 'InvalidAccessKeyId' aws s3 ls s3://compat-dora
+    must quarry_admin key enable "$access" >/dev/null
+    AWS_ACCESS_KEY_ID=$access AWS_SECRET_ACCESS_KEY=$secret must aws s3 rm s3://compat-dora/d.txt >/dev/null
+    AWS_ACCESS_KEY_ID=$access AWS_SECRET_ACCESS_KEY=$secret must aws s3 rb s3://compat-dora >/dev/null
+    must quarry_admin key delete "$access" >/dev/null
+    must quarry_admin user delete compat-dora >/dev/null
+}
+
 # --- s3cmd (PyPI): ACLs and bucket policies -----------------------------------
 
 S3CMD_BUCKET=compat-s3cmd
@@ -917,6 +943,7 @@ EOF
     run_check "aws s3 rb" check_rb
     run_check "aws s3api versioning and tags" check_s3api_versioning_and_tags
     run_check "aws s3api object lock (governance)" check_s3api_object_lock
+    run_check "quarry admin user/key + aws cli as that user" check_runtime_user_with_aws_cli
     run_check "s3cmd put --acl-public + anonymous curl" check_s3cmd_acl_public
     run_check "s3cmd setacl" check_s3cmd_setacl
     run_check "s3cmd setpolicy / delpolicy" check_s3cmd_setpolicy
