@@ -7,6 +7,10 @@
 //! * When SigV2 is allowed, its `Date` (or `x-amz-date`) must be a valid HTTP date within
 //!   15 minutes of the server's clock (s3s checks no date for SigV2), and it is never
 //!   accepted on the SQL endpoint or the admin API, whose query and body it would not cover.
+//! * A SigV2 signature of a path-style bucket request (`/bucket`) may cover `/bucket/`,
+//!   the form botocore signs (its SigV2 canonical resource is the virtual-hosted one);
+//!   s3s verifies against the path as sent, so such a request is handed on as
+//!   `/bucket/` (see [`sigv2_bucket_uri`]).
 //! * A presigned SigV4 URL lives at most seven days (`X-Amz-Expires` ≤ 604800).
 //! * A signed aws-chunked body must end with its final zero-length chunk (s3s treats an
 //!   early end of the stream as the end of the body).
@@ -40,6 +44,108 @@ fn is_sigv2(uri: &http::Uri, headers: &http::HeaderMap) -> bool {
     let header_auth =
         headers.get(http::header::AUTHORIZATION).is_some_and(|v| v.as_bytes().starts_with(b"AWS ") && v.len() > 4);
     header_auth || query_value(uri, "Signature").is_some()
+}
+
+/// The sub-resources a SigV2 canonical resource includes (as s3s lists them).
+const SIGV2_SUBRESOURCES: &[&str] = &[
+    "accelerate",
+    "acl",
+    "analytics",
+    "cors",
+    "defaultObjectAcl",
+    "delete",
+    "inventory",
+    "lifecycle",
+    "location",
+    "logging",
+    "metrics",
+    "notification",
+    "object-lock",
+    "partNumber",
+    "policy",
+    "replication",
+    "requestPayment",
+    "response-cache-control",
+    "response-content-disposition",
+    "response-content-encoding",
+    "response-content-language",
+    "response-content-type",
+    "response-expires",
+    "restore",
+    "select",
+    "select-type",
+    "storageClass",
+    "tagging",
+    "torrent",
+    "uploadId",
+    "uploads",
+    "versionId",
+    "versioning",
+    "versions",
+    "website",
+];
+
+/// The URI to hand s3s for a SigV2 header-signed request to a path-style bucket
+/// (`/bucket`, no trailing slash) whose signature covers `/bucket/`: that path with
+/// the slash. `None` leaves the request as it is (s3s then verifies it as sent, so
+/// this never lets a bad signature through; it only picks which path was signed).
+pub fn sigv2_bucket_uri<B>(request: &http::Request<B>, secret: impl Fn(&str) -> Option<String>) -> Option<http::Uri> {
+    use base64::Engine as _;
+    use hmac::{KeyInit, Mac};
+    let path = request.uri().path();
+    if path.len() < 2 || path[1..].contains('/') {
+        return None;
+    }
+    let auth = request.headers().get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (access_key, signature) = auth.strip_prefix("AWS ")?.split_once(':')?;
+    let secret = secret(access_key)?;
+    let with_slash = format!("{path}/");
+    let string_to_sign = sigv2_string_to_sign(request.method(), request.headers(), &with_slash, request.uri());
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).ok()?;
+    mac.update(string_to_sign.as_bytes());
+    let computed = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    if computed != signature {
+        return None;
+    }
+    let path_and_query = match request.uri().query() {
+        Some(query) => format!("{with_slash}?{query}"),
+        None => with_slash,
+    };
+    let mut parts = request.uri().clone().into_parts();
+    parts.path_and_query = Some(path_and_query.parse().ok()?);
+    http::Uri::from_parts(parts).ok()
+}
+
+/// The SigV2 StringToSign of a header-signed request over `resource`, as S3 defines it.
+fn sigv2_string_to_sign(method: &http::Method, headers: &http::HeaderMap, resource: &str, uri: &http::Uri) -> String {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let date = if headers.contains_key("x-amz-date") { "" } else { header("date") };
+    let mut out = format!("{method}\n{}\n{}\n{date}\n", header("content-md5"), header("content-type"));
+    let mut amz: Vec<&str> = headers.keys().map(|k| k.as_str()).filter(|k| k.starts_with("x-amz-")).collect();
+    amz.sort_unstable();
+    amz.dedup();
+    for name in amz {
+        let values: Vec<&str> = headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).map(str::trim).collect();
+        out.push_str(&format!("{name}:{}\n", values.join(",")));
+    }
+    out.push_str(resource);
+    let pairs: Vec<(String, String)> = uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+        .unwrap_or_default();
+    let mut first = true;
+    for name in SIGV2_SUBRESOURCES {
+        if let Some((_, value)) = pairs.iter().find(|(k, _)| k == name) {
+            out.push(if first { '?' } else { '&' });
+            first = false;
+            out.push_str(name);
+            if !value.is_empty() {
+                out.push('=');
+                out.push_str(value);
+            }
+        }
+    }
+    out
 }
 
 /// The first value of a query parameter, percent-decoded.

@@ -30,14 +30,16 @@ pub struct ScrubSchedule {
 }
 
 /// What the front accepts of a request before the S3 layer sees it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RequestPolicy {
     /// Accept SigV2 signatures (`--allow-sigv2`); off by default.
     pub allow_sigv2: bool,
+    /// The keys, to tell which form of a bucket's path a SigV2 signature covers.
+    pub keys: Arc<s3_api::KeyStore>,
 }
 
 /// What `route` applies to one request.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct FrontSettings {
     limits: ConnectionLimits,
     policy: RequestPolicy,
@@ -107,14 +109,14 @@ pub async fn serve(
                     tracing::debug!(%peer, "TCP_NODELAY not set: {e}");
                 }
                 let connection = admitted.connection.clone();
-                let (s3, engine, domains) = (s3.clone(), engine.clone(), domains.clone());
+                let (s3, engine, domains, policy) = (s3.clone(), engine.clone(), domains.clone(), policy.clone());
                 let service = service_fn(move |request: http::Request<Incoming>| {
                     let on_bucket_host = request
                         .headers()
                         .get(http::header::HOST)
                         .and_then(|h| h.to_str().ok())
                         .is_some_and(|h| domains.bucket_of(h).is_some());
-                    let front = FrontSettings { limits, policy, on_bucket_host };
+                    let front = FrontSettings { limits, policy: policy.clone(), on_bucket_host };
                     route(s3.clone(), engine.clone(), peer, connection.clone(), front, request)
                 });
                 let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
@@ -238,6 +240,12 @@ async fn s3_response(
     preflight::date_as_amz_date(&mut request);
     let extension = s3_api::is_extension_request(request.method(), request.uri());
     let guarded = auth_guard::check(request.uri(), request.headers(), extension, policy.allow_sigv2, SystemTime::now());
+    if guarded.is_ok()
+        && policy.allow_sigv2
+        && let Some(uri) = auth_guard::sigv2_bucket_uri(&request, |key| policy.keys.secret(key))
+    {
+        *request.uri_mut() = uri;
+    }
     let called = match guarded {
         Ok(()) if request.method() == http::Method::OPTIONS => Ok(preflight::cors_preflight(request.headers())),
         Err(refusal) => Ok(preflight::xml_error(refusal.status, refusal.code, &refusal.message)),

@@ -329,14 +329,15 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             .or(file.scrub_rate_bytes_per_sec)
             .unwrap_or(config::DEFAULT_SCRUB_RATE_BYTES_PER_SEC),
     };
-    let policy = http::RequestPolicy { allow_sigv2: args.allow_sigv2 || file.allow_sigv2.unwrap_or(false) };
-    if policy.allow_sigv2 {
+    let allow_sigv2 = args.allow_sigv2 || file.allow_sigv2.unwrap_or(false);
+    if allow_sigv2 {
         tracing::warn!(
             "SigV2 signatures are accepted (--allow-sigv2): they sign neither the body nor most of the query"
         );
     }
     let engine = Engine::open(engine_config).map_err(|e| format!("cannot open {}: {e}", data_dir.display()))?;
     let keys = Arc::new(s3_api::KeyStore::with_run_time_users(keys, server_key, &engine)?);
+    let policy = http::RequestPolicy { allow_sigv2, keys: keys.clone() };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("quarry-worker")

@@ -72,6 +72,16 @@ async fn sigv2_when_allowed_needs_a_recent_date_and_stays_off_the_sql_endpoint()
     let now = SystemTime::now();
     let response = send("GET", &url, &sigv2_headers("GET", "/sigv2", &http_date(now)), Vec::new()).await;
     assert_eq!(response.status, 200, "a SigV2 ListObjects dated now, with --allow-sigv2: {}", response.body_str());
+    // botocore signs a path-style bucket request over `/bucket/` but sends `/bucket`.
+    let response = send("GET", &url, &sigv2_headers("GET", "/sigv2/", &http_date(now)), Vec::new()).await;
+    assert_eq!(
+        response.status,
+        200,
+        "a SigV2 ListObjects signed over /sigv2/, sent as /sigv2: {}",
+        response.body_str()
+    );
+    let response = send("GET", &url, &sigv2_headers("GET", "/other/", &http_date(now)), Vec::new()).await;
+    expect_error_document(&response, 403, "SignatureDoesNotMatch", "a SigV2 request signed over another bucket");
 
     for (date, status, code) in [
         ("Thu, 01 Jan 1970 00:00:00 GMT".to_string(), 403, "RequestTimeTooSkewed"),
