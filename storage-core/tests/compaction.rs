@@ -159,6 +159,21 @@ async fn space_comes_back_and_live_data_is_byte_identical() {
     assert_eq!(contents(&engine).await, expected, "after compaction and an index rebuild");
 }
 
+/// Writes and deletes much garbage after what came before, seals it, and compacts with
+/// settings that rewrite the garbage segments only (not the older, live ones).
+async fn compact_garbage_after(engine: &Engine) {
+    for i in 0..40u64 {
+        put(engine, &format!("garbage{i:02}"), &body(200 + i, 5000)).await;
+    }
+    for i in 0..40u64 {
+        engine.delete_object("b", &format!("garbage{i:02}")).await.unwrap();
+    }
+    engine.roll().await.unwrap();
+    let options = CompactionOptions { dead_ratio_threshold: 0.5, max_output_bytes: 256 * 1024, ..Default::default() };
+    let report = engine.compact(options).await.unwrap();
+    assert!(!report.segments_in.is_empty(), "the garbage segments were compacted: {report:?}");
+}
+
 #[tokio::test]
 async fn a_tombstone_stays_while_an_older_version_survives() {
     let dir = tempfile::tempdir().unwrap();
@@ -171,16 +186,7 @@ async fn a_tombstone_stays_while_an_older_version_survives() {
     }
     // Newer segments: the tombstone, among much garbage.
     engine.delete_object("b", "victim").await.unwrap();
-    for i in 0..40u64 {
-        put(&engine, &format!("garbage{i:02}"), &body(200 + i, 5000)).await;
-    }
-    for i in 0..40u64 {
-        engine.delete_object("b", &format!("garbage{i:02}")).await.unwrap();
-    }
-    engine.roll().await.unwrap();
-    let options = CompactionOptions { dead_ratio_threshold: 0.5, max_output_bytes: 256 * 1024, ..Default::default() };
-    let report = engine.compact(options).await.unwrap();
-    assert!(!report.segments_in.is_empty(), "the garbage segments were compacted: {report:?}");
+    compact_garbage_after(&engine).await;
     let expected = contents(&engine).await;
     assert!(!expected.contains_key("victim"));
     engine.close().await.unwrap();
@@ -215,16 +221,7 @@ async fn a_deleted_user_and_key_stay_deleted_after_compaction_and_a_rebuild() {
     // Newer segments: the deletions, among much garbage.
     engine.change_access_key("AK1", KeyChange::Delete).await.unwrap();
     engine.change_user("carol", UserChange::Delete).await.unwrap();
-    for i in 0..40u64 {
-        put(&engine, &format!("garbage{i:02}"), &body(200 + i, 5000)).await;
-    }
-    for i in 0..40u64 {
-        engine.delete_object("b", &format!("garbage{i:02}")).await.unwrap();
-    }
-    engine.roll().await.unwrap();
-    let options = CompactionOptions { dead_ratio_threshold: 0.5, max_output_bytes: 256 * 1024, ..Default::default() };
-    let report = engine.compact(options).await.unwrap();
-    assert!(!report.segments_in.is_empty(), "the garbage segments were compacted: {report:?}");
+    compact_garbage_after(&engine).await;
     engine.close().await.unwrap();
     drop(engine);
     let mut rebuild = config(dir.path());
