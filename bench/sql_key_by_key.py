@@ -5,7 +5,7 @@ Needs a running server whose config has the owner users `alicekey` / `bobkey`
 (tests/e2e's TWO_OWNERS_CONFIG) and boto3 (the compat venv has it:
 ~/.cache/quarry/compat-venv/bin/python). Usage:
 
-    python bench/scripts/sql_key_by_key.py http://127.0.0.1:9000 100000
+    python bench/sql_key_by_key.py http://127.0.0.1:9000 100000
 
 It uploads N one-byte objects (half under shared/) as alice, lets bob list shared/*
 by a bucket policy, then times the same inventory query as alice (the bucket whole)
