@@ -155,8 +155,19 @@ impl AclHeaders<'_> {
             }
             (Some(name), true) => canned(name, owner_id, bucket_owner_id).map(Some),
             (None, false) => {
+                // In the order S3 documents the headers: read, write, read-acp,
+                // write-acp, full-control.
+                let rank = |p: &Permission| match p {
+                    Permission::Read => 0,
+                    Permission::Write => 1,
+                    Permission::ReadAcp => 2,
+                    Permission::WriteAcp => 3,
+                    Permission::FullControl => 4,
+                };
+                let mut asked: Vec<&(Permission, &str)> = self.grants.iter().collect();
+                asked.sort_by_key(|(permission, _)| rank(permission));
                 let mut grants = Vec::new();
-                for (permission, value) in &self.grants {
+                for (permission, value) in asked {
                     for grantee in header_grantees(value)? {
                         grants.push(Grant { grantee, permission: *permission });
                     }

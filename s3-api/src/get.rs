@@ -193,7 +193,10 @@ macro_rules! serve_object {
             accept_ranges: Some("bytes".into()),
             e_tag: Some(etag(&meta.etag)),
             last_modified: Some(timestamp(meta.last_modified_ms)),
-            content_type: input.response_content_type.or_else(|| meta.content_type.clone()),
+            content_type: input.response_content_type.or_else(|| {
+                // Objects stored before the default was kept have none.
+                Some(meta.content_type.clone().unwrap_or_else(|| crate::meta::DEFAULT_CONTENT_TYPE.into()))
+            }),
             content_encoding: input.response_content_encoding.or_else(|| meta.content_encoding.clone()),
             content_disposition: input.response_content_disposition.or_else(|| meta.content_disposition.clone()),
             content_language: input.response_content_language.or_else(|| meta.content_language.clone()),

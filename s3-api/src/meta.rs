@@ -37,6 +37,9 @@ pub struct ContentHeaders {
     pub metadata: Option<Metadata>,
 }
 
+/// The Content-Type of an object uploaded without one, as S3 gives it.
+pub const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
+
 /// User metadata may hold at most this much (S3's limit for x-amz-meta-*).
 const MAX_USER_METADATA_BYTES: usize = 2 * 1024;
 
@@ -55,7 +58,8 @@ impl ContentHeaders {
             ));
         }
         Ok(ObjectMeta {
-            content_type: self.content_type,
+            // S3 keeps this type for an object uploaded without one.
+            content_type: self.content_type.or_else(|| Some(DEFAULT_CONTENT_TYPE.into())),
             content_encoding: self.content_encoding.and_then(strip_aws_chunked),
             content_disposition: self.content_disposition,
             content_language: self.content_language,

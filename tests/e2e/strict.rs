@@ -609,3 +609,19 @@ async fn an_empty_content_md5_is_refused_as_an_invalid_digest() {
     let response = raw_request("PUT", &url, &headers, "bar").await;
     expect_error_document(&response, 400, "InvalidDigest", "PUT with an empty Content-MD5");
 }
+
+/// An object uploaded without a Content-Type is served as binary/octet-stream, the type
+/// S3 keeps for it (the SDKs send one; boto3 and curl need not).
+#[tokio::test]
+async fn an_object_uploaded_without_a_content_type_is_binary_octet_stream() {
+    let server = Server::start();
+    create_bucket(&server.client(), "untyped").await;
+    let url = server_url(&server, "untyped/k");
+    let headers = sigv4_headers("PUT", &url, b"bar", ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY);
+    assert!(!headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")), "the PUT must carry no type");
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let response = raw_request("PUT", &url, &headers, "bar").await;
+    assert_eq!(response.status, 200, "PUT without a Content-Type: {}", response.body_str());
+    let head = server.client().head_object().bucket("untyped").key("k").send().await.ok_or_panic("HeadObject");
+    assert_eq!(head.content_type(), Some("binary/octet-stream"), "the type of an untyped upload");
+}
