@@ -43,6 +43,25 @@ pub fn complete(body: &[u8], status: http::StatusCode, resource: &str, request_i
     Some(Bytes::from(out))
 }
 
+/// A browser upload whose form breaks its policy's conditions: s3s answers 400
+/// InvalidPolicyDocument (its messages start as below), S3 answers 403 AccessDenied
+/// "Invalid according to Policy". A policy document that does not parse stays 400.
+pub fn post_policy_refusal(status: http::StatusCode, body: Bytes) -> (http::StatusCode, Bytes) {
+    const CONDITION_FAILURES: [&str; 2] = ["Policy condition ", "Bucket in form field "];
+    let Some(text) = std::str::from_utf8(&body).ok() else { return (status, body) };
+    let (Some("InvalidPolicyDocument"), Some(message)) = (tag(text, "Code"), tag(text, "Message")) else {
+        return (status, body);
+    };
+    if status != http::StatusCode::BAD_REQUEST || !CONDITION_FAILURES.iter().any(|p| message.starts_with(p)) {
+        return (status, body);
+    }
+    let refused = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>\
+         <Message>Invalid according to Policy: {message}</Message></Error>"
+    );
+    (http::StatusCode::FORBIDDEN, Bytes::from(refused))
+}
+
 fn tag<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     let open = format!("<{name}>");
     let close = format!("</{name}>");

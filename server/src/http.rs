@@ -234,6 +234,7 @@ async fn s3_response(
         request.headers().get(http::header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let empty_body = request.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0");
     let is_head = request.method() == http::Method::HEAD;
+    let is_post = request.method() == http::Method::POST;
     let resource = request.uri().path().to_owned();
     let asks_attributes = attributes_etag::is_attributes_request(request.method(), request.uri());
     request.extensions_mut().insert(s3_api::RequestContext { peer: Some(peer), request_id: request_id.to_owned() });
@@ -293,7 +294,7 @@ async fn s3_response(
         response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
         response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     } else if response.status().is_client_error() || response.status().is_server_error() {
-        response = complete_error_document(response, is_head, &resource, request_id).await;
+        response = complete_error_document(response, is_head, is_post, &resource, request_id).await;
     } else if asks_attributes && response.status().is_success() {
         response = unquote_attributes_etag(response, request_id).await;
     }
@@ -315,6 +316,7 @@ async fn s3_response(
 async fn complete_error_document(
     response: s3s::HttpResponse,
     is_head: bool,
+    is_post: bool,
     resource: &str,
     request_id: &str,
 ) -> s3s::HttpResponse {
@@ -333,6 +335,9 @@ async fn complete_error_document(
             Bytes::new()
         }
     };
+    let (status, bytes) =
+        if is_post { error_doc::post_policy_refusal(parts.status, bytes) } else { (parts.status, bytes) };
+    parts.status = status;
     let completed = error_doc::complete(&bytes, parts.status, resource, request_id).unwrap_or(bytes);
     parts.headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(completed.len()));
     http::Response::from_parts(parts, s3s::Body::from(completed))

@@ -25,6 +25,7 @@ import urllib.parse
 import urllib.request
 
 import boto3
+import requests
 import checklib
 import botocore
 from boto3.s3.transfer import TransferConfig
@@ -646,6 +647,30 @@ class Suite:
         expect_eq(f"HTTP status of the presigned PUT (body {body[:200]!r})", 200, code)
         expect_bytes("object written by the presigned PUT", data, self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
 
+    def check_presigned_post_form_upload(self):
+        # What a browser sends: a multipart form with the policy boto3 signed.
+        post = self.s3.generate_presigned_post(
+            BUCKET,
+            "forms/${filename}",
+            Fields={"success_action_status": "201"},
+            Conditions=[["starts-with", "$key", "forms/"], ["content-length-range", 1, 1024], {"success_action_status": "201"}],
+            ExpiresIn=300,
+        )
+        fields = dict(post["fields"], key="forms/hello.txt")
+        r = requests.post(post["url"], data=fields, files={"file": ("hello.txt", b"hello from a form")}, timeout=60)
+        expect_eq(f"HTTP status of the form upload (body {r.text[:300]!r})", 201, r.status_code)
+        expect_true("the 201 answer names the key", "<Key>forms/hello.txt</Key>" in r.text, r.text)
+        got = self.s3.get_object(Bucket=BUCKET, Key="forms/hello.txt")["Body"].read()
+        expect_bytes("the object the form uploaded", b"hello from a form", got)
+        # A file past the policy's content-length-range, and a key outside its prefix.
+        r = requests.post(post["url"], data=fields, files={"file": ("big.bin", b"x" * 2048)}, timeout=60)
+        expect_eq(f"HTTP status of a form upload over the size range (body {r.text[:300]!r})", 400, r.status_code)
+        expect_true("EntityTooLarge", "EntityTooLarge" in r.text, r.text)
+        elsewhere = dict(fields, key="elsewhere/x.txt")
+        r = requests.post(post["url"], data=elsewhere, files={"file": ("x.txt", b"x")}, timeout=60)
+        expect_eq(f"HTTP status of a form upload breaking a condition (body {r.text[:300]!r})", 403, r.status_code)
+        expect_true("AccessDenied", "AccessDenied" in r.text, r.text)
+
     def check_bad_credentials_rejected(self):
         bad_secret = self.client(self.access_key, self.secret_key + "-wrong")
         expect_client_error(
@@ -745,6 +770,7 @@ CHECKS = [
     "delete_object",
     "presigned_get",
     "presigned_put",
+    "presigned_post_form_upload",
     "bad_credentials_rejected",
     "unsupported_features_refused",
     "virtual_hosted_style",
