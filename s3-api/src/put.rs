@@ -14,7 +14,7 @@ use storage_core::ObjectRecord;
 pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
     let origin = crate::origin(&req);
     let writer = s3.caller(&req);
-    let S3Request { input, headers, trailing_headers, .. } = req;
+    let S3Request { input, headers, trailing_headers, method, .. } = req;
     // Refuse early (the commit checks again, atomically).
     let bucket_entry = s3.require_bucket(&input.bucket)?;
     if input.write_offset_bytes.is_some() {
@@ -61,7 +61,13 @@ pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Resu
     };
     let entry = s3.engine.put_object(record, ingested.body).await.map_err(engine_error)?;
     let mut output = PutObjectOutput {
-        e_tag: Some(etag(&entry.meta.etag)),
+        // A browser upload (POST) names its ETag in the redirect's query and the 201
+        // PostResponse, which s3s writes from the bare value: S3 puts it in quotes there.
+        e_tag: Some(if method == http::Method::POST {
+            s3s::dto::ETag::Strong(format!("\"{}\"", entry.meta.etag))
+        } else {
+            etag(&entry.meta.etag)
+        }),
         size: Some(entry.meta.size_bytes as i64),
         version_id: crate::version::of_write(&entry),
         ..Default::default()

@@ -660,6 +660,21 @@ class Suite:
         r = requests.post(post["url"], data=fields, files={"file": ("hello.txt", b"hello from a form")}, timeout=60)
         expect_eq(f"HTTP status of the form upload (body {r.text[:300]!r})", 201, r.status_code)
         expect_true("the 201 answer names the key", "<Key>forms/hello.txt</Key>" in r.text, r.text)
+        quoted = f'"{md5(b"hello from a form")}"'
+        expect_true("the 201 answer's ETag is quoted", quoted in r.text.replace("&quot;", '"'), r.text)
+        # success_action_redirect: 303 to the page, with bucket, key and the quoted ETag.
+        redirect = self.s3.generate_presigned_post(
+            BUCKET, "forms/redirected.txt",
+            Fields={"success_action_redirect": "http://example.com/done?from=form"},
+            Conditions=[{"success_action_redirect": "http://example.com/done?from=form"}],
+            ExpiresIn=300,
+        )
+        r = requests.post(redirect["url"], data=redirect["fields"], files={"file": ("r.txt", b"hello from a form")},
+                          timeout=60, allow_redirects=False)
+        expect_eq(f"HTTP status of a form upload with success_action_redirect (body {r.text[:300]!r})", 303, r.status_code)
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(r.headers.get("Location", "")).query)
+        expect_eq("the redirect's query", {"from": ["form"], "bucket": [BUCKET], "key": ["forms/redirected.txt"],
+                                           "etag": [quoted]}, query)
         got = self.s3.get_object(Bucket=BUCKET, Key="forms/hello.txt")["Body"].read()
         expect_bytes("the object the form uploaded", b"hello from a form", got)
         # A file past the policy's content-length-range, and a key outside its prefix.
