@@ -131,6 +131,8 @@ impl Access {
                 | "DeleteBucketOwnershipControls"
                 | "PutPublicAccessBlock"
                 | "DeletePublicAccessBlock"
+                | "PutBucketCors"
+                | "DeleteBucketCors"
         );
         let granted =
             !owner_only && ask.caller.is_some_and(|u| u.scope_allows(ask.bucket, !is_read_only(ask.operation)));
@@ -359,6 +361,8 @@ fn action_of(operation: &str, versioned: bool) -> String {
         "PutPublicAccessBlock" | "DeletePublicAccessBlock" => "s3:PutBucketPublicAccessBlock".into(),
         "DeleteBucketOwnershipControls" => "s3:PutBucketOwnershipControls".into(),
         "PutObjectLockConfiguration" => "s3:PutBucketObjectLockConfiguration".into(),
+        "PutBucketCors" | "DeleteBucketCors" => "s3:PutBucketCORS".into(),
+        "GetBucketCors" => "s3:GetBucketCORS".into(),
         other => format!("s3:{other}"),
     }
 }

@@ -305,6 +305,7 @@ pub(crate) fn is_read_only(operation: &str) -> bool {
             | "GetObjectLockConfiguration"
             | "GetBucketPolicy"
             | "GetBucketPolicyStatus"
+            | "GetBucketCors"
     )
 }
 

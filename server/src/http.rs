@@ -44,7 +44,8 @@ struct FrontSettings {
     limits: ConnectionLimits,
     policy: RequestPolicy,
     /// The Host names a bucket (virtual-hosted style): our own paths are objects there.
-    on_bucket_host: bool,
+    /// The bucket a virtual-hosted-style Host names.
+    host_bucket: Option<String>,
 }
 
 /// Connection limits and timeouts (see `--help` for each).
@@ -111,12 +112,13 @@ pub async fn serve(
                 let connection = admitted.connection.clone();
                 let (s3, engine, domains, policy) = (s3.clone(), engine.clone(), domains.clone(), policy.clone());
                 let service = service_fn(move |request: http::Request<Incoming>| {
-                    let on_bucket_host = request
+                    let host_bucket = request
                         .headers()
                         .get(http::header::HOST)
                         .and_then(|h| h.to_str().ok())
-                        .is_some_and(|h| domains.bucket_of(h).is_some());
-                    let front = FrontSettings { limits, policy: policy.clone(), on_bucket_host };
+                        .and_then(|h| domains.bucket_of(h))
+                        .map(str::to_owned);
+                    let front = FrontSettings { limits, policy: policy.clone(), host_bucket };
                     route(s3.clone(), engine.clone(), peer, connection.clone(), front, request)
                 });
                 let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
@@ -186,8 +188,8 @@ async fn route(
     front: FrontSettings,
     request: http::Request<Incoming>,
 ) -> Result<s3s::HttpResponse, s3s::HttpError> {
-    let FrontSettings { limits, policy, on_bucket_host } = front;
-    if request.method() == http::Method::GET && request.uri().query().is_none() && !on_bucket_host {
+    let FrontSettings { limits, policy, host_bucket } = front;
+    if request.method() == http::Method::GET && request.uri().query().is_none() && host_bucket.is_none() {
         match request.uri().path() {
             "/health" => return Ok(text(http::StatusCode::OK, "ok\n".into())),
             "/ready" if engine.disk_full() => {
@@ -211,7 +213,16 @@ async fn route(
         let timeout = Duration::from_millis(limits.body_idle_timeout_ms.max(1));
         s3s::Body::http_body(IdleTimeoutBody::new(incoming, timeout, stats.clone()))
     });
-    let response = s3_response(s3, peer, policy, &request_id, &stats, request).await;
+    // The bucket a browser's CORS rules come from: the Host's, else the path's first part.
+    let bucket = host_bucket.or_else(|| {
+        let first = request.uri().path().trim_start_matches('/').split('/').next().unwrap_or_default();
+        (!first.is_empty()).then(|| first.to_owned())
+    });
+    // Looked up only for a browser's request (one with an Origin): other requests pay nothing.
+    let from_browser = request.headers().contains_key(http::header::ORIGIN);
+    let cors_rules =
+        bucket.filter(|_| from_browser).and_then(|b| engine.bucket(&b).ok().flatten()).and_then(|entry| entry.cors);
+    let response = s3_response(s3, peer, policy, cors_rules, &request_id, &stats, request).await;
     let status = response.status();
     let line = access_log::AccessLine { method, path, host, status, access_key, request_id, peer, started };
     let finished = move |bytes_out: u64| {
@@ -226,6 +237,7 @@ async fn s3_response(
     s3: S3Service,
     peer: SocketAddr,
     policy: RequestPolicy,
+    cors_rules: Option<Vec<storage_core::CorsRule>>,
     request_id: &str,
     stats: &BodyStats,
     mut request: http::Request<s3s::Body>,
@@ -234,6 +246,10 @@ async fn s3_response(
         request.headers().get(http::header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let empty_body = request.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0");
     let is_head = request.method() == http::Method::HEAD;
+    let method = request.method().clone();
+    let header_text = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let origin = header_text("origin");
+    let request_method_asked = header_text("access-control-request-method");
     let is_post = request.method() == http::Method::POST;
     let resource = request.uri().path().to_owned();
     let asks_attributes = attributes_etag::is_attributes_request(request.method(), request.uri());
@@ -248,7 +264,9 @@ async fn s3_response(
         *request.uri_mut() = uri;
     }
     let called = match guarded {
-        Ok(()) if request.method() == http::Method::OPTIONS => Ok(preflight::cors_preflight(request.headers())),
+        Ok(()) if request.method() == http::Method::OPTIONS => {
+            Ok(preflight::cors_preflight(request.headers(), cors_rules.as_deref()))
+        }
         Err(refusal) => Ok(preflight::xml_error(refusal.status, refusal.code, &refusal.message)),
         Ok(()) if preflight::oversized_xml_body(&request) => Ok(preflight::refuse_oversized_xml_body(request).await),
         Ok(()) if preflight::unsized_xml_post(&request) => {
@@ -300,6 +318,15 @@ async fn s3_response(
     }
     if let Ok(value) = http::HeaderValue::from_str(request_id) {
         response.headers_mut().insert("x-amz-request-id", value);
+    }
+    if let (Some(rules), Some(origin)) = (&cors_rules, &origin)
+        && method != http::Method::OPTIONS
+    {
+        // The method asked about: a browser's Access-Control-Request-Method, else its own.
+        let asked = request_method_asked.as_deref().unwrap_or(method.as_str());
+        if let Some(rule) = s3_api::cors::matching_rule(rules, origin, asked, &[]) {
+            response.headers_mut().extend(s3_api::cors::response_headers(rule, origin, None));
+        }
     }
     // A request with "Expect: 100-continue" whose body we never read (empty, or refused
     // first) gets its final response without a 100 Continue. botocore (bundled in the

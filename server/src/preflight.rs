@@ -240,22 +240,46 @@ async fn buffer_body(
     Ok((http::Request::from_parts(parts, s3s::Body::from(bytes)), permit))
 }
 
-/// An S3 error document (the HTTP front adds Resource and RequestId to every one).
-/// A CORS preflight (OPTIONS). Quarry has no CORS configuration (PutBucketCors is
-/// NotImplemented), so every preflight gets S3's answer for a bucket without one: 400
-/// without an Origin, 403 with one.
-pub fn cors_preflight(headers: &http::HeaderMap) -> s3s::HttpResponse {
-    if headers.contains_key(http::header::ORIGIN) {
-        xml_error(http::StatusCode::FORBIDDEN, "AccessForbidden", "CORSResponse: CORS is not enabled for this bucket.")
-    } else {
-        xml_error(
+/// A CORS preflight (OPTIONS), answered as S3 does from the bucket's CORS rules (none:
+/// no configuration, or no such bucket). Preflights carry no signature.
+pub fn cors_preflight(headers: &http::HeaderMap, rules: Option<&[storage_core::CorsRule]>) -> s3s::HttpResponse {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (Some(origin), Some(method)) = (text("origin"), text("access-control-request-method")) else {
+        let missing = if text("origin").is_none() { "Origin" } else { "Access-Control-Request-Method" };
+        return xml_error(
             http::StatusCode::BAD_REQUEST,
             "BadRequest",
-            "Insufficient information. Origin request header needed.",
-        )
+            &format!("Insufficient information. {missing} request header needed."),
+        );
+    };
+    let Some(rules) = rules else {
+        return xml_error(
+            http::StatusCode::FORBIDDEN,
+            "AccessForbidden",
+            "CORSResponse: CORS is not enabled for this bucket.",
+        );
+    };
+    let asked_headers: Vec<String> = text("access-control-request-headers")
+        .unwrap_or_default()
+        .split(',')
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect();
+    match s3_api::cors::matching_rule(rules, origin, method, &asked_headers) {
+        Some(rule) => {
+            let mut response = http::Response::new(s3s::Body::empty());
+            response.headers_mut().extend(s3_api::cors::response_headers(rule, origin, Some(&asked_headers)));
+            response
+        }
+        None => xml_error(
+            http::StatusCode::FORBIDDEN,
+            "AccessForbidden",
+            "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.",
+        ),
     }
 }
 
+/// An S3 error document (the HTTP front adds Resource and RequestId to every one).
 pub fn xml_error(status: http::StatusCode, code: &str, message: &str) -> s3s::HttpResponse {
     let message = message.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
     let body = format!(

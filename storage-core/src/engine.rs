@@ -8,8 +8,8 @@ use crate::index::{
 use crate::io::{FsDir, SegmentDir};
 use crate::listing::{ListPage, ListQuery, VersionQuery, list_objects, list_versions};
 use crate::log_entry::{
-    ChunkPiece, DefaultRetention, DeleteConditions, Grant, KeyChange, LogEntry, ObjectOwnership, ObjectRecord,
-    PartRecord, PublicAccessBlock, Retention, UploadRecord, UserChange, VersioningStatus,
+    ChunkPiece, CorsRule, DefaultRetention, DeleteConditions, Grant, KeyChange, LogEntry, ObjectOwnership,
+    ObjectRecord, PartRecord, PublicAccessBlock, Retention, UploadRecord, UserChange, VersioningStatus,
 };
 use crate::record::DecodedRecord;
 use crate::recovery;
@@ -525,6 +525,12 @@ impl Engine {
     /// Put/DeletePublicAccessBlock (none: delete).
     pub async fn set_public_access_block(&self, bucket: &str, config: Option<PublicAccessBlock>) -> Result<()> {
         let entry = LogEntry::BucketPublicAccessBlock { bucket: bucket.to_owned(), config };
+        self.append(entry, Bytes::new(), true).await.map(|_| ())
+    }
+
+    /// Put/DeleteBucketCors (none: delete). The rules are checked by the caller.
+    pub async fn set_bucket_cors(&self, bucket: &str, rules: Option<Vec<CorsRule>>) -> Result<()> {
+        let entry = LogEntry::BucketCors { bucket: bucket.to_owned(), rules };
         self.append(entry, Bytes::new(), true).await.map(|_| ())
     }
 

@@ -36,8 +36,8 @@
 
 use crate::error::{Rejection, Result};
 use crate::log_entry::{
-    ChunkPiece, DefaultRetention, Grant, KeyChange, LockMode, LogEntry, ObjectMeta, ObjectOwnership, ObjectRecord,
-    PartRecord, PublicAccessBlock, Retention, UploadRecord, UserChange, VersioningStatus,
+    ChunkPiece, CorsRule, DefaultRetention, Grant, KeyChange, LockMode, LogEntry, ObjectMeta, ObjectOwnership,
+    ObjectRecord, PartRecord, PublicAccessBlock, Retention, UploadRecord, UserChange, VersioningStatus,
 };
 use crate::version::VersionId;
 use serde::{Deserialize, Serialize};
@@ -115,6 +115,12 @@ pub struct BucketEntry {
     /// The record that set `acl` after the bucket was created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acl_lsn: Option<u64>,
+    /// The bucket's CORS rules (none: no CORS configuration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Vec<CorsRule>>,
+    /// The record that set `cors` (kept while the bucket lives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors_lsn: Option<u64>,
 }
 
 /// One version of an object: its body, or a delete marker.
@@ -1051,6 +1057,8 @@ pub fn apply(
                 ownership_lsn: None,
                 acl: acl.clone(),
                 acl_lsn: None,
+                cors: None,
+                cors_lsn: None,
             };
             view.insert(bucket_key(bucket), to_json(&entry));
         }
@@ -1116,6 +1124,13 @@ pub fn apply(
             let mut entry = view.json::<BucketEntry>(&k)?.expect("decide checked that the bucket exists");
             entry.public_access_block = *config;
             entry.public_access_block_lsn = Some(lsn);
+            view.insert(k, to_json(&entry));
+        }
+        LogEntry::BucketCors { bucket, rules } => {
+            let k = bucket_key(bucket);
+            let mut entry = view.json::<BucketEntry>(&k)?.expect("decide checked that the bucket exists");
+            entry.cors = rules.clone();
+            entry.cors_lsn = rules.as_ref().map(|_| lsn);
             view.insert(k, to_json(&entry));
         }
         LogEntry::BucketPolicy { bucket, policy } => {
@@ -1332,6 +1347,7 @@ fn decide(view: &View<'_>, entry: &LogEntry) -> Result<Result<(), Rejection>> {
         LogEntry::BucketVersioning { bucket, .. }
         | LogEntry::BucketTagging { bucket, .. }
         | LogEntry::BucketPolicy { bucket, .. }
+        | LogEntry::BucketCors { bucket, .. }
         | LogEntry::BucketPublicAccessBlock { bucket, .. }
         | LogEntry::BucketAcl { bucket, .. }
         | LogEntry::BucketOwnershipControls { bucket, .. }
@@ -1341,6 +1357,7 @@ fn decide(view: &View<'_>, entry: &LogEntry) -> Result<Result<(), Rejection>> {
         }
         LogEntry::BucketTagging { .. }
         | LogEntry::BucketPolicy { .. }
+        | LogEntry::BucketCors { .. }
         | LogEntry::BucketPublicAccessBlock { .. }
         | LogEntry::BucketAcl { .. }
         | LogEntry::BucketOwnershipControls { .. } => Ok(()),

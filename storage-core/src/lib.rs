@@ -29,9 +29,9 @@ pub use error::{Error, Rejection, Result};
 pub use index::{AccessKeyEntry, Applied, BucketEntry, ObjectEntry, PartEntry, UploadEntry, UserEntry, VersionPage};
 pub use listing::{ListPage, ListQuery, VersionQuery};
 pub use log_entry::{
-    ChunkPiece, DefaultRetention, DeleteConditions, Grant, Grantee, KeyChange, LockMode, ObjectMeta, ObjectOwnership,
-    ObjectRecord, Origin, PartRecord, Permission, PublicAccessBlock, Retention, StoredChecksum, UploadRecord,
-    UserChange, VersioningStatus, slice_pieces,
+    ChunkPiece, CorsRule, DefaultRetention, DeleteConditions, Grant, Grantee, KeyChange, LockMode, ObjectMeta,
+    ObjectOwnership, ObjectRecord, Origin, PartRecord, Permission, PublicAccessBlock, Retention, StoredChecksum,
+    UploadRecord, UserChange, VersioningStatus, slice_pieces,
 };
 pub use scrub::ScrubReport;
 pub use stats::EngineStats;

@@ -199,6 +199,22 @@ impl Retention {
     }
 }
 
+/// One rule of a bucket's CORS configuration, as PutBucketCors took it (checked by the
+/// caller: methods among GET PUT HEAD POST DELETE, at most one `*` per origin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorsRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub allowed_methods: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_headers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose_headers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_seconds: Option<i32>,
+}
+
 /// S3's Block Public Access settings of a bucket.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublicAccessBlock {
@@ -434,6 +450,12 @@ pub enum LogEntry {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ownership: Option<ObjectOwnership>,
     },
+    /// Put/DeleteBucketCors: the bucket's CORS rules from here on (none: deleted).
+    BucketCors {
+        bucket: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rules: Option<Vec<CorsRule>>,
+    },
     /// Put/DeletePublicAccessBlock: the bucket's settings from here on (none: deleted).
     BucketPublicAccessBlock {
         bucket: String,
@@ -561,6 +583,7 @@ impl LogEntry {
             LogEntry::BucketAcl { .. } => RecordKind::BucketAcl,
             LogEntry::ObjectAcl { .. } => RecordKind::ObjectAcl,
             LogEntry::BucketOwnershipControls { .. } => RecordKind::BucketOwnershipControls,
+            LogEntry::BucketCors { .. } => RecordKind::BucketCors,
             LogEntry::User { .. } => RecordKind::User,
             LogEntry::AccessKey { .. } => RecordKind::AccessKey,
         }

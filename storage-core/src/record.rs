@@ -52,7 +52,7 @@ pub enum RecordKind {
     BucketAcl = 19,
     ObjectAcl = 20,
     BucketOwnershipControls = 21,
-    // 22 is BucketCors.
+    BucketCors = 22,
     User = 23,
     AccessKey = 24,
 }
@@ -82,6 +82,7 @@ impl RecordKind {
             19 => BucketAcl,
             20 => ObjectAcl,
             21 => BucketOwnershipControls,
+            22 => BucketCors,
             23 => User,
             24 => AccessKey,
             _ => return None,

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use storage_core::io::SimDir;
 use storage_core::{
-    Body, CompactionOptions, Engine, EngineConfig, Grant, Grantee, KeyChange, ListQuery, LockMode, NewBucket,
+    Body, CompactionOptions, CorsRule, Engine, EngineConfig, Grant, Grantee, KeyChange, ListQuery, LockMode, NewBucket,
     ObjectEntry, ObjectMeta, ObjectOwnership, ObjectRecord, PartRecord, Permission, PublicAccessBlock, Retention,
     UploadRecord, UserChange, VersionId, VersionQuery, VersioningStatus,
 };
@@ -97,6 +97,10 @@ enum Op {
     SetBucketAccess {
         seed: u8,
     },
+    /// Sets the bucket's CORS rules from `seed`, or deletes them when `seed % 3 == 0`.
+    SetCors {
+        seed: u8,
+    },
     Copy {
         from: u8,
         to: u8,
@@ -137,6 +141,7 @@ fn data_op() -> impl Strategy<Value = Op> {
         1 => (0..KEYS, prop::option::of(any::<u8>()), any::<u8>(), any::<bool>())
             .prop_map(|(key, nth, seed, acl)| Op::Tag { key, nth, seed, acl }),
         1 => any::<u8>().prop_map(|seed| Op::SetBucketAccess { seed }),
+        1 => any::<u8>().prop_map(|seed| Op::SetCors { seed }),
         1 => (0..KEYS, 0..KEYS).prop_map(|(from, to)| Op::Copy { from, to }),
         1 => (0..KEYS, prop::collection::vec(0usize..2500, 1..4), any::<u8>(), prop::bool::weighted(0.2))
             .prop_map(|(key, part_lens, seed, abort)| Op::Multipart { key, part_lens, seed, abort }),
@@ -261,6 +266,7 @@ struct BucketState {
     public_access_block: Option<PublicAccessBlock>,
     acl: Option<Vec<Grant>>,
     object_ownership: Option<ObjectOwnership>,
+    cors: Option<Vec<CorsRule>>,
     /// Not the bucket's, but kept with it: the users made at run time.
     users: BTreeMap<String, ModelUser>,
 }
@@ -288,6 +294,20 @@ fn public_access_block_for(seed: u8) -> Option<PublicAccessBlock> {
         ignore_public_acls: seed & 2 != 0,
         block_public_policy: seed & 4 != 0,
         restrict_public_buckets: seed & 8 != 0,
+    })
+}
+
+/// The CORS rules `Op::SetCors { seed }` sets (none: it deletes them).
+fn cors_for(seed: u8) -> Option<Vec<CorsRule>> {
+    (!seed.is_multiple_of(3)).then(|| {
+        vec![CorsRule {
+            id: None,
+            allowed_methods: vec!["GET".into()],
+            allowed_origins: vec![format!("https://site{seed}.example")],
+            allowed_headers: Vec::new(),
+            expose_headers: Vec::new(),
+            max_age_seconds: Some(seed as i32),
+        }]
     })
 }
 
@@ -322,6 +342,7 @@ impl Harness {
             public_access_block: Some(PublicAccessBlock::ALL),
             acl: None,
             object_ownership: Some(ObjectOwnership::BucketOwnerEnforced),
+            cors: None,
             users: BTreeMap::new(),
         }];
         let mut harness =
@@ -464,6 +485,7 @@ impl Harness {
             }
             Op::SetVersioning { .. }
             | Op::SetBucketAccess { .. }
+            | Op::SetCors { .. }
             | Op::SetPolicy { .. }
             | Op::SetPublicAccessBlock { .. }
             | Op::Identity { .. }
@@ -507,6 +529,7 @@ impl Harness {
                 Some(BucketState { versioning: Some(VersioningStatus::Suspended), ..now })
             }
             Op::SetPolicy { seed } => Some(BucketState { policy: policy_for(*seed), ..now }),
+            Op::SetCors { seed } => Some(BucketState { cors: cors_for(*seed), ..now }),
             Op::SetBucketAccess { seed } if seed % 2 == 0 => Some(BucketState { acl: Some(acl_for(seed / 2)), ..now }),
             Op::SetBucketAccess { seed } => Some(BucketState { object_ownership: ownership_for(seed / 2), ..now }),
             Op::SetPublicAccessBlock { seed } => {
@@ -564,6 +587,7 @@ impl Harness {
                 refused_by_lock(engine.set_bucket_versioning(BUCKET, status).await)?;
             }
             Op::SetPolicy { seed } => engine.set_bucket_policy(BUCKET, policy_for(*seed)).await?,
+            Op::SetCors { seed } => engine.set_bucket_cors(BUCKET, cors_for(*seed)).await?,
             Op::Identity { user, key, action, seed } => {
                 let (user, key) = (format!("u{user}"), format!("AK{key}"));
                 let result = match action {
@@ -684,6 +708,7 @@ impl Harness {
             public_access_block: entry.public_access_block,
             acl: entry.acl,
             object_ownership: entry.object_ownership,
+            cors: entry.cors,
             users: engine_users(&engine),
         };
         assert!(

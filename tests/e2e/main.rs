@@ -21,6 +21,7 @@ mod catalog;
 mod conditional;
 mod connections;
 mod core_ring;
+mod cors;
 mod crash_cycles;
 mod disk_full;
 mod erasure;

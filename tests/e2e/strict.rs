@@ -577,9 +577,8 @@ async fn torrent_of_a_missing_object_is_404_and_of_an_existing_one_501() {
     );
 }
 
-/// CORS preflights get S3's answers for a bucket without a CORS configuration (Quarry
-/// has none): 400 without an Origin, 403 with one; never a 200 that would let a
-/// browser go on.
+/// CORS preflights to a bucket without a CORS configuration get S3's answers: 400
+/// without an Origin, 403 with one; never a 200 that would let a browser go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_preflights_are_refused_as_for_a_bucket_without_cors() {
     let server = Server::start();
