@@ -213,7 +213,14 @@ impl Identities {
         let created = matches!(change, UserChange::Create { .. });
         let outcome = self.engine.change_user(name, change).await;
         self.reload()?;
-        outcome.map_err(|e| identity_error(e, &format!("user {name}")))?;
+        outcome.map_err(|e| match e {
+            Error::Rejected(Rejection::LimitExceeded) => custom(
+                "LimitExceeded",
+                StatusCode::CONFLICT,
+                format!("The server keeps at most {} users made at run time", storage_core::index::MAX_USERS),
+            ),
+            e => identity_error(e, &format!("user {name}")),
+        })?;
         #[derive(Serialize)]
         struct Done<'a> {
             user: &'a str,

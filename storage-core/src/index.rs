@@ -21,6 +21,7 @@
 //! K ‹access key›                              -> AccessKeyEntry (their access keys)
 //! Mapplied                                    -> AppliedPosition
 //! Mformat                                     -> layout version (u32 BE, `FORMAT_VERSION`)
+//! Musers                                      -> how many `W` entries there are (u64 BE)
 //! ```
 //! An index whose `Mformat` is missing or another version is cleared and rebuilt from
 //! the log ([`Index::open`]): an old layout is never read with the new one.
@@ -57,6 +58,10 @@ const USER: u8 = b'W';
 const ACCESS_KEY: u8 = b'K';
 /// A user has at most this many access keys (as an IAM user: two, to rotate them).
 pub const MAX_ACCESS_KEYS_PER_USER: usize = 2;
+/// The most users made at run time (each change reloads them all in the key store).
+pub const MAX_USERS: u64 = 10_000;
+/// How many users made at run time there are (u64 BE; derived, like the rest).
+const USER_COUNT_KEY: &[u8] = b"Musers";
 const APPLIED_KEY: &[u8] = b"Mapplied";
 const FORMAT_KEY: &[u8] = b"Mformat";
 /// The index's version. 1 (no `Mformat` key) joined components with bare 0x00
@@ -1182,8 +1187,18 @@ pub fn apply(
     Ok(Ok(Applied::default()))
 }
 
+fn user_count(view: &View<'_>) -> Result<u64> {
+    Ok(view.get(USER_COUNT_KEY)?.and_then(|v| Some(u64::from_be_bytes(v.as_slice().try_into().ok()?))).unwrap_or(0))
+}
+
 fn apply_user(view: &mut View<'_>, name: &str, change: &UserChange, lsn: u64) -> Result<()> {
     let k = user_key(name);
+    let count = user_count(view)?;
+    match change {
+        UserChange::Create { .. } => view.insert(USER_COUNT_KEY.to_vec(), (count + 1).to_be_bytes().to_vec()),
+        UserChange::Delete => view.insert(USER_COUNT_KEY.to_vec(), count.saturating_sub(1).to_be_bytes().to_vec()),
+        UserChange::Disabled(_) => {}
+    }
     match change {
         UserChange::Create { admin, created_ms } => {
             let entry = UserEntry {
@@ -1247,6 +1262,9 @@ fn decide_identity(view: &View<'_>, entry: &LogEntry) -> Result<Result<(), Rejec
     Ok(match entry {
         LogEntry::User { name, change: UserChange::Create { .. } } if user(name)?.is_some() => {
             Err(Rejection::EntityAlreadyExists)
+        }
+        LogEntry::User { change: UserChange::Create { .. }, .. } if user_count(view)? >= MAX_USERS => {
+            Err(Rejection::LimitExceeded)
         }
         LogEntry::User { change: UserChange::Create { .. }, .. } => Ok(()),
         LogEntry::User { name, change } => match user(name)? {
@@ -1739,6 +1757,31 @@ mod tests {
     /// Writes and deletes in a versioned bucket read a few index entries, however many
     /// versions the key has: the writer must not walk them (it did, to find the null
     /// version, on every write to a suspended bucket).
+    #[test]
+    fn users_made_at_run_time_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, _) = Index::open(dir.path(), 1 << 20).unwrap();
+        let mut lsn = 0;
+        let mut apply_one = |name: &str, change: UserChange| {
+            lsn += 1;
+            let lower = Overlay::default();
+            let mut top = Overlay::default();
+            let mut view = index.view(&lower, &mut top);
+            let location = RecordLocation { segment_id: 1, offset: lsn * 100, record_len: 100 };
+            let applied = apply(&mut view, &LogEntry::User { name: name.into(), change }, lsn, location, 0).unwrap();
+            index.commit(top, None).unwrap();
+            applied.map(|_| ())
+        };
+        let create = || UserChange::Create { admin: false, created_ms: 0 };
+        for i in 0..MAX_USERS {
+            apply_one(&format!("u{i}"), create()).unwrap();
+        }
+        assert_eq!(apply_one("one-too-many", create()), Err(Rejection::LimitExceeded));
+        apply_one("u0", UserChange::Delete).unwrap();
+        assert_eq!(apply_one("one-too-many", create()), Ok(()), "a deleted user's place is free again");
+        assert_eq!(index.users().unwrap().len() as u64, MAX_USERS);
+    }
+
     #[test]
     fn versioned_writes_read_a_bounded_number_of_entries() {
         let dir = tempfile::tempdir().unwrap();
