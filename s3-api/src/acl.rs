@@ -377,7 +377,9 @@ pub async fn put_bucket_acl(
         headers.grants.push((Permission::Write, write));
     }
     let grants = put_grants(input.access_control_policy.as_ref(), &headers, &owner_id, &owner_id)?;
-    if ownership_of(&bucket) == Ownership::BucketOwnerEnforced && beyond_owner(&grants, &owner_id) {
+    // With ACLs off, S3 refuses every request that sets an ACL (uploads may still name
+    // bucket-owner-full-control, see `for_object_write`).
+    if ownership_of(&bucket) == Ownership::BucketOwnerEnforced {
         return Err(acls_not_supported());
     }
     block_public(&bucket, &grants)?;
@@ -436,7 +438,7 @@ pub async fn put_object_acl(
         entry.meta.owner.as_deref().map_or(bucket_owner_id.clone(), |n| owner_named(n).id.unwrap_or_default());
     let headers = acl_headers!(input, input.acl.as_ref().map(|a| a.as_str()));
     let grants = put_grants(input.access_control_policy.as_ref(), &headers, &owner_id, &bucket_owner_id)?;
-    if ownership_of(&bucket) == Ownership::BucketOwnerEnforced && beyond_owner(&grants, &owner_id) {
+    if ownership_of(&bucket) == Ownership::BucketOwnerEnforced {
         return Err(acls_not_supported());
     }
     block_public(&bucket, &grants)?;

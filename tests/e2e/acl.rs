@@ -151,6 +151,11 @@ async fn acls_grant_users_and_anonymous_callers_under_object_writer_ownership() 
     );
     alice.put_bucket_acl().bucket("shelf").acl(BucketCannedAcl::Private).send().await.ok_or_panic("private bucket ACL");
     put_enforced().send().await.ok_or_panic("PutBucketOwnershipControls BucketOwnerEnforced");
+    // With ACLs off every request that sets an ACL is refused, even one of the owner alone.
+    let set = alice.put_bucket_acl().bucket("shelf").acl(BucketCannedAcl::Private).send().await;
+    expect_s3_error(set, 400, &["AccessControlListNotSupported"], "PutBucketAcl private, ACLs off");
+    let set = alice.put_object_acl().bucket("shelf").key("public.txt").acl(ObjectCannedAcl::Private).send().await;
+    expect_s3_error(set, 400, &["AccessControlListNotSupported"], "PutObjectAcl private, ACLs off");
     let read = raw_request("GET", &server_url(&server, "shelf/public.txt"), &[], "").await;
     assert_eq!(read.status, 403, "object ACLs no longer count under BucketOwnerEnforced");
     expect_s3_error(bob.get_object().bucket("shelf").key("private.txt").send().await, 403, DENIED, "bob's grant");
