@@ -129,6 +129,20 @@ impl QuarryS3 {
     }
 }
 
+/// The longest POST Object form (file and fields): s3s holds the file in memory before
+/// anything is decided, so the front refuses longer forms from their Content-Length.
+pub const POST_FORM_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+/// s3s's bounds: its defaults, but a POST form's file and fields kept small (s3s reads
+/// them whole; its defaults are 5 GB and 20 MB).
+fn s3s_config() -> s3s::config::S3Config {
+    let mut config = s3s::config::S3Config::default();
+    config.post_object_max_file_size = POST_FORM_MAX_BYTES;
+    config.form_max_fields_size = 1024 * 1024;
+    config.form_max_field_size = 256 * 1024;
+    config
+}
+
 /// The S3 service (SigV4 auth and per-key access checks included), ready for hyper.
 pub fn service(engine: Engine, keys: Arc<KeyStore>, config: ApiConfig) -> S3Service {
     let query_gate = query_gate::QueryGate::new(config.max_concurrent_queries);
@@ -155,6 +169,7 @@ pub fn service(engine: Engine, keys: Arc<KeyStore>, config: ApiConfig) -> S3Serv
     let engine_for_access = engine.clone();
     let s3 = QuarryS3 { engine, keys: keys.clone(), config: Arc::new(config), query_gate };
     let mut builder = S3ServiceBuilder::new(s3);
+    builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(s3s_config()))));
     builder.set_host(domains);
     builder.set_auth(auth::Auth(keys.clone()));
     builder.set_access(access::Access::new(keys, engine_for_access));

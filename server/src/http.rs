@@ -269,6 +269,11 @@ async fn s3_response(
         }
         Err(refusal) => Ok(preflight::xml_error(refusal.status, refusal.code, &refusal.message)),
         Ok(()) if preflight::oversized_xml_body(&request) => Ok(preflight::refuse_oversized_xml_body(request).await),
+        Ok(()) if preflight::form_post(&request) => match preflight::admit_form_post(request).await {
+            // The permit is held until s3s has read and stored the form's file.
+            Ok((admitted, _permit)) => s3.call(merge_repeated_headers(admitted)).await,
+            Err(refused) => Ok(refused),
+        },
         Ok(()) if preflight::unsized_xml_post(&request) => {
             match preflight::buffer_unsized_xml_post(merge_repeated_headers(request)).await {
                 Ok((sized, _permit)) => s3.call(sized).await,

@@ -63,6 +63,14 @@ pub async fn buffer_unsized_xml_post(
 }
 
 pub async fn refuse_oversized_xml_body(request: http::Request<s3s::Body>) -> s3s::HttpResponse {
+    let message = format!("Your request was too big: the XML body may hold at most {XML_BODY_MAX_BYTES} bytes");
+    refuse_draining(request, "MaxMessageLengthExceeded", &message).await
+}
+
+/// 400 `code`, after reading and dropping the body (at most `REFUSED_BODY_DRAIN_MAX_BYTES`,
+/// for at most `REFUSED_BODY_DRAIN_TIMEOUT_MS`) so that the client, still sending, reads
+/// the answer; a body not drained closes the connection.
+async fn refuse_draining(request: http::Request<s3s::Body>, code: &str, message: &str) -> s3s::HttpResponse {
     use http_body_util::BodyExt;
     let declared_bytes = request
         .headers()
@@ -84,13 +92,7 @@ pub async fn refuse_oversized_xml_body(request: http::Request<s3s::Body>) -> s3s
         drained =
             tokio::time::timeout(Duration::from_millis(REFUSED_BODY_DRAIN_TIMEOUT_MS), drain).await.unwrap_or(false);
     }
-    let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>MaxMessageLengthExceeded</Code>\
-         <Message>Your request was too big: the XML body may hold at most {XML_BODY_MAX_BYTES} bytes</Message></Error>"
-    );
-    let mut response = http::Response::new(s3s::Body::from(Bytes::from(body)));
-    *response.status_mut() = http::StatusCode::BAD_REQUEST;
-    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
+    let mut response = xml_error(http::StatusCode::BAD_REQUEST, code, message);
     if !drained {
         // The rest of the body is still on the connection: it cannot carry another request.
         response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
@@ -163,6 +165,53 @@ pub fn unsized_put<B>(request: &http::Request<B>) -> bool {
 fn unsized_budget() -> &'static tokio::sync::Semaphore {
     static BUDGET: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
     BUDGET.get_or_init(|| tokio::sync::Semaphore::new(UNSIZED_BODIES_BUDGET_BYTES))
+}
+
+/// A browser upload (POST Object): s3s holds the whole file in memory before it decides
+/// anything, so a form is at most `s3_api::POST_FORM_MAX_BYTES` long (a Content-Length
+/// it must declare), and holds its length of the budget shared with unsized PUTs while
+/// s3s reads it.
+const POST_FORM_MAX_BYTES: u64 = s3_api::POST_FORM_MAX_BYTES;
+
+/// Is this a POST Object: a multipart form POSTed to a bucket?
+pub fn form_post<B>(request: &http::Request<B>) -> bool {
+    request.method() == http::Method::POST
+        && request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"))
+}
+
+/// Admits a POST form for s3s to read: its declared length within `POST_FORM_MAX_BYTES`
+/// and within the budget of bodies held in memory, which it holds until answered.
+pub async fn admit_form_post(
+    request: http::Request<s3s::Body>,
+) -> Result<(s3s::HttpRequest, tokio::sync::SemaphorePermit<'static>), s3s::HttpResponse> {
+    let declared_bytes = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let Some(declared_bytes) = declared_bytes else {
+        let mut refused = xml_error(
+            http::StatusCode::LENGTH_REQUIRED,
+            "MissingContentLength",
+            "You must provide the Content-Length HTTP header.",
+        );
+        refused.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+        return Err(refused);
+    };
+    if declared_bytes > POST_FORM_MAX_BYTES {
+        let message = format!(
+            "Your proposed upload exceeds the maximum allowed size: a POST form may be at most {POST_FORM_MAX_BYTES} bytes"
+        );
+        return Err(refuse_draining(request, "EntityTooLarge", &message).await);
+    }
+    match unsized_budget().try_acquire_many(declared_bytes as u32) {
+        Ok(permit) => Ok((request, permit)),
+        Err(_) => Err(xml_error(http::StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate.")),
+    }
 }
 
 /// Reads a bounded body of unknown length and hands it on with its Content-Length.
