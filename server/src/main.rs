@@ -9,6 +9,7 @@ mod client;
 mod config;
 mod connections;
 mod error_doc;
+mod form;
 mod http;
 mod preflight;
 mod sql_cli;

@@ -208,10 +208,48 @@ pub async fn admit_form_post(
         );
         return Err(refuse_draining(request, "EntityTooLarge", &message).await);
     }
-    match unsized_budget().try_acquire_many(declared_bytes as u32) {
-        Ok(permit) => Ok((request, permit)),
-        Err(_) => Err(xml_error(http::StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate.")),
-    }
+    use http_body_util::BodyExt;
+    // Twice its length: read here whole, then by s3s.
+    let Ok(permit) = unsized_budget().try_acquire_many((2 * declared_bytes) as u32) else {
+        return Err(xml_error(http::StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate."));
+    };
+    let (mut parts, body) = request.into_parts();
+    let read = tokio::time::timeout(Duration::from_millis(UNSIZED_BODY_TIMEOUT_MS), body.collect()).await;
+    let Ok(Ok(collected)) = read else {
+        let mut refused =
+            xml_error(http::StatusCode::BAD_REQUEST, "IncompleteBody", "The request body ended early or too slowly.");
+        refused.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+        return Err(refused);
+    };
+    let form = collected.to_bytes();
+    let boundary =
+        parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(crate::form::boundary_of);
+    let form = match boundary.as_deref().and_then(|b| crate::form::read_fields(&form, b)) {
+        Some(fields) => {
+            if let Some(field) = fields.missing_signature() {
+                return Err(xml_error(
+                    http::StatusCode::BAD_REQUEST,
+                    "InvalidArgument",
+                    &format!(
+                        "Bucket POST must contain a field named '{field}'. If it is specified, please check the order of the fields."
+                    ),
+                ));
+            }
+            fields.with_filename_in_key(&form)
+        }
+        // s3s answers a form it cannot read.
+        None => form,
+    };
+    parts.headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(form.len()));
+    // Handed on in pieces, as a connection would deliver it: s3s reads a form's fields
+    // piece by piece, and one piece holding the whole file would count against them.
+    const PIECE_BYTES: usize = 64 * 1024;
+    let pieces: Vec<Result<http_body::Frame<Bytes>, std::io::Error>> = (0..form.len())
+        .step_by(PIECE_BYTES)
+        .map(|start| Ok(http_body::Frame::data(form.slice(start..(start + PIECE_BYTES).min(form.len())))))
+        .collect();
+    let body = s3s::Body::http_body(http_body_util::StreamBody::new(futures::stream::iter(pieces)));
+    Ok((http::Request::from_parts(parts, body), permit))
 }
 
 /// Reads a bounded body of unknown length and hands it on with its Content-Length.

@@ -77,6 +77,10 @@ async fn post_forms_are_bounded_before_they_are_read() {
     let url = server_url(&server, "drop");
     let small = raw_request("POST", &url, &[("content-type", &content_type)], form(b"small")).await;
     assert_eq!(small.status, 204, "an anonymous form the policy allows: {}", small.body_str());
+    let three_mib = raw_request("POST", &url, &[("content-type", &content_type)], form(&vec![b'y'; 3 * MIB])).await;
+    assert_eq!(three_mib.status, 204, "a 3 MiB form: {}", three_mib.body_str());
+    let stored = get(&alice, "drop", "big.bin").await;
+    assert_bytes_eq(&stored, &vec![b'y'; 3 * MIB], "the 3 MiB form's file");
     let big = raw_request("POST", &url, &[("content-type", &content_type)], form(&vec![b'x'; 17 * MIB])).await;
     expect_error_document(&big, 400, "EntityTooLarge", "a 17 MiB POST form");
     // A chunked form declares no length.

@@ -188,6 +188,21 @@ async fn anonymous_post_uploads_are_decided_by_the_policy_for_the_forms_key() {
     assert_eq!(refused.status, 403, "anonymous POST outside uploads/: {}", refused.body_str());
     let missing = alice.head_object().bucket("dropbox").key("elsewhere/x.txt").send().await;
     expect_s3_error(missing, 404, &[], "the refused upload wrote nothing");
+    // `${filename}` in the key is the file's name (the form above names it a.txt).
+    let named = post("uploads/${filename}", "named by the file").await;
+    assert_eq!(named.status, 204, "POST with ${{filename}}: {}", named.body_str());
+    assert_eq!(get(&alice, "dropbox", "uploads/a.txt").await, b"named by the file");
+    // A form with a policy document must be signed: S3 refuses it unsigned.
+    let boundary = "quarry-form-boundary";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nuploads/p.txt\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"policy\"\r\n\r\neyJjb25kaXRpb25zIjpbXX0=\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.txt\"\r\n\r\np\r\n--{boundary}--\r\n"
+    );
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    let url = format!("{}/dropbox", server.endpoint());
+    let unsigned = raw_request("POST", &url, &[("content-type", content_type.as_str())], body).await;
+    expect_error_document(&unsigned, 400, "InvalidArgument", "a POST form with a policy and no signature");
 }
 
 /// A GET or HEAD of a missing key is 404 for a caller who may list it and 403 for
