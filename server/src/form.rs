@@ -24,6 +24,8 @@ pub struct Fields {
     names: Vec<String>,
     /// Where the `key` field's value is in the form.
     key: Option<Range<usize>>,
+    /// The `policy` field's value (base64 of a JSON document).
+    policy: Option<String>,
     /// The file part's filename.
     filename: Option<String>,
 }
@@ -65,6 +67,9 @@ pub fn read_fields(form: &[u8], boundary: &str) -> Option<Fields> {
         if name == "key" {
             fields.key = Some(value_start..value_end);
         }
+        if name == "policy" {
+            fields.policy = std::str::from_utf8(&form[value_start..value_end]).ok().map(str::to_owned);
+        }
         fields.names.push(name);
         at = value_end + 2 + delimiter.len();
     }
@@ -84,6 +89,19 @@ impl Fields {
             (true, false) if !self.has("signature") => Some("Signature"),
             _ => None,
         }
+    }
+
+    /// Why the policy's `expiration` is not an ISO 8601 UTC time (S3 accepts only
+    /// `2026-12-01T12:00:00.000Z` and the like), if it is not. A policy that does not
+    /// decode is left to s3s, which refuses it.
+    pub fn bad_expiration(&self) -> Option<String> {
+        use base64::Engine as _;
+        let decoded = base64::engine::general_purpose::STANDARD.decode(self.policy.as_ref()?.trim()).ok()?;
+        let document: serde_json::Value = serde_json::from_slice(&decoded).ok()?;
+        let expiration = document.get("expiration")?.as_str()?;
+        let rfc3339 = time::format_description::well_known::Rfc3339;
+        let valid = expiration.ends_with('Z') && time::OffsetDateTime::parse(expiration, &rfc3339).is_ok();
+        (!valid).then(|| format!("Invalid Policy: Invalid 'expiration' value: '{expiration}'"))
     }
 
     /// The form with `${filename}` in its key replaced by the file's name.
@@ -142,6 +160,15 @@ mod tests {
         assert_eq!(fields(&[("x-amz-credential", "c"), ("policy", "p")]).missing_signature(), Some("X-Amz-Signature"));
         assert_eq!(fields(&[("x-amz-credential", "c"), ("x-amz-signature", "s")]).missing_signature(), None);
         assert!(read_fields(b"not a form", "B").is_none());
+        let policy = |expiration: &str| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .encode(format!(r#"{{"expiration":"{expiration}","conditions":[]}}"#))
+        };
+        let good = policy("2026-12-01T12:00:00.000Z");
+        assert_eq!(fields(&[("policy", &good)]).bad_expiration(), None);
+        let bad = policy("2026-12-01 12:00:00.000000+00:00");
+        assert!(fields(&[("policy", &bad)]).bad_expiration().is_some_and(|m| m.contains("expiration")));
         assert_eq!(boundary_of("multipart/form-data; boundary=\"xyz\"").as_deref(), Some("xyz"));
     }
 }

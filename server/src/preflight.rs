@@ -226,6 +226,9 @@ pub async fn admit_form_post(
         parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(crate::form::boundary_of);
     let form = match boundary.as_deref().and_then(|b| crate::form::read_fields(&form, b)) {
         Some(fields) => {
+            if let Some(message) = fields.bad_expiration() {
+                return Err(xml_error(http::StatusCode::BAD_REQUEST, "InvalidPolicyDocument", &message));
+            }
             if let Some(field) = fields.missing_signature() {
                 return Err(xml_error(
                     http::StatusCode::BAD_REQUEST,

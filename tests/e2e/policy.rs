@@ -203,6 +203,16 @@ async fn anonymous_post_uploads_are_decided_by_the_policy_for_the_forms_key() {
     let url = format!("{}/dropbox", server.endpoint());
     let unsigned = raw_request("POST", &url, &[("content-type", content_type.as_str())], body).await;
     expect_error_document(&unsigned, 400, "InvalidArgument", "a POST form with a policy and no signature");
+    // A policy's expiration must be an ISO 8601 UTC time (this one is Python's str()).
+    let policy = base64(br#"{"expiration":"2030-01-01 00:00:00+00:00","conditions":[]}"#);
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nuploads/p.txt\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"policy\"\r\n\r\n{policy}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"signature\"\r\n\r\nc2ln\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.txt\"\r\n\r\np\r\n--{boundary}--\r\n"
+    );
+    let bad_date = raw_request("POST", &url, &[("content-type", content_type.as_str())], body).await;
+    expect_error_document(&bad_date, 400, "InvalidPolicyDocument", "a POST policy with a malformed expiration");
 }
 
 /// A GET or HEAD of a missing key is 404 for a caller who may list it and 403 for
