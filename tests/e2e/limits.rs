@@ -83,17 +83,14 @@ async fn post_forms_are_bounded_before_they_are_read() {
     assert_bytes_eq(&stored, &vec![b'y'; 3 * MIB], "the 3 MiB form's file");
     let big = raw_request("POST", &url, &[("content-type", &content_type)], form(&vec![b'x'; 17 * MIB])).await;
     expect_error_document(&big, 400, "EntityTooLarge", "a 17 MiB POST form");
-    // A chunked form declares no length.
+    // A chunked form declares no length: refused from its head alone (the body is not
+    // sent, as the server answers and closes without reading it).
     let mut stream = tokio::net::TcpStream::connect(server.addr()).await.expect("connect");
     let head = format!(
         "POST /drop HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n",
         server.addr()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
-    let chunk = form(b"chunked");
-    stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.unwrap();
-    stream.write_all(&chunk).await.unwrap();
-    stream.write_all(b"\r\n0\r\n\r\n").await.unwrap();
     let mut answer = vec![0u8; 4096];
     let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut answer))
         .await
