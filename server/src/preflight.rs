@@ -235,6 +235,15 @@ pub async fn admit_form_post(
                     ),
                 ));
             }
+            let policy = fields.value(&form, "policy");
+            if let Some(message) = policy.and_then(s3_api::post_form::policy_expiration_error) {
+                return Err(xml_error(http::StatusCode::BAD_REQUEST, "InvalidPolicyDocument", &message));
+            }
+            // The values of the fields s3s does not read go along beside the form.
+            parts.extensions.insert(s3_api::post_form::PostFormFields {
+                acl: fields.value(&form, "acl").map(str::to_owned),
+                tagging: fields.value(&form, "tagging").map(str::to_owned),
+            });
             fields.with_filename_in_key(&form)
         }
         // s3s answers a form it cannot read.
