@@ -1,7 +1,8 @@
 //! Browser uploads (POST Object) signed with SigV4, as a web page's form sends them: the
 //! AWS field names `acl` and `tagging` (a Tagging XML document) applied and still
 //! covered by the policy's conditions, and S3's refusals of a policy expiration that
-//! is not an ISO 8601 UTC date-time and of a form giving one setting both ways.
+//! is not an ISO 8601 UTC date-time, of a form giving one setting both ways, and of a
+//! field value no header could carry.
 
 use base64::Engine as _;
 
@@ -107,4 +108,14 @@ async fn signed_forms_apply_acl_and_tagging_fields_under_the_policy() {
     }
     let accepted = post(&server, signed_form("2099-01-01T00:00:00Z", &conditions[..2], &fields, "c")).await;
     assert_eq!(accepted.status, 204, "an expiration without fraction: {}", accepted.body_str());
+
+    // A field can hold CR LF, a header cannot: such a value would make the object
+    // unreadable, so it is refused.
+    let typed = [conditions[0], conditions[1], r#"["starts-with","$Content-Type",""]"#];
+    let fields = [("key", "uploads/d.txt"), ("acl", "public-read"), ("Content-Type", "text/html\r\nX-Injected: 1")];
+    let refused = post(&server, signed_form(LATER, &typed, &fields, "d")).await;
+    let message = expect_error_document(&refused, 400, "InvalidArgument", "a Content-Type field holding CR LF");
+    assert!(message.contains("Content-Type"), "the refusal names the field: {message}");
+    let missing = s3.head_object().bucket(BUCKET).key("uploads/d.txt").send().await;
+    expect_s3_error(missing, 404, &[], "the refused form wrote nothing");
 }
