@@ -109,6 +109,31 @@ async fn signed_forms_apply_acl_and_tagging_fields_under_the_policy() {
     let accepted = post(&server, signed_form("2099-01-01T00:00:00Z", &conditions[..2], &fields, "c")).await;
     assert_eq!(accepted.status, 204, "an expiration without fraction: {}", accepted.body_str());
 
+    // A checksum field (named by a condition, as every field must be) is verified and
+    // kept, as PutObject's header would be.
+    let checked = [conditions[0], conditions[1], r#"["starts-with","$x-amz-checksum-sha256",""]"#];
+    let digest = {
+        use sha2::Digest;
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(b"checked"))
+    };
+    let fields = [("key", "uploads/e.txt"), ("acl", "public-read"), ("x-amz-checksum-sha256", digest.as_str())];
+    let stored = post(&server, signed_form(LATER, &checked, &fields, "checked")).await;
+    assert_eq!(stored.status, 204, "a form with the file's SHA-256: {}", stored.body_str());
+    let head = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key("uploads/e.txt")
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .ok_or_panic("HeadObject with checksums");
+    assert_eq!(head.checksum_sha256(), Some(digest.as_str()), "the form's checksum is the object's");
+    let fields = [("key", "uploads/f.txt"), ("acl", "public-read"), ("x-amz-checksum-sha256", digest.as_str())];
+    let refused = post(&server, signed_form(LATER, &checked, &fields, "not what was summed")).await;
+    assert_eq!(refused.status, 400, "a form whose file does not match its checksum: {}", refused.body_str());
+    let missing = s3.head_object().bucket(BUCKET).key("uploads/f.txt").send().await;
+    expect_s3_error(missing, 404, &[], "the form with a wrong checksum wrote nothing");
+
     // A field can hold CR LF, a header cannot: such a value would make the object
     // unreadable, so it is refused.
     let typed = [conditions[0], conditions[1], r#"["starts-with","$Content-Type",""]"#];
