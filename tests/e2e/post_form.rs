@@ -14,6 +14,17 @@ const BUCKET: &str = "forms";
 /// signature, then the file) under a policy whose expiration is `expiration` and whose
 /// conditions are `conditions` plus the signing fields'.
 fn signed_form(expiration: &str, conditions: &[&str], fields: &[(&str, &str)], file: &str) -> (String, String) {
+    signed_form_with(expiration, conditions, fields, file, true)
+}
+
+/// `signed_form`, with or without the policy's condition on `x-amz-date`.
+fn signed_form_with(
+    expiration: &str,
+    conditions: &[&str],
+    fields: &[(&str, &str)],
+    file: &str,
+    date_condition: bool,
+) -> (String, String) {
     let now = std::time::SystemTime::now();
     let at = aws_smithy_types::DateTime::from(now);
     let iso = at.fmt(aws_smithy_types::date_time::Format::DateTime).expect("ISO date");
@@ -25,7 +36,9 @@ fn signed_form(expiration: &str, conditions: &[&str], fields: &[(&str, &str)], f
     all_conditions.push(format!(r#"{{"bucket":"{BUCKET}"}}"#));
     all_conditions.push(format!(r#"{{"x-amz-credential":"{credential}"}}"#));
     all_conditions.push(r#"{"x-amz-algorithm":"AWS4-HMAC-SHA256"}"#.into());
-    all_conditions.push(format!(r#"{{"x-amz-date":"{amz_date}"}}"#));
+    if date_condition {
+        all_conditions.push(format!(r#"{{"x-amz-date":"{amz_date}"}}"#));
+    }
     let policy = format!(r#"{{"expiration":"{expiration}","conditions":[{}]}}"#, all_conditions.join(","));
     let policy = base64::engine::general_purpose::STANDARD.encode(policy);
     let key = aws_sigv4::sign::v4::generate_signing_key(ADMIN_SECRET_KEY, now, REGION, "s3");
@@ -88,6 +101,11 @@ async fn signed_forms_apply_acl_and_tagging_fields_under_the_policy() {
     let fields = [("key", "uploads/b.txt"), ("acl", "public-read")];
     let uncovered = post(&server, signed_form(LATER, &[conditions[0], conditions[2]], &fields, "b")).await;
     expect_error_document(&uncovered, 403, "AccessDenied", "an acl field no condition names");
+
+    // Every signing field needs its condition too.
+    let fields = [("key", "uploads/b.txt"), ("acl", "public-read")];
+    let undated = post(&server, signed_form_with(LATER, &conditions[..2], &fields, "b", false)).await;
+    expect_error_document(&undated, 403, "AccessDenied", "a policy without a condition on x-amz-date");
 
     // One setting given both ways, or a tagging field that is not a Tagging document.
     let both = [("key", "uploads/b.txt"), ("acl", "public-read"), ("x-amz-acl", "public-read")];
