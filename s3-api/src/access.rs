@@ -512,11 +512,17 @@ impl S3Access for Access {
 
     /// A browser upload (POST Object) is a PutObject of the form's key.
     async fn post_object(&self, req: &mut S3Request<PostObjectInput>) -> S3Result<()> {
+        // The form's `acl` and `tagging` fields, which s3s leaves out, decide as its
+        // `x-amz-acl` and `x-amz-tagging` would (the first hook s3s calls with the form).
+        crate::post_form::fill_in(req)?;
         let caller = self.caller(req.credentials.as_ref())?;
         let caller = caller.as_ref();
         let mut context = self.context_of(req, caller);
         if let Some(acl) = &req.input.acl {
             context.insert("s3:x-amz-acl".into(), vec![acl.as_str().to_owned()]);
+        }
+        if let Some(tagging) = &req.input.tagging {
+            add_request_tags(&mut |key: &str, value| context.entry(key.to_owned()).or_default().push(value), tagging);
         }
         self.decide(Ask {
             caller,

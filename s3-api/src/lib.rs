@@ -25,6 +25,7 @@ mod lock;
 mod meta;
 mod multipart;
 mod policy;
+pub mod post_form;
 mod public_access;
 mod put;
 mod query_gate;

@@ -46,6 +46,17 @@ const MAX_USER_METADATA_BYTES: usize = 2 * 1024;
 impl ContentHeaders {
     /// Metadata for a new object (size, ETag, time and checksum are filled by the caller).
     pub fn into_meta(self) -> S3Result<ObjectMeta> {
+        for (name, value) in [
+            ("Content-Type", &self.content_type),
+            ("Content-Encoding", &self.content_encoding),
+            ("Content-Disposition", &self.content_disposition),
+            ("Content-Language", &self.content_language),
+            ("Cache-Control", &self.cache_control),
+        ] {
+            if let Some(value) = value {
+                check_header_value(name, value)?;
+            }
+        }
         let user_metadata: BTreeMap<String, String> = self.metadata.unwrap_or_default().into_iter().collect();
         for (name, value) in &user_metadata {
             check_user_metadata(name, value)?;
@@ -83,6 +94,19 @@ fn check_user_metadata(name: &str, value: &str) -> S3Result<()> {
         return Err(s3_error!(
             InvalidArgument,
             "User-defined metadata values must not contain control characters such as CR or LF"
+        ));
+    }
+    Ok(())
+}
+
+/// A header the object is answered with. A request's own headers cannot hold CR or LF,
+/// but a POST form's fields can; stored, such a value would make every later GET/HEAD
+/// of the object fail.
+fn check_header_value(name: &str, value: &str) -> S3Result<()> {
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(s3_error!(
+            InvalidArgument,
+            "The {name} value must not contain control characters such as CR or LF"
         ));
     }
     Ok(())
@@ -230,6 +254,19 @@ mod tests {
         assert_eq!(strip_aws_chunked("aws-chunked".into()), None);
         assert_eq!(strip_aws_chunked("aws-chunked, gzip".into()), Some("gzip".into()));
         assert_eq!(strip_aws_chunked("gzip".into()), Some("gzip".into()));
+    }
+
+    #[test]
+    fn content_headers_with_cr_or_lf_are_refused() {
+        let with = |headers: ContentHeaders| headers.into_meta().map(|m| m.content_type);
+        let refused =
+            with(ContentHeaders { content_type: Some("text/plain\r\nX-Injected: 1".into()), ..Default::default() });
+        assert_eq!(refused.unwrap_err().code(), &s3s::S3ErrorCode::InvalidArgument, "a Content-Type with CR LF");
+        let refused = with(ContentHeaders { cache_control: Some("no\nstore".into()), ..Default::default() });
+        assert_eq!(refused.unwrap_err().code(), &s3s::S3ErrorCode::InvalidArgument, "a Cache-Control with LF");
+        let kept =
+            with(ContentHeaders { content_disposition: Some("attachment;\tfilename=a".into()), ..Default::default() });
+        assert!(kept.is_ok(), "a tab is allowed in a header value");
     }
 
     #[test]

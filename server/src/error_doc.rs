@@ -44,15 +44,20 @@ pub fn complete(body: &[u8], status: http::StatusCode, resource: &str, request_i
 }
 
 /// A browser upload whose form breaks its policy's conditions: s3s answers 400
-/// InvalidPolicyDocument (its messages start as below), S3 answers 403 AccessDenied
-/// "Invalid according to Policy". A policy document that does not parse stays 400.
+/// InvalidPolicyDocument (its messages start or end as below; the SigV4 signing fields
+/// `x-amz-date`, `-credential`, `-algorithm` must each have an `eq` condition with the
+/// form's value), S3 answers 403 AccessDenied "Invalid according to Policy". A policy
+/// document that does not parse stays 400.
 pub fn post_policy_refusal(status: http::StatusCode, body: Bytes) -> (http::StatusCode, Bytes) {
     const CONDITION_FAILURES: [&str; 2] = ["Policy condition ", "Bucket in form field "];
+    const SIGNING_FIELD_FAILURE: &str = " does not match policy";
     let Some(text) = std::str::from_utf8(&body).ok() else { return (status, body) };
     let (Some("InvalidPolicyDocument"), Some(message)) = (tag(text, "Code"), tag(text, "Message")) else {
         return (status, body);
     };
-    if status != http::StatusCode::BAD_REQUEST || !CONDITION_FAILURES.iter().any(|p| message.starts_with(p)) {
+    let condition_failed =
+        CONDITION_FAILURES.iter().any(|p| message.starts_with(p)) || message.ends_with(SIGNING_FIELD_FAILURE);
+    if status != http::StatusCode::BAD_REQUEST || !condition_failed {
         return (status, body);
     }
     let refused = format!(
@@ -141,5 +146,26 @@ mod tests {
     #[test]
     fn other_bodies_are_left_alone() {
         assert!(complete(b"plain text", http::StatusCode::BAD_REQUEST, "/", "X").is_none());
+    }
+
+    fn refusal(message: &str) -> (http::StatusCode, String) {
+        let body = format!("<Error><Code>InvalidPolicyDocument</Code><Message>{message}</Message></Error>");
+        let (status, body) = post_policy_refusal(http::StatusCode::BAD_REQUEST, Bytes::from(body));
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn broken_conditions_are_access_denied_and_a_broken_policy_stays_400() {
+        for message in [
+            "Policy condition 'eq' for field 'acl' failed: expected 'private', got 'public-read'",
+            "Bucket in form field 'a' does not match bucket in URL 'b'",
+            "x-amz-date does not match policy",
+        ] {
+            let (status, body) = refusal(message);
+            assert_eq!(status, http::StatusCode::FORBIDDEN, "{message}: {body}");
+            assert!(body.contains("<Code>AccessDenied</Code>"), "{message}: {body}");
+        }
+        let (status, body) = refusal("failed to parse POST policy");
+        assert_eq!(status, http::StatusCode::BAD_REQUEST, "an unparseable policy: {body}");
     }
 }

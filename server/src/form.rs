@@ -1,7 +1,8 @@
-//! The fields of a POST Object form, read before s3s parses it, for the two things s3s
-//! does not do: refusing a form that names a key or policy but carries no signature
-//! (S3 answers 400 InvalidArgument), and `${filename}` in the key, which S3 replaces
-//! with the uploaded file's name before it checks the policy's conditions.
+//! The fields of a POST Object form, read before s3s parses it, for what s3s does not
+//! do: refusing a form that names a key or policy but carries no signature (S3 answers
+//! 400 InvalidArgument), `${filename}` in the key, which S3 replaces with the uploaded
+//! file's name before it checks the policy's conditions, and the values of the fields
+//! s3s does not read (`acl`, `tagging`) and of the policy (its expiration's form).
 //!
 //! Only the fields before the file are read (S3 ignores fields after it); the file's
 //! bytes are never looked at. A form this cannot read is handed on unchanged.
@@ -20,12 +21,10 @@ pub fn boundary_of(content_type: &str) -> Option<String> {
 /// The fields of a form up to its file.
 #[derive(Debug, Default)]
 pub struct Fields {
-    /// Lower-cased names of the fields before the file.
-    names: Vec<String>,
+    /// Lower-cased names of the fields before the file, and where their values are.
+    fields: Vec<(String, Range<usize>)>,
     /// Where the `key` field's value is in the form.
     key: Option<Range<usize>>,
-    /// The `policy` field's value (base64 of a JSON document).
-    policy: Option<String>,
     /// The file part's filename.
     filename: Option<String>,
 }
@@ -67,17 +66,20 @@ pub fn read_fields(form: &[u8], boundary: &str) -> Option<Fields> {
         if name == "key" {
             fields.key = Some(value_start..value_end);
         }
-        if name == "policy" {
-            fields.policy = std::str::from_utf8(&form[value_start..value_end]).ok().map(str::to_owned);
-        }
-        fields.names.push(name);
+        fields.fields.push((name, value_start..value_end));
         at = value_end + 2 + delimiter.len();
     }
 }
 
 impl Fields {
     fn has(&self, name: &str) -> bool {
-        self.names.iter().any(|n| n == name)
+        self.fields.iter().any(|(n, _)| n == name)
+    }
+
+    /// The value of the first field named `name` (lower-case), if it is text.
+    pub fn value<'a>(&self, form: &'a [u8], name: &str) -> Option<&'a str> {
+        let (_, range) = self.fields.iter().find(|(n, _)| n == name)?;
+        std::str::from_utf8(form.get(range.clone())?).ok()
     }
 
     /// The signature field a form that names an access key or a policy lacks.
@@ -89,19 +91,6 @@ impl Fields {
             (true, false) if !self.has("signature") => Some("Signature"),
             _ => None,
         }
-    }
-
-    /// Why the policy's `expiration` is not an ISO 8601 UTC time (S3 accepts only
-    /// `2026-12-01T12:00:00.000Z` and the like), if it is not. A policy that does not
-    /// decode is left to s3s, which refuses it.
-    pub fn bad_expiration(&self) -> Option<String> {
-        use base64::Engine as _;
-        let decoded = base64::engine::general_purpose::STANDARD.decode(self.policy.as_ref()?.trim()).ok()?;
-        let document: serde_json::Value = serde_json::from_slice(&decoded).ok()?;
-        let expiration = document.get("expiration")?.as_str()?;
-        let rfc3339 = time::format_description::well_known::Rfc3339;
-        let valid = expiration.ends_with('Z') && time::OffsetDateTime::parse(expiration, &rfc3339).is_ok();
-        (!valid).then(|| format!("Invalid Policy: Invalid 'expiration' value: '{expiration}'"))
     }
 
     /// The form with `${filename}` in its key replaced by the file's name.
@@ -160,15 +149,16 @@ mod tests {
         assert_eq!(fields(&[("x-amz-credential", "c"), ("policy", "p")]).missing_signature(), Some("X-Amz-Signature"));
         assert_eq!(fields(&[("x-amz-credential", "c"), ("x-amz-signature", "s")]).missing_signature(), None);
         assert!(read_fields(b"not a form", "B").is_none());
-        let policy = |expiration: &str| {
-            use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD
-                .encode(format!(r#"{{"expiration":"{expiration}","conditions":[]}}"#))
-        };
-        let good = policy("2026-12-01T12:00:00.000Z");
-        assert_eq!(fields(&[("policy", &good)]).bad_expiration(), None);
-        let bad = policy("2026-12-01 12:00:00.000000+00:00");
-        assert!(fields(&[("policy", &bad)]).bad_expiration().is_some_and(|m| m.contains("expiration")));
+    }
+
+    #[test]
+    fn field_values_are_read_up_to_the_file() {
+        let original = form(&[("Key", "k"), ("tagging", "<Tagging/>"), ("acl", "public-read")], "a.txt");
+        let fields = read_fields(&original, "B").unwrap();
+        assert_eq!(fields.value(&original, "tagging"), Some("<Tagging/>"));
+        assert_eq!(fields.value(&original, "acl"), Some("public-read"));
+        assert_eq!(fields.value(&original, "key"), Some("k"), "names are matched lower-cased");
+        assert_eq!(fields.value(&original, "policy"), None);
         assert_eq!(boundary_of("multipart/form-data; boundary=\"xyz\"").as_deref(), Some("xyz"));
     }
 }

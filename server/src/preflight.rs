@@ -226,9 +226,6 @@ pub async fn admit_form_post(
         parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(crate::form::boundary_of);
     let form = match boundary.as_deref().and_then(|b| crate::form::read_fields(&form, b)) {
         Some(fields) => {
-            if let Some(message) = fields.bad_expiration() {
-                return Err(xml_error(http::StatusCode::BAD_REQUEST, "InvalidPolicyDocument", &message));
-            }
             if let Some(field) = fields.missing_signature() {
                 return Err(xml_error(
                     http::StatusCode::BAD_REQUEST,
@@ -238,6 +235,15 @@ pub async fn admit_form_post(
                     ),
                 ));
             }
+            let policy = fields.value(&form, "policy");
+            if let Some(message) = policy.and_then(s3_api::post_form::policy_expiration_error) {
+                return Err(xml_error(http::StatusCode::BAD_REQUEST, "InvalidPolicyDocument", &message));
+            }
+            // The values of the fields s3s does not read go along beside the form.
+            parts.extensions.insert(s3_api::post_form::PostFormFields {
+                acl: fields.value(&form, "acl").map(str::to_owned),
+                tagging: fields.value(&form, "tagging").map(str::to_owned),
+            });
             fields.with_filename_in_key(&form)
         }
         // s3s answers a form it cannot read.

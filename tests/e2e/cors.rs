@@ -85,6 +85,23 @@ async fn cors_rules_answer_preflights_and_browser_requests_and_survive_kill9() {
         );
         assert_eq!(refused.header("access-control-allow-origin"), None, "no grant for {what}");
     }
+    assert_eq!(
+        allowed.header("vary").as_deref(),
+        Some("Origin, Access-Control-Request-Headers, Access-Control-Request-Method"),
+        "a preflight's answer varies with what it asked"
+    );
+    // Virtual-hosted style: the bucket is the Host's, the path is the key.
+    let host = format!("site.localhost:{}", server.addr().port());
+    let vhost_url = format!("{}/index.html", server.endpoint());
+    let vhost = raw_request(
+        "OPTIONS",
+        &vhost_url,
+        &[("host", host.as_str()), ("origin", "https://www.example.com"), ("access-control-request-method", "GET")],
+        "",
+    )
+    .await;
+    assert_eq!(vhost.status, 200, "a virtual-hosted preflight: {}", vhost.body_str());
+    assert_eq!(vhost.header("access-control-allow-origin").as_deref(), Some("https://www.example.com"));
     let no_method = raw_request("OPTIONS", &url, &[("origin", "https://www.example.com")], "").await;
     assert_eq!(no_method.status, 400, "a preflight without Access-Control-Request-Method");
 
@@ -111,6 +128,20 @@ async fn cors_rules_answer_preflights_and_browser_requests_and_survive_kill9() {
     let signed = send_presigned_to(&presigned, presigned.uri(), &[("origin", "https://www.example.com")], "").await;
     assert_eq!(signed.status, 200, "a presigned GET from a page: {}", signed.body_str());
     assert_eq!(signed.header("access-control-allow-origin").as_deref(), Some("https://www.example.com"));
+    let presigned = s3
+        .put_object()
+        .bucket("site")
+        .key("upload.txt")
+        .presigned(aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(60)).unwrap())
+        .await
+        .unwrap();
+    let signed =
+        send_presigned_to(&presigned, presigned.uri(), &[("origin", "https://upload.example.org")], "up").await;
+    assert_eq!(signed.status, 200, "a presigned PUT from a page: {}", signed.body_str());
+    assert_eq!(signed.header("access-control-allow-origin").as_deref(), Some("https://upload.example.org"));
+    assert_eq!(signed.header("access-control-allow-methods").as_deref(), Some("PUT, POST"));
+    assert_eq!(signed.header("access-control-allow-credentials").as_deref(), Some("true"));
+    assert_eq!(get(&s3, "site", "upload.txt").await, b"up", "the presigned PUT stored its body");
 
     // The rules are in the log.
     server.restart();

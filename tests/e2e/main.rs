@@ -34,6 +34,7 @@ mod multipart;
 mod object_lock;
 mod objects;
 mod policy;
+mod post_form;
 mod presigned;
 mod restart;
 mod select;
