@@ -226,12 +226,10 @@ impl Access {
             "PutObjectAcl" => Permission::WriteAcp,
             _ => return Ok(false),
         };
-        let Some(key) = ask.key else { return Ok(false) };
-        let object = match ask.version_id.and_then(VersionId::parse) {
-            Some(version) => self.engine.version(ask.bucket, key, version),
-            None => self.engine.object(ask.bucket, key),
-        };
-        let Some(object) = object.map_err(crate::error::engine_error)?.filter(|o| !o.delete_marker) else {
+        if ask.key.is_none() {
+            return Ok(false);
+        }
+        let Some(object) = self.asked_object(ask)? else {
             return Ok(on_bucket(Permission::Read));
         };
         if object.meta.owner.is_some() && ask.caller.map(|u| &u.name) == object.meta.owner.as_ref() {
@@ -243,12 +241,8 @@ impl Access {
 
     /// `s3:ExistingObjectTag/<key>` of the object (version) asked about, if it exists.
     fn add_existing_object_tags(&self, ask: &mut Ask<'_>) -> S3Result<()> {
-        let Some(key) = ask.key else { return Ok(()) };
-        let object = match ask.version_id.and_then(VersionId::parse) {
-            Some(version) => self.engine.version(ask.bucket, key, version),
-            None => self.engine.object(ask.bucket, key),
-        };
-        if let Some(object) = object.map_err(crate::error::engine_error)? {
+        // A delete marker has no tags: only an object (version) adds any.
+        if let Some(object) = self.asked_object(ask)? {
             for (k, v) in &object.meta.tags {
                 ask.context.insert(format!("s3:existingobjecttag/{}", k.to_ascii_lowercase()), vec![v.clone()]);
             }
