@@ -90,6 +90,7 @@ fn entries() -> Vec<LogEntry> {
             checksum: None,
             chunks: vec![ChunkPiece { lsn: 9, len: 5, offset: 0 }],
             inline: true,
+            sealed_data_key: None,
         }),
         LogEntry::UploadComplete { upload_id: "u1".into(), object },
         LogEntry::UploadAbort { bucket: "bucket".into(), key: "k".into(), upload_id: "u1".into() },

@@ -133,6 +133,8 @@ impl Access {
                 | "DeletePublicAccessBlock"
                 | "PutBucketCors"
                 | "DeleteBucketCors"
+                | "PutBucketEncryption"
+                | "DeleteBucketEncryption"
         );
         let granted =
             !owner_only && ask.caller.is_some_and(|u| u.scope_allows(ask.bucket, !is_read_only(ask.operation)));
@@ -357,6 +359,8 @@ fn action_of(operation: &str, versioned: bool) -> String {
         "PutObjectLockConfiguration" => "s3:PutBucketObjectLockConfiguration".into(),
         "PutBucketCors" | "DeleteBucketCors" => "s3:PutBucketCORS".into(),
         "GetBucketCors" => "s3:GetBucketCORS".into(),
+        "PutBucketEncryption" | "DeleteBucketEncryption" => "s3:PutEncryptionConfiguration".into(),
+        "GetBucketEncryption" => "s3:GetEncryptionConfiguration".into(),
         other => format!("s3:{other}"),
     }
 }

@@ -17,10 +17,11 @@ pub async fn get_object_attributes(
     req: S3Request<GetObjectAttributesInput>,
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
     let input = req.input;
-    // No object is stored encrypted with a customer key: S3 refuses keys for such objects.
-    if input.sse_customer_algorithm.is_some() || input.sse_customer_key.is_some() {
-        return Err(s3_error!(InvalidRequest, "The encryption parameters are not applicable to this object."));
-    }
+    let customer_key = crate::sse::customer_key(crate::sse::CustomerHeaders {
+        algorithm: input.sse_customer_algorithm.as_ref(),
+        key: input.sse_customer_key.as_ref(),
+        key_md5: input.sse_customer_key_md5.as_ref(),
+    })?;
     // One header of comma-separated names (boto3), or one header each (the Rust SDK).
     let wanted =
         |name: &str| input.object_attributes.iter().flat_map(|a| a.as_str().split(',')).any(|a| a.trim() == name);
@@ -28,6 +29,8 @@ pub async fn get_object_attributes(
         return Err(s3_error!(InvalidArgument, "x-amz-object-attributes must name at least one attribute"));
     }
     let entry = crate::get::lookup(s3, &input.bucket, &input.key, input.version_id.as_deref())?;
+    // An SSE-C object's attributes need its key, as its data does.
+    crate::sse::data_keys(s3.keys.server_key(), entry.meta.encryption.as_ref(), customer_key)?;
     let meta = &entry.meta;
     let mut output = GetObjectAttributesOutput {
         last_modified: Some(timestamp(meta.last_modified_ms)),

@@ -11,6 +11,7 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 use s3s::dto::{ChecksumAlgorithm, StreamingBlob};
 use s3s::{S3Error, S3Result, TrailingHeaders, s3_error};
+use storage_core::encryption::FrameSealer;
 use storage_core::{Body, Engine, StoredChecksum};
 
 /// Which checksum to compute for a body, and where the client's value comes from.
@@ -71,6 +72,9 @@ pub struct Expectations<'a> {
     pub checksum: ChecksumPlan,
     pub max_size_bytes: u64,
     pub trailing_headers: Option<TrailingHeaders>,
+    /// Encrypts the body as it is stored (server-side encryption); sizes, digests and
+    /// checksums stay those of the plaintext.
+    pub sealer: Option<FrameSealer>,
 }
 
 pub struct Ingested {
@@ -123,19 +127,31 @@ pub async fn ingest(engine: &Engine, mut blob: Option<StreamingBlob>, expect: Ex
     let mut writer = engine.body_writer();
     let mut md5 = Md5::new();
     let mut hasher = expect.checksum.algorithm.hasher();
+    let mut sealer = expect.sealer;
+    let mut size_bytes = 0u64;
     if let Some(mut blob) = blob {
         while let Some(frame) = blob.next().await {
             let data = frame.map_err(body_error)?;
-            if writer.size_bytes() + data.len() as u64 > expect.max_size_bytes {
+            if size_bytes + data.len() as u64 > expect.max_size_bytes {
                 drain(&mut blob).await;
                 return Err(too_large(expect.max_size_bytes));
             }
+            size_bytes += data.len() as u64;
             md5.update(&data);
             hasher.update(&data);
-            writer.write(data).await.map_err(engine_error)?;
+            let stored = match sealer.as_mut() {
+                Some(sealer) => sealer.push(&data),
+                None => data,
+            };
+            if !stored.is_empty() {
+                writer.write(stored).await.map_err(engine_error)?;
+            }
         }
     }
-    let size_bytes = writer.size_bytes();
+    if let Some(sealer) = sealer {
+        writer.write(sealer.finish()).await.map_err(engine_error)?;
+        debug_assert_eq!(writer.size_bytes(), storage_core::encryption::sealed_len(size_bytes));
+    }
     if let Some(length) = expect.content_length
         && length as u64 != size_bytes
     {

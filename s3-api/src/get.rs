@@ -8,6 +8,7 @@ use bytes::Bytes;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use std::ops::Range as ByteRange;
+use storage_core::encryption::DataKey;
 use storage_core::{Engine, ObjectEntry};
 
 /// Chunks read ahead of the client per download (bounds memory per GET).
@@ -145,8 +146,16 @@ pub fn lookup(s3: &QuarryS3, bucket: &str, key: &str, version_id: Option<&str>) 
 /// head in one write (through a channel it was often not there yet, and a small GET took
 /// two writes). A reader task reads the rest, `READ_AHEAD_CHUNKS` ahead, and stops as
 /// soon as the client goes away.
-pub async fn body_stream(engine: &Engine, entry: &ObjectEntry, range: ByteRange<u64>) -> S3Result<StreamingBlob> {
-    let mut reader = engine.read(entry, range);
+pub async fn body_stream(
+    engine: &Engine,
+    entry: &ObjectEntry,
+    range: ByteRange<u64>,
+    data_keys: Option<Vec<DataKey>>,
+) -> S3Result<StreamingBlob> {
+    let mut reader = match data_keys {
+        Some(keys) => engine.read_decrypted(entry, range, keys),
+        None => engine.read(entry, range),
+    };
     let first = reader.next_chunk().await.transpose().map_err(engine_error)?;
     let first = futures::stream::iter(first.map(Ok::<Bytes, std::io::Error>));
     if reader.is_finished() {
@@ -167,11 +176,18 @@ pub async fn body_stream(engine: &Engine, entry: &ObjectEntry, range: ByteRange<
 }
 
 /// GET and HEAD check the same conditions and answer with the same headers; their s3s
-/// types differ only in name. Evaluates to (output without body, entry, byte range).
+/// types differ only in name. Evaluates to (output without body, entry, byte range,
+/// data keys when the object is encrypted).
 macro_rules! serve_object {
     ($s3:expr, $input:expr, $Output:ident) => {{
         let input = $input;
+        let customer_key = crate::sse::customer_key(crate::sse::CustomerHeaders {
+            algorithm: input.sse_customer_algorithm.as_ref(),
+            key: input.sse_customer_key.as_ref(),
+            key_md5: input.sse_customer_key_md5.as_ref(),
+        })?;
         let entry = lookup($s3, &input.bucket, &input.key, input.version_id.as_deref())?;
+        let data_keys = crate::sse::data_keys($s3.keys.server_key(), entry.meta.encryption.as_ref(), customer_key)?;
         let conditions = Conditions {
             if_match: input.if_match.as_ref(),
             if_none_match: input.if_none_match.as_ref(),
@@ -212,7 +228,8 @@ macro_rules! serve_object {
             ..Default::default()
         };
         output.set_checksums(checksum_fields(meta.checksum.as_ref().filter(|_| checksum_wanted)));
-        (output, entry, range)
+        crate::sse::report!(output, meta.encryption.as_ref());
+        (output, entry, range, data_keys)
     }};
 }
 
@@ -220,10 +237,11 @@ pub async fn get_object(s3: &QuarryS3, req: S3Request<GetObjectInput>) -> S3Resu
     if req.input.bucket == crate::CATALOG_BUCKET {
         return crate::catalog::get_object(s3, req.input).await;
     }
-    let (mut output, entry, range) = serve_object!(s3, req.input, GetObjectOutput);
+    crate::sse::refuse_on_read(&req.headers)?;
+    let (mut output, entry, range, data_keys) = serve_object!(s3, req.input, GetObjectOutput);
     output.tag_count = tag_count(&entry);
     let metadata = user_metadata_headers(&entry.meta)?;
-    output.body = Some(body_stream(&s3.engine, &entry, range).await?);
+    output.body = Some(body_stream(&s3.engine, &entry, range, data_keys).await?);
     let mut response = S3Response::new(output);
     response.headers = metadata;
     Ok(response)
@@ -233,7 +251,8 @@ pub async fn head_object(s3: &QuarryS3, req: S3Request<HeadObjectInput>) -> S3Re
     if req.input.bucket == crate::CATALOG_BUCKET {
         return crate::catalog::head_object(s3, req.input).await;
     }
-    let (output, entry, _) = serve_object!(s3, req.input, HeadObjectOutput);
+    crate::sse::refuse_on_read(&req.headers)?;
+    let (output, entry, _, _) = serve_object!(s3, req.input, HeadObjectOutput);
     let mut response = S3Response::new(output);
     response.headers = user_metadata_headers(&entry.meta)?;
     // s3s's HeadObjectOutput has no field for it; S3 sends it on HEAD as on GET.

@@ -10,6 +10,7 @@ mod attributes;
 mod auth;
 mod body;
 mod bucket;
+mod bucket_encryption;
 mod bucket_policy;
 mod catalog;
 mod checksum;
@@ -32,6 +33,7 @@ mod query_gate;
 pub mod secrets;
 mod select;
 mod sql;
+mod sse;
 mod tagging;
 mod unsupported;
 mod version;
@@ -41,6 +43,7 @@ pub use admin_users::valid_user_name;
 pub use auth::{AccessLevel, KeyConfig, KeyStore};
 pub use catalog::CATALOG_BUCKET;
 pub use host::{DomainHost, MAX_DOMAINS};
+pub use sse::ServerDataKeys;
 
 use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
@@ -382,6 +385,27 @@ impl S3 for QuarryS3 {
         req: S3Request<DeleteBucketCorsInput>,
     ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
         cors::delete_bucket_cors(self, req).await
+    }
+
+    async fn put_bucket_encryption(
+        &self,
+        req: S3Request<PutBucketEncryptionInput>,
+    ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
+        bucket_encryption::put_bucket_encryption(self, req).await
+    }
+
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+        bucket_encryption::get_bucket_encryption(self, req).await
+    }
+
+    async fn delete_bucket_encryption(
+        &self,
+        req: S3Request<DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
+        bucket_encryption::delete_bucket_encryption(self, req).await
     }
 
     async fn put_public_access_block(

@@ -90,8 +90,11 @@ pub async fn create_multipart_upload(
     }
     crate::key::check_new_key(&input.key)?;
     let storage_class = crate::unsupported::object_write_options!(input).check()?;
+    let encryption = crate::sse::for_write(crate::sse::write_headers!(input), bucket_entry.encryption.as_ref())?;
     let mut meta = content_headers!(input).into_meta()?;
     meta.storage_class = storage_class;
+    // The scheme and its key's id; each part brings its own data key.
+    meta.encryption = encryption.as_ref().map(crate::sse::WriteEncryption::record);
     meta.tags = crate::tagging::from_header(input.tagging.as_deref())?;
     (meta.retention, meta.legal_hold) = crate::lock::requested_lock!(&bucket_entry, input)?;
     let acl = crate::acl::acl_headers!(input, input.acl.as_ref().map(|a| a.as_str()));
@@ -106,15 +109,18 @@ pub async fn create_multipart_upload(
         checksum_algorithm: algorithm.map(|a| a.name().to_owned()),
         checksum_type: checksum_type.clone(),
     };
+    let reported = record.meta.encryption.clone();
     s3.engine.create_upload(record).await.map_err(engine_error)?;
-    Ok(S3Response::new(CreateMultipartUploadOutput {
+    let mut output = CreateMultipartUploadOutput {
         bucket: Some(input.bucket),
         key: Some(input.key),
         upload_id: Some(upload_id),
         checksum_algorithm: input.checksum_algorithm,
         checksum_type: checksum_type.map(ChecksumType::from),
         ..Default::default()
-    }))
+    };
+    crate::sse::report!(output, reported.as_ref());
+    Ok(S3Response::new(output))
 }
 
 pub async fn upload_part(s3: &QuarryS3, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
@@ -131,6 +137,15 @@ pub async fn upload_part(s3: &QuarryS3, req: S3Request<UploadPartInput>) -> S3Re
         upload.upload.checksum_algorithm.as_deref().and_then(Algorithm::parse).unwrap_or(Algorithm::Crc64Nvme);
     let declared = declared_checksums!(input);
     let plan = body::plan_checksum(declared, &headers, fallback)?;
+    let encryption = part_encryption(
+        &upload,
+        crate::sse::customer_key(crate::sse::CustomerHeaders {
+            algorithm: input.sse_customer_algorithm.as_ref(),
+            key: input.sse_customer_key.as_ref(),
+            key_md5: input.sse_customer_key_md5.as_ref(),
+        })?,
+    )?;
+    let stream = encryption.as_ref().map(|e| e.new_stream(s3.keys.server_key())).transpose()?;
     let ingested = body::ingest(
         &s3.engine,
         input.body,
@@ -140,26 +155,50 @@ pub async fn upload_part(s3: &QuarryS3, req: S3Request<UploadPartInput>) -> S3Re
             checksum: plan,
             max_size_bytes: MAX_PART_SIZE_BYTES.min(s3.config.max_object_size_bytes),
             trailing_headers,
+            sealer: stream.as_ref().map(|(data_key, _)| storage_core::encryption::FrameSealer::new(data_key)),
         },
     )
     .await?;
+    let sealed_data_key = stream.map(|(_, sealed)| sealed);
     let part = PartRecord {
         bucket: input.bucket,
         key: input.key,
         upload_id: input.upload_id,
         part_number: input.part_number as u32,
         size_bytes: ingested.size_bytes,
-        etag: hex::encode(ingested.md5),
+        etag: part_etag(encryption.as_ref(), &ingested.md5),
         last_modified_ms: now_ms(),
         checksum: Some(ingested.checksum),
         chunks: Vec::new(),
         inline: false,
+        sealed_data_key,
     };
     let (part_etag, checksum) = (part.etag.clone(), part.checksum.clone());
     s3.engine.put_part(part, ingested.body).await.map_err(engine_error)?;
     let mut output = UploadPartOutput { e_tag: Some(etag(&part_etag)), ..Default::default() };
     output.set_checksums(checksum_fields(checksum.as_ref()));
+    crate::sse::report!(output, upload.upload.meta.encryption.as_ref());
     Ok(S3Response::new(output))
+}
+
+/// How a part of `upload` is encrypted: as the upload said at creation (with the same
+/// SSE-C key), or not at all.
+fn part_encryption(
+    upload: &UploadEntry,
+    customer: Option<crate::sse::CustomerKey>,
+) -> S3Result<Option<crate::sse::WriteEncryption>> {
+    match &upload.upload.meta.encryption {
+        Some(encryption) => crate::sse::WriteEncryption::of_upload(encryption, customer).map(Some),
+        None if customer.is_some() => {
+            Err(s3_error!(InvalidRequest, "The encryption parameters are not applicable to this upload."))
+        }
+        None => Ok(None),
+    }
+}
+
+/// A part's ETag: the MD5 of its bytes, or what its encryption makes of it.
+fn part_etag(encryption: Option<&crate::sse::WriteEncryption>, md5: &[u8; 16]) -> String {
+    encryption.map_or_else(|| hex::encode(md5), |e| e.etag(md5))
 }
 
 /// UploadPartCopy: the part points at (a range of) the source object's chunk records.
@@ -195,6 +234,52 @@ pub async fn upload_part_copy(
     }
     let algorithm =
         upload.upload.checksum_algorithm.as_deref().and_then(Algorithm::parse).unwrap_or(Algorithm::Crc64Nvme);
+    let source_keys = crate::sse::data_keys(
+        s3.keys.server_key(),
+        source.meta.encryption.as_ref(),
+        crate::sse::customer_key(crate::sse::CustomerHeaders {
+            algorithm: input.copy_source_sse_customer_algorithm.as_ref(),
+            key: input.copy_source_sse_customer_key.as_ref(),
+            key_md5: input.copy_source_sse_customer_key_md5.as_ref(),
+        })?,
+    )?;
+    let encryption = part_encryption(
+        &upload,
+        crate::sse::customer_key(crate::sse::CustomerHeaders {
+            algorithm: input.sse_customer_algorithm.as_ref(),
+            key: input.sse_customer_key.as_ref(),
+            key_md5: input.sse_customer_key_md5.as_ref(),
+        })?,
+    )?;
+    if source_keys.is_some() || encryption.is_some() {
+        // Encrypted bytes on either side: the part is written anew, not shared.
+        let rewritten =
+            crate::copy::rewrite(s3, &source, source_keys, range.clone(), encryption.as_ref(), algorithm).await?;
+        let part = PartRecord {
+            bucket: input.bucket,
+            key: input.key,
+            upload_id: input.upload_id,
+            part_number: input.part_number as u32,
+            size_bytes: rewritten.ingested.size_bytes,
+            etag: part_etag(encryption.as_ref(), &rewritten.ingested.md5),
+            last_modified_ms: now_ms(),
+            checksum: Some(rewritten.ingested.checksum.clone()),
+            chunks: Vec::new(),
+            inline: false,
+            sealed_data_key: rewritten.sealed_data_key,
+        };
+        let (part_etag, last_modified, checksum) = (part.etag.clone(), part.last_modified_ms, part.checksum.clone());
+        s3.engine.put_part(part, rewritten.ingested.body).await.map_err(engine_error)?;
+        let mut result = CopyPartResult {
+            e_tag: Some(etag(&part_etag)),
+            last_modified: Some(timestamp(last_modified)),
+            ..Default::default()
+        };
+        result.set_checksums(checksum_fields(checksum.as_ref()));
+        let mut output = UploadPartCopyOutput { copy_part_result: Some(result), ..Default::default() };
+        crate::sse::report!(output, upload.upload.meta.encryption.as_ref());
+        return Ok(S3Response::new(output));
+    }
     let mut md5 = Md5::new();
     let mut hasher = algorithm.hasher();
     let mut reader = s3.engine.read(&source, range.clone());
@@ -216,6 +301,7 @@ pub async fn upload_part_copy(
         checksum: Some(checksum.clone()),
         chunks: Vec::new(),
         inline: false,
+        sealed_data_key: None,
     };
     let (part_etag, last_modified) = (part.etag.clone(), part.last_modified_ms);
     s3.engine.put_part(part, storage_core::Body::Chunks(pieces)).await.map_err(engine_error)?;
@@ -349,6 +435,16 @@ pub async fn complete_multipart_upload(
     meta.checksum = object_checksum;
     meta.part_sizes = Some(chosen.iter().map(|p| p.size_bytes).collect());
     meta.upload_id = Some(upload.upload_id.clone());
+    if let Some(encryption) = meta.encryption.as_mut() {
+        encryption.sealed_data_keys = chosen
+            .iter()
+            .map(|p| {
+                p.sealed_data_key.clone().ok_or_else(|| {
+                    s3_error!(InternalError, "part {} of an encrypted upload has no data key", p.part_number)
+                })
+            })
+            .collect::<S3Result<Vec<_>>>()?;
+    }
     let record = ObjectRecord {
         bucket: input.bucket.clone(),
         key: input.key.clone(),
@@ -378,6 +474,7 @@ fn completed(
         ..Default::default()
     };
     output.set_checksums(checksum_fields(entry.meta.checksum.as_ref()));
+    crate::sse::report!(@server output, crate::sse::reported(entry.meta.encryption.as_ref()));
     S3Response::new(output)
 }
 

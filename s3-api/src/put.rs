@@ -9,7 +9,8 @@ use crate::meta::{SetChecksums, checksum_fields, content_headers, declared_check
 use crate::unsupported::object_write_options;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
-use storage_core::ObjectRecord;
+use storage_core::encryption::FrameSealer;
+use storage_core::{Encryption, ObjectRecord};
 
 pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
     let origin = crate::origin(&req);
@@ -22,6 +23,8 @@ pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Resu
     }
     crate::key::check_new_key(&input.key)?;
     let storage_class = object_write_options!(input).check()?;
+    let encryption = crate::sse::for_write(crate::sse::write_headers!(input), bucket_entry.encryption.as_ref())?;
+    let stream = encryption.as_ref().map(|e| e.new_stream(s3.keys.server_key())).transpose()?;
     let conditions = write_conditions(input.if_none_match.as_ref(), input.if_match.as_ref());
     let declared = declared_checksums!(input);
     let plan = body::plan_checksum(declared, &headers, Algorithm::Crc64Nvme)?;
@@ -34,6 +37,7 @@ pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Resu
             checksum: plan,
             max_size_bytes: s3.config.max_object_size_bytes,
             trailing_headers,
+            sealer: stream.as_ref().map(|(data_key, _)| FrameSealer::new(data_key)),
         },
     )
     .await?;
@@ -41,6 +45,10 @@ pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Resu
     let mut meta = content_headers!(input).into_meta()?;
     meta.size_bytes = ingested.size_bytes;
     meta.etag = hex::encode(ingested.md5);
+    if let (Some(encryption), Some((_, sealed))) = (&encryption, stream) {
+        meta.etag = encryption.etag(&ingested.md5);
+        meta.encryption = Some(Encryption { sealed_data_keys: vec![sealed], ..encryption.record() });
+    }
     meta.last_modified_ms = now_ms();
     meta.checksum = Some(ingested.checksum);
     meta.storage_class = storage_class;
@@ -73,6 +81,7 @@ pub async fn put_object(s3: &QuarryS3, req: S3Request<PutObjectInput>) -> S3Resu
         ..Default::default()
     };
     output.set_checksums(checksum_fields(entry.meta.checksum.as_ref()));
+    crate::sse::report!(output, entry.meta.encryption.as_ref());
     Ok(S3Response::new(output))
 }
 

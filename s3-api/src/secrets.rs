@@ -39,6 +39,13 @@ impl ServerKey {
         Ok(ServerKey(*Key::from_slice(&bytes)))
     }
 
+    /// A key for one purpose (`context`, fixed per purpose) and `id`, derived from this
+    /// one with BLAKE3's key derivation and keyed hash.
+    pub fn derive(&self, context: &str, id: &[u8]) -> [u8; 32] {
+        let purpose_key = blake3::derive_key(context, self.0.as_slice());
+        *blake3::keyed_hash(&purpose_key, id).as_bytes()
+    }
+
     pub fn to_hex(&self) -> String {
         hex::encode(self.0.as_slice())
     }

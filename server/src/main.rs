@@ -337,6 +337,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         );
     }
     let engine = Engine::open(engine_config).map_err(|e| format!("cannot open {}: {e}", data_dir.display()))?;
+    // SSE-S3 and SSE-KMS objects read as plaintext through every reader of the engine.
+    engine.set_data_key_opener(Arc::new(s3_api::ServerDataKeys(server_key.clone())));
     let keys = Arc::new(s3_api::KeyStore::with_run_time_users(keys, server_key, &engine)?);
     let policy = http::RequestPolicy { allow_sigv2, keys: keys.clone() };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -9,11 +9,12 @@
 //! | 1 (no `FORMAT` file) | record kinds 1–10, sidecars `QIDX0001`/`QIDX0002` |
 //! | 2 | record kinds 11–16 (bucket versioning, object and bucket tagging, object lock), version ids, delete markers and lock bypass in tombstones, sidecars `QIDX0003` |
 //! | 3 | record kinds 17–24 (bucket policy, Block Public Access, bucket and object ACLs, Object Ownership, CORS, run-time users and access keys) |
+//! | 4 | server-side encryption: encrypted bodies (`encryption` in object metadata, `sealed_data_key` in parts) and record kind 25 (bucket default encryption) |
 
 use crate::error::{Error, Result};
 use std::path::Path;
 
-pub const DATA_FORMAT_VERSION: u32 = 3;
+pub const DATA_FORMAT_VERSION: u32 = 4;
 const FILE_NAME: &str = "FORMAT";
 const PREFIX: &str = "quarry-data ";
 

@@ -1,6 +1,7 @@
 //! The engine's API: what the S3 layer calls.
 
 use crate::catalog::Catalog;
+use crate::encryption::{DataKey, DataKeyOpener, SEALED_FRAME_BYTES, StreamRead, open_frame};
 use crate::error::{Error, Rejection, Result};
 use crate::index::{
     self, AccessKeyEntry, Applied, BucketEntry, Index, ObjectEntry, RecordLocation, UserEntry, VersionPage,
@@ -8,8 +9,9 @@ use crate::index::{
 use crate::io::{FsDir, SegmentDir};
 use crate::listing::{ListPage, ListQuery, VersionQuery, list_objects, list_versions};
 use crate::log_entry::{
-    ChunkPiece, CorsRule, DefaultRetention, DeleteConditions, Grant, KeyChange, LogEntry, ObjectOwnership,
-    ObjectRecord, PartRecord, PublicAccessBlock, Retention, UploadRecord, UserChange, VersioningStatus,
+    BucketEncryption, ChunkPiece, CorsRule, DefaultRetention, DeleteConditions, Grant, KeyChange, LogEntry,
+    ObjectOwnership, ObjectRecord, PartRecord, PublicAccessBlock, Retention, UploadRecord, UserChange,
+    VersioningStatus,
 };
 use crate::record::DecodedRecord;
 use crate::recovery;
@@ -162,6 +164,9 @@ struct Inner {
     catalog_stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
     catalog_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     chunk_size_bytes: usize,
+    /// Opens the data keys of server-managed encryption (SSE-S3, SSE-KMS), so that
+    /// `read` serves those objects' plaintext to every reader (the SQL engine too).
+    data_key_opener: std::sync::OnceLock<Arc<dyn DataKeyOpener>>,
     _lock: File,
 }
 
@@ -296,9 +301,16 @@ impl Engine {
                 catalog_stop: Mutex::new(catalog_stop),
                 catalog_thread: Mutex::new(catalog_thread),
                 chunk_size_bytes: config.chunk_size_bytes,
+                data_key_opener: std::sync::OnceLock::new(),
                 _lock: lock,
             }),
         })
+    }
+
+    /// Sets how `read` opens the data keys of objects the server encrypted with its own
+    /// keys (once; the server sets it at start).
+    pub fn set_data_key_opener(&self, opener: Arc<dyn DataKeyOpener>) {
+        let _ = self.inner.data_key_opener.set(opener);
     }
 
     pub fn index(&self) -> &Index {
@@ -534,6 +546,13 @@ impl Engine {
         self.append(entry, Bytes::new(), true).await.map(|_| ())
     }
 
+    /// Put/DeleteBucketEncryption (none: delete). The configuration is checked by the
+    /// caller.
+    pub async fn set_bucket_encryption(&self, bucket: &str, config: Option<BucketEncryption>) -> Result<()> {
+        let entry = LogEntry::BucketEncryption { bucket: bucket.to_owned(), config };
+        self.append(entry, Bytes::new(), true).await.map(|_| ())
+    }
+
     /// Put/DeleteBucketPolicy (none: delete). The document is checked by the caller.
     pub async fn set_bucket_policy(&self, bucket: &str, policy: Option<String>) -> Result<()> {
         let entry = LogEntry::BucketPolicy { bucket: bucket.to_owned(), policy };
@@ -709,9 +728,44 @@ impl Engine {
         list_versions(&self.inner.index, bucket, query)
     }
 
-    /// Reads `range` of an object's body, chunk by chunk, each verified.
+    /// Reads `range` of an object's body, chunk by chunk, each verified. An encrypted
+    /// body is never handed out as it is stored: it is decrypted when the data key
+    /// opener opens its keys, else the reader yields `Error::Encrypted` (an SSE-C
+    /// object needs `read_decrypted` with the keys its client's key opens).
     pub fn read(&self, object: &ObjectEntry, range: Range<u64>) -> ObjectReader {
         assert!(range.start <= range.end && range.end <= object.meta.size_bytes, "read range out of bounds");
+        let Some(encryption) = &object.meta.encryption else {
+            return ObjectReader { inner: ReaderKind::Stored(self.read_stored(object, range)) };
+        };
+        let opened = match self.inner.data_key_opener.get() {
+            Some(opener) => opener.open(encryption),
+            None => Err("this engine opens no data keys".to_owned()),
+        };
+        match opened {
+            Ok(keys) => self.read_decrypted(object, range, keys),
+            Err(why) => {
+                let error = Error::Encrypted(format!("the object of record {} is encrypted: {why}", object.lsn));
+                ObjectReader { inner: ReaderKind::Refused(Some(error)) }
+            }
+        }
+    }
+
+    /// Reads plaintext `range` of an encrypted object with the data key of each of its
+    /// body streams (in order). A frame that does not open fails the read: bytes are
+    /// never served unverified.
+    pub fn read_decrypted(&self, object: &ObjectEntry, range: Range<u64>, keys: Vec<DataKey>) -> ObjectReader {
+        assert!(range.start <= range.end && range.end <= object.meta.size_bytes, "read range out of bounds");
+        let streams = object.meta.stream_sizes();
+        assert_eq!(keys.len(), streams.len(), "one data key per body stream");
+        let plan: VecDeque<StreamRead> = crate::encryption::plan_read(&streams, range).into();
+        ObjectReader {
+            inner: ReaderKind::Decrypting(Box::new(DecryptingReader::new(self.clone(), object, plan, keys))),
+        }
+    }
+
+    /// Reads `range` of the body as stored (ciphertext, when encrypted).
+    fn read_stored(&self, object: &ObjectEntry, range: Range<u64>) -> StoredReader {
+        assert!(range.end <= object.meta.stored_size_bytes(), "stored range out of bounds");
         let mut pieces = VecDeque::new();
         let mut piece_start = 0u64;
         for piece in &object.chunks {
@@ -723,7 +777,7 @@ impl Engine {
             }
             piece_start = piece_end;
         }
-        ObjectReader { engine: self.clone(), pieces }
+        StoredReader { engine: self.clone(), pieces }
     }
 
     pub fn list_objects(&self, bucket: &str, query: &ListQuery) -> Result<ListPage> {
@@ -841,20 +895,161 @@ impl BodyWriter {
     }
 }
 
-/// Yields an object's bytes chunk by chunk; every chunk is checksum-verified before
-/// any of its bytes are returned.
+/// Yields an object's bytes chunk by chunk; every chunk is checksum-verified (and, when
+/// encrypted, opened) before any of its bytes are returned.
 pub struct ObjectReader {
-    engine: Engine,
-    pieces: VecDeque<(ChunkPiece, Range<u64>)>,
+    inner: ReaderKind,
+}
+
+enum ReaderKind {
+    Stored(StoredReader),
+    Decrypting(Box<DecryptingReader>),
+    Refused(Option<Error>),
 }
 
 impl ObjectReader {
     /// True once every piece has been yielded.
     pub fn is_finished(&self) -> bool {
-        self.pieces.is_empty()
+        match &self.inner {
+            ReaderKind::Stored(reader) => reader.pieces.is_empty(),
+            ReaderKind::Decrypting(reader) => reader.is_finished(),
+            ReaderKind::Refused(error) => error.is_none(),
+        }
     }
 
     pub async fn next_chunk(&mut self) -> Option<Result<Bytes>> {
+        match &mut self.inner {
+            ReaderKind::Stored(reader) => reader.next_chunk().await,
+            ReaderKind::Decrypting(reader) => reader.next_chunk().await,
+            ReaderKind::Refused(error) => error.take().map(Err),
+        }
+    }
+}
+
+/// Decrypts a planned read stream by stream: stored bytes are gathered into whole
+/// sealed frames (at most one frame plus one chunk held), each opened before any of its
+/// bytes leave.
+struct DecryptingReader {
+    engine: Engine,
+    object: ObjectEntry,
+    plan: VecDeque<StreamRead>,
+    keys: Vec<DataKey>,
+    current: Option<(StreamRead, StoredReader)>,
+    /// Sealed bytes of the current stream not yet opened.
+    pending: BytesMut,
+    /// The next frame of the current stream to open, and plaintext bytes of the
+    /// current read already passed (to cut to `wanted`).
+    next_frame: u64,
+    plain_offset: u64,
+}
+
+impl DecryptingReader {
+    fn new(engine: Engine, object: &ObjectEntry, plan: VecDeque<StreamRead>, keys: Vec<DataKey>) -> Self {
+        DecryptingReader {
+            engine,
+            object: object.clone(),
+            plan,
+            keys,
+            current: None,
+            pending: BytesMut::new(),
+            next_frame: 0,
+            plain_offset: 0,
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        self.current.is_none() && self.plan.is_empty()
+    }
+
+    async fn next_chunk(&mut self) -> Option<Result<Bytes>> {
+        loop {
+            let (read, mut stored) = match self.current.take() {
+                Some(current) => current,
+                None => {
+                    let read = self.plan.pop_front()?;
+                    let stored = self.engine.read_stored(&self.object, read.stored.clone());
+                    self.next_frame = read.first_frame;
+                    self.plain_offset = 0;
+                    self.pending.clear();
+                    (read, stored)
+                }
+            };
+            let exhausted = stored.pieces.is_empty();
+            let opened = self.open_held_frames(&read, exhausted);
+            let out = match opened {
+                Ok(out) => out,
+                Err(e) => {
+                    self.plan.clear();
+                    return Some(Err(e));
+                }
+            };
+            if exhausted && !self.pending.is_empty() {
+                // Stored bytes ended inside a frame: the record is not what it claims.
+                self.plan.clear();
+                return Some(Err(Error::Corrupt(format!(
+                    "the encrypted body of the object of record {} ends mid-frame",
+                    self.object.lsn
+                ))));
+            }
+            if !exhausted {
+                if out.is_empty() {
+                    match stored.next_chunk().await {
+                        Some(Ok(bytes)) => self.pending.extend_from_slice(&bytes),
+                        Some(Err(e)) => {
+                            self.plan.clear();
+                            return Some(Err(e));
+                        }
+                        None => {}
+                    }
+                }
+                self.current = Some((read, stored));
+            }
+            if !out.is_empty() {
+                return Some(Ok(out.freeze()));
+            }
+        }
+    }
+
+    /// Opens every whole frame held (a stream's last frame only once all its bytes are
+    /// in) and returns the wanted part of their plaintext.
+    fn open_held_frames(&mut self, read: &StreamRead, exhausted: bool) -> Result<BytesMut> {
+        let last_frame = read.stream_frames - 1;
+        let mut out = BytesMut::new();
+        while !self.pending.is_empty() {
+            let is_last = self.next_frame == last_frame;
+            let need = if is_last { self.pending.len() } else { SEALED_FRAME_BYTES as usize };
+            if self.pending.len() < need || (is_last && !exhausted) {
+                break;
+            }
+            let sealed = self.pending.split_to(need);
+            let Some(plain) = open_frame(&self.keys[read.stream], self.next_frame, is_last, &sealed) else {
+                EngineStats::add(&self.engine.inner.stats.corrupt_reads, 1);
+                return Err(Error::Encrypted(format!(
+                    "a frame of the object of record {} does not open with its data key",
+                    self.object.lsn
+                )));
+            };
+            self.next_frame += 1;
+            let start = self.plain_offset;
+            self.plain_offset += plain.len() as u64;
+            let from = read.wanted.start.max(start);
+            let to = read.wanted.end.min(self.plain_offset);
+            if from < to {
+                out.extend_from_slice(&plain[(from - start) as usize..(to - start) as usize]);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Reads stored bytes piece by piece.
+struct StoredReader {
+    engine: Engine,
+    pieces: VecDeque<(ChunkPiece, Range<u64>)>,
+}
+
+impl StoredReader {
+    async fn next_chunk(&mut self) -> Option<Result<Bytes>> {
         let (piece, range) = self.pieces.pop_front()?;
         Some(self.read_piece(piece, range).await)
     }

@@ -19,6 +19,9 @@ pub enum Error {
     Closed,
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// The body is encrypted and the reader has no key for it (or the wrong one).
+    #[error("{0}")]
+    Encrypted(String),
 }
 
 impl Error {

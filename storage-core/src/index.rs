@@ -37,8 +37,9 @@
 
 use crate::error::{Rejection, Result};
 use crate::log_entry::{
-    ChunkPiece, CorsRule, DefaultRetention, Grant, KeyChange, LockMode, LogEntry, ObjectMeta, ObjectOwnership,
-    ObjectRecord, PartRecord, PublicAccessBlock, Retention, UploadRecord, UserChange, VersioningStatus,
+    BucketEncryption, ChunkPiece, CorsRule, DefaultRetention, Grant, KeyChange, LockMode, LogEntry, ObjectMeta,
+    ObjectOwnership, ObjectRecord, PartRecord, PublicAccessBlock, Retention, UploadRecord, UserChange,
+    VersioningStatus,
 };
 use crate::version::VersionId;
 use serde::{Deserialize, Serialize};
@@ -126,6 +127,12 @@ pub struct BucketEntry {
     /// The record that set `cors` (kept while the bucket lives).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors_lsn: Option<u64>,
+    /// The bucket's default encryption (PutBucketEncryption; none: no configuration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<BucketEncryption>,
+    /// The record that set `encryption` (kept while the bucket lives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_lsn: Option<u64>,
 }
 
 /// One version of an object: its body, or a delete marker.
@@ -1064,6 +1071,8 @@ pub fn apply(
                 acl_lsn: None,
                 cors: None,
                 cors_lsn: None,
+                encryption: None,
+                encryption_lsn: None,
             };
             view.insert(bucket_key(bucket), to_json(&entry));
         }
@@ -1136,6 +1145,13 @@ pub fn apply(
             let mut entry = view.json::<BucketEntry>(&k)?.expect("decide checked that the bucket exists");
             entry.cors = rules.clone();
             entry.cors_lsn = rules.as_ref().map(|_| lsn);
+            view.insert(k, to_json(&entry));
+        }
+        LogEntry::BucketEncryption { bucket, config } => {
+            let k = bucket_key(bucket);
+            let mut entry = view.json::<BucketEntry>(&k)?.expect("decide checked that the bucket exists");
+            entry.encryption = config.clone();
+            entry.encryption_lsn = config.as_ref().map(|_| lsn);
             view.insert(k, to_json(&entry));
         }
         LogEntry::BucketPolicy { bucket, policy } => {
@@ -1366,6 +1382,7 @@ fn decide(view: &View<'_>, entry: &LogEntry) -> Result<Result<(), Rejection>> {
         | LogEntry::BucketTagging { bucket, .. }
         | LogEntry::BucketPolicy { bucket, .. }
         | LogEntry::BucketCors { bucket, .. }
+        | LogEntry::BucketEncryption { bucket, .. }
         | LogEntry::BucketPublicAccessBlock { bucket, .. }
         | LogEntry::BucketAcl { bucket, .. }
         | LogEntry::BucketOwnershipControls { bucket, .. }
@@ -1376,6 +1393,7 @@ fn decide(view: &View<'_>, entry: &LogEntry) -> Result<Result<(), Rejection>> {
         LogEntry::BucketTagging { .. }
         | LogEntry::BucketPolicy { .. }
         | LogEntry::BucketCors { .. }
+        | LogEntry::BucketEncryption { .. }
         | LogEntry::BucketPublicAccessBlock { .. }
         | LogEntry::BucketAcl { .. }
         | LogEntry::BucketOwnershipControls { .. } => Ok(()),
@@ -1480,9 +1498,11 @@ fn put_object(view: &mut View<'_>, object: &ObjectRecord, lsn: u64, chunks: Vec<
     }
     let total: u64 = chunks.iter().map(|c| c.len).sum();
     assert_eq!(
-        total, object.meta.size_bytes,
-        "object {}/{}: chunks do not add up to its size",
-        object.bucket, object.key
+        total,
+        object.meta.stored_size_bytes(),
+        "object {}/{}: chunks do not add up to its stored size",
+        object.bucket,
+        object.key
     );
     let versioning = bucket_versioning(view, &object.bucket)?;
     retire_latest(view, &object.bucket, &object.key, existing, versioning)?;

@@ -7,6 +7,7 @@
 pub mod catalog;
 mod compactor;
 pub mod data_format;
+pub mod encryption;
 mod engine;
 mod error;
 pub mod index;
@@ -29,9 +30,9 @@ pub use error::{Error, Rejection, Result};
 pub use index::{AccessKeyEntry, Applied, BucketEntry, ObjectEntry, PartEntry, UploadEntry, UserEntry, VersionPage};
 pub use listing::{ListPage, ListQuery, VersionQuery};
 pub use log_entry::{
-    ChunkPiece, CorsRule, DefaultRetention, DeleteConditions, Grant, Grantee, KeyChange, LockMode, ObjectMeta,
-    ObjectOwnership, ObjectRecord, Origin, PartRecord, Permission, PublicAccessBlock, Retention, StoredChecksum,
-    UploadRecord, UserChange, VersioningStatus, slice_pieces,
+    BucketEncryption, ChunkPiece, CorsRule, DefaultRetention, DeleteConditions, Encryption, Grant, Grantee, KeyChange,
+    LockMode, ObjectMeta, ObjectOwnership, ObjectRecord, Origin, PartRecord, Permission, PublicAccessBlock, Retention,
+    SseScheme, StoredChecksum, UploadRecord, UserChange, VersioningStatus, slice_pieces,
 };
 pub use scrub::ScrubReport;
 pub use stats::EngineStats;

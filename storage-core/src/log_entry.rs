@@ -99,6 +99,74 @@ pub struct ObjectMeta {
     /// upload to another user's bucket under ObjectWriter ownership).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// Server-side encryption: how the stored body is encrypted (`None`: it is not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
+}
+
+impl ObjectMeta {
+    /// The size of the body as stored: the plaintext size, or what its encryption adds.
+    pub fn stored_size_bytes(&self) -> u64 {
+        match &self.encryption {
+            None => self.size_bytes,
+            Some(_) => self.stream_sizes().iter().map(|&s| crate::encryption::sealed_len(s)).sum(),
+        }
+    }
+
+    /// The plaintext size of each body stream: each part of a multipart object, or the
+    /// whole body.
+    pub fn stream_sizes(&self) -> Vec<u64> {
+        self.part_sizes.clone().unwrap_or_else(|| vec![self.size_bytes])
+    }
+}
+
+/// Which server-side encryption an object (or an upload, or a bucket's default) uses,
+/// as S3 names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SseScheme {
+    /// SSE-S3: `x-amz-server-side-encryption: AES256`, keys the server holds.
+    #[serde(rename = "sse-s3")]
+    S3,
+    /// SSE-KMS: `aws:kms`, under a named key of the server's built-in key service.
+    #[serde(rename = "sse-kms")]
+    Kms,
+    /// SSE-C: the client's own key, sent with every request and never stored.
+    #[serde(rename = "sse-c")]
+    Customer,
+}
+
+/// A bucket's default encryption: what a write that names none gets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketEncryption {
+    pub scheme: SseScheme,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub bucket_key_enabled: bool,
+}
+
+/// How a version's body is encrypted at rest (see `encryption.rs` for the frames).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Encryption {
+    pub scheme: SseScheme,
+    /// The frame format (`encryption::FRAME_FORMAT`); another one is refused.
+    pub format: u32,
+    /// SSE-KMS: the key's id as the client named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    /// SSE-KMS: the encryption context (base64 JSON), reported back as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_context: Option<String>,
+    /// SSE-C: base64 MD5 of the client's key, reported back and compared on reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_key_md5: Option<String>,
+    /// x-amz-server-side-encryption-bucket-key-enabled, reported back as given.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub bucket_key_enabled: bool,
+    /// The data key of each body stream (one for a PUT, one per part), each sealed
+    /// under the key-encryption key. Empty in an upload's metadata: parts carry theirs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sealed_data_keys: Vec<String>,
 }
 
 /// An ACL permission, as S3 names them.
@@ -342,6 +410,10 @@ pub struct PartRecord {
     pub chunks: Vec<ChunkPiece>,
     #[serde(default)]
     pub inline: bool,
+    /// The part's data key, sealed, when its upload is encrypted (`size_bytes` is then
+    /// the plaintext size and the chunks hold `encryption::sealed_len` of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_data_key: Option<String>,
 }
 
 /// What a conditional delete requires of the version it removes or hides (the latest,
@@ -455,6 +527,13 @@ pub enum LogEntry {
         bucket: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rules: Option<Vec<CorsRule>>,
+    },
+    /// Put/DeleteBucketEncryption: the bucket's default encryption from here on (none:
+    /// deleted).
+    BucketEncryption {
+        bucket: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        config: Option<BucketEncryption>,
     },
     /// Put/DeletePublicAccessBlock: the bucket's settings from here on (none: deleted).
     BucketPublicAccessBlock {
@@ -584,6 +663,7 @@ impl LogEntry {
             LogEntry::ObjectAcl { .. } => RecordKind::ObjectAcl,
             LogEntry::BucketOwnershipControls { .. } => RecordKind::BucketOwnershipControls,
             LogEntry::BucketCors { .. } => RecordKind::BucketCors,
+            LogEntry::BucketEncryption { .. } => RecordKind::BucketEncryption,
             LogEntry::User { .. } => RecordKind::User,
             LogEntry::AccessKey { .. } => RecordKind::AccessKey,
         }

@@ -55,6 +55,7 @@ pub enum RecordKind {
     BucketCors = 22,
     User = 23,
     AccessKey = 24,
+    BucketEncryption = 25,
 }
 
 impl RecordKind {
@@ -85,6 +86,7 @@ impl RecordKind {
             22 => BucketCors,
             23 => User,
             24 => AccessKey,
+            25 => BucketEncryption,
             _ => return None,
         })
     }

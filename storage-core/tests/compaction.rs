@@ -119,6 +119,7 @@ async fn space_comes_back_and_live_data_is_byte_identical() {
         checksum: None,
         chunks: vec![],
         inline: false,
+        sealed_data_key: None,
     };
     engine.put_part(part, part_body).await.unwrap();
     // Delete 90%.
@@ -659,6 +660,7 @@ async fn multipart(engine: &Engine, key: &str, upload_id: &str, parts: &[Vec<u8>
             checksum: None,
             chunks: Vec::new(),
             inline: false,
+            sealed_data_key: None,
         };
         engine.put_part(part, writer.finish().await.unwrap()).await.unwrap();
     }

@@ -21,22 +21,36 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use storage_core::encryption::{DataKey, FrameSealer};
 use storage_core::io::SimDir;
 use storage_core::{
-    Body, CompactionOptions, CorsRule, Engine, EngineConfig, Grant, Grantee, KeyChange, ListQuery, LockMode, NewBucket,
-    ObjectEntry, ObjectMeta, ObjectOwnership, ObjectRecord, PartRecord, Permission, PublicAccessBlock, Retention,
-    UploadRecord, UserChange, VersionId, VersionQuery, VersioningStatus,
+    Body, BucketEncryption, CompactionOptions, CorsRule, Encryption, Engine, EngineConfig, Grant, Grantee, KeyChange,
+    ListQuery, LockMode, NewBucket, ObjectEntry, ObjectMeta, ObjectOwnership, ObjectRecord, PartRecord, Permission,
+    PublicAccessBlock, Retention, SseScheme, UploadRecord, UserChange, VersionId, VersionQuery, VersioningStatus,
 };
 
 const BUCKET: &str = "model";
 const KEYS: u8 = 6;
 const CHUNK_BYTES: usize = 1024;
+const FRAME_BYTES: usize = storage_core::encryption::FRAME_PLAINTEXT_BYTES as usize;
 
 #[derive(Debug, Clone)]
 enum Op {
     Put {
         key: u8,
         len: usize,
+        seed: u8,
+    },
+    /// A put whose body is stored encrypted (server-side encryption) under a data key
+    /// made from `seed`; read back through decryption.
+    PutEncrypted {
+        key: u8,
+        len: usize,
+        seed: u8,
+    },
+    /// Sets the bucket's default encryption from `seed`, or deletes it when
+    /// `seed % 3 == 0`.
+    SetEncryption {
         seed: u8,
     },
     Delete {
@@ -142,6 +156,8 @@ fn data_op() -> impl Strategy<Value = Op> {
             .prop_map(|(key, nth, seed, acl)| Op::Tag { key, nth, seed, acl }),
         1 => any::<u8>().prop_map(|seed| Op::SetBucketAccess { seed }),
         1 => any::<u8>().prop_map(|seed| Op::SetCors { seed }),
+        1 => any::<u8>().prop_map(|seed| Op::SetEncryption { seed }),
+        1 => (0..KEYS, 0usize..(FRAME_BYTES + 2000), any::<u8>()).prop_map(|(key, len, seed)| Op::PutEncrypted { key, len, seed }),
         1 => (0..KEYS, 0..KEYS).prop_map(|(from, to)| Op::Copy { from, to }),
         1 => (0..KEYS, prop::collection::vec(0usize..2500, 1..4), any::<u8>(), prop::bool::weighted(0.2))
             .prop_map(|(key, part_lens, seed, abort)| Op::Multipart { key, part_lens, seed, abort }),
@@ -267,6 +283,7 @@ struct BucketState {
     acl: Option<Vec<Grant>>,
     object_ownership: Option<ObjectOwnership>,
     cors: Option<Vec<CorsRule>>,
+    encryption: Option<BucketEncryption>,
     /// Not the bucket's, but kept with it: the users made at run time.
     users: BTreeMap<String, ModelUser>,
 }
@@ -311,6 +328,20 @@ fn cors_for(seed: u8) -> Option<Vec<CorsRule>> {
     })
 }
 
+/// The default encryption `Op::SetEncryption { seed }` sets (none: it deletes it).
+fn encryption_for(seed: u8) -> Option<BucketEncryption> {
+    (!seed.is_multiple_of(3)).then(|| BucketEncryption {
+        scheme: if seed.is_multiple_of(2) { SseScheme::S3 } else { SseScheme::Kms },
+        kms_key_id: (seed % 2 == 1).then(|| format!("key-{seed}")),
+        bucket_key_enabled: seed.is_multiple_of(5),
+    })
+}
+
+/// The data key `Op::PutEncrypted { seed }` encrypts with.
+fn data_key_for(seed: u8) -> DataKey {
+    DataKey::from_bytes(&[seed; 32]).expect("32 bytes")
+}
+
 /// The policy document `Op::SetPolicy { seed }` sets (none: it deletes the policy).
 fn policy_for(seed: u8) -> Option<String> {
     (!seed.is_multiple_of(3)).then(|| {
@@ -343,6 +374,7 @@ impl Harness {
             acl: None,
             object_ownership: Some(ObjectOwnership::BucketOwnerEnforced),
             cors: None,
+            encryption: None,
             users: BTreeMap::new(),
         }];
         let mut harness =
@@ -424,7 +456,9 @@ impl Harness {
         let write =
             |key: u8, content: Option<Stored>| (key_name(key), after_write(&versions(key), content, versioning));
         match op {
-            Op::Put { key, len, seed } => vec![write(*key, Some(Stored::written(bytes_for(*len, *seed))))],
+            Op::Put { key, len, seed } | Op::PutEncrypted { key, len, seed } => {
+                vec![write(*key, Some(Stored::written(bytes_for(*len, *seed))))]
+            }
             Op::Delete { key } if versioning.is_none() && versions(*key).is_empty() => vec![],
             Op::Delete { key } => vec![write(*key, None)],
             Op::DeleteVersion { key, nth, bypass } => {
@@ -486,6 +520,7 @@ impl Harness {
             Op::SetVersioning { .. }
             | Op::SetBucketAccess { .. }
             | Op::SetCors { .. }
+            | Op::SetEncryption { .. }
             | Op::SetPolicy { .. }
             | Op::SetPublicAccessBlock { .. }
             | Op::Identity { .. }
@@ -530,6 +565,7 @@ impl Harness {
             }
             Op::SetPolicy { seed } => Some(BucketState { policy: policy_for(*seed), ..now }),
             Op::SetCors { seed } => Some(BucketState { cors: cors_for(*seed), ..now }),
+            Op::SetEncryption { seed } => Some(BucketState { encryption: encryption_for(*seed), ..now }),
             Op::SetBucketAccess { seed } if seed % 2 == 0 => Some(BucketState { acl: Some(acl_for(seed / 2)), ..now }),
             Op::SetBucketAccess { seed } => Some(BucketState { object_ownership: ownership_for(seed / 2), ..now }),
             Op::SetPublicAccessBlock { seed } => {
@@ -570,6 +606,28 @@ impl Harness {
                 let body = writer.finish().await?;
                 engine.put_object(record(&key_name(*key), data.len() as u64), body).await?;
             }
+            Op::PutEncrypted { key, len, seed } => {
+                let data = bytes_for(*len, *seed);
+                let mut sealer = FrameSealer::new(&data_key_for(*seed));
+                let mut writer = engine.body_writer();
+                for piece in data.chunks(700) {
+                    writer.write(sealer.push(piece)).await?;
+                }
+                writer.write(sealer.finish()).await?;
+                let body = writer.finish().await?;
+                let mut object = record(&key_name(*key), data.len() as u64);
+                // The model keeps the data key in the clear: sealing it is s3-api's job.
+                object.meta.encryption = Some(Encryption {
+                    scheme: SseScheme::S3,
+                    format: storage_core::encryption::FRAME_FORMAT,
+                    kms_key_id: None,
+                    kms_context: None,
+                    customer_key_md5: None,
+                    bucket_key_enabled: false,
+                    sealed_data_keys: vec![hex::encode([*seed; 32])],
+                });
+                engine.put_object(object, body).await?;
+            }
             Op::Delete { key } => {
                 engine.delete_object(BUCKET, &key_name(*key)).await?;
             }
@@ -588,6 +646,7 @@ impl Harness {
             }
             Op::SetPolicy { seed } => engine.set_bucket_policy(BUCKET, policy_for(*seed)).await?,
             Op::SetCors { seed } => engine.set_bucket_cors(BUCKET, cors_for(*seed)).await?,
+            Op::SetEncryption { seed } => engine.set_bucket_encryption(BUCKET, encryption_for(*seed)).await?,
             Op::Identity { user, key, action, seed } => {
                 let (user, key) = (format!("u{user}"), format!("AK{key}"));
                 let result = match action {
@@ -641,7 +700,11 @@ impl Harness {
             }
             Op::Copy { from, to } => {
                 let Some(source) = engine.object(BUCKET, &key_name(*from))? else { return Ok(()) };
-                engine.put_object(record(&key_name(*to), source.meta.size_bytes), Body::Chunks(source.chunks)).await?;
+                let mut object = record(&key_name(*to), source.meta.size_bytes);
+                // An encrypted source's frames are shared with their keys (and streams).
+                object.meta.encryption = source.meta.encryption.clone();
+                object.meta.part_sizes = source.meta.part_sizes.clone();
+                engine.put_object(object, Body::Chunks(source.chunks)).await?;
             }
             Op::Multipart { key, part_lens, seed, abort } => {
                 self.upload_counter += 1;
@@ -676,6 +739,7 @@ impl Harness {
                         checksum: None,
                         chunks: Vec::new(),
                         inline: false,
+                        sealed_data_key: None,
                     };
                     engine.put_part(part, body).await?;
                     whole.extend_from_slice(&data);
@@ -709,6 +773,7 @@ impl Harness {
             acl: entry.acl,
             object_ownership: entry.object_ownership,
             cors: entry.cors,
+            encryption: entry.encryption,
             users: engine_users(&engine),
         };
         assert!(
@@ -905,7 +970,17 @@ fn record(key: &str, size: u64) -> ObjectRecord {
 }
 
 async fn read_entry(engine: &Engine, entry: &ObjectEntry) -> storage_core::Result<Stored> {
-    let mut reader = engine.read(entry, 0..entry.meta.size_bytes);
+    let mut reader = match &entry.meta.encryption {
+        None => engine.read(entry, 0..entry.meta.size_bytes),
+        Some(encryption) => {
+            let keys = encryption
+                .sealed_data_keys
+                .iter()
+                .map(|k| DataKey::from_bytes(&hex::decode(k).unwrap()).unwrap())
+                .collect();
+            engine.read_decrypted(entry, 0..entry.meta.size_bytes, keys)
+        }
+    };
     let mut out = Vec::new();
     while let Some(chunk) = reader.next_chunk().await {
         out.extend_from_slice(&chunk?);

@@ -706,6 +706,33 @@ class Suite:
             404,
         )
 
+    def check_server_side_encryption(self):
+        """SSE-C through upload_file/download_file (multipart, ranged GETs), SSE-KMS reported back."""
+        key = b"K" * 32  # boto3 base64-encodes the key and adds its MD5
+        sse_c = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": key}
+        size = 11 * MiB + 7
+        src = self.write_random("sse-c.bin", size)
+        cfg = TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB, max_concurrency=4)
+        self.s3.upload_file(src, BUCKET, "sse/c.bin", Config=cfg, ExtraArgs=sse_c)
+        expect_client_error(
+            "GetObject of an SSE-C object without its key",
+            lambda: self.s3.get_object(Bucket=BUCKET, Key="sse/c.bin"),
+            "InvalidRequest",
+            400,
+        )
+        dst = self.path("sse-c-download.bin")
+        self.s3.download_file(BUCKET, "sse/c.bin", dst, Config=cfg, ExtraArgs=sse_c)
+        with open(src, "rb") as f, open(dst, "rb") as g:
+            expect_bytes("download_file of the SSE-C object", f.read(), g.read())
+        put = self.s3.put_object(
+            Bucket=BUCKET, Key="sse/kms.txt", Body=b"kms", ServerSideEncryption="aws:kms", SSEKMSKeyId="compat-key"
+        )
+        expect_eq("PutObject SSE-KMS key id", "compat-key", put.get("SSEKMSKeyId"))
+        got = self.s3.get_object(Bucket=BUCKET, Key="sse/kms.txt")
+        expect_eq("GetObject ServerSideEncryption", "aws:kms", got.get("ServerSideEncryption"))
+        expect_bytes("GetObject of the SSE-KMS object", b"kms", got["Body"].read())
+        self.s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": "sse/c.bin"}, {"Key": "sse/kms.txt"}]})
+
     def check_unsupported_features_refused(self):
         """Features Quarry lacks get AWS's error, never a 200 that drops them."""
         bucket = "compat-strict"
@@ -718,8 +745,13 @@ class Suite:
         self.s3.create_bucket(Bucket=bucket)
         refused = [
             ("ACL public-read", {"ACL": "public-read"}, "AccessControlListNotSupported", 400),
-            ("SSE AES256", {"ServerSideEncryption": "AES256"}, "NotImplemented", 501),
-            ("SSE-C", {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": "k" * 32}, "NotImplemented", 501),
+            ("SSE aws:kms:dsse", {"ServerSideEncryption": "aws:kms:dsse"}, "NotImplemented", 501),
+            (
+                "SSE-C together with SSE AES256",
+                {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": "k" * 32, "ServerSideEncryption": "AES256"},
+                "InvalidArgument",
+                400,
+            ),
             ("a tag key twice", {"Tagging": "a=b&a=c"}, "InvalidTag", 400),
             ("storage class FAST", {"StorageClass": "FAST"}, "InvalidStorageClass", 400),
         ]
@@ -787,6 +819,7 @@ CHECKS = [
     "presigned_put",
     "presigned_post_form_upload",
     "bad_credentials_rejected",
+    "server_side_encryption",
     "unsupported_features_refused",
     "virtual_hosted_style",
     "delete_bucket",

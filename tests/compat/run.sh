@@ -649,6 +649,24 @@ check_runtime_user_with_aws_cli() {
     must quarry_admin user delete compat-dora >/dev/null
 }
 
+# --- server-side encryption with the aws cli -------------------------------------
+
+check_cp_server_side_encryption() {
+    local key=0123456789abcdef0123456789abcdef # 32 bytes: the aws cli sends it base64'd, with its MD5
+    # SSE-S3 on the single-part path, SSE-C on the multipart one (the 100 MiB file).
+    must aws s3 cp --no-progress --sse AES256 "$WORK/up/small.bin" "s3://$BUCKET/sse/s3.bin" >/dev/null
+    must aws s3 cp --no-progress --sse-c AES256 --sse-c-key "$key" "$WORK/up/big.bin" "s3://$BUCKET/sse/c.bin" >/dev/null
+    local head
+    head=$(must aws s3api head-object --bucket "$BUCKET" --key sse/s3.bin)
+    grep -q '"ServerSideEncryption": "AES256"' <<<"$head" || fail "head-object of an --sse AES256 upload" '"ServerSideEncryption": "AES256"' "$head"
+    must_fail 'Bad Request|400' aws s3api head-object --bucket "$BUCKET" --key sse/c.bin
+    must aws s3 cp --no-progress --sse-c AES256 --sse-c-key "$key" "s3://$BUCKET/sse/c.bin" "$WORK/dl/sse-c.bin" >/dev/null
+    cmp -s "$WORK/up/big.bin" "$WORK/dl/sse-c.bin" || fail "aws s3 cp --sse-c down" "the bytes uploaded" "different bytes"
+    must aws s3 cp --no-progress "s3://$BUCKET/sse/s3.bin" "$WORK/dl/sse-s3.bin" >/dev/null
+    cmp -s "$WORK/up/small.bin" "$WORK/dl/sse-s3.bin" || fail "aws s3 cp down of the --sse AES256 object" "the bytes uploaded" "different bytes"
+    must aws s3 rm --recursive --quiet "s3://$BUCKET/sse/" >/dev/null
+}
+
 # --- s3cmd (PyPI): ACLs and bucket policies -----------------------------------
 
 S3CMD_BUCKET=compat-s3cmd
@@ -924,6 +942,7 @@ EOF
     run_check "aws s3 ls (objects, common prefix)" check_ls_objects
     run_check "aws s3 cp down + cmp" check_cp_down
     run_check "aws s3 cp stdin -> stdout" check_cp_stream
+    run_check "aws s3 cp --sse AES256 / --sse-c (multipart)" check_cp_server_side_encryption
     run_check "aws s3 sync up (tree)" check_sync_up
     run_check "aws s3 sync up again transfers nothing" check_sync_up_again_is_noop
     run_check "aws s3 sync down + diff -r" check_sync_down

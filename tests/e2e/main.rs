@@ -24,6 +24,7 @@ mod core_ring;
 mod cors;
 mod crash_cycles;
 mod disk_full;
+mod encryption;
 mod erasure;
 mod integrity;
 mod limits;

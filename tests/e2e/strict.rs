@@ -1,5 +1,6 @@
-//! Nothing silently accepted: requests for features Quarry lacks (ACL grants, encryption,
-//! object lock on a bucket without it, website redirects) and tags beyond S3's limits get
+//! Nothing silently accepted: requests for features Quarry lacks (ACL grants under
+//! BucketOwnerEnforced, dual-layer KMS encryption, object lock on a bucket without it,
+//! website redirects), encryption headers that contradict each other, and tags beyond S3's limits get
 //! the S3 error AWS gives instead of a 200
 //! that drops them; storage classes are kept as given; metadata that could not be sent
 //! back is refused at upload; listings answer max-keys=0 and an empty delimiter as S3 does.
@@ -19,6 +20,12 @@ use crate::harness::*;
 fn sse_c_key() -> (String, String, String) {
     let key = [7u8; 32];
     ("AES256".to_owned(), base64(&key), base64(&md5_bytes(&key)))
+}
+
+/// SSE-C headers whose MD5 is not the key's.
+fn sse_c_key_with_wrong_md5() -> (String, String, String) {
+    let (algorithm, key, _) = sse_c_key();
+    (algorithm, key, base64(&md5_bytes(b"another key")))
 }
 
 fn retain_until() -> DateTime {
@@ -46,9 +53,15 @@ where
             400,
             "AccessControlListNotSupported",
         ),
-        ("SSE AES256", |b| b.server_side_encryption(ServerSideEncryption::Aes256), 501, "NotImplemented"),
-        ("SSE aws:kms", |b| b.server_side_encryption(ServerSideEncryption::AwsKms), 501, "NotImplemented"),
-        ("SSE-C", |b| b.sse_c(sse_c_key()), 501, "NotImplemented"),
+        ("SSE aws:kms:dsse", |b| b.server_side_encryption(ServerSideEncryption::AwsKmsDsse), 501, "NotImplemented"),
+        ("SSE of an unknown method", |b| b.server_side_encryption(ServerSideEncryption::from("aes:kms")), 400, "InvalidArgument"),
+        (
+            "SSE-C with SSE AES256",
+            |b| b.sse_c(sse_c_key()).server_side_encryption(ServerSideEncryption::Aes256),
+            400,
+            "InvalidArgument",
+        ),
+        ("SSE-C of another key's MD5", |b| b.sse_c(sse_c_key_with_wrong_md5()), 400, "InvalidArgument"),
         ("object lock retention", |b| b.lock(), 400, "InvalidRequest"),
         ("object lock legal hold", |b| b.legal_hold(), 400, "InvalidRequest"),
         ("x-amz-tagging of 11 tags", |b| b.tagging("a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8&i=9&j=10&k=11"), 400, "InvalidTag"),
@@ -126,7 +139,7 @@ async fn object_writes_refuse_features_quarry_lacks() {
     let uploads = s3.list_multipart_uploads().bucket(bucket).send().await.ok_or_panic("ListMultipartUploads");
     assert!(uploads.uploads().is_empty(), "refused CreateMultipartUpload calls must start no upload, got {uploads:?}");
 
-    // SSE-C naming the key of a copy source: no object has one.
+    // SSE-C naming the key of a copy source that is not encrypted with one.
     let (algorithm, key, md5) = sse_c_key();
     let res = s3
         .copy_object()
