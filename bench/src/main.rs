@@ -147,7 +147,15 @@ async fn run(settings: Settings) -> Result<(), String> {
     let on_null = S3Client::new(null.address, 64);
     for client in [&on_quarry, &on_null] {
         expect_ok(client.send(Method::PUT, "/bench", Bytes::new()).await?, "CreateBucket bench")?;
+        expect_ok(client.send(Method::PUT, "/bench-sse", Bytes::new()).await?, "CreateBucket bench-sse")?;
     }
+    // Every object written to bench-sse is encrypted (SSE-S3) by the bucket's default.
+    let sse_s3_default = Bytes::from_static(
+        b"<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault>\
+          <SSEAlgorithm>AES256</SSEAlgorithm></ApplyServerSideEncryptionByDefault></Rule>\
+          </ServerSideEncryptionConfiguration>",
+    );
+    expect_ok(on_quarry.send(Method::PUT, "/bench-sse?encryption", sse_s3_default).await?, "PutBucketEncryption")?;
 
     let disk_mib_per_second = disk_write_mib_per_second(work.path())?;
     println!(
@@ -156,30 +164,33 @@ async fn run(settings: Settings) -> Result<(), String> {
         DISK_PROBE_SYNC_BYTES / MIB
     );
     let mut rows = Vec::new();
-    let plan: [(&str, Kind, usize, usize); 11] = [
-        ("PUT 4 KiB", Kind::Put, 4 * KIB, 16),
-        ("GET 4 KiB", Kind::Get, 4 * KIB, 16),
-        ("GET 4 KiB, c1", Kind::Get, 4 * KIB, 1),
-        ("HEAD 4 KiB", Kind::Head, 4 * KIB, 16),
-        ("mixed 70% GET / 30% PUT, 4 KiB", Kind::Mixed, 4 * KIB, 16),
-        ("PUT 1 MiB", Kind::Put, MIB, 8),
-        ("GET 1 MiB", Kind::Get, MIB, 8),
-        ("PUT 64 MiB", Kind::Put, 64 * MIB, 4),
-        ("GET 64 MiB", Kind::Get, 64 * MIB, 4),
-        ("DELETE 4 KiB", Kind::Delete, 4 * KIB, 16),
-        ("PUT 1 MiB, c1", Kind::Put, MIB, 1),
+    let plan: [(&str, Kind, usize, usize, &str); 13] = [
+        ("PUT 4 KiB", Kind::Put, 4 * KIB, 16, "bench"),
+        ("GET 4 KiB", Kind::Get, 4 * KIB, 16, "bench"),
+        ("GET 4 KiB, c1", Kind::Get, 4 * KIB, 1, "bench"),
+        ("HEAD 4 KiB", Kind::Head, 4 * KIB, 16, "bench"),
+        ("mixed 70% GET / 30% PUT, 4 KiB", Kind::Mixed, 4 * KIB, 16, "bench"),
+        ("PUT 1 MiB", Kind::Put, MIB, 8, "bench"),
+        ("GET 1 MiB", Kind::Get, MIB, 8, "bench"),
+        ("PUT 1 MiB, SSE-S3", Kind::Put, MIB, 8, "bench-sse"),
+        ("GET 1 MiB, SSE-S3", Kind::Get, MIB, 8, "bench-sse"),
+        ("PUT 64 MiB", Kind::Put, 64 * MIB, 4, "bench"),
+        ("GET 64 MiB", Kind::Get, 64 * MIB, 4, "bench"),
+        ("DELETE 4 KiB", Kind::Delete, 4 * KIB, 16, "bench"),
+        ("PUT 1 MiB, c1", Kind::Put, MIB, 1, "bench"),
     ];
-    // Objects each size has on each server, so GET/HEAD/DELETE find what PUT wrote.
-    let mut written_by_size: std::collections::HashMap<usize, [u64; 2]> = Default::default();
+    // Objects each bucket and size has on each server, so GET/HEAD/DELETE find what PUT
+    // wrote.
+    let mut written: std::collections::HashMap<(&str, usize), [u64; 2]> = Default::default();
     let chosen = |name: &str| settings.only.is_empty() || settings.only.iter().any(|o| name.contains(o.as_str()));
-    for (name, kind, size_bytes, concurrency) in plan.into_iter().filter(|row| chosen(row.0)) {
+    for (name, kind, size_bytes, concurrency, bucket) in plan.into_iter().filter(|row| chosen(row.0)) {
         let mut outcomes = Vec::new();
         for (side, client) in [&on_quarry, &on_null].into_iter().enumerate() {
-            let existing = written_by_size.get(&size_bytes).map_or(0, |w| w[side]);
-            let outcome =
-                workload(client.clone(), kind, size_bytes, concurrency, existing, settings.duration, name).await?;
+            let existing = written.get(&(bucket, size_bytes)).map_or(0, |w| w[side]);
+            let target = Target { bucket, size_bytes, existing };
+            let outcome = workload(client.clone(), kind, target, concurrency, settings.duration, name).await?;
             if matches!(kind, Kind::Put) {
-                let entry = written_by_size.entry(size_bytes).or_default();
+                let entry = written.entry((bucket, size_bytes)).or_default();
                 entry[side] = entry[side].max(outcome.ops);
             }
             outcomes.push(outcome);
@@ -242,19 +253,27 @@ fn row_line(row: &Row) -> String {
     )
 }
 
-fn object_path(size_bytes: usize, n: u64) -> String {
-    format!("/bench/obj/{size_bytes}/{n}")
+fn object_path(bucket: &str, size_bytes: usize, n: u64) -> String {
+    format!("/{bucket}/obj/{size_bytes}/{n}")
+}
+
+/// The objects a workload works on: `existing` objects of `size_bytes` in `bucket`.
+#[derive(Clone, Copy)]
+struct Target {
+    bucket: &'static str,
+    size_bytes: usize,
+    existing: u64,
 }
 
 async fn workload(
     client: S3Client,
     kind: Kind,
-    size_bytes: usize,
+    target: Target,
     concurrency: usize,
-    existing: u64,
     duration: Duration,
     name: &str,
 ) -> Result<Outcome, String> {
+    let Target { bucket, size_bytes, existing } = target;
     let body = Bytes::from(vec![0x5au8; size_bytes]);
     let needs_objects = !matches!(kind, Kind::Put);
     if needs_objects && existing == 0 {
@@ -268,12 +287,14 @@ async fn workload(
         let body = body.clone();
         async move {
             let (method, path, payload) = match kind {
-                Kind::Put => (Method::PUT, object_path(size_bytes, first_new + n), body),
-                Kind::Get => (Method::GET, object_path(size_bytes, spread(n) % existing), Bytes::new()),
-                Kind::Head => (Method::HEAD, object_path(size_bytes, spread(n) % existing), Bytes::new()),
-                Kind::Delete => (Method::DELETE, object_path(size_bytes, n), Bytes::new()),
-                Kind::Mixed if n % 10 < 7 => (Method::GET, object_path(size_bytes, spread(n) % existing), Bytes::new()),
-                Kind::Mixed => (Method::PUT, format!("/bench/mixed/{size_bytes}/{n}"), body),
+                Kind::Put => (Method::PUT, object_path(bucket, size_bytes, first_new + n), body),
+                Kind::Get => (Method::GET, object_path(bucket, size_bytes, spread(n) % existing), Bytes::new()),
+                Kind::Head => (Method::HEAD, object_path(bucket, size_bytes, spread(n) % existing), Bytes::new()),
+                Kind::Delete => (Method::DELETE, object_path(bucket, size_bytes, n), Bytes::new()),
+                Kind::Mixed if n % 10 < 7 => {
+                    (Method::GET, object_path(bucket, size_bytes, spread(n) % existing), Bytes::new())
+                }
+                Kind::Mixed => (Method::PUT, format!("/{bucket}/mixed/{size_bytes}/{n}"), body),
             };
             let sent = payload.len() as u64;
             let (status, received) = client.send(method.clone(), &path, payload).await?;

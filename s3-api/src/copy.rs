@@ -77,6 +77,7 @@ pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Re
     meta.etag = source.meta.etag.clone();
     meta.checksum = source.meta.checksum.clone();
     meta.part_sizes = source.meta.part_sizes.clone();
+    meta.part_checksums = source.meta.part_checksums.clone();
     meta.storage_class = storage_class;
     meta.upload_id = None; // the copy is no upload's object
     meta.encryption = None;
@@ -97,6 +98,7 @@ pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Re
             let whole = 0..source.meta.size_bytes;
             let rewritten = rewrite(s3, &source, keys, whole, to.as_ref(), algorithm).await?;
             meta.part_sizes = None;
+            meta.part_checksums = None;
             meta.checksum = Some(rewritten.ingested.checksum.clone());
             meta.etag = hex::encode(rewritten.ingested.md5);
             if let (Some(to), Some(sealed)) = (to, rewritten.sealed_data_key) {

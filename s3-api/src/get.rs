@@ -72,6 +72,17 @@ fn precondition_failed() -> s3s::S3Error {
     s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
 }
 
+/// The checksum of part `number` as a GET of that part reports it: the part's value,
+/// with the object checksum's algorithm and type (a single-part object is its one part).
+fn part_checksum(meta: &storage_core::ObjectMeta, number: i32) -> Option<storage_core::StoredChecksum> {
+    let object = meta.checksum.as_ref()?;
+    let Some(values) = &meta.part_checksums else {
+        return (meta.part_sizes.is_none() && number == 1).then(|| object.clone());
+    };
+    let value = values.get(usize::try_from(number).ok()?.checked_sub(1)?)?;
+    Some(storage_core::StoredChecksum { value: value.clone(), ..object.clone() })
+}
+
 /// The bytes a request asks for: a Range header, a part number, or everything.
 fn requested_range(
     entry: &ObjectEntry,
@@ -198,9 +209,15 @@ macro_rules! serve_object {
         let size = entry.meta.size_bytes;
         let partial = requested_range(&entry, input.range.as_ref(), input.part_number)?;
         let range = partial.clone().unwrap_or(0..size);
-        // A checksum describes the whole object: only sent for a whole-object request.
-        let checksum_wanted =
-            partial.is_none() && input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
+        // A checksum describes the whole object, or with partNumber the part: never a
+        // range.
+        let checksum_mode = input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
+        let checksum = match (input.part_number, input.range.is_some()) {
+            (_, true) => None,
+            (Some(number), false) => part_checksum(&entry.meta, number),
+            (None, false) => entry.meta.checksum.clone(),
+        }
+        .filter(|_| checksum_mode);
         let meta = &entry.meta;
         let lock = crate::lock::headers(meta);
         let mut output = $Output {
@@ -227,7 +244,7 @@ macro_rules! serve_object {
             object_lock_legal_hold_status: lock.2,
             ..Default::default()
         };
-        output.set_checksums(checksum_fields(meta.checksum.as_ref().filter(|_| checksum_wanted)));
+        output.set_checksums(checksum_fields(checksum.as_ref()));
         crate::sse::report!(output, meta.encryption.as_ref());
         (output, entry, range, data_keys)
     }};

@@ -434,6 +434,7 @@ pub async fn complete_multipart_upload(
     meta.last_modified_ms = now_ms();
     meta.checksum = object_checksum;
     meta.part_sizes = Some(chosen.iter().map(|p| p.size_bytes).collect());
+    meta.part_checksums = part_checksums(meta.checksum.as_ref(), &chosen);
     meta.upload_id = Some(upload.upload_id.clone());
     if let Some(encryption) = meta.encryption.as_mut() {
         encryption.sealed_data_keys = chosen
@@ -524,6 +525,13 @@ fn completed_before(
 /// The whole object's checksum: the upload's algorithm (CRC64NVME when it named none,
 /// as S3 does), FULL_OBJECT or COMPOSITE as asked. `None` if a part lacks a value of
 /// that algorithm (possible only when the upload named no algorithm).
+/// Each part's checksum value, when every part has one of the object checksum's
+/// algorithm (what a GET of one part reports).
+fn part_checksums(object: Option<&storage_core::StoredChecksum>, parts: &[PartRecord]) -> Option<Vec<String>> {
+    let algorithm = &object?.algorithm;
+    parts.iter().map(|p| p.checksum.as_ref().filter(|c| &c.algorithm == algorithm).map(|c| c.value.clone())).collect()
+}
+
 fn completed_checksum(upload: &UploadRecord, parts: &[PartRecord]) -> S3Result<Option<storage_core::StoredChecksum>> {
     let named = upload.checksum_algorithm.as_deref().and_then(Algorithm::parse);
     let algorithm = named.unwrap_or(Algorithm::Crc64Nvme);

@@ -75,6 +75,10 @@ pub struct ObjectMeta {
     /// For a multipart object: the size of each part, in order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part_sizes: Option<Vec<u64>>,
+    /// For a multipart object with a checksum: each part's checksum value (of the
+    /// object checksum's algorithm), in order, for GETs of one part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_checksums: Option<Vec<String>>,
     /// The S3 storage class the object was written with; `None` is STANDARD (and what
     /// records written before the field existed read back as).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -393,3 +393,75 @@ async fn body_corrupted_in_transit_is_rejected_and_writes_nothing() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_of_one_part_reports_that_parts_checksum() {
+    use aws_sdk_s3::types::{ChecksumType, CompletedMultipartUpload, CompletedPart};
+    let server = Server::start();
+    let s3 = server.client();
+    create_bucket(&s3, "parts").await;
+    let bodies = [seeded_bytes(21, 5 * MIB), seeded_bytes(22, 1000)];
+    let upload = s3
+        .create_multipart_upload()
+        .bucket("parts")
+        .key("mp")
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .send()
+        .await
+        .ok_or_panic("CreateMultipartUpload with SHA256");
+    let upload_id = upload.upload_id().unwrap();
+    let mut completed = CompletedMultipartUpload::builder();
+    let mut part_sums = Vec::new();
+    for (i, body) in bodies.iter().enumerate() {
+        let number = i as i32 + 1;
+        let part = s3
+            .upload_part()
+            .bucket("parts")
+            .key("mp")
+            .upload_id(upload_id)
+            .part_number(number)
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .ok_or_panic(format!("UploadPart {number}"));
+        let sum = part.checksum_sha256().expect("the part's SHA256").to_owned();
+        completed = completed.parts(
+            CompletedPart::builder().part_number(number).e_tag(part.e_tag().unwrap()).checksum_sha256(&sum).build(),
+        );
+        part_sums.push(sum);
+    }
+    s3.complete_multipart_upload()
+        .bucket("parts")
+        .key("mp")
+        .upload_id(upload_id)
+        .multipart_upload(completed.build())
+        .send()
+        .await
+        .ok_or_panic("CompleteMultipartUpload");
+    for (i, body) in bodies.iter().enumerate() {
+        let number = i as i32 + 1;
+        let got = s3
+            .get_object()
+            .bucket("parts")
+            .key("mp")
+            .part_number(number)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .ok_or_panic(format!("GET part {number}"));
+        assert_eq!(got.checksum_sha256(), Some(part_sums[i].as_str()), "GET part {number}: its SHA256");
+        assert_eq!(got.checksum_type(), Some(&ChecksumType::Composite), "GET part {number}: the checksum type");
+        assert_bytes_eq(&collect_body(got.body, format!("part {number}")).await, body, format!("part {number}"));
+    }
+    let ranged = s3
+        .get_object()
+        .bucket("parts")
+        .key("mp")
+        .range("bytes=0-99")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .ok_or_panic("ranged GET");
+    assert_eq!(ranged.checksum_sha256(), None, "a range carries no checksum");
+}

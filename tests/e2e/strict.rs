@@ -54,7 +54,12 @@ where
             "AccessControlListNotSupported",
         ),
         ("SSE aws:kms:dsse", |b| b.server_side_encryption(ServerSideEncryption::AwsKmsDsse), 501, "NotImplemented"),
-        ("SSE of an unknown method", |b| b.server_side_encryption(ServerSideEncryption::from("aes:kms")), 400, "InvalidArgument"),
+        (
+            "SSE of an unknown method",
+            |b| b.server_side_encryption(ServerSideEncryption::from("aes:kms")),
+            400,
+            "InvalidArgument",
+        ),
         (
             "SSE-C with SSE AES256",
             |b| b.sse_c(sse_c_key()).server_side_encryption(ServerSideEncryption::Aes256),
