@@ -51,16 +51,20 @@ pub async fn get_object_attributes(
         checksum.set_checksums(checksum_fields(meta.checksum.as_ref()));
         output.checksum = Some(checksum);
     }
-    if wanted(ObjectAttributes::OBJECT_PARTS)
-        && let Some(sizes) = &meta.part_sizes
-    {
-        output.object_parts = Some(parts_page(sizes, input.part_number_marker, input.max_parts)?);
+    if wanted(ObjectAttributes::OBJECT_PARTS) && meta.part_sizes.is_some() {
+        output.object_parts = Some(parts_page(meta, input.part_number_marker, input.max_parts)?);
     }
     Ok(S3Response::new(output))
 }
 
-/// The parts after `marker`, at most `max_parts` of them.
-fn parts_page(sizes: &[u64], marker: Option<i32>, max_parts: Option<i32>) -> S3Result<GetObjectAttributesParts> {
+/// The parts after `marker`, at most `max_parts` of them, each with its checksum when
+/// the object keeps one per part.
+fn parts_page(
+    meta: &storage_core::ObjectMeta,
+    marker: Option<i32>,
+    max_parts: Option<i32>,
+) -> S3Result<GetObjectAttributesParts> {
+    let sizes = meta.part_sizes.as_deref().unwrap_or_default();
     let marker = marker.unwrap_or(0);
     let max_parts = max_parts.unwrap_or(MAX_PARTS_PER_ANSWER as i32);
     if marker < 0 || max_parts < 0 {
@@ -73,7 +77,11 @@ fn parts_page(sizes: &[u64], marker: Option<i32>, max_parts: Option<i32>) -> S3R
     let parts: Vec<ObjectPart> = after
         .iter()
         .take(limit)
-        .map(|(number, size)| ObjectPart { part_number: Some(*number), size: Some(*size as i64), ..Default::default() })
+        .map(|(number, size)| {
+            let mut part = ObjectPart { part_number: Some(*number), size: Some(*size as i64), ..Default::default() };
+            part.set_checksums(checksum_fields(crate::get::part_checksum(meta, *number).as_ref()));
+            part
+        })
         .collect();
     Ok(GetObjectAttributesParts {
         is_truncated: Some(is_truncated),
@@ -91,8 +99,8 @@ mod tests {
 
     #[test]
     fn parts_are_paged_after_the_marker() {
-        let sizes = [5, 5, 5, 5, 5, 3];
-        let page = parts_page(&sizes, Some(3), Some(1)).unwrap();
+        let meta = storage_core::ObjectMeta { part_sizes: Some(vec![5, 5, 5, 5, 5, 3]), ..Default::default() };
+        let page = parts_page(&meta, Some(3), Some(1)).unwrap();
         let numbers =
             |p: &GetObjectAttributesParts| p.parts.iter().flatten().map(|p| p.part_number.unwrap()).collect::<Vec<_>>();
         assert_eq!(numbers(&page), vec![4]);
@@ -100,9 +108,9 @@ mod tests {
             (page.is_truncated, page.next_part_number_marker, page.total_parts_count),
             (Some(true), Some(4), Some(6))
         );
-        let rest = parts_page(&sizes, Some(4), Some(10)).unwrap();
+        let rest = parts_page(&meta, Some(4), Some(10)).unwrap();
         assert_eq!(numbers(&rest), vec![5, 6]);
         assert_eq!((rest.is_truncated, rest.next_part_number_marker), (Some(false), None));
-        assert!(parts_page(&sizes, Some(-1), None).is_err());
+        assert!(parts_page(&meta, Some(-1), None).is_err());
     }
 }

@@ -74,7 +74,7 @@ fn precondition_failed() -> s3s::S3Error {
 
 /// The checksum of part `number` as a GET of that part reports it: the part's value,
 /// with the object checksum's algorithm and type (a single-part object is its one part).
-fn part_checksum(meta: &storage_core::ObjectMeta, number: i32) -> Option<storage_core::StoredChecksum> {
+pub(crate) fn part_checksum(meta: &storage_core::ObjectMeta, number: i32) -> Option<storage_core::StoredChecksum> {
     let object = meta.checksum.as_ref()?;
     let Some(values) = &meta.part_checksums else {
         return (meta.part_sizes.is_none() && number == 1).then(|| object.clone());
@@ -198,7 +198,6 @@ macro_rules! serve_object {
             key_md5: input.sse_customer_key_md5.as_ref(),
         })?;
         let entry = lookup($s3, &input.bucket, &input.key, input.version_id.as_deref())?;
-        let data_keys = crate::sse::data_keys($s3.keys.server_key(), entry.meta.encryption.as_ref(), customer_key)?;
         let conditions = Conditions {
             if_match: input.if_match.as_ref(),
             if_none_match: input.if_none_match.as_ref(),
@@ -208,6 +207,8 @@ macro_rules! serve_object {
         check_conditions(&conditions, &entry, true)?;
         let size = entry.meta.size_bytes;
         let partial = requested_range(&entry, input.range.as_ref(), input.part_number)?;
+        // A part number past the last is InvalidPart, whatever keys came with it.
+        let data_keys = crate::sse::data_keys($s3.keys.server_key(), entry.meta.encryption.as_ref(), customer_key)?;
         let range = partial.clone().unwrap_or(0..size);
         // A checksum describes the whole object, or with partNumber the part: never a
         // range.

@@ -210,7 +210,7 @@ impl_set_checksums!(
     s3s::dto::CompleteMultipartUploadOutput,
     s3s::dto::Checksum,
 );
-impl_set_part_checksums!(s3s::dto::UploadPartOutput, s3s::dto::Part, s3s::dto::CopyPartResult);
+impl_set_part_checksums!(s3s::dto::UploadPartOutput, s3s::dto::Part, s3s::dto::CopyPartResult, s3s::dto::ObjectPart);
 
 /// The checksum values a request declares (PutObject, UploadPart), in `Algorithm::ALL` order.
 macro_rules! declared_checksums {

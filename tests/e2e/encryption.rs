@@ -261,6 +261,8 @@ async fn sse_s3_sse_kms_and_bucket_default_encryption() {
     assert_bytes_eq(&get(&s3, "enc", "mp").await, &whole, "the encrypted multipart object");
     let second = s3.get_object().bucket("enc").key("mp").part_number(2).send().await.ok_or_panic("GET part 2");
     assert_bytes_eq(&collect_body(second.body, "part 2").await, &data[100..150_000], "part 2");
+    let past_the_last = s3.get_object().bucket("enc").key("mp").part_number(3).send().await;
+    expect_s3_error(past_the_last, 400, &["InvalidPart"], "GET of part 3 of 2 of an encrypted object");
     let across = format!("bytes={}-{}", part1.len() - 5, part1.len() + 5);
     let ranged = s3.get_object().bucket("enc").key("mp").range(across).send().await.ok_or_panic("GET across parts");
     let start = part1.len() - 5;

@@ -464,4 +464,16 @@ async fn a_get_of_one_part_reports_that_parts_checksum() {
         .await
         .ok_or_panic("ranged GET");
     assert_eq!(ranged.checksum_sha256(), None, "a range carries no checksum");
+    let attributes = s3
+        .get_object_attributes()
+        .bucket("parts")
+        .key("mp")
+        .object_attributes(aws_sdk_s3::types::ObjectAttributes::ObjectParts)
+        .send()
+        .await
+        .ok_or_panic("GetObjectAttributes ObjectParts");
+    let listed: Vec<Option<&str>> =
+        attributes.object_parts().map(|p| p.parts().iter().map(|p| p.checksum_sha256()).collect()).unwrap_or_default();
+    let want: Vec<Option<&str>> = part_sums.iter().map(|s| Some(s.as_str())).collect();
+    assert_eq!(listed, want, "GetObjectAttributes lists each part's SHA256");
 }
