@@ -135,6 +135,8 @@ impl Access {
                 | "DeleteBucketCors"
                 | "PutBucketEncryption"
                 | "DeleteBucketEncryption"
+                | "PutBucketLifecycleConfiguration"
+                | "DeleteBucketLifecycle"
         );
         let granted =
             !owner_only && ask.caller.is_some_and(|u| u.scope_allows(ask.bucket, !is_read_only(ask.operation)));
@@ -361,6 +363,8 @@ fn action_of(operation: &str, versioned: bool) -> String {
         "GetBucketCors" => "s3:GetBucketCORS".into(),
         "PutBucketEncryption" | "DeleteBucketEncryption" => "s3:PutEncryptionConfiguration".into(),
         "GetBucketEncryption" => "s3:GetEncryptionConfiguration".into(),
+        "PutBucketLifecycleConfiguration" | "DeleteBucketLifecycle" => "s3:PutLifecycleConfiguration".into(),
+        "GetBucketLifecycleConfiguration" => "s3:GetLifecycleConfiguration".into(),
         other => format!("s3:{other}"),
     }
 }

@@ -13,6 +13,8 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 pub const DEFAULT_MAX_OBJECT_SIZE_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 pub const DEFAULT_SCRUB_INTERVAL_SECS: u64 = 24 * 60 * 60;
 pub const DEFAULT_COMPACTION_INTERVAL_SECS: u64 = 60;
+pub const DEFAULT_LIFECYCLE_INTERVAL_SECS: u64 = 60 * 60;
+pub const DEFAULT_LIFECYCLE_DAY_SECS: u64 = 24 * 60 * 60;
 pub const DEFAULT_COMPACTION_DEAD_RATIO: f64 = 0.5;
 pub const DEFAULT_ERASURE_DEADLINE_SECS: u64 = 24 * 60 * 60;
 pub const DEFAULT_COMPACTION_RATE_BYTES_PER_SEC: u64 = 64 * 1024 * 1024;
@@ -59,6 +61,8 @@ pub struct FileConfig {
     pub scrub_interval_secs: Option<u64>,
     pub scrub_rate_bytes_per_sec: Option<u64>,
     pub compaction_interval_secs: Option<u64>,
+    pub lifecycle_interval_secs: Option<u64>,
+    pub lifecycle_day_secs: Option<u64>,
     pub compaction_dead_ratio: Option<f64>,
     pub erasure_deadline_secs: Option<u64>,
     pub compaction_rate_bytes_per_sec: Option<u64>,

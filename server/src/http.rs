@@ -29,6 +29,13 @@ pub struct ScrubSchedule {
     pub rate_bytes_per_sec: u64,
 }
 
+/// When lifecycle passes run, and how long a lifecycle day is.
+#[derive(Debug, Clone, Copy)]
+pub struct LifecycleSchedule {
+    pub interval_secs: u64,
+    pub day_secs: u64,
+}
+
 /// What the front accepts of a request before the S3 layer sees it.
 #[derive(Debug, Clone)]
 pub struct RequestPolicy {
@@ -428,6 +435,30 @@ fn metrics(engine: &Engine) -> String {
 
 /// A compaction pass every `interval_secs`: segments past the dead-ratio threshold, and
 /// any holding dead object bytes for half the erasure deadline.
+/// Carries out the buckets' lifecycle rules every `interval_secs`.
+pub async fn background_lifecycle(engine: Engine, schedule: LifecycleSchedule) {
+    if schedule.interval_secs == 0 {
+        return;
+    }
+    loop {
+        tokio::time::sleep(Duration::from_secs(schedule.interval_secs)).await;
+        let now_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let day_ms = (schedule.day_secs as i64).saturating_mul(1000);
+        match s3_api::lifecycle::run_pass(&engine, now_ms, day_ms).await {
+            Ok(report) if report == s3_api::lifecycle::PassReport::default() => {}
+            Ok(report) => tracing::info!(
+                expired = report.expired,
+                noncurrent_removed = report.noncurrent_removed,
+                delete_markers_removed = report.delete_markers_removed,
+                uploads_aborted = report.uploads_aborted,
+                "lifecycle pass"
+            ),
+            Err(e) => tracing::error!("lifecycle pass failed: {e}"),
+        }
+    }
+}
+
 pub async fn background_compaction(engine: Engine, options: storage_core::CompactionOptions, interval_secs: u64) {
     loop {
         tokio::time::sleep(Duration::from_secs(interval_secs)).await;

@@ -70,6 +70,15 @@ struct ServeArgs {
     /// Read rate of the background scrub [default: 64 MiB/s]
     #[arg(long, env = "QUARRY_SCRUB_RATE_BYTES_PER_SEC")]
     scrub_rate_bytes_per_sec: Option<u64>,
+    /// Seconds between passes that carry out buckets' lifecycle rules; 0 turns them off
+    /// [default: 3600]
+    #[arg(long, env = "QUARRY_LIFECYCLE_INTERVAL_SECS")]
+    lifecycle_interval_secs: Option<u64>,
+    /// The length of a lifecycle day in seconds, for tests of lifecycle rules (S3's days
+    /// are 86400 s, rounded up to midnight UTC; other lengths are not rounded)
+    /// [default: 86400]
+    #[arg(long, env = "QUARRY_LIFECYCLE_DAY_SECS")]
+    lifecycle_day_secs: Option<u64>,
     /// Seconds between background compaction passes [default: 60]
     #[arg(long, env = "QUARRY_COMPACTION_INTERVAL_SECS")]
     compaction_interval_secs: Option<u64>,
@@ -230,6 +239,17 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         ..storage_core::CompactionOptions::default()
     };
     // Passes come often enough to meet the erasure deadline (it allows half of it).
+    let lifecycle = http::LifecycleSchedule {
+        interval_secs: args
+            .lifecycle_interval_secs
+            .or(file.lifecycle_interval_secs)
+            .unwrap_or(config::DEFAULT_LIFECYCLE_INTERVAL_SECS),
+        day_secs: args
+            .lifecycle_day_secs
+            .or(file.lifecycle_day_secs)
+            .unwrap_or(config::DEFAULT_LIFECYCLE_DAY_SECS)
+            .max(1),
+    };
     let compaction_interval_secs = args
         .compaction_interval_secs
         .or(file.compaction_interval_secs)
@@ -352,8 +372,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     runtime.block_on(async move {
         let service = s3_api::service(engine.clone(), keys, api);
         let compactor = tokio::spawn(http::background_compaction(engine.clone(), compaction, compaction_interval_secs));
+        let lifecycle_passes = tokio::spawn(http::background_lifecycle(engine.clone(), lifecycle));
         let served = http::serve(address, service, engine.clone(), scrub, limits, domains, policy).await;
         compactor.abort();
+        lifecycle_passes.abort();
         tracing::info!("shutting down: syncing the log and the index");
         if let Err(e) = engine.close().await {
             tracing::error!("error while closing the engine: {e}");

@@ -176,6 +176,7 @@ fn liveness(index: &Index, inflight_from: Option<u64>) -> Result<Liveness> {
         live.current.extend(entry.acl_lsn);
         live.current.extend(entry.cors_lsn);
         live.current.extend(entry.encryption_lsn);
+        live.current.extend(entry.lifecycle_lsn);
         live.buckets.insert(bucket.clone(), entry.lsn);
         let latest = index.objects_from(&bucket, b"");
         for item in latest.chain(index.noncurrent_versions_from(&bucket, b"")) {

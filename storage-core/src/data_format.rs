@@ -9,7 +9,7 @@
 //! | 1 (no `FORMAT` file) | record kinds 1–10, sidecars `QIDX0001`/`QIDX0002` |
 //! | 2 | record kinds 11–16 (bucket versioning, object and bucket tagging, object lock), version ids, delete markers and lock bypass in tombstones, sidecars `QIDX0003` |
 //! | 3 | record kinds 17–24 (bucket policy, Block Public Access, bucket and object ACLs, Object Ownership, CORS, run-time users and access keys) |
-//! | 4 | server-side encryption: encrypted bodies (`encryption` in object metadata, `sealed_data_key` in parts) and record kind 25 (bucket default encryption) |
+//! | 4 | server-side encryption: encrypted bodies (`encryption` in object metadata, `sealed_data_key` in parts) and record kinds 25–26 (bucket default encryption, bucket lifecycle) |
 
 use crate::error::{Error, Result};
 use std::path::Path;

@@ -9,8 +9,8 @@ use crate::index::{
 use crate::io::{FsDir, SegmentDir};
 use crate::listing::{ListPage, ListQuery, VersionQuery, list_objects, list_versions};
 use crate::log_entry::{
-    BucketEncryption, ChunkPiece, CorsRule, DefaultRetention, DeleteConditions, Grant, KeyChange, LogEntry,
-    ObjectOwnership, ObjectRecord, PartRecord, PublicAccessBlock, Retention, UploadRecord, UserChange,
+    BucketEncryption, ChunkPiece, CorsRule, DefaultRetention, DeleteConditions, Grant, KeyChange, LifecycleRule,
+    LogEntry, ObjectOwnership, ObjectRecord, PartRecord, PublicAccessBlock, Retention, UploadRecord, UserChange,
     VersioningStatus,
 };
 use crate::record::DecodedRecord;
@@ -543,6 +543,12 @@ impl Engine {
     /// Put/DeleteBucketCors (none: delete). The rules are checked by the caller.
     pub async fn set_bucket_cors(&self, bucket: &str, rules: Option<Vec<CorsRule>>) -> Result<()> {
         let entry = LogEntry::BucketCors { bucket: bucket.to_owned(), rules };
+        self.append(entry, Bytes::new(), true).await.map(|_| ())
+    }
+
+    /// Put/DeleteBucketLifecycle (none: delete). The rules are checked by the caller.
+    pub async fn set_bucket_lifecycle(&self, bucket: &str, rules: Option<Vec<LifecycleRule>>) -> Result<()> {
+        let entry = LogEntry::BucketLifecycle { bucket: bucket.to_owned(), rules };
         self.append(entry, Bytes::new(), true).await.map(|_| ())
     }
 

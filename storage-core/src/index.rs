@@ -37,8 +37,8 @@
 
 use crate::error::{Rejection, Result};
 use crate::log_entry::{
-    BucketEncryption, ChunkPiece, CorsRule, DefaultRetention, Grant, KeyChange, LockMode, LogEntry, ObjectMeta,
-    ObjectOwnership, ObjectRecord, PartRecord, PublicAccessBlock, Retention, UploadRecord, UserChange,
+    BucketEncryption, ChunkPiece, CorsRule, DefaultRetention, Grant, KeyChange, LifecycleRule, LockMode, LogEntry,
+    ObjectMeta, ObjectOwnership, ObjectRecord, PartRecord, PublicAccessBlock, Retention, UploadRecord, UserChange,
     VersioningStatus,
 };
 use crate::version::VersionId;
@@ -133,6 +133,12 @@ pub struct BucketEntry {
     /// The record that set `encryption` (kept while the bucket lives).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption_lsn: Option<u64>,
+    /// The bucket's lifecycle rules (none: no lifecycle configuration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Vec<LifecycleRule>>,
+    /// The record that set `lifecycle` (kept while the bucket lives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle_lsn: Option<u64>,
 }
 
 /// One version of an object: its body, or a delete marker.
@@ -1073,6 +1079,8 @@ pub fn apply(
                 cors_lsn: None,
                 encryption: None,
                 encryption_lsn: None,
+                lifecycle: None,
+                lifecycle_lsn: None,
             };
             view.insert(bucket_key(bucket), to_json(&entry));
         }
@@ -1145,6 +1153,13 @@ pub fn apply(
             let mut entry = view.json::<BucketEntry>(&k)?.expect("decide checked that the bucket exists");
             entry.cors = rules.clone();
             entry.cors_lsn = rules.as_ref().map(|_| lsn);
+            view.insert(k, to_json(&entry));
+        }
+        LogEntry::BucketLifecycle { bucket, rules } => {
+            let k = bucket_key(bucket);
+            let mut entry = view.json::<BucketEntry>(&k)?.expect("decide checked that the bucket exists");
+            entry.lifecycle = rules.clone();
+            entry.lifecycle_lsn = rules.as_ref().map(|_| lsn);
             view.insert(k, to_json(&entry));
         }
         LogEntry::BucketEncryption { bucket, config } => {
@@ -1383,6 +1398,7 @@ fn decide(view: &View<'_>, entry: &LogEntry) -> Result<Result<(), Rejection>> {
         | LogEntry::BucketPolicy { bucket, .. }
         | LogEntry::BucketCors { bucket, .. }
         | LogEntry::BucketEncryption { bucket, .. }
+        | LogEntry::BucketLifecycle { bucket, .. }
         | LogEntry::BucketPublicAccessBlock { bucket, .. }
         | LogEntry::BucketAcl { bucket, .. }
         | LogEntry::BucketOwnershipControls { bucket, .. }
@@ -1394,6 +1410,7 @@ fn decide(view: &View<'_>, entry: &LogEntry) -> Result<Result<(), Rejection>> {
         | LogEntry::BucketPolicy { .. }
         | LogEntry::BucketCors { .. }
         | LogEntry::BucketEncryption { .. }
+        | LogEntry::BucketLifecycle { .. }
         | LogEntry::BucketPublicAccessBlock { .. }
         | LogEntry::BucketAcl { .. }
         | LogEntry::BucketOwnershipControls { .. } => Ok(()),

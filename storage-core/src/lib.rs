@@ -31,8 +31,9 @@ pub use index::{AccessKeyEntry, Applied, BucketEntry, ObjectEntry, PartEntry, Up
 pub use listing::{ListPage, ListQuery, VersionQuery};
 pub use log_entry::{
     BucketEncryption, ChunkPiece, CorsRule, DefaultRetention, DeleteConditions, Encryption, Grant, Grantee, KeyChange,
-    LockMode, ObjectMeta, ObjectOwnership, ObjectRecord, Origin, PartRecord, Permission, PublicAccessBlock, Retention,
-    SseScheme, StoredChecksum, UploadRecord, UserChange, VersioningStatus, slice_pieces,
+    LifecycleFilter, LifecycleRule, LockMode, ObjectMeta, ObjectOwnership, ObjectRecord, Origin, PartRecord,
+    Permission, PublicAccessBlock, Retention, SseScheme, StoredChecksum, UploadRecord, UserChange, VersioningStatus,
+    slice_pieces,
 };
 pub use scrub::ScrubReport;
 pub use stats::EngineStats;

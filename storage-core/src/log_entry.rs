@@ -139,6 +139,72 @@ pub enum SseScheme {
     Customer,
 }
 
+/// One rule of a bucket's lifecycle configuration, as PutBucketLifecycleConfiguration
+/// took it (checked by the caller). The filter keeps the form it came in (a rule-level
+/// `Prefix`, or a `Filter`), so the configuration reads back as it was put.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleRule {
+    pub id: String,
+    pub enabled: bool,
+    /// The rule-level `Prefix` of the older form (no `Filter`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy_prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<LifecycleFilter>,
+    /// Expiration: days after an object's creation, or a date (unix ms, midnight UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_date_ms: Option<i64>,
+    /// Expiration: remove a delete marker that is a key's only version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired_object_delete_marker: Option<bool>,
+    /// NoncurrentVersionExpiration: days after a version became noncurrent, keeping the
+    /// `newer_noncurrent_versions` newest noncurrent ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noncurrent_days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newer_noncurrent_versions: Option<u32>,
+    /// AbortIncompleteMultipartUpload: days after an upload was initiated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_upload_days: Option<u32>,
+}
+
+/// Which objects a lifecycle rule applies to: all of these that are given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleFilter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_greater_than: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_less_than: Option<i64>,
+    /// The filter came as `<And>` (kept to read back as it was put).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub and: bool,
+}
+
+impl LifecycleRule {
+    /// Whether the rule applies to an object of this key, tags and size.
+    pub fn applies_to(&self, key: &str, tags: &BTreeMap<String, String>, size_bytes: u64) -> bool {
+        if let Some(prefix) = &self.legacy_prefix {
+            return key.starts_with(prefix.as_str());
+        }
+        let Some(filter) = &self.filter else { return true };
+        filter.prefix.as_deref().is_none_or(|p| key.starts_with(p))
+            && filter.tags.iter().all(|(k, v)| tags.get(k) == Some(v))
+            && filter.size_greater_than.is_none_or(|n| size_bytes as i64 > n)
+            && filter.size_less_than.is_none_or(|n| (size_bytes as i64) < n)
+    }
+
+    /// The key prefix every object the rule applies to has.
+    pub fn prefix(&self) -> &str {
+        self.legacy_prefix.as_deref().or(self.filter.as_ref().and_then(|f| f.prefix.as_deref())).unwrap_or("")
+    }
+}
+
 /// A bucket's default encryption: what a write that names none gets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketEncryption {
@@ -532,6 +598,13 @@ pub enum LogEntry {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rules: Option<Vec<CorsRule>>,
     },
+    /// Put/DeleteBucketLifecycle: the bucket's lifecycle rules from here on (none:
+    /// deleted).
+    BucketLifecycle {
+        bucket: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rules: Option<Vec<LifecycleRule>>,
+    },
     /// Put/DeleteBucketEncryption: the bucket's default encryption from here on (none:
     /// deleted).
     BucketEncryption {
@@ -668,6 +741,7 @@ impl LogEntry {
             LogEntry::BucketOwnershipControls { .. } => RecordKind::BucketOwnershipControls,
             LogEntry::BucketCors { .. } => RecordKind::BucketCors,
             LogEntry::BucketEncryption { .. } => RecordKind::BucketEncryption,
+            LogEntry::BucketLifecycle { .. } => RecordKind::BucketLifecycle,
             LogEntry::User { .. } => RecordKind::User,
             LogEntry::AccessKey { .. } => RecordKind::AccessKey,
         }

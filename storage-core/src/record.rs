@@ -56,6 +56,7 @@ pub enum RecordKind {
     User = 23,
     AccessKey = 24,
     BucketEncryption = 25,
+    BucketLifecycle = 26,
 }
 
 impl RecordKind {
@@ -87,6 +88,7 @@ impl RecordKind {
             23 => User,
             24 => AccessKey,
             25 => BucketEncryption,
+            26 => BucketLifecycle,
             _ => return None,
         })
     }

@@ -25,8 +25,9 @@ use storage_core::encryption::{DataKey, FrameSealer};
 use storage_core::io::SimDir;
 use storage_core::{
     Body, BucketEncryption, CompactionOptions, CorsRule, Encryption, Engine, EngineConfig, Grant, Grantee, KeyChange,
-    ListQuery, LockMode, NewBucket, ObjectEntry, ObjectMeta, ObjectOwnership, ObjectRecord, PartRecord, Permission,
-    PublicAccessBlock, Retention, SseScheme, UploadRecord, UserChange, VersionId, VersionQuery, VersioningStatus,
+    LifecycleFilter, LifecycleRule, ListQuery, LockMode, NewBucket, ObjectEntry, ObjectMeta, ObjectOwnership,
+    ObjectRecord, PartRecord, Permission, PublicAccessBlock, Retention, SseScheme, UploadRecord, UserChange, VersionId,
+    VersionQuery, VersioningStatus,
 };
 
 const BUCKET: &str = "model";
@@ -51,6 +52,11 @@ enum Op {
     /// Sets the bucket's default encryption from `seed`, or deletes it when
     /// `seed % 3 == 0`.
     SetEncryption {
+        seed: u8,
+    },
+    /// Sets the bucket's lifecycle rules from `seed`, or deletes them when
+    /// `seed % 3 == 0`.
+    SetLifecycle {
         seed: u8,
     },
     Delete {
@@ -157,6 +163,7 @@ fn data_op() -> impl Strategy<Value = Op> {
         1 => any::<u8>().prop_map(|seed| Op::SetBucketAccess { seed }),
         1 => any::<u8>().prop_map(|seed| Op::SetCors { seed }),
         1 => any::<u8>().prop_map(|seed| Op::SetEncryption { seed }),
+        1 => any::<u8>().prop_map(|seed| Op::SetLifecycle { seed }),
         1 => (0..KEYS, 0usize..(FRAME_BYTES + 2000), any::<u8>()).prop_map(|(key, len, seed)| Op::PutEncrypted { key, len, seed }),
         1 => (0..KEYS, 0..KEYS).prop_map(|(from, to)| Op::Copy { from, to }),
         1 => (0..KEYS, prop::collection::vec(0usize..2500, 1..4), any::<u8>(), prop::bool::weighted(0.2))
@@ -284,6 +291,7 @@ struct BucketState {
     object_ownership: Option<ObjectOwnership>,
     cors: Option<Vec<CorsRule>>,
     encryption: Option<BucketEncryption>,
+    lifecycle: Option<Vec<LifecycleRule>>,
     /// Not the bucket's, but kept with it: the users made at run time.
     users: BTreeMap<String, ModelUser>,
 }
@@ -337,6 +345,24 @@ fn encryption_for(seed: u8) -> Option<BucketEncryption> {
     })
 }
 
+/// The lifecycle rules `Op::SetLifecycle { seed }` sets (none: it deletes them).
+fn lifecycle_for(seed: u8) -> Option<Vec<LifecycleRule>> {
+    (!seed.is_multiple_of(3)).then(|| {
+        vec![LifecycleRule {
+            id: format!("rule-{seed}"),
+            enabled: seed.is_multiple_of(2),
+            legacy_prefix: None,
+            filter: Some(LifecycleFilter { prefix: Some(format!("p{seed}/")), ..Default::default() }),
+            expiration_days: Some(u32::from(seed) + 1),
+            expiration_date_ms: None,
+            expired_object_delete_marker: None,
+            noncurrent_days: None,
+            newer_noncurrent_versions: None,
+            abort_upload_days: seed.is_multiple_of(5).then_some(7),
+        }]
+    })
+}
+
 /// The data key `Op::PutEncrypted { seed }` encrypts with.
 fn data_key_for(seed: u8) -> DataKey {
     DataKey::from_bytes(&[seed; 32]).expect("32 bytes")
@@ -375,6 +401,7 @@ impl Harness {
             object_ownership: Some(ObjectOwnership::BucketOwnerEnforced),
             cors: None,
             encryption: None,
+            lifecycle: None,
             users: BTreeMap::new(),
         }];
         let mut harness =
@@ -521,6 +548,7 @@ impl Harness {
             | Op::SetBucketAccess { .. }
             | Op::SetCors { .. }
             | Op::SetEncryption { .. }
+            | Op::SetLifecycle { .. }
             | Op::SetPolicy { .. }
             | Op::SetPublicAccessBlock { .. }
             | Op::Identity { .. }
@@ -566,6 +594,7 @@ impl Harness {
             Op::SetPolicy { seed } => Some(BucketState { policy: policy_for(*seed), ..now }),
             Op::SetCors { seed } => Some(BucketState { cors: cors_for(*seed), ..now }),
             Op::SetEncryption { seed } => Some(BucketState { encryption: encryption_for(*seed), ..now }),
+            Op::SetLifecycle { seed } => Some(BucketState { lifecycle: lifecycle_for(*seed), ..now }),
             Op::SetBucketAccess { seed } if seed % 2 == 0 => Some(BucketState { acl: Some(acl_for(seed / 2)), ..now }),
             Op::SetBucketAccess { seed } => Some(BucketState { object_ownership: ownership_for(seed / 2), ..now }),
             Op::SetPublicAccessBlock { seed } => {
@@ -647,6 +676,7 @@ impl Harness {
             Op::SetPolicy { seed } => engine.set_bucket_policy(BUCKET, policy_for(*seed)).await?,
             Op::SetCors { seed } => engine.set_bucket_cors(BUCKET, cors_for(*seed)).await?,
             Op::SetEncryption { seed } => engine.set_bucket_encryption(BUCKET, encryption_for(*seed)).await?,
+            Op::SetLifecycle { seed } => engine.set_bucket_lifecycle(BUCKET, lifecycle_for(*seed)).await?,
             Op::Identity { user, key, action, seed } => {
                 let (user, key) = (format!("u{user}"), format!("AK{key}"));
                 let result = match action {
@@ -774,6 +804,7 @@ impl Harness {
             object_ownership: entry.object_ownership,
             cors: entry.cors,
             encryption: entry.encryption,
+            lifecycle: entry.lifecycle,
             users: engine_users(&engine),
         };
         assert!(

@@ -27,6 +27,7 @@ mod disk_full;
 mod encryption;
 mod erasure;
 mod integrity;
+mod lifecycle;
 mod limits;
 mod listing;
 mod logging;
