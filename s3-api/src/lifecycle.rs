@@ -21,6 +21,9 @@ const MAX_NEWER_NONCURRENT_VERSIONS: i32 = 100;
 pub const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 /// Versions listed per step of a pass.
 const PAGE_KEYS: usize = 1000;
+/// The versions of one key a pass holds at once (the newest); older ones wait for a
+/// later pass, once these are gone.
+const MAX_VERSIONS_PER_KEY: usize = 10_000;
 /// The requester the journal shows for what a pass deletes.
 const REQUESTER: &str = "quarry-lifecycle";
 
@@ -341,7 +344,9 @@ async fn expire_bucket(
                 group.clear();
             }
             group_key = key;
-            group.push(version);
+            if group.len() < MAX_VERSIONS_PER_KEY {
+                group.push(version);
+            }
         }
         if !page.is_truncated {
             break;
