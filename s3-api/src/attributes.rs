@@ -17,11 +17,7 @@ pub async fn get_object_attributes(
     req: S3Request<GetObjectAttributesInput>,
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
     let input = req.input;
-    let customer_key = crate::sse::customer_key(crate::sse::CustomerHeaders {
-        algorithm: input.sse_customer_algorithm.as_ref(),
-        key: input.sse_customer_key.as_ref(),
-        key_md5: input.sse_customer_key_md5.as_ref(),
-    })?;
+    let customer_key = crate::sse::customer_key_of!(input)?;
     // One header of comma-separated names (boto3), or one header each (the Rust SDK).
     let wanted =
         |name: &str| input.object_attributes.iter().flat_map(|a| a.as_str().split(',')).any(|a| a.trim() == name);

@@ -48,11 +48,7 @@ pub async fn copy_object(s3: &QuarryS3, req: S3Request<CopyObjectInput>) -> S3Re
     // And the encryption the request names, else the bucket's default (not the source's).
     let encryption_named = input.server_side_encryption.is_some() || input.sse_customer_algorithm.is_some();
     let encryption = crate::sse::for_write(crate::sse::write_headers!(input), bucket_entry.encryption.as_ref())?;
-    let source_customer_key = crate::sse::customer_key(crate::sse::CustomerHeaders {
-        algorithm: input.copy_source_sse_customer_algorithm.as_ref(),
-        key: input.copy_source_sse_customer_key.as_ref(),
-        key_md5: input.copy_source_sse_customer_key_md5.as_ref(),
-    })?;
+    let source_customer_key = crate::sse::customer_key_of!(copy_source input)?;
     let source = lookup(s3, source_bucket, source_key, source_version)?;
     let source_keys =
         crate::sse::data_keys(s3.keys.server_key(), source.meta.encryption.as_ref(), source_customer_key)?;

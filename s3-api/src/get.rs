@@ -192,11 +192,7 @@ pub async fn body_stream(
 macro_rules! serve_object {
     ($s3:expr, $input:expr, $Output:ident) => {{
         let input = $input;
-        let customer_key = crate::sse::customer_key(crate::sse::CustomerHeaders {
-            algorithm: input.sse_customer_algorithm.as_ref(),
-            key: input.sse_customer_key.as_ref(),
-            key_md5: input.sse_customer_key_md5.as_ref(),
-        })?;
+        let customer_key = crate::sse::customer_key_of!(input)?;
         let entry = lookup($s3, &input.bucket, &input.key, input.version_id.as_deref())?;
         let conditions = Conditions {
             if_match: input.if_match.as_ref(),

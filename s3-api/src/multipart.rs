@@ -137,14 +137,7 @@ pub async fn upload_part(s3: &QuarryS3, req: S3Request<UploadPartInput>) -> S3Re
         upload.upload.checksum_algorithm.as_deref().and_then(Algorithm::parse).unwrap_or(Algorithm::Crc64Nvme);
     let declared = declared_checksums!(input);
     let plan = body::plan_checksum(declared, &headers, fallback)?;
-    let encryption = part_encryption(
-        &upload,
-        crate::sse::customer_key(crate::sse::CustomerHeaders {
-            algorithm: input.sse_customer_algorithm.as_ref(),
-            key: input.sse_customer_key.as_ref(),
-            key_md5: input.sse_customer_key_md5.as_ref(),
-        })?,
-    )?;
+    let encryption = part_encryption(&upload, crate::sse::customer_key_of!(input)?)?;
     let stream = encryption.as_ref().map(|e| e.new_stream(s3.keys.server_key())).transpose()?;
     let ingested = body::ingest(
         &s3.engine,
@@ -237,20 +230,9 @@ pub async fn upload_part_copy(
     let source_keys = crate::sse::data_keys(
         s3.keys.server_key(),
         source.meta.encryption.as_ref(),
-        crate::sse::customer_key(crate::sse::CustomerHeaders {
-            algorithm: input.copy_source_sse_customer_algorithm.as_ref(),
-            key: input.copy_source_sse_customer_key.as_ref(),
-            key_md5: input.copy_source_sse_customer_key_md5.as_ref(),
-        })?,
+        crate::sse::customer_key_of!(copy_source input)?,
     )?;
-    let encryption = part_encryption(
-        &upload,
-        crate::sse::customer_key(crate::sse::CustomerHeaders {
-            algorithm: input.sse_customer_algorithm.as_ref(),
-            key: input.sse_customer_key.as_ref(),
-            key_md5: input.sse_customer_key_md5.as_ref(),
-        })?,
-    )?;
+    let encryption = part_encryption(&upload, crate::sse::customer_key_of!(input)?)?;
     if source_keys.is_some() || encryption.is_some() {
         // Encrypted bytes on either side: the part is written anew, not shared.
         let rewritten =

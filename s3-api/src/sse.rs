@@ -95,6 +95,26 @@ pub fn customer_key(h: CustomerHeaders<'_>) -> S3Result<Option<CustomerKey>> {
     Ok(Some(CustomerKey { key, md5: computed }))
 }
 
+/// The SSE-C key a request's three headers carry (`copy_source`: the three headers that
+/// name the key of a copy's source), checked by `customer_key`.
+macro_rules! customer_key_of {
+    ($input:expr) => {
+        $crate::sse::customer_key($crate::sse::CustomerHeaders {
+            algorithm: $input.sse_customer_algorithm.as_ref(),
+            key: $input.sse_customer_key.as_ref(),
+            key_md5: $input.sse_customer_key_md5.as_ref(),
+        })
+    };
+    (copy_source $input:expr) => {
+        $crate::sse::customer_key($crate::sse::CustomerHeaders {
+            algorithm: $input.copy_source_sse_customer_algorithm.as_ref(),
+            key: $input.copy_source_sse_customer_key.as_ref(),
+            key_md5: $input.copy_source_sse_customer_key_md5.as_ref(),
+        })
+    };
+}
+pub(crate) use customer_key_of;
+
 /// What a write asks for: the headers of PutObject, CopyObject (destination) and
 /// CreateMultipartUpload, and POST forms.
 pub struct WriteHeaders<'a> {
