@@ -1045,3 +1045,49 @@ async fn select_planning_is_bounded_by_the_deadline_and_leaves_the_runtime_free(
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_reads_server_encrypted_objects_and_refuses_sse_c_ones() {
+    let (_server, client) = start_with_people().await;
+    client
+        .put_object()
+        .bucket("sel")
+        .key("kms.csv")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(PEOPLE_CSV.as_bytes()))
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+        .send()
+        .await
+        .ok_or_panic("PUT an SSE-KMS CSV");
+    let sql = "SELECT s.Name FROM S3Object s WHERE CAST(s.Age AS INT) > 28";
+    let got = records(&client, "kms.csv", sql, csv_in(FileHeaderInfo::Use), csv_out()).await;
+    assert_eq!(got, "Alice\nCarol\n", "S3 Select over an SSE-KMS object reads its plaintext");
+
+    let key = [9u8; 32];
+    let (key, md5) = (base64(&key), base64(&md5_bytes(&key)));
+    client
+        .put_object()
+        .bucket("sel")
+        .key("sse-c.csv")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(PEOPLE_CSV.as_bytes()))
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key)
+        .sse_customer_key_md5(&md5)
+        .send()
+        .await
+        .ok_or_panic("PUT an SSE-C CSV");
+    let select = || {
+        client
+            .select_object_content()
+            .bucket("sel")
+            .key("sse-c.csv")
+            .expression(sql)
+            .expression_type(ExpressionType::Sql)
+            .input_serialization(csv_in(FileHeaderInfo::Use))
+            .output_serialization(csv_out())
+    };
+    let without_key = select().send().await;
+    expect_s3_error(without_key, 400, &["InvalidRequest"], "S3 Select of an SSE-C object without its key");
+    let with_key =
+        select().sse_customer_algorithm("AES256").sse_customer_key(&key).sse_customer_key_md5(&md5).send().await;
+    expect_s3_error(with_key, 501, &["NotImplemented"], "S3 Select of an SSE-C object with its key");
+}
