@@ -18,6 +18,10 @@ use storage_core::{
 const MAX_RULES: usize = 1000;
 const MAX_RULE_ID_CHARS: usize = 255;
 const MAX_NEWER_NONCURRENT_VERSIONS: i32 = 100;
+/// Quarry's bounds (S3 documents none): tags in one rule's filter, and the text of a
+/// whole configuration (IDs, prefixes, tags), which every record and pass carries.
+const MAX_FILTER_TAGS: usize = 50;
+const MAX_CONFIGURATION_TEXT_BYTES: usize = 512 * 1024;
 pub const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 /// Versions listed per step of a pass.
 const PAGE_KEYS: usize = 1000;
@@ -90,6 +94,7 @@ fn rules_of(configuration: BucketLifecycleConfiguration) -> S3Result<Vec<Lifecyc
         return Err(s3_error!(MalformedXML, "A lifecycle configuration holds 1 to {MAX_RULES} rules"));
     }
     let mut out: Vec<LifecycleRule> = Vec::with_capacity(rules.len());
+    let mut text_bytes = 0usize;
     for rule in rules {
         let id = rule.id.unwrap_or_else(|| hex::encode(rand::random::<[u8; 12]>()));
         if id.chars().count() > MAX_RULE_ID_CHARS {
@@ -190,6 +195,19 @@ fn rules_of(configuration: BucketLifecycleConfiguration) -> S3Result<Vec<Lifecyc
             || parsed.abort_upload_days.is_some();
         if !has_action {
             return Err(s3_error!(InvalidRequest, "At least one action needs to be specified in a rule"));
+        }
+        let filter_text = parsed.filter.as_ref().map_or(0, |f| {
+            f.prefix.as_ref().map_or(0, String::len) + f.tags.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+        });
+        text_bytes += parsed.id.len() + parsed.legacy_prefix.as_ref().map_or(0, String::len) + filter_text;
+        if text_bytes > MAX_CONFIGURATION_TEXT_BYTES {
+            return Err(s3_error!(
+                InvalidRequest,
+                "A lifecycle configuration may hold at most {MAX_CONFIGURATION_TEXT_BYTES} bytes of IDs, prefixes and tags"
+            ));
+        }
+        if parsed.filter.as_ref().is_some_and(|f| f.tags.len() > MAX_FILTER_TAGS) {
+            return Err(s3_error!(InvalidRequest, "A lifecycle filter may name at most {MAX_FILTER_TAGS} tags"));
         }
         out.push(parsed);
     }
@@ -487,6 +505,21 @@ mod tests {
         for (case, rules, code) in cases {
             assert_eq!(rules_of(configuration(rules)).unwrap_err().code().as_str(), code, "{case}");
         }
+        let mut many_tags = rule(Some("tags"), "Enabled", Some(1));
+        many_tags.prefix = None;
+        let tag = |i: usize| Tag { key: Some(format!("k{i}")), value: Some("v".into()) };
+        many_tags.filter = Some(LifecycleRuleFilter {
+            and: Some(LifecycleRuleAndOperator { tags: Some((0..51).map(tag).collect()), ..Default::default() }),
+            ..Default::default()
+        });
+        assert_eq!(rules_of(configuration(vec![many_tags])).unwrap_err().code().as_str(), "InvalidRequest");
+        let long_prefix = |i: usize| {
+            let mut r = rule(Some(&format!("r{i}")), "Enabled", Some(1));
+            r.prefix = Some("p".repeat(1024));
+            r
+        };
+        let too_much = configuration((0..600).map(long_prefix).collect());
+        assert_eq!(rules_of(too_much).unwrap_err().code().as_str(), "InvalidRequest", "600 KiB of prefixes");
         let mut transition = rule(Some("t"), "Enabled", Some(30));
         transition.transitions = Some(vec![Transition { days: Some(1), ..Default::default() }]);
         assert_eq!(rules_of(configuration(vec![transition])).unwrap_err().code().as_str(), "NotImplemented");
