@@ -10,12 +10,6 @@ use aws_sdk_s3::types::{
 
 use crate::harness::*;
 
-/// An SSE-C key: (base64 key, base64 MD5 of the key).
-fn customer_key(seed: u8) -> (String, String) {
-    let key = [seed; 32];
-    (base64(&key), base64(&md5_bytes(&key)))
-}
-
 /// True when `needle` occurs in any file under `dir`.
 fn found_on_disk(dir: &std::path::Path, needle: &[u8]) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else { return false };
@@ -58,8 +52,8 @@ async fn sse_c_objects_are_served_only_with_their_key_and_survive_kill9() {
     create_bucket(&s3, "vault").await;
     // Over a megabyte: several frames and several chunk records.
     let data = seeded_bytes(7, 1_500_000);
-    let key_a = customer_key(1);
-    let key_b = customer_key(2);
+    let key_a = customer_key_b64(1);
+    let key_b = customer_key_b64(2);
     let put = s3
         .put_object()
         .bucket("vault")
@@ -305,7 +299,7 @@ async fn the_sql_endpoint_reads_server_encrypted_objects_and_refuses_sse_c_ones(
         .send()
         .await
         .ok_or_panic("PUT an SSE-KMS CSV");
-    let (key, md5) = customer_key(3);
+    let (key, md5) = customer_key_b64(3);
     s3.put_object()
         .bucket("tables")
         .key("sse-c.csv")

@@ -504,6 +504,13 @@ pub fn multipart_etag(parts: &[&[u8]]) -> String {
     format!("\"{}-{}\"", md5_hex(&concat), parts.len())
 }
 
+/// An SSE-C key made from `seed`, as its headers carry it: (base64 key, base64 MD5 of
+/// the key).
+pub fn customer_key_b64(seed: u8) -> (String, String) {
+    let key = [seed; 32];
+    (base64(&key), base64(&md5_bytes(&key)))
+}
+
 pub fn base64(data: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(data)

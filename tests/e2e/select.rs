@@ -1062,8 +1062,7 @@ async fn select_reads_server_encrypted_objects_and_refuses_sse_c_ones() {
     let got = records(&client, "kms.csv", sql, csv_in(FileHeaderInfo::Use), csv_out()).await;
     assert_eq!(got, "Alice\nCarol\n", "S3 Select over an SSE-KMS object reads its plaintext");
 
-    let key = [9u8; 32];
-    let (key, md5) = (base64(&key), base64(&md5_bytes(&key)));
+    let (key, md5) = customer_key_b64(9);
     client
         .put_object()
         .bucket("sel")
