@@ -51,33 +51,57 @@ impl ServerKey {
     }
 
     pub fn seal(&self, access_key: &str, secret: &str) -> String {
-        let nonce = ChaCha20Poly1305::generate_nonce(&mut chacha20poly1305::aead::OsRng);
-        let sealed = ChaCha20Poly1305::new(&self.0)
-            .encrypt(&nonce, Payload { msg: secret.as_bytes(), aad: access_key.as_bytes() })
-            .expect("sealing a short secret cannot fail");
-        format!("{SEALED_VERSION}:{}:{}", hex::encode(nonce), hex::encode(sealed))
+        seal(&self.0, access_key.as_bytes(), secret.as_bytes())
     }
 
     /// The secret of `access_key`; an error if this key did not seal it (another server
     /// key), the text was changed, or it is of a version this build does not know.
     pub fn open(&self, access_key: &str, sealed: &str) -> Result<String, String> {
-        let mut parts = sealed.splitn(3, ':');
-        let (Some(version), Some(nonce), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(format!("the sealed secret of {access_key} is malformed"));
-        };
-        if version != SEALED_VERSION {
-            return Err(format!("the secret of {access_key} is sealed in format {version:?}, unknown to this build"));
-        }
-        let nonce = hex::decode(nonce).ok().filter(|n| n.len() == NONCE_BYTES);
-        let body = hex::decode(body).ok();
-        let (Some(nonce), Some(body)) = (nonce, body) else {
-            return Err(format!("the sealed secret of {access_key} is malformed"));
-        };
-        let opened = ChaCha20Poly1305::new(&self.0)
-            .decrypt(Nonce::from_slice(&nonce), Payload { msg: &body, aad: access_key.as_bytes() })
-            .map_err(|_| format!("the server key does not open the secret of {access_key} (another server key?)"))?;
+        let opened = open(&self.0, access_key.as_bytes(), sealed).map_err(|e| match e {
+            OpenError::Malformed => format!("the sealed secret of {access_key} is malformed"),
+            OpenError::UnknownVersion(version) => {
+                format!("the secret of {access_key} is sealed in format {version:?}, unknown to this build")
+            }
+            OpenError::WrongKey => {
+                format!("the server key does not open the secret of {access_key} (another server key?)")
+            }
+        })?;
         String::from_utf8(opened).map_err(|_| format!("the secret of {access_key} is not text"))
     }
+}
+
+/// Why a sealed text did not open.
+#[derive(Debug, PartialEq, Eq)]
+pub enum OpenError {
+    Malformed,
+    UnknownVersion(String),
+    /// Another key sealed it, or the text was changed.
+    WrongKey,
+}
+
+/// Seals `msg` under `key` with ChaCha20-Poly1305 and a random nonce, `aad` bound to it:
+/// `v1:<nonce hex>:<ciphertext and tag hex>` (secrets, and SSE data keys).
+pub fn seal(key: &Key, aad: &[u8], msg: &[u8]) -> String {
+    let nonce = ChaCha20Poly1305::generate_nonce(&mut chacha20poly1305::aead::OsRng);
+    let sealed =
+        ChaCha20Poly1305::new(key).encrypt(&nonce, Payload { msg, aad }).expect("sealing a short message cannot fail");
+    format!("{SEALED_VERSION}:{}:{}", hex::encode(nonce), hex::encode(sealed))
+}
+
+/// Opens what `seal` made with the same key and `aad`.
+pub fn open(key: &Key, aad: &[u8], sealed: &str) -> Result<Vec<u8>, OpenError> {
+    let mut parts = sealed.splitn(3, ':');
+    let (Some(version), Some(nonce), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(OpenError::Malformed);
+    };
+    if version != SEALED_VERSION {
+        return Err(OpenError::UnknownVersion(version.to_owned()));
+    }
+    let nonce = hex::decode(nonce).ok().filter(|n| n.len() == NONCE_BYTES).ok_or(OpenError::Malformed)?;
+    let body = hex::decode(body).map_err(|_| OpenError::Malformed)?;
+    ChaCha20Poly1305::new(key)
+        .decrypt(Nonce::from_slice(&nonce), Payload { msg: &body, aad })
+        .map_err(|_| OpenError::WrongKey)
 }
 
 #[cfg(test)]

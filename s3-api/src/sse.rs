@@ -17,8 +17,7 @@
 use crate::secrets::ServerKey;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use chacha20poly1305::Key;
 use md5::{Digest, Md5};
 use s3s::dto::ServerSideEncryption;
 use s3s::{S3Error, S3Result, s3_error};
@@ -29,7 +28,6 @@ use storage_core::{BucketEncryption, Encryption, SseScheme};
 pub const DEFAULT_KMS_KEY_ID: &str = "aws/s3";
 const MAX_KMS_KEY_ID_BYTES: usize = 2048;
 const MAX_KMS_CONTEXT_BYTES: usize = 4096;
-const SEALED_KEY_VERSION: &str = "v1";
 const SEALED_KEY_AAD: &[u8] = b"quarry data key v1";
 
 /// A client's SSE-C key, checked against its MD5.
@@ -265,25 +263,11 @@ fn key_encryption_key(
 }
 
 fn seal_data_key(kek: &[u8; 32], data_key: &DataKey) -> String {
-    let nonce = ChaCha20Poly1305::generate_nonce(&mut chacha20poly1305::aead::OsRng);
-    let sealed = ChaCha20Poly1305::new(Key::from_slice(kek))
-        .encrypt(&nonce, Payload { msg: data_key.as_bytes(), aad: SEALED_KEY_AAD })
-        .expect("sealing 32 bytes cannot fail");
-    format!("{SEALED_KEY_VERSION}:{}:{}", hex::encode(nonce), hex::encode(sealed))
+    crate::secrets::seal(Key::from_slice(kek), SEALED_KEY_AAD, data_key.as_bytes())
 }
 
 fn open_data_key(kek: &[u8; 32], sealed: &str) -> Option<DataKey> {
-    let mut parts = sealed.splitn(3, ':');
-    let (version, nonce, body) = (parts.next()?, parts.next()?, parts.next()?);
-    if version != SEALED_KEY_VERSION {
-        return None;
-    }
-    let nonce = hex::decode(nonce).ok().filter(|n| n.len() == 12)?;
-    let body = hex::decode(body).ok()?;
-    let opened = ChaCha20Poly1305::new(Key::from_slice(kek))
-        .decrypt(Nonce::from_slice(&nonce), Payload { msg: &body, aad: SEALED_KEY_AAD })
-        .ok()?;
-    DataKey::from_bytes(&opened)
+    DataKey::from_bytes(&crate::secrets::open(Key::from_slice(kek), SEALED_KEY_AAD, sealed).ok()?)
 }
 
 impl WriteEncryption {
