@@ -21,6 +21,10 @@ are listed as not run, not as passed).
   object written by boto3, writes Parquet objects (single PUT and multipart)
   and reads them back, and reads datasets of several objects (flat and
   hive-partitioned).
+* DuckDB (its httpfs extension, from PyPI) and polars (its own Rust S3 client):
+  read the pyarrow-written objects (globs, hive partitions, ranged reads of
+  Parquet, CSV), write Parquet to the server, and the results are read back
+  with pyarrow.
 * `quarry sql` (the CLI and the POST /?sql endpoint) against the objects the
   checks above wrote: inventory counts, read_parquet aggregates compared with
   pyarrow's (flat and hive-partitioned), every output format, errors.
@@ -48,6 +52,9 @@ import urllib.request
 import boto3
 import checklib
 import botocore
+import duckdb
+import duckdb_extension_httpfs
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -808,6 +815,97 @@ class Suite:
         expect_eq("count(*), sum(qty) WHERE flag over a pyarrow-written object",
                   [{"_1": f.num_rows, "_2": pc.sum(f["qty"]).as_py()}], json_lines("output", r.records))
 
+    # ------------------------------------------------------------------ DuckDB and polars
+
+    def duckdb(self):
+        """A DuckDB connection with the httpfs extension (the PyPI wheel's copy) and a
+        secret for the server: path-style addressing over plain HTTP."""
+        con = duckdb.connect()
+        ext_dir = os.path.join(os.path.dirname(duckdb_extension_httpfs.__file__), "extensions", f"v{duckdb.__version__}")
+        con.execute(f"LOAD '{os.path.join(ext_dir, 'httpfs.duckdb_extension')}'")
+        host = self.endpoint.split("://", 1)[1]
+        con.execute(
+            f"CREATE SECRET quarry (TYPE s3, KEY_ID '{self.access_key}', SECRET '{self.secret_key}', "
+            f"ENDPOINT '{host}', URL_STYLE 'path', USE_SSL false, REGION 'us-east-1')"
+        )
+        return con
+
+    def polars_options(self) -> dict:
+        return {
+            "aws_access_key_id": self.access_key,
+            "aws_secret_access_key": self.secret_key,
+            "aws_endpoint_url": self.endpoint,
+            "aws_region": "us-east-1",
+            "aws_allow_http": "true",
+        }
+
+    def check_duckdb_reads_objects_others_wrote(self):
+        self.ensure_dataset()
+        t = pa.concat_tables(self.dataset_parts)
+        con = self.duckdb()
+        n, s, lo, hi = con.execute(
+            f"SELECT count(*), sum(qty), min(id), max(id) FROM read_parquet('s3://{BUCKET}/dataset/*.parquet')"
+        ).fetchone()
+        expect_eq("DuckDB count(*), sum(qty), min(id), max(id) over dataset/*.parquet (pyarrow's values)",
+                  (t.num_rows, pc.sum(t["qty"]).as_py(), pc.min(t["id"]).as_py(), pc.max(t["id"]).as_py()), (n, s, lo, hi))
+        got = con.execute(f"SELECT id, name FROM read_parquet('s3://{BUCKET}/dataset/*.parquet') WHERE id < 30 ORDER BY id").to_arrow_table()
+        want = t.filter(pc.less(t["id"], 30)).select(["id", "name"]).sort_by("id")
+        expect_table("DuckDB SELECT id, name WHERE id < 30 (a filter pushed into ranged reads)", want, got.cast(want.schema))
+        files = sorted(r[0] for r in con.execute(f"SELECT file FROM glob('s3://{BUCKET}/dataset/*')").fetchall())
+        expect_eq("DuckDB glob('s3://.../dataset/*') (a listing)", [f"s3://{BUCKET}/dataset/part-{i}.parquet" for i in range(4)], files)
+        self.put("csv/orders-duckdb.csv", self.orders_raw)
+        n, s = con.execute(f"SELECT count(*), sum(qty) FROM read_csv('s3://{BUCKET}/csv/orders-duckdb.csv', header = true)").fetchone()
+        expect_eq("DuckDB count(*), sum(qty) of a CSV object", (len(self.orders), sum(q for _, q, _ in self.orders)), (n, s))
+        if not self.s3.list_objects_v2(Bucket=BUCKET, Prefix="hive/").get("KeyCount"):
+            self.check_pyarrow_dataset_hive_partitioned()
+        hive = ds.dataset(f"{BUCKET}/hive", filesystem=self.fs, format="parquet", partitioning="hive").to_table()
+        want = [(r, hive.filter(pc.equal(hive["region"], r)).num_rows) for r in sorted(set(hive["region"].to_pylist()))]
+        got = con.execute(
+            f"SELECT region, count(*) FROM read_parquet('s3://{BUCKET}/hive/**/*.parquet', hive_partitioning = true) "
+            "GROUP BY region ORDER BY region"
+        ).fetchall()
+        expect_eq("DuckDB rows per region= partition of the hive dataset (pyarrow's counts)", want, got)
+
+    def check_duckdb_writes_parquet(self):
+        con = self.duckdb()
+        rows = 400_000  # about 11 MiB
+        con.execute(
+            f"COPY (SELECT range AS k, hash(range) AS h, 'row-' || range AS s FROM range({rows})) "
+            f"TO 's3://{BUCKET}/duckdb/written.parquet' (FORMAT parquet, COMPRESSION uncompressed)"
+        )
+        head = self.s3.head_object(Bucket=BUCKET, Key="duckdb/written.parquet")
+        got = pq.read_table(io.BytesIO(self.s3.get_object(Bucket=BUCKET, Key="duckdb/written.parquet")["Body"].read()))
+        expect_eq("rows of the object DuckDB wrote, read by pyarrow", rows, got.num_rows)
+        expect_eq("ContentLength of the object DuckDB wrote = bytes fetched", head["ContentLength"],
+                  self.fs.get_file_info(f"{BUCKET}/duckdb/written.parquet").size)
+        expect_eq("k column of the object DuckDB wrote", list(range(rows)), got["k"].to_pylist())
+        expect_eq("s column, first and last", ["row-0", f"row-{rows - 1}"], [got["s"][0].as_py(), got["s"][rows - 1].as_py()])
+        n, = con.execute(f"SELECT count(DISTINCT h) FROM read_parquet('s3://{BUCKET}/duckdb/written.parquet')").fetchone()
+        expect_eq("DuckDB reads back what it wrote: count(DISTINCT h)", len(set(got["h"].to_pylist())), n)
+
+    def check_polars_reads_and_writes(self):
+        self.ensure_dataset()
+        t = pa.concat_tables(self.dataset_parts)
+        opts = self.polars_options()
+        df = pl.read_parquet(f"s3://{BUCKET}/dataset/part-1.parquet", storage_options=opts)
+        expect_table("pl.read_parquet of one pyarrow-written object", self.dataset_parts[1], df.to_arrow().cast(self.dataset_parts[1].schema))
+        got = (
+            pl.scan_parquet(f"s3://{BUCKET}/dataset/*.parquet", storage_options=opts)
+            .filter(pl.col("qty") > 400)
+            .select(["id", "qty"])
+            .sort("id")
+            .collect()
+        )
+        want = t.select(["id", "qty"]).filter(pc.greater(t["qty"], 400)).sort_by("id")
+        expect_table("pl.scan_parquet over dataset/*.parquet, filter qty > 400", want, got.to_arrow().cast(want.schema))
+        self.put("csv/orders-polars.csv", self.orders_raw)
+        df = pl.read_csv(f"s3://{BUCKET}/csv/orders-polars.csv", storage_options=opts)
+        expect_eq("pl.read_csv: rows and sum(qty)", (len(self.orders), sum(q for _, q, _ in self.orders)), (df.height, df["qty"].sum()))
+        out = pl.DataFrame({"a": list(range(50_000)), "b": [f"v{i % 7}" for i in range(50_000)]})
+        out.write_parquet(f"s3://{BUCKET}/polars/written.parquet", storage_options=opts)
+        back = pq.read_table(io.BytesIO(self.s3.get_object(Bucket=BUCKET, Key="polars/written.parquet")["Body"].read()))
+        expect_table("the DataFrame pl.write_parquet put, fetched with boto3 and read by pyarrow", out.to_arrow(), back.cast(out.to_arrow().schema))
+
     # ------------------------------------------------------------------ quarry sql
 
     def quarry_sql(self, sql, fmt="csv", secret=None, expect_ok=True):
@@ -964,6 +1062,9 @@ CHECKS = [
     "pyarrow_dataset_hive_partitioned",
     "pyarrow_listing_matches_boto3",
     "select_parquet_written_by_pyarrow",
+    "duckdb_reads_objects_others_wrote",
+    "duckdb_writes_parquet",
+    "polars_reads_and_writes",
     "quarry_sql_inventory_counts",
     "quarry_sql_read_parquet_matches_pyarrow",
     "quarry_sql_read_parquet_hive_partitions",
@@ -978,7 +1079,7 @@ def main() -> int:
         ap.add_argument("--quarry-bin", default=os.environ.get("QUARRY_BIN"), help="the quarry binary, for the `quarry sql` checks")
 
     args = checklib.arguments(__doc__, more)
-    print(f"boto3 {boto3.__version__}, pyarrow {pa.__version__}, endpoint {args.endpoint}, "
+    print(f"boto3 {boto3.__version__}, pyarrow {pa.__version__}, duckdb {duckdb.__version__}, polars {pl.__version__}, endpoint {args.endpoint}, "
           f"quarry {args.quarry_bin or '(none: quarry sql checks not run)'}", flush=True)
     make_suite = lambda workdir: Suite(args.endpoint, args.access_key, args.secret_key, workdir, args.quarry_bin)  # noqa: E731
     return checklib.run_checks(make_suite, CHECKS, args, __file__, always=("setup_bucket", "cleanup"), skip=(NotRun,))

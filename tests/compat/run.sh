@@ -5,8 +5,8 @@
 # then drives it with the real AWS CLI (v1, from PyPI), with s3cmd (from PyPI:
 # ACLs, bucket policies), with boto3
 # (tests/compat/boto3_suite.py), with minio-py (tests/compat/minio_suite.py:
-# versioning, tags, object lock, bucket policies), with rclone (Debian's package, installed when missing:
-# versioning, --s3-versions, cleanup), and with boto3's S3 Select, pyarrow's
+# versioning, tags, object lock, bucket policies), with rclone and restic (Debian's packages, installed
+# when missing: versioning, --s3-versions, cleanup; backup, restore, prune), and with boto3's S3 Select, pyarrow's
 # S3FileSystem and `quarry sql` (tests/compat/analytics_suite.py), all from a
 # private, pinned venv; then with aws-sdk-js v3 at its defaults (virtual-hosted
 # style, CRC32 checksums, aws-chunked trailers: tests/compat/js/sdk_js_suite.mjs),
@@ -713,20 +713,79 @@ check_s3cmd_setpolicy() {
     expect_eq "anonymous curl once the policy is deleted" 403 "$(http_status "$ENDPOINT/$S3CMD_BUCKET/open/doc.txt")"
 }
 
+# --- restic (Debian's package): a backup repository in a bucket -----------------
+
+# restic against the server; the repository's password is fixed (restic encrypts
+# client-side: the server only ever sees ciphertext).
+restic_q() {
+    env -u AWS_CA_BUNDLE AWS_ACCESS_KEY_ID="$ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$SECRET_KEY" \
+        RESTIC_REPOSITORY="s3:$ENDPOINT/compat-restic" RESTIC_PASSWORD=compat-restic-password \
+        RESTIC_CACHE_DIR="$WORK/restic-cache" restic --quiet "$@"
+}
+
+# A tree to back up: random files around restic's pack size, a small text and an
+# empty file; changed later by check_restic_forget_prune.
+make_restic_tree() {
+    mkdir -p "$WORK/restic-src/sub/deeper"
+    head -c 9000000 /dev/urandom >"$WORK/restic-src/big.bin"
+    head -c 300000 /dev/urandom >"$WORK/restic-src/sub/medium.bin"
+    echo "restic words" >"$WORK/restic-src/sub/deeper/small.txt"
+    : >"$WORK/restic-src/empty"
+}
+
+check_restic_backup_restore() {
+    make_restic_tree
+    must restic_q init >/dev/null
+    must restic_q backup "$WORK/restic-src" >/dev/null
+    rm -rf "$WORK/restic-restore"
+    must restic_q restore latest --target "$WORK/restic-restore" >/dev/null
+    diff -r "$WORK/restic-src" "$WORK/restic-restore$WORK/restic-src" >"$WORK/cmd.out" 2>&1 ||
+        fail "diff -r of the tree and its restic restore" "no differences" "$(head -n 20 "$WORK/cmd.out")"
+    must restic_q check --read-data >/dev/null
+}
+
+check_restic_forget_prune() {
+    # a second snapshot with one file changed and one new, then the first forgotten
+    # and pruned with --max-unused 0: the old medium.bin's blobs are dropped, so packs
+    # are rewritten and deleted, and fewer bytes stay in the bucket.
+    head -c 2000000 /dev/urandom >"$WORK/restic-src/sub/medium.bin"
+    echo "new" >"$WORK/restic-src/new.txt"
+    must restic_q backup "$WORK/restic-src" >/dev/null
+    local listing before after snaps
+    listing=$(must aws s3 ls --recursive "s3://compat-restic/data/") || return 1
+    before=$(awk '{ s += $3 } END { print s }' <<<"$listing")
+    must restic_q forget --keep-last 1 --prune --max-unused 0 >/dev/null || return 1
+    listing=$(must aws s3 ls --recursive "s3://compat-restic/data/") || return 1
+    after=$(awk '{ s += $3 } END { print s }' <<<"$listing")
+    ((after < before - 200000)) ||
+        fail "bytes of the packs under data/ after forget --prune (the old 300 kB medium.bin gone)" \
+            "at most $((before - 200000)) (before: $before)" "$after"
+    snaps=$(must restic_q snapshots --json) || return 1
+    snaps=$("$PY" -c 'import json, sys; print(len(json.load(sys.stdin)))' <<<"$snaps")
+    expect_eq "restic snapshots after forget --keep-last 1" "1" "$snaps"
+    must restic_q check --read-data >/dev/null
+    rm -rf "$WORK/restic-restore"
+    must restic_q restore latest --target "$WORK/restic-restore" >/dev/null
+    diff -r "$WORK/restic-src" "$WORK/restic-restore$WORK/restic-src" >"$WORK/cmd.out" 2>&1 ||
+        fail "diff -r of the changed tree and its restic restore after the prune" "no differences" "$(head -n 20 "$WORK/cmd.out")"
+}
+
 # --- rclone (Debian's package): versioning -------------------------------------
 
 RCLONE_BUCKET=compat-rclone
 
-# rclone from Debian, installed when missing (the machine's package manager; root).
-ensure_rclone() {
-    command -v rclone >/dev/null && return 0
-    command -v apt-get >/dev/null || die "rclone is missing and there is no apt-get to install it"
-    log "installing rclone (Debian package)"
-    if ! apt-get install -y -q rclone >"$WORK/apt.log" 2>&1; then
+# ensure_debian_package COMMAND -- install the Debian package of that name when the
+# command is missing (the machine's package manager; root).
+ensure_debian_package() {
+    local pkg=$1
+    command -v "$pkg" >/dev/null && return 0
+    command -v apt-get >/dev/null || die "$pkg is missing and there is no apt-get to install it"
+    log "installing $pkg (Debian package)"
+    if ! apt-get install -y -q "$pkg" >"$WORK/apt.log" 2>&1; then
         apt-get update -q >>"$WORK/apt.log" 2>&1 || true
-        apt-get install -y -q rclone >>"$WORK/apt.log" 2>&1 || {
+        apt-get install -y -q "$pkg" >>"$WORK/apt.log" 2>&1 || {
             cat "$WORK/apt.log" >&2
-            die "could not install rclone with apt-get"
+            die "could not install $pkg with apt-get"
         }
     fi
 }
@@ -969,10 +1028,14 @@ EOF
     run_check "server alive after aws cli checks" check_server_alive
     local cli_passed=$PASSED cli_failed=$FAILED
 
-    ensure_rclone
+    ensure_debian_package rclone
     log "rclone checks ($(rclone version 2>/dev/null | head -n 1))"
     run_check "rclone versioning (--s3-versions)" check_rclone_versioning
     run_check "rclone cleanup quiet, cleanup-hidden" check_rclone_cleanup
+    ensure_debian_package restic
+    log "restic checks ($(restic version 2>/dev/null | head -n 1))"
+    run_check "restic init, backup, restore + diff, check --read-data" check_restic_backup_restore
+    run_check "restic forget --prune deletes packs, restore + diff" check_restic_forget_prune
     local r_passed=$((PASSED - cli_passed)) r_failed=$((FAILED - cli_failed))
 
     log "boto3 checks (tests/compat/boto3_suite.py)"
@@ -996,7 +1059,7 @@ EOF
     run_check "server alive after aws-sdk-js checks" check_server_alive
 
     echo
-    log "aws cli: $cli_passed ok / $cli_failed failing; rclone: $r_passed ok / $r_failed failing;" \
+    log "aws cli: $cli_passed ok / $cli_failed failing; rclone and restic: $r_passed ok / $r_failed failing;" \
         "boto3: $b_passed ok / $b_failed failing; minio-py: $m_passed ok / $m_failed failing;" \
         "analytics: $a_passed ok / $a_failed failing; aws-sdk-js: $j_passed ok / $j_failed failing"
     # Failures of checks listed in known-failures.txt (known server bugs) are still
