@@ -273,9 +273,9 @@ impl CallerAccess {
         caller: Option<User>,
         headers: &http::HeaderMap,
         uri: &http::Uri,
-        peer: Option<std::net::IpAddr>,
+        origin: Option<&crate::RequestContext>,
     ) -> CallerAccess {
-        let context = request_context(headers, uri, caller.as_ref(), peer);
+        let context = request_context(headers, uri, caller.as_ref(), origin);
         CallerAccess { access, caller, context, buckets: Mutex::new(HashMap::new()) }
     }
 
@@ -374,15 +374,16 @@ fn request_context(
     headers: &http::HeaderMap,
     uri: &http::Uri,
     caller: Option<&User>,
-    peer: Option<std::net::IpAddr>,
+    origin: Option<&crate::RequestContext>,
 ) -> HashMap<String, Vec<String>> {
     let mut context: HashMap<String, Vec<String>> = HashMap::new();
     let mut put = |key: &str, value: String| context.entry(key.to_owned()).or_default().push(value);
-    if let Some(ip) = peer {
-        put("aws:sourceip", ip.to_string());
+    if let Some(peer) = origin.and_then(|o| o.peer) {
+        put("aws:sourceip", peer.ip().to_string());
     }
-    // Quarry serves plain HTTP; TLS, where there is any, ends in front of it.
-    put("aws:securetransport", "false".into());
+    // Only Quarry's own TLS counts: a proxy's TLS in front is not seen here.
+    let secure = origin.is_some_and(|o| o.secure_transport);
+    put("aws:securetransport", secure.to_string());
     let now = time::OffsetDateTime::now_utc();
     if let Ok(text) = now.format(&time::format_description::well_known::Rfc3339) {
         put("aws:currenttime", text);
@@ -438,14 +439,14 @@ fn url_query(uri: &http::Uri) -> Vec<(String, String)> {
     uri.query().map(form_pairs).unwrap_or_default()
 }
 
-fn peer(cx: &mut S3AccessContext<'_>) -> Option<std::net::IpAddr> {
-    cx.extensions_mut().get::<crate::RequestContext>().and_then(|c| c.peer).map(|p| p.ip())
+fn origin(cx: &mut S3AccessContext<'_>) -> Option<crate::RequestContext> {
+    cx.extensions_mut().get::<crate::RequestContext>().cloned()
 }
 
 #[async_trait::async_trait]
 impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        let peer = peer(cx);
+        let origin = origin(cx);
         let caller = self.caller(cx.credentials())?;
         let caller = caller.as_ref();
         let operation = cx.s3_op().name();
@@ -475,7 +476,7 @@ impl S3Access for Access {
                     bucket: &bucket,
                     key: key.as_deref(),
                     version_id: version_id.as_deref(),
-                    context: request_context(cx.headers(), cx.uri(), caller, peer),
+                    context: request_context(cx.headers(), cx.uri(), caller, origin.as_ref()),
                 };
                 self.decide(ask)
             }
@@ -572,8 +573,7 @@ impl Access {
 
     /// The condition keys of a request s3s has parsed (per-operation checks).
     fn context_of<T>(&self, req: &S3Request<T>, caller: Option<&User>) -> HashMap<String, Vec<String>> {
-        let peer = req.extensions.get::<crate::RequestContext>().and_then(|c| c.peer).map(|p| p.ip());
-        request_context(&req.headers, &req.uri, caller, peer)
+        request_context(&req.headers, &req.uri, caller, req.extensions.get::<crate::RequestContext>())
     }
 
     /// CopyObject and UploadPartCopy read their source: GetObject on it.

@@ -53,10 +53,13 @@ use std::sync::Arc;
 use storage_core::Engine;
 
 /// What the HTTP layer knows about a request, handed to the S3 layer in the request's
-/// extensions: where it came from and the id it is answered with (x-amz-request-id).
+/// extensions: where it came from, over what, and the id it is answered with
+/// (x-amz-request-id).
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     pub peer: Option<std::net::SocketAddr>,
+    /// The request came over TLS (the policy key `aws:SecureTransport`).
+    pub secure_transport: bool,
     pub request_id: String,
 }
 

@@ -99,9 +99,9 @@ impl S3Route for SqlRoute {
 
     async fn call(&self, mut req: S3Request<Body>) -> S3Result<S3Response<Body>> {
         let access_key = req.credentials.as_ref().map(|c| c.access_key.clone()).expect("check_access ran");
-        let peer = req.extensions.get::<crate::RequestContext>().and_then(|c| c.peer).map(|p| p.ip());
+        let origin = req.extensions.get::<crate::RequestContext>();
         let caller = self.keys.user(&access_key);
-        let access = CallerAccess::new(self.access.clone(), caller.clone(), &req.headers, &req.uri, peer);
+        let access = CallerAccess::new(self.access.clone(), caller.clone(), &req.headers, &req.uri, origin);
         let scope = scope(caller.as_ref(), access, &self.engine)?;
         let format = result_format(&req)?;
         let sql = req.input.store_all_limited(quarry_sql::query::MAX_SQL_BYTES).await.map_err(|e| {

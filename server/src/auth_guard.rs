@@ -156,6 +156,27 @@ fn query_value(uri: &http::Uri, name: &str) -> Option<String> {
 
 /// Checks the request's signature scheme and dates. `extension` is true for our own
 /// non-S3 requests (the SQL endpoint, the admin API).
+/// S3's answer to a customer key (SSE-C) sent over plain HTTP.
+pub const CUSTOMER_KEY_NEEDS_TLS: &str =
+    "Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection.";
+
+/// Headers that carry an SSE-C key (of the object, or of a copy's source).
+const CUSTOMER_KEY_HEADERS: [&str; 4] = [
+    "x-amz-server-side-encryption-customer-algorithm",
+    "x-amz-server-side-encryption-customer-key",
+    "x-amz-copy-source-server-side-encryption-customer-algorithm",
+    "x-amz-copy-source-server-side-encryption-customer-key",
+];
+
+/// A customer key travels only over TLS, as on S3: `allowed` is false for a plain-HTTP
+/// connection unless `--allow-sse-c-over-http` (for TLS that ends in a proxy in front).
+pub fn check_customer_key_transport(headers: &http::HeaderMap, allowed: bool) -> Result<(), Refusal> {
+    if allowed || !CUSTOMER_KEY_HEADERS.iter().any(|h| headers.contains_key(*h)) {
+        return Ok(());
+    }
+    Err(refusal(http::StatusCode::BAD_REQUEST, "InvalidRequest", CUSTOMER_KEY_NEEDS_TLS))
+}
+
 pub fn check(
     uri: &http::Uri,
     headers: &http::HeaderMap,

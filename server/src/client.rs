@@ -67,7 +67,12 @@ impl Endpoint {
             .map_err(|e| e.to_string())?;
         let (instructions, _) = sign(signable, &params).map_err(|e| e.to_string())?.into_parts();
         instructions.apply_to_request_http1x(&mut request);
-        let client = Client::builder(TokioExecutor::new()).build_http();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(crate::tls::client_config()?)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client = Client::builder(TokioExecutor::new()).build(connector);
         client.request(request).await.map_err(|e| format!("cannot reach {url}: {e}"))
     }
 }

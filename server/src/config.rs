@@ -74,6 +74,7 @@ pub struct FileConfig {
     pub query_memory_total_bytes: Option<usize>,
     pub select_max_decompressed_bytes: Option<u64>,
     pub allow_sigv2: Option<bool>,
+    pub allow_sse_c_over_http: Option<bool>,
     pub block_public_access: Option<bool>,
     pub object_ownership: Option<String>,
     pub max_concurrent_queries: Option<usize>,
@@ -82,6 +83,8 @@ pub struct FileConfig {
     pub body_idle_timeout_ms: Option<u64>,
     pub keep_alive_timeout_ms: Option<u64>,
     pub log_format: Option<LogFormat>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// Domains for virtual-hosted-style requests (`<bucket>.<domain>`).
     #[serde(default)]
     pub domains: Vec<String>,

@@ -82,6 +82,12 @@ impl Fields {
         std::str::from_utf8(form.get(range.clone())?).ok()
     }
 
+    /// The form carries an SSE-C key.
+    pub fn has_customer_key(&self) -> bool {
+        self.has("x-amz-server-side-encryption-customer-algorithm")
+            || self.has("x-amz-server-side-encryption-customer-key")
+    }
+
     /// The signature field a form that names an access key or a policy lacks.
     pub fn missing_signature(&self) -> Option<&'static str> {
         let sigv4 = self.has("x-amz-credential") || self.has("x-amz-algorithm");

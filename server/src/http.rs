@@ -41,6 +41,8 @@ pub struct LifecycleSchedule {
 pub struct RequestPolicy {
     /// Accept SigV2 signatures (`--allow-sigv2`); off by default.
     pub allow_sigv2: bool,
+    /// Accept SSE-C keys over plain HTTP (`--allow-sse-c-over-http`); off by default.
+    pub allow_sse_c_over_http: bool,
     /// The keys, to tell which form of a bucket's path a SigV2 signature covers.
     pub keys: Arc<s3_api::KeyStore>,
 }
@@ -50,6 +52,8 @@ pub struct RequestPolicy {
 struct FrontSettings {
     limits: ConnectionLimits,
     policy: RequestPolicy,
+    /// The connection is TLS (`aws:SecureTransport`).
+    secure_transport: bool,
     /// The Host names a bucket (virtual-hosted style): our own paths are objects there.
     /// The bucket a virtual-hosted-style Host names.
     host_bucket: Option<String>,
@@ -64,8 +68,14 @@ pub struct ConnectionLimits {
     pub keep_alive_timeout_ms: u64,
 }
 
+/// Where the server listens, and with what certificate if it serves HTTPS.
+pub struct Listen {
+    pub address: SocketAddr,
+    pub tls: Option<Arc<crate::tls::CertificateSource>>,
+}
+
 pub async fn serve(
-    address: SocketAddr,
+    listen: Listen,
     s3: S3Service,
     engine: Engine,
     scrub: ScrubSchedule,
@@ -73,15 +83,22 @@ pub async fn serve(
     domains: s3_api::DomainHost,
     policy: RequestPolicy,
 ) -> Result<(), String> {
+    let Listen { address, tls } = listen;
     let domains = Arc::new(domains);
+    let acceptor = match &tls {
+        Some(source) => Some(tokio_rustls::TlsAcceptor::from(source.server_config()?)),
+        None => None,
+    };
     let listener =
         tokio::net::TcpListener::bind(address).await.map_err(|e| format!("cannot listen on {address}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let open_files = connections::raise_open_files_limit();
     let connections = Arc::new(Connections::new(connections::connection_cap(limits.max_connections, open_files)));
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
     // Tests and scripts wait for this exact line.
-    println!("quarry listening on http://{local}");
-    tracing::info!(max_connections = connections.max(), open_files, "listening on http://{local}");
+    println!("quarry listening on {scheme}://{local}");
+    tracing::info!(max_connections = connections.max(), open_files, "listening on {scheme}://{local}");
+    let reloader = tokio::spawn(crate::tls::reload_on_sighup(tls));
 
     let scrubber = tokio::spawn(background_scrub(engine.clone(), scrub));
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -116,55 +133,31 @@ pub async fn serve(
                 if let Err(e) = stream.set_nodelay(true) {
                     tracing::debug!(%peer, "TCP_NODELAY not set: {e}");
                 }
-                let connection = admitted.connection.clone();
-                let (s3, engine, domains, policy) = (s3.clone(), engine.clone(), domains.clone(), policy.clone());
-                let service = service_fn(move |request: http::Request<Incoming>| {
-                    let host_bucket = request
-                        .headers()
-                        .get(http::header::HOST)
-                        .and_then(|h| h.to_str().ok())
-                        .and_then(|h| domains.bucket_of(h))
-                        .map(str::to_owned);
-                    let front = FrontSettings { limits, policy: policy.clone(), host_bucket };
-                    route(s3.clone(), engine.clone(), peer, connection.clone(), front, request)
-                });
-                let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-                let mut shutdown = shutdown_rx.clone();
-                // Runs the connection until it ends, is shed at the cap, stays idle past the
-                // keep-alive timeout, or the server shuts down (in-flight requests finish).
+                let front = ConnectionFront {
+                    s3: s3.clone(),
+                    engine: engine.clone(),
+                    domains: domains.clone(),
+                    policy: policy.clone(),
+                    limits,
+                    peer,
+                    builder: builder.clone(),
+                    shutdown: shutdown_rx.clone(),
+                };
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    let connection = admitted.connection.clone();
-                    let keep_alive = Duration::from_millis(limits.keep_alive_timeout_ms.max(1));
-                    let mut served = std::pin::pin!(served);
-                    let mut draining = false;
-                    loop {
-                        let idle_deadline = connection.idle_deadline(keep_alive);
-                        tokio::select! {
-                            result = served.as_mut() => {
-                                if let Err(e) = result {
-                                    tracing::debug!(%peer, "connection ended with an error: {e}");
-                                }
-                                break;
-                            }
-                            // No request is in flight on a shed or idle connection: dropping it loses nothing.
-                            () = connection.close.notified() => break,
-                            () = connection.activity.notified() => {}
-                            () = tokio::time::sleep_until(idle_deadline.unwrap_or_else(tokio::time::Instant::now)),
-                                if idle_deadline.is_some() && !draining => {
-                                if connection.idle_deadline(keep_alive).is_some_and(|d| d <= tokio::time::Instant::now()) {
-                                    tracing::debug!(%peer, "closing an idle connection");
-                                    break;
-                                }
-                            }
-                            changed = shutdown.changed(), if !draining => {
-                                draining = true;
-                                if changed.is_ok() {
-                                    served.as_mut().graceful_shutdown();
-                                }
+                    match acceptor {
+                        None => front.run(stream, admitted, false).await,
+                        Some(acceptor) => {
+                            // The handshake is bounded like a request's headers: a client
+                            // that opens a socket and stalls holds it no longer.
+                            let handshake_timeout = Duration::from_millis(limits.header_read_timeout_ms.max(1));
+                            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                                Ok(Ok(stream)) => front.run(stream, admitted, true).await,
+                                Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                                Err(_) => tracing::debug!(%peer, "TLS handshake not done within {handshake_timeout:?}"),
                             }
                         }
                     }
-                    drop(admitted);
                 });
             }
             () = &mut shutdown => break,
@@ -172,6 +165,7 @@ pub async fn serve(
     }
     drop(listener);
     scrubber.abort();
+    reloader.abort();
     let _ = shutdown_tx.send(true);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(SHUTDOWN_GRACE_MS);
     while connections.count() > 0 {
@@ -182,6 +176,75 @@ pub async fn serve(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
+}
+
+/// What one accepted connection is served with.
+struct ConnectionFront {
+    s3: S3Service,
+    engine: Engine,
+    domains: Arc<s3_api::DomainHost>,
+    policy: RequestPolicy,
+    limits: ConnectionLimits,
+    peer: SocketAddr,
+    builder: auto::Builder<TokioExecutor>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl ConnectionFront {
+    /// Runs the connection until it ends, is shed at the cap, stays idle past the
+    /// keep-alive timeout, or the server shuts down (in-flight requests finish).
+    async fn run<IO>(self, io: IO, admitted: connections::Admitted, secure_transport: bool)
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let ConnectionFront { s3, engine, domains, policy, limits, peer, builder, mut shutdown } = self;
+        let connection = admitted.connection.clone();
+        let service = {
+            let connection = connection.clone();
+            service_fn(move |request: http::Request<Incoming>| {
+                let host_bucket = request
+                    .headers()
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .and_then(|h| domains.bucket_of(h))
+                    .map(str::to_owned);
+                let front = FrontSettings { limits, policy: policy.clone(), secure_transport, host_bucket };
+                route(s3.clone(), engine.clone(), peer, connection.clone(), front, request)
+            })
+        };
+        let served = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+        let keep_alive = Duration::from_millis(limits.keep_alive_timeout_ms.max(1));
+        let mut served = std::pin::pin!(served);
+        let mut draining = false;
+        loop {
+            let idle_deadline = connection.idle_deadline(keep_alive);
+            tokio::select! {
+                result = served.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, "connection ended with an error: {e}");
+                    }
+                    break;
+                }
+                // No request is in flight on a shed or idle connection: dropping it loses nothing.
+                () = connection.close.notified() => break,
+                () = connection.activity.notified() => {}
+                () = tokio::time::sleep_until(idle_deadline.unwrap_or_else(tokio::time::Instant::now)),
+                    if idle_deadline.is_some() && !draining => {
+                    if connection.idle_deadline(keep_alive).is_some_and(|d| d <= tokio::time::Instant::now()) {
+                        tracing::debug!(%peer, "closing an idle connection");
+                        break;
+                    }
+                }
+                changed = shutdown.changed(), if !draining => {
+                    draining = true;
+                    if changed.is_ok() {
+                        served.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+        }
+        drop(admitted);
+    }
 }
 
 /// Our own paths first. "health", "ready" and "metrics" are valid bucket names, so only
@@ -195,7 +258,7 @@ async fn route(
     front: FrontSettings,
     request: http::Request<Incoming>,
 ) -> Result<s3s::HttpResponse, s3s::HttpError> {
-    let FrontSettings { limits, policy, host_bucket } = front;
+    let FrontSettings { limits, policy, secure_transport, host_bucket } = front;
     if request.method() == http::Method::GET && request.uri().query().is_none() && host_bucket.is_none() {
         match request.uri().path() {
             "/health" => return Ok(text(http::StatusCode::OK, "ok\n".into())),
@@ -229,7 +292,8 @@ async fn route(
     let from_browser = request.headers().contains_key(http::header::ORIGIN);
     let cors_rules =
         bucket.filter(|_| from_browser).and_then(|b| engine.bucket(&b).ok().flatten()).and_then(|entry| entry.cors);
-    let response = s3_response(s3, peer, policy, cors_rules, &request_id, &stats, request).await;
+    let context = s3_api::RequestContext { peer: Some(peer), secure_transport, request_id: request_id.clone() };
+    let response = s3_response(s3, context, policy, cors_rules, &stats, request).await;
     let status = response.status();
     let line = access_log::AccessLine { method, path, host, status, access_key, request_id, peer, started };
     let finished = move |bytes_out: u64| {
@@ -242,10 +306,9 @@ async fn route(
 /// The S3 service's answer, with our request id and complete error documents.
 async fn s3_response(
     s3: S3Service,
-    peer: SocketAddr,
+    context: s3_api::RequestContext,
     policy: RequestPolicy,
     cors_rules: Option<Vec<storage_core::CorsRule>>,
-    request_id: &str,
     stats: &BodyStats,
     mut request: http::Request<s3s::Body>,
 ) -> s3s::HttpResponse {
@@ -260,10 +323,14 @@ async fn s3_response(
     let is_post = request.method() == http::Method::POST;
     let resource = request.uri().path().to_owned();
     let asks_attributes = attributes_etag::is_attributes_request(request.method(), request.uri());
-    request.extensions_mut().insert(s3_api::RequestContext { peer: Some(peer), request_id: request_id.to_owned() });
+    let request_id = context.request_id.clone();
+    let request_id = request_id.as_str();
+    let customer_key_allowed = context.secure_transport || policy.allow_sse_c_over_http;
+    request.extensions_mut().insert(context);
     preflight::date_as_amz_date(&mut request);
     let extension = s3_api::is_extension_request(request.method(), request.uri());
-    let guarded = auth_guard::check(request.uri(), request.headers(), extension, policy.allow_sigv2, SystemTime::now());
+    let guarded = auth_guard::check(request.uri(), request.headers(), extension, policy.allow_sigv2, SystemTime::now())
+        .and_then(|()| auth_guard::check_customer_key_transport(request.headers(), customer_key_allowed));
     if guarded.is_ok()
         && policy.allow_sigv2
         && let Some(uri) = auth_guard::sigv2_bucket_uri(&request, |key| policy.keys.secret(key))
@@ -276,11 +343,13 @@ async fn s3_response(
         }
         Err(refusal) => Ok(preflight::xml_error(refusal.status, refusal.code, &refusal.message)),
         Ok(()) if preflight::oversized_xml_body(&request) => Ok(preflight::refuse_oversized_xml_body(request).await),
-        Ok(()) if preflight::form_post(&request) => match preflight::admit_form_post(request).await {
-            // The permit is held until s3s has read and stored the form's file.
-            Ok((admitted, _permit)) => s3.call(merge_repeated_headers(admitted)).await,
-            Err(refused) => Ok(refused),
-        },
+        Ok(()) if preflight::form_post(&request) => {
+            match preflight::admit_form_post(request, customer_key_allowed).await {
+                // The permit is held until s3s has read and stored the form's file.
+                Ok((admitted, _permit)) => s3.call(merge_repeated_headers(admitted)).await,
+                Err(refused) => Ok(refused),
+            }
+        }
         Ok(()) if preflight::unsized_xml_post(&request) => {
             match preflight::buffer_unsized_xml_post(merge_repeated_headers(request)).await {
                 Ok((sized, _permit)) => s3.call(sized).await,

@@ -13,6 +13,7 @@ mod form;
 mod http;
 mod preflight;
 mod sql_cli;
+mod tls;
 
 use clap::{Args, Parser, Subcommand};
 use config::FileConfig;
@@ -119,6 +120,10 @@ struct ServeArgs {
     /// Accept legacy SigV2 signatures (they sign neither the body nor most of the query) [default: off]
     #[arg(long, env = "QUARRY_ALLOW_SIGV2")]
     allow_sigv2: bool,
+    /// Accept SSE-C keys over plain HTTP (S3 refuses them without TLS; for TLS that ends in
+    /// a proxy in front of Quarry) [default: off]
+    #[arg(long, env = "QUARRY_ALLOW_SSE_C_OVER_HTTP")]
+    allow_sse_c_over_http: bool,
     /// Block Public Access for new buckets (all four settings on; each bucket may change
     /// its own) [default: true]
     #[arg(long, env = "QUARRY_BLOCK_PUBLIC_ACCESS")]
@@ -143,6 +148,12 @@ struct ServeArgs {
     /// in the environment. `localhost` is always one.
     #[arg(long = "domain", env = "QUARRY_DOMAIN", value_delimiter = ',')]
     domains: Vec<String>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key); re-read on SIGHUP
+    #[arg(long, env = "QUARRY_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert
+    #[arg(long, env = "QUARRY_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Log lines as text or JSON objects [default: text]
     #[arg(long, env = "QUARRY_LOG_FORMAT", value_enum)]
     log_format: Option<config::LogFormat>,
@@ -360,7 +371,13 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     // SSE-S3 and SSE-KMS objects read as plaintext through every reader of the engine.
     engine.set_data_key_opener(Arc::new(s3_api::ServerDataKeys(server_key.clone())));
     let keys = Arc::new(s3_api::KeyStore::with_run_time_users(keys, server_key, &engine)?);
-    let policy = http::RequestPolicy { allow_sigv2, keys: keys.clone() };
+    let allow_sse_c_over_http = args.allow_sse_c_over_http || file.allow_sse_c_over_http.unwrap_or(false);
+    let policy = http::RequestPolicy { allow_sigv2, allow_sse_c_over_http, keys: keys.clone() };
+    let tls = match (args.tls_cert.or(file.tls_cert), args.tls_key.or(file.tls_key)) {
+        (Some(cert_path), Some(key_path)) => Some(tls::CertificateSource::load(tls::TlsFiles { cert_path, key_path })?),
+        (None, None) => None,
+        _ => return Err("TLS needs both a certificate (tls_cert) and its key (tls_key)".into()),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("quarry-worker")
@@ -373,7 +390,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let service = s3_api::service(engine.clone(), keys, api);
         let compactor = tokio::spawn(http::background_compaction(engine.clone(), compaction, compaction_interval_secs));
         let lifecycle_passes = tokio::spawn(http::background_lifecycle(engine.clone(), lifecycle));
-        let served = http::serve(address, service, engine.clone(), scrub, limits, domains, policy).await;
+        let served =
+            http::serve(http::Listen { address, tls }, service, engine.clone(), scrub, limits, domains, policy).await;
         compactor.abort();
         lifecycle_passes.abort();
         tracing::info!("shutting down: syncing the log and the index");

@@ -187,6 +187,7 @@ pub fn form_post<B>(request: &http::Request<B>) -> bool {
 /// and within the budget of bodies held in memory, which it holds until answered.
 pub async fn admit_form_post(
     request: http::Request<s3s::Body>,
+    customer_key_allowed: bool,
 ) -> Result<(s3s::HttpRequest, tokio::sync::SemaphorePermit<'static>), s3s::HttpResponse> {
     let declared_bytes = request
         .headers()
@@ -233,6 +234,13 @@ pub async fn admit_form_post(
                     &format!(
                         "Bucket POST must contain a field named '{field}'. If it is specified, please check the order of the fields."
                     ),
+                ));
+            }
+            if fields.has_customer_key() && !customer_key_allowed {
+                return Err(xml_error(
+                    http::StatusCode::BAD_REQUEST,
+                    "InvalidRequest",
+                    crate::auth_guard::CUSTOMER_KEY_NEEDS_TLS,
                 ));
             }
             let policy = fields.value(&form, "policy");

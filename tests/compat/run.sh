@@ -44,6 +44,7 @@ BUCKET=compat-cli
 
 WORK=
 SERVER_PID=
+TLS_SERVER_PID=
 SERVER_LOG_SHOWN=
 PASSED=0
 FAILED=0
@@ -73,25 +74,31 @@ show_server_log() {
     fi
 }
 
+# stop_server PID -- SIGTERM the server's process group (see launch_server), SIGKILL
+# after 10 s.
+stop_server() {
+    local pid=$1 i
+    if kill -0 -- "-$pid" 2>/dev/null; then
+        kill -TERM -- "-$pid" 2>/dev/null || true
+        for ((i = 0; i < 100; i++)); do
+            kill -0 -- "-$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 -- "-$pid" 2>/dev/null; then
+            log "server (pid $pid) ignored SIGTERM for 10s; sending SIGKILL"
+            kill -KILL -- "-$pid" 2>/dev/null || true
+        fi
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
 cleanup() {
     local rc=$?
     trap - EXIT
-    if [[ -n $SERVER_PID ]]; then
-        # the server's process group (see start_server)
-        if kill -0 -- "-$SERVER_PID" 2>/dev/null; then
-            kill -TERM -- "-$SERVER_PID" 2>/dev/null || true
-            local i
-            for ((i = 0; i < 100; i++)); do
-                kill -0 -- "-$SERVER_PID" 2>/dev/null || break
-                sleep 0.1
-            done
-            if kill -0 -- "-$SERVER_PID" 2>/dev/null; then
-                log "server (pid $SERVER_PID) ignored SIGTERM for 10s; sending SIGKILL"
-                kill -KILL -- "-$SERVER_PID" 2>/dev/null || true
-            fi
-        fi
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    local pid
+    for pid in "$SERVER_PID" "$TLS_SERVER_PID"; do
+        [[ -n $pid ]] && stop_server "$pid"
+    done
     if ((rc != 0)); then
         show_server_log
     fi
@@ -197,51 +204,79 @@ resolve_binary() {
     log "using server binary $SERVER_BIN"
 }
 
-start_server() {
-    mkdir -p "$WORK/data"
-    log "starting: quarry serve --address 127.0.0.1:0 --data-dir $WORK/data"
+# launch_server NAME SCHEME [QUARRY SERVE FLAGS...] -- start a server with an empty data
+# dir ($WORK/NAME-data; logs $WORK/NAME.stdout and .stderr), wait for its listening line
+# (SCHEME://IP:PORT) and GET /health; sets LAUNCHED_PID and LAUNCHED_ENDPOINT. curl
+# trusts $CURL_CA (a CA file) when set.
+launch_server() {
+    local name=$1 scheme=$2
+    shift 2
+    local out=$WORK/$name.stdout
+    mkdir -p "$WORK/$name-data"
+    log "starting: quarry serve --address 127.0.0.1:0 --data-dir $WORK/$name-data $*"
     # Own process group (job control on just for this launch), so cleanup also
     # reaches children if QUARRY_BIN is a wrapper script.
     set -m
     QUARRY_ACCESS_KEY=$ACCESS_KEY QUARRY_SECRET_KEY=$SECRET_KEY \
-        "$SERVER_BIN" serve --address 127.0.0.1:0 --data-dir "$WORK/data" \
-        </dev/null >"$WORK/server.stdout" 2>"$WORK/server.stderr" &
-    SERVER_PID=$!
+        "$SERVER_BIN" serve --address 127.0.0.1:0 --data-dir "$WORK/$name-data" "$@" \
+        </dev/null >"$out" 2>"$WORK/$name.stderr" &
+    LAUNCHED_PID=$!
     set +m
 
     local deadline=$((SECONDS + STARTUP_TIMEOUT)) line='' rc
     while :; do
-        line=$(grep -m1 -E '^quarry listening on ' "$WORK/server.stdout" || true)
+        line=$(grep -m1 -E '^quarry listening on ' "$out" || true)
         [[ -n $line ]] && break
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        if ! kill -0 "$LAUNCHED_PID" 2>/dev/null; then
             rc=0
-            wait "$SERVER_PID" || rc=$?
-            SERVER_PID=
-            die "server exited with status $rc before printing 'quarry listening on http://IP:PORT'"
+            wait "$LAUNCHED_PID" || rc=$?
+            die "$name server exited with status $rc before printing 'quarry listening on $scheme://IP:PORT'"
         fi
         ((SECONDS < deadline)) ||
-            die "expected the line 'quarry listening on http://IP:PORT' on stdout within ${STARTUP_TIMEOUT}s; got none"
+            die "expected the line 'quarry listening on $scheme://IP:PORT' on stdout within ${STARTUP_TIMEOUT}s; got none"
         sleep 0.1
     done
-    local re='^quarry listening on http://([0-9.]+):([0-9]+)$'
+    local re="^quarry listening on $scheme://([0-9.]+):([0-9]+)\$"
     [[ $line =~ $re ]] ||
         die "expected the listening line to match $re; got: $line"
     local ip=${BASH_REMATCH[1]} port=${BASH_REMATCH[2]}
     ((port > 0)) || die "expected the real port in the listening line; got port $port"
-    ENDPOINT=http://$ip:$port
-    log "server pid $SERVER_PID listening on $ENDPOINT"
+    LAUNCHED_ENDPOINT=$scheme://$ip:$port
+    log "$name server pid $LAUNCHED_PID listening on $LAUNCHED_ENDPOINT"
 
     local code=
     deadline=$((SECONDS + STARTUP_TIMEOUT))
     while :; do
-        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$ENDPOINT/health" || true)
+        code=$(curl -s ${CURL_CA:+--cacert "$CURL_CA"} -o /dev/null -w '%{http_code}' --max-time 2 \
+            "$LAUNCHED_ENDPOINT/health" || true)
         [[ $code == 200 ]] && break
-        kill -0 "$SERVER_PID" 2>/dev/null || die "server exited while waiting for GET /health"
+        kill -0 "$LAUNCHED_PID" 2>/dev/null || die "$name server exited while waiting for GET /health"
         ((SECONDS < deadline)) ||
-            die "expected GET $ENDPOINT/health -> 200 within ${STARTUP_TIMEOUT}s; got HTTP '${code:-no response}'"
+            die "expected GET $LAUNCHED_ENDPOINT/health -> 200 within ${STARTUP_TIMEOUT}s; got HTTP '${code:-no response}'"
         sleep 0.2
     done
-    log "GET /health -> 200"
+    log "GET $LAUNCHED_ENDPOINT/health -> 200"
+}
+
+start_server() {
+    launch_server server http
+    SERVER_PID=$LAUNCHED_PID
+    ENDPOINT=$LAUNCHED_ENDPOINT
+}
+
+# A second server serving HTTPS with a fresh self-signed certificate for 127.0.0.1
+# (openssl, Debian's package); TLS_CA is the certificate, for the clients to trust.
+start_tls_server() {
+    ensure_debian_package openssl
+    TLS_CA=$WORK/tls/cert.pem
+    mkdir -p "$WORK/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1,DNS:localhost \
+        -keyout "$WORK/tls/key.pem" -out "$TLS_CA" >"$WORK/tls/openssl.log" 2>&1 ||
+        die "openssl could not make a certificate: $(cat "$WORK/tls/openssl.log")"
+    CURL_CA=$TLS_CA launch_server tls https --tls-cert "$TLS_CA" --tls-key "$WORK/tls/key.pem"
+    TLS_SERVER_PID=$LAUNCHED_PID
+    TLS_ENDPOINT=$LAUNCHED_ENDPOINT
 }
 
 # ---------------------------------------------------------------------------
@@ -651,20 +686,44 @@ check_runtime_user_with_aws_cli() {
 
 # --- server-side encryption with the aws cli -------------------------------------
 
+SSE_C_KEY=0123456789abcdef0123456789abcdef # 32 bytes: the aws cli sends it base64'd, with its MD5
+
 check_cp_server_side_encryption() {
-    local key=0123456789abcdef0123456789abcdef # 32 bytes: the aws cli sends it base64'd, with its MD5
-    # SSE-S3 on the single-part path, SSE-C on the multipart one (the 100 MiB file).
     must aws s3 cp --no-progress --sse AES256 "$WORK/up/small.bin" "s3://$BUCKET/sse/s3.bin" >/dev/null
-    must aws s3 cp --no-progress --sse-c AES256 --sse-c-key "$key" "$WORK/up/big.bin" "s3://$BUCKET/sse/c.bin" >/dev/null
     local head
     head=$(must aws s3api head-object --bucket "$BUCKET" --key sse/s3.bin)
     grep -q '"ServerSideEncryption": "AES256"' <<<"$head" || fail "head-object of an --sse AES256 upload" '"ServerSideEncryption": "AES256"' "$head"
-    must_fail 'Bad Request|400' aws s3api head-object --bucket "$BUCKET" --key sse/c.bin
-    must aws s3 cp --no-progress --sse-c AES256 --sse-c-key "$key" "s3://$BUCKET/sse/c.bin" "$WORK/dl/sse-c.bin" >/dev/null
-    cmp -s "$WORK/up/big.bin" "$WORK/dl/sse-c.bin" || fail "aws s3 cp --sse-c down" "the bytes uploaded" "different bytes"
     must aws s3 cp --no-progress "s3://$BUCKET/sse/s3.bin" "$WORK/dl/sse-s3.bin" >/dev/null
     cmp -s "$WORK/up/small.bin" "$WORK/dl/sse-s3.bin" || fail "aws s3 cp down of the --sse AES256 object" "the bytes uploaded" "different bytes"
+    # A customer key over plain HTTP is refused, as S3 refuses it (the TLS checks use it).
+    must_fail 'InvalidRequest|secure connection' \
+        aws s3 cp --no-progress --sse-c AES256 --sse-c-key "$SSE_C_KEY" "$WORK/up/small.bin" "s3://$BUCKET/sse/c.bin"
     must aws s3 rm --recursive --quiet "s3://$BUCKET/sse/" >/dev/null
+}
+
+# --- HTTPS (a second server with --tls-cert/--tls-key) --------------------------
+
+TLS_BUCKET=compat-tls
+
+aws_tls() { "$AWS_BIN" --endpoint-url "$TLS_ENDPOINT" --ca-bundle "$TLS_CA" "$@"; }
+
+check_tls_cli_round_trip_sse_c() {
+    # SSE-C on the multipart path (the 100 MiB file), over TLS as S3 requires.
+    must aws_tls s3 mb "s3://$TLS_BUCKET" >/dev/null
+    must aws_tls s3 cp --no-progress --sse-c AES256 --sse-c-key "$SSE_C_KEY" "$WORK/up/big.bin" "s3://$TLS_BUCKET/c.bin" >/dev/null
+    must_fail 'Bad Request|400' aws_tls s3api head-object --bucket "$TLS_BUCKET" --key c.bin
+    must aws_tls s3 cp --no-progress --sse-c AES256 --sse-c-key "$SSE_C_KEY" "s3://$TLS_BUCKET/c.bin" "$WORK/dl/tls-sse-c.bin" >/dev/null
+    cmp -s "$WORK/up/big.bin" "$WORK/dl/tls-sse-c.bin" || fail "aws s3 cp --sse-c down over TLS" "the bytes uploaded" "different bytes"
+    must aws_tls s3 rb --force "s3://$TLS_BUCKET" >/dev/null
+}
+
+check_tls_refuses_untrusted_and_plain_clients() {
+    # Without the CA the aws cli refuses the self-signed certificate; plain HTTP gets no answer.
+    local no_ca=("$AWS_BIN" --endpoint-url "$TLS_ENDPOINT")
+    must_fail 'SSL|certificate|CERTIFICATE' "${no_ca[@]}" s3 ls
+    local code
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://${TLS_ENDPOINT#https://}/health" || true)
+    [[ $code != 200 ]] || fail "plain-HTTP GET /health on the TLS port" "no HTTP answer" "HTTP 200"
 }
 
 # --- s3cmd (PyPI): ACLs and bucket policies -----------------------------------
@@ -1001,7 +1060,7 @@ EOF
     run_check "aws s3 ls (objects, common prefix)" check_ls_objects
     run_check "aws s3 cp down + cmp" check_cp_down
     run_check "aws s3 cp stdin -> stdout" check_cp_stream
-    run_check "aws s3 cp --sse AES256 / --sse-c (multipart)" check_cp_server_side_encryption
+    run_check "aws s3 cp --sse AES256; --sse-c over http refused" check_cp_server_side_encryption
     run_check "aws s3 sync up (tree)" check_sync_up
     run_check "aws s3 sync up again transfers nothing" check_sync_up_again_is_noop
     run_check "aws s3 sync down + diff -r" check_sync_down
@@ -1053,6 +1112,14 @@ EOF
     local a_passed=$SUITE_PASSED a_failed=$SUITE_FAILED
     run_check "server alive after analytics checks" check_server_alive
 
+    log "HTTPS checks (a second server with --tls-cert/--tls-key)"
+    start_tls_server
+    local t_before_passed=$PASSED t_before_failed=$FAILED
+    run_check "aws s3 cp --sse-c (multipart) over TLS" check_tls_cli_round_trip_sse_c
+    run_check "TLS: untrusted cert and plain HTTP refused" check_tls_refuses_untrusted_and_plain_clients
+    ENDPOINT=$TLS_ENDPOINT AWS_CA_BUNDLE=$TLS_CA run_python_suite boto3-tls boto3_suite.py -k customer_key
+    local t_passed=$((PASSED - t_before_passed)) t_failed=$((FAILED - t_before_failed))
+
     log "aws-sdk-js v3 checks (tests/compat/js/sdk_js_suite.mjs)"
     NODE_NO_WARNINGS=1 run_suite sdk-js node "$HERE/js/sdk_js_suite.mjs"
     local j_passed=$SUITE_PASSED j_failed=$SUITE_FAILED
@@ -1061,7 +1128,8 @@ EOF
     echo
     log "aws cli: $cli_passed ok / $cli_failed failing; rclone and restic: $r_passed ok / $r_failed failing;" \
         "boto3: $b_passed ok / $b_failed failing; minio-py: $m_passed ok / $m_failed failing;" \
-        "analytics: $a_passed ok / $a_failed failing; aws-sdk-js: $j_passed ok / $j_failed failing"
+        "analytics: $a_passed ok / $a_failed failing; https: $t_passed ok / $t_failed failing;" \
+        "aws-sdk-js: $j_passed ok / $j_failed failing"
     # Failures of checks listed in known-failures.txt (known server bugs) are still
     # failures and printed as such; only the exit status ignores them.
     local -A known=()

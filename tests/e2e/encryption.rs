@@ -47,7 +47,8 @@ async fn get_with_key(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_c_objects_are_served_only_with_their_key_and_survive_kill9() {
-    let mut server = Server::start();
+    // SSE-C keys travel over TLS only, as on S3.
+    let mut server = Server::start_with(ServerOptions { tls: true, ..Default::default() });
     let s3 = server.client();
     create_bucket(&s3, "vault").await;
     // Over a megabyte: several frames and several chunk records.
@@ -287,7 +288,9 @@ async fn sse_s3_sse_kms_and_bucket_default_encryption() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sql_endpoint_reads_server_encrypted_objects_and_refuses_sse_c_ones() {
-    let server = Server::start();
+    // Plain HTTP (the SQL requests here are raw ones), so SSE-C keys are let through.
+    let server =
+        Server::start_with(ServerOptions { extra_args: vec!["--allow-sse-c-over-http".into()], ..Default::default() });
     let s3 = server.client();
     create_bucket(&s3, "tables").await;
     let csv = b"city,people\nLyon,522000\nNantes,320000\n";
@@ -323,4 +326,70 @@ async fn the_sql_endpoint_reads_server_encrypted_objects_and_refuses_sse_c_ones(
         response.body_str()
     );
     assert!(!response.body_str().contains("Lyon"), "plaintext of an SSE-C object leaked: {}", response.body_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_c_keys_over_plain_http_are_refused_unless_allowed() {
+    let server = Server::start();
+    let s3 = server.client();
+    create_bucket(&s3, "plain").await;
+    put(&s3, "plain", "source.txt", b"plain source").await;
+    let customer = customer_key_b64(4);
+    let (key, md5) = (&customer.0, &customer.1);
+    const NEEDS_TLS: &[&str] = &["InvalidRequest"];
+    let put_secret = |s3: &aws_sdk_s3::Client| {
+        s3.put_object()
+            .bucket("plain")
+            .key("secret.txt")
+            .body(ByteStream::from_static(b"secret"))
+            .sse_customer_algorithm("AES256")
+            .sse_customer_key(key)
+            .sse_customer_key_md5(md5)
+            .send()
+    };
+
+    expect_s3_error(put_secret(&s3).await, 400, NEEDS_TLS, "PutObject with an SSE-C key over plain HTTP");
+    let missing = s3.head_object().bucket("plain").key("secret.txt").send().await;
+    expect_s3_error(missing, 404, &[], "the refused PUT stored nothing");
+    let refused = s3
+        .get_object()
+        .bucket("plain")
+        .key("source.txt")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(key)
+        .sse_customer_key_md5(md5)
+        .send()
+        .await;
+    expect_s3_error(refused, 400, NEEDS_TLS, "GetObject with an SSE-C key over plain HTTP");
+    let refused = s3
+        .copy_object()
+        .bucket("plain")
+        .key("copy.txt")
+        .copy_source("plain/source.txt")
+        .copy_source_sse_customer_algorithm("AES256")
+        .copy_source_sse_customer_key(key)
+        .copy_source_sse_customer_key_md5(md5)
+        .send()
+        .await;
+    expect_s3_error(refused, 400, NEEDS_TLS, "CopyObject with a source SSE-C key over plain HTTP");
+    let refused = s3
+        .create_multipart_upload()
+        .bucket("plain")
+        .key("parts.bin")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(key)
+        .sse_customer_key_md5(md5)
+        .send()
+        .await;
+    expect_s3_error(refused, 400, NEEDS_TLS, "CreateMultipartUpload with an SSE-C key over plain HTTP");
+    // Requests without a customer key are not affected.
+    assert_eq!(get(&s3, "plain", "source.txt").await, b"plain source");
+
+    // --allow-sse-c-over-http: for TLS that ends in a proxy in front of the server.
+    let allowed =
+        Server::start_with(ServerOptions { extra_args: vec!["--allow-sse-c-over-http".into()], ..Default::default() });
+    let s3 = allowed.client();
+    create_bucket(&s3, "plain").await;
+    put_secret(&s3).await.ok_or_panic("PutObject with an SSE-C key over plain HTTP, allowed by the flag");
+    assert_eq!(get_with_key(&s3, "plain", "secret.txt", &customer, None).await, b"secret");
 }

@@ -30,8 +30,9 @@ pub const ADMIN_SECRET_KEY: &str = "quarryadminsecret123";
 pub const REGION: &str = "us-east-1";
 pub const MIB: usize = 1024 * 1024;
 
-/// The line the server prints on stdout once it accepts connections.
-const READY_PREFIX: &str = "quarry listening on http://";
+/// The line the server prints on stdout once it accepts connections, then
+/// `http://IP:PORT` (or `https://` with TLS).
+const READY_PREFIX: &str = "quarry listening on ";
 /// How long a fresh server may take to print its ready line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a restarted server (which may have to recover its data dir) may take.
@@ -50,6 +51,52 @@ pub struct ServerOptions {
     pub extra_args: Vec<String>,
     /// RLIMIT_NOFILE (soft and hard) of the server process, as `ulimit -n` would set it.
     pub open_files_limit: Option<u64>,
+    /// Serve HTTPS with a fresh self-signed certificate for 127.0.0.1, which the
+    /// server's SDK clients trust.
+    pub tls: bool,
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost, written as PEM files.
+pub struct TestCertificate {
+    pub cert_pem: String,
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+}
+
+impl TestCertificate {
+    pub fn write(dir: &Path) -> TestCertificate {
+        let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("generate a self-signed certificate");
+        let cert_pem = generated.cert.pem();
+        fs::create_dir_all(dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+        fs::write(&cert_path, &cert_pem).unwrap();
+        fs::write(&key_path, generated.signing_key.serialize_pem()).unwrap();
+        TestCertificate { cert_pem, cert_path, key_path }
+    }
+
+    /// `--tls-cert` and `--tls-key` for these files.
+    pub fn args(&self) -> Vec<String> {
+        vec![
+            "--tls-cert".into(),
+            self.cert_path.display().to_string(),
+            "--tls-key".into(),
+            self.key_path.display().to_string(),
+        ]
+    }
+}
+
+/// An HTTPS client for the SDK that trusts only `trusted_pem`.
+pub fn https_client_trusting(trusted_pem: &str) -> aws_sdk_s3::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+    let context = TlsContext::builder()
+        .with_trust_store(TrustStore::empty().with_pem_certificate(trusted_pem.as_bytes().to_vec()))
+        .build()
+        .expect("a TLS context");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https()
 }
 
 /// A running `quarry` process.
@@ -60,6 +107,8 @@ pub struct Server {
     data_dir: PathBuf,
     config_path: Option<PathBuf>,
     options: ServerOptions,
+    /// The certificate the server presents (`ServerOptions::tls`).
+    certificate: Option<TestCertificate>,
     stdout_log: PathBuf,
     stderr_log: PathBuf,
     starts: u32,
@@ -87,6 +136,7 @@ impl Server {
         });
         let stdout_log = tempdir.path().join("stdout.log");
         let stderr_log = tempdir.path().join("stderr.log");
+        let certificate = options.tls.then(|| TestCertificate::write(&tempdir.path().join("tls")));
         let mut server = Server {
             child: None,
             addr: "127.0.0.1:0".parse().unwrap(),
@@ -94,6 +144,7 @@ impl Server {
             data_dir,
             config_path,
             options,
+            certificate,
             stdout_log,
             stderr_log,
             starts: 0,
@@ -130,6 +181,9 @@ impl Server {
             cmd.arg("--max-object-size-bytes").arg(max.to_string());
         }
         cmd.args(&self.options.extra_args);
+        if let Some(certificate) = &self.certificate {
+            cmd.args(certificate.args());
+        }
         // Settings inherited from the developer's environment must not leak in.
         for var in [
             "QUARRY_ADDRESS",
@@ -142,6 +196,9 @@ impl Server {
             "QUARRY_CATALOG_FLUSH_INTERVAL_MS",
             "QUARRY_CATALOG_FLUSH_AFTER_CHANGES",
             "QUARRY_SERVER_KEY",
+            "QUARRY_TLS_CERT",
+            "QUARRY_TLS_KEY",
+            "QUARRY_ALLOW_SSE_C_OVER_HTTP",
         ] {
             cmd.env_remove(var);
         }
@@ -230,8 +287,13 @@ impl Server {
             }
         };
 
-        let rest = &ready_line[READY_PREFIX.len()..];
-        let addr_str = rest.split_whitespace().next().unwrap_or("").trim_end_matches('/');
+        let url = ready_line[READY_PREFIX.len()..].split_whitespace().next().unwrap_or("");
+        let (scheme, rest) = url.split_once("://").unwrap_or_else(|| {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ready line {ready_line:?} does not name a URL (http://IP:PORT)")
+        });
+        let addr_str = rest.trim_end_matches('/');
         let addr: SocketAddr = addr_str.parse().unwrap_or_else(|e| {
             let _ = child.kill();
             let _ = child.wait();
@@ -239,11 +301,11 @@ impl Server {
         });
         assert_ne!(addr.port(), 0, "ready line {ready_line:?} reports port 0, expected the real bound port");
         self.addr = addr;
-        self.endpoint = format!("http://{addr}");
+        self.endpoint = format!("{scheme}://{addr}");
         self.child = Some(child);
     }
 
-    /// `http://IP:PORT` of the running server.
+    /// `http://IP:PORT` (or `https://`) of the running server.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
@@ -294,7 +356,10 @@ impl Server {
             .endpoint_url(&self.endpoint)
             .force_path_style(true)
             .credentials_provider(Credentials::new(access_key, secret_key, None, None, "e2e"))
-            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .http_client(match &self.certificate {
+                Some(certificate) => https_client_trusting(&certificate.cert_pem),
+                None => aws_smithy_http_client::Builder::new().build_http(),
+            })
     }
 
     /// SIGKILL the server (no graceful shutdown) and reap it.

@@ -44,6 +44,7 @@ mod signatures;
 mod sql;
 mod strict;
 mod tagging;
+mod tls;
 mod users;
 mod versioning;
 mod vhost;

@@ -68,6 +68,29 @@ async fn post(server: &Server, (content_type, body): (String, String)) -> RawRes
 }
 
 const LATER: &str = "2099-01-01T00:00:00.000Z";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_with_an_sse_c_key_over_plain_http_is_refused() {
+    let server = Server::start();
+    create_bucket(&server.client(), BUCKET).await;
+    let (key, md5) = customer_key_b64(5);
+    let fields = [
+        ("key", "secret.txt"),
+        ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
+        ("x-amz-server-side-encryption-customer-key", key.as_str()),
+        ("x-amz-server-side-encryption-customer-key-md5", md5.as_str()),
+    ];
+    let conditions = [
+        r#"{"key":"secret.txt"}"#,
+        r#"["starts-with","$x-amz-server-side-encryption-customer-algorithm",""]"#,
+        r#"["starts-with","$x-amz-server-side-encryption-customer-key",""]"#,
+        r#"["starts-with","$x-amz-server-side-encryption-customer-key-md5",""]"#,
+    ];
+    let refused = post(&server, signed_form(LATER, &conditions, &fields, "secret")).await;
+    expect_error_document(&refused, 400, "InvalidRequest", "a form with an SSE-C key over plain HTTP");
+    let missing = server.client().head_object().bucket(BUCKET).key("secret.txt").send().await;
+    expect_s3_error(missing, 404, &[], "the refused form stored nothing");
+}
 const TAGS: &str = "<Tagging><TagSet><Tag><Key>project</Key><Value>a&amp;b</Value></Tag>\
                     <Tag><Key>tier</Key><Value>gold</Value></Tag></TagSet></Tagging>";
 

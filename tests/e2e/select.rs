@@ -1048,7 +1048,10 @@ async fn select_planning_is_bounded_by_the_deadline_and_leaves_the_runtime_free(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn select_reads_server_encrypted_objects_and_refuses_sse_c_ones() {
-    let (_server, client) = start_with_people().await;
+    // SSE-C keys travel over TLS only.
+    let server = Server::start_with(ServerOptions { tls: true, ..Default::default() });
+    let client = server.client();
+    create_bucket(&client, "sel").await;
     client
         .put_object()
         .bucket("sel")
