@@ -1,10 +1,11 @@
 //! The load generator's S3 client: SigV4 (UNSIGNED-PAYLOAD, as the AWS SDKs send large
-//! bodies over TLS) over a pooled hyper client with TCP_NODELAY. The same client drives
-//! Quarry and the null server.
+//! bodies over TLS) over a pooled hyper client with TCP_NODELAY, plain HTTP or HTTPS
+//! trusting one certificate. The same client drives Quarry and the null server.
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -18,15 +19,37 @@ const REGION: &str = "us-east-1";
 #[derive(Clone)]
 pub struct S3Client {
     base_url: String,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl S3Client {
-    pub fn new(address: SocketAddr, max_connections: usize) -> S3Client {
+    /// A client of `http://address`, or of `https://address` trusting only the PEM
+    /// certificate `trusted_pem`.
+    pub fn new(address: SocketAddr, max_connections: usize, trusted_pem: Option<&str>) -> Result<S3Client, String> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let mut roots = rustls::RootCertStore::empty();
+        if let Some(pem) = trusted_pem {
+            use rustls_pki_types::pem::PemObject;
+            let cert = rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| e.to_string())?;
+            roots.add(cert).map_err(|e| e.to_string())?;
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let http = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(max_connections).build(connector);
-        S3Client { base_url: format!("http://{address}"), http }
+        let scheme = if trusted_pem.is_some() { "https" } else { "http" };
+        Ok(S3Client { base_url: format!("{scheme}://{address}"), http })
     }
 
     /// Sends a signed request; returns the status and the body's length (the body is

@@ -143,8 +143,8 @@ async fn run(settings: Settings) -> Result<(), String> {
     let null = Process::null_server(work.path())?;
     let quarry = Process::quarry(&settings.quarry, &work.path().join("throughput"))?;
     println!("quarry {} (pid {}), null server {} (pid {})", quarry.address, quarry.pid(), null.address, null.pid());
-    let on_quarry = S3Client::new(quarry.address, 64);
-    let on_null = S3Client::new(null.address, 64);
+    let on_quarry = S3Client::new(quarry.address, 64, None)?;
+    let on_null = S3Client::new(null.address, 64, None)?;
     for client in [&on_quarry, &on_null] {
         expect_ok(client.send(Method::PUT, "/bench", Bytes::new()).await?, "CreateBucket bench")?;
         expect_ok(client.send(Method::PUT, "/bench-sse", Bytes::new()).await?, "CreateBucket bench-sse")?;
@@ -164,33 +164,54 @@ async fn run(settings: Settings) -> Result<(), String> {
         DISK_PROBE_SYNC_BYTES / MIB
     );
     let mut rows = Vec::new();
-    let plan: [(&str, Kind, usize, usize, &str); 13] = [
-        ("PUT 4 KiB", Kind::Put, 4 * KIB, 16, "bench"),
-        ("GET 4 KiB", Kind::Get, 4 * KIB, 16, "bench"),
-        ("GET 4 KiB, c1", Kind::Get, 4 * KIB, 1, "bench"),
-        ("HEAD 4 KiB", Kind::Head, 4 * KIB, 16, "bench"),
-        ("mixed 70% GET / 30% PUT, 4 KiB", Kind::Mixed, 4 * KIB, 16, "bench"),
-        ("PUT 1 MiB", Kind::Put, MIB, 8, "bench"),
-        ("GET 1 MiB", Kind::Get, MIB, 8, "bench"),
-        ("PUT 1 MiB, SSE-S3", Kind::Put, MIB, 8, "bench-sse"),
-        ("GET 1 MiB, SSE-S3", Kind::Get, MIB, 8, "bench-sse"),
-        ("PUT 64 MiB", Kind::Put, 64 * MIB, 4, "bench"),
-        ("GET 64 MiB", Kind::Get, 64 * MIB, 4, "bench"),
-        ("DELETE 4 KiB", Kind::Delete, 4 * KIB, 16, "bench"),
-        ("PUT 1 MiB, c1", Kind::Put, MIB, 1, "bench"),
+    use Transport::{Http, Https};
+    let plan: [(&str, Kind, usize, usize, &str, Transport); 17] = [
+        ("PUT 4 KiB", Kind::Put, 4 * KIB, 16, "bench", Http),
+        ("GET 4 KiB", Kind::Get, 4 * KIB, 16, "bench", Http),
+        ("GET 4 KiB, c1", Kind::Get, 4 * KIB, 1, "bench", Http),
+        ("HEAD 4 KiB", Kind::Head, 4 * KIB, 16, "bench", Http),
+        ("mixed 70% GET / 30% PUT, 4 KiB", Kind::Mixed, 4 * KIB, 16, "bench", Http),
+        ("PUT 1 MiB", Kind::Put, MIB, 8, "bench", Http),
+        ("GET 1 MiB", Kind::Get, MIB, 8, "bench", Http),
+        ("PUT 1 MiB, SSE-S3", Kind::Put, MIB, 8, "bench-sse", Http),
+        ("GET 1 MiB, SSE-S3", Kind::Get, MIB, 8, "bench-sse", Http),
+        // A second Quarry serving HTTPS; the null server stays plain HTTP, so the ratio
+        // includes what TLS costs (compare with the plain row of the same size).
+        ("PUT 4 KiB, TLS", Kind::Put, 4 * KIB, 16, "bench", Https),
+        ("GET 4 KiB, TLS", Kind::Get, 4 * KIB, 16, "bench", Https),
+        ("PUT 1 MiB, TLS", Kind::Put, MIB, 8, "bench", Https),
+        ("GET 1 MiB, TLS", Kind::Get, MIB, 8, "bench", Https),
+        ("PUT 64 MiB", Kind::Put, 64 * MIB, 4, "bench", Http),
+        ("GET 64 MiB", Kind::Get, 64 * MIB, 4, "bench", Http),
+        ("DELETE 4 KiB", Kind::Delete, 4 * KIB, 16, "bench", Http),
+        ("PUT 1 MiB, c1", Kind::Put, MIB, 1, "bench", Http),
     ];
     // Objects each bucket and size has on each server, so GET/HEAD/DELETE find what PUT
     // wrote.
-    let mut written: std::collections::HashMap<(&str, usize), [u64; 2]> = Default::default();
+    let mut written: std::collections::HashMap<(Transport, &str, usize), [u64; 2]> = Default::default();
     let chosen = |name: &str| settings.only.is_empty() || settings.only.iter().any(|o| name.contains(o.as_str()));
-    for (name, kind, size_bytes, concurrency, bucket) in plan.into_iter().filter(|row| chosen(row.0)) {
+    let mut quarry_tls: Option<(Process, S3Client)> = None;
+    for (name, kind, size_bytes, concurrency, bucket, transport) in plan.into_iter().filter(|row| chosen(row.0)) {
+        let on_quarry = match transport {
+            Http => on_quarry.clone(),
+            Https => match &quarry_tls {
+                Some((_, client)) => client.clone(),
+                None => {
+                    let (process, cert_pem) = Process::quarry_tls(&settings.quarry, &work.path().join("tls"))?;
+                    println!("quarry over TLS {} (pid {})", process.address, process.pid());
+                    let client = S3Client::new(process.address, 64, Some(&cert_pem))?;
+                    expect_ok(client.send(Method::PUT, "/bench", Bytes::new()).await?, "CreateBucket bench (TLS)")?;
+                    quarry_tls.insert((process, client)).1.clone()
+                }
+            },
+        };
         let mut outcomes = Vec::new();
         for (side, client) in [&on_quarry, &on_null].into_iter().enumerate() {
-            let existing = written.get(&(bucket, size_bytes)).map_or(0, |w| w[side]);
+            let existing = written.get(&(transport, bucket, size_bytes)).map_or(0, |w| w[side]);
             let target = Target { bucket, size_bytes, existing };
             let outcome = workload(client.clone(), kind, target, concurrency, settings.duration, name).await?;
             if matches!(kind, Kind::Put) {
-                let entry = written.entry((bucket, size_bytes)).or_default();
+                let entry = written.entry((transport, bucket, size_bytes)).or_default();
                 entry[side] = entry[side].max(outcome.ops);
             }
             outcomes.push(outcome);
@@ -218,6 +239,13 @@ async fn run(settings: Settings) -> Result<(), String> {
         small_objects(&settings, work.path(), &on_null).await?;
     }
     Ok(())
+}
+
+/// How the client reaches Quarry in a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Transport {
+    Http,
+    Https,
 }
 
 const HEADER: &str = "| workload | Quarry ops/s | MiB/s | p50 ms | p99 ms | null ops/s | MiB/s | p50 ms | p99 ms | ratio | disk-bound ops/s | ratio to the lower bound |\n|---|---|---|---|---|---|---|---|---|---|---|---|";
@@ -328,7 +356,7 @@ async fn small_objects(settings: &Settings, work: &std::path::Path, on_null: &S3
     }
     let data_dir = work.join("small");
     let quarry = Process::quarry(&settings.quarry, &data_dir)?;
-    let client = S3Client::new(quarry.address, 64);
+    let client = S3Client::new(quarry.address, 64, None)?;
     expect_ok(client.send(Method::PUT, "/bench", Bytes::new()).await?, "CreateBucket bench")?;
     let peak_rss = Arc::new(AtomicU64::new(0));
     let sampler = {

@@ -1,8 +1,9 @@
 //! The two servers as child processes: Quarry (`quarry serve` on a fresh data dir) and
 //! the null server (this binary's `null-server`). Each is ready when it prints its
-//! `listening on http://ADDR` line; dropping a `Process` kills it.
+//! `listening on http://ADDR` (or `https://`) line; dropping a `Process` kills it.
 
 use crate::client::{ACCESS_KEY, SECRET_KEY};
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -15,12 +16,30 @@ pub struct Process {
 
 impl Process {
     pub fn quarry(binary: &Path, data_dir: &Path) -> Result<Process, String> {
+        Process::quarry_with(binary, data_dir, &[])
+    }
+
+    /// Quarry serving HTTPS with a fresh self-signed certificate for 127.0.0.1; returns
+    /// the process and the certificate (PEM), for the client to trust.
+    pub fn quarry_tls(binary: &Path, data_dir: &Path) -> Result<(Process, String), String> {
+        let generated =
+            rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).map_err(|e| format!("certificate: {e}"))?;
+        let cert_pem = generated.cert.pem();
+        let (cert, key) = (data_dir.with_extension("cert.pem"), data_dir.with_extension("key.pem"));
+        std::fs::write(&cert, &cert_pem).map_err(|e| format!("{}: {e}", cert.display()))?;
+        std::fs::write(&key, generated.signing_key.serialize_pem()).map_err(|e| format!("{}: {e}", key.display()))?;
+        let flags = [OsStr::new("--tls-cert"), cert.as_os_str(), OsStr::new("--tls-key"), key.as_os_str()];
+        Ok((Process::quarry_with(binary, data_dir, &flags)?, cert_pem))
+    }
+
+    fn quarry_with(binary: &Path, data_dir: &Path, flags: &[&OsStr]) -> Result<Process, String> {
         let log = data_dir.with_extension("log");
         std::fs::create_dir_all(data_dir).map_err(|e| e.to_string())?;
         let mut command = Command::new(binary);
         command
             .args(["serve", "--address", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(flags)
             .env("QUARRY_ACCESS_KEY", ACCESS_KEY)
             .env("QUARRY_SECRET_KEY", SECRET_KEY);
         Process::start(command, &log)
@@ -48,7 +67,7 @@ impl Process {
                 let _ = child.kill();
                 return Err(format!("{command:?} exited before listening; see {}", log.display()));
             };
-            if let Some(address) = line.split("listening on http://").nth(1) {
+            if let Some(address) = line.split("listening on http://").nth(1).or(line.split("listening on https://").nth(1)) {
                 break address.trim().parse::<SocketAddr>().map_err(|e| format!("{line}: {e}"))?;
             }
         };
