@@ -22,8 +22,8 @@ impl Process {
     /// Quarry serving HTTPS with a fresh self-signed certificate for 127.0.0.1; returns
     /// the process and the certificate (PEM), for the client to trust.
     pub fn quarry_tls(binary: &Path, data_dir: &Path) -> Result<(Process, String), String> {
-        let generated =
-            rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).map_err(|e| format!("certificate: {e}"))?;
+        let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+            .map_err(|e| format!("certificate: {e}"))?;
         let cert_pem = generated.cert.pem();
         let (cert, key) = (data_dir.with_extension("cert.pem"), data_dir.with_extension("key.pem"));
         std::fs::write(&cert, &cert_pem).map_err(|e| format!("{}: {e}", cert.display()))?;
@@ -67,7 +67,9 @@ impl Process {
                 let _ = child.kill();
                 return Err(format!("{command:?} exited before listening; see {}", log.display()));
             };
-            if let Some(address) = line.split("listening on http://").nth(1).or(line.split("listening on https://").nth(1)) {
+            if let Some(address) =
+                line.split("listening on http://").nth(1).or(line.split("listening on https://").nth(1))
+            {
                 break address.trim().parse::<SocketAddr>().map_err(|e| format!("{line}: {e}"))?;
             }
         };

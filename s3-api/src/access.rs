@@ -378,10 +378,10 @@ fn request_context(
 ) -> HashMap<String, Vec<String>> {
     let mut context: HashMap<String, Vec<String>> = HashMap::new();
     let mut put = |key: &str, value: String| context.entry(key.to_owned()).or_default().push(value);
-    if let Some(peer) = origin.and_then(|o| o.peer) {
-        put("aws:sourceip", peer.ip().to_string());
+    if let Some(ip) = origin.and_then(|o| o.source_ip) {
+        put("aws:sourceip", ip.to_string());
     }
-    // Only Quarry's own TLS counts: a proxy's TLS in front is not seen here.
+    // Quarry's own TLS, or a trusted proxy's (`--trusted-proxy`, X-Forwarded-Proto).
     let secure = origin.is_some_and(|o| o.secure_transport);
     put("aws:securetransport", secure.to_string());
     let now = time::OffsetDateTime::now_utc();

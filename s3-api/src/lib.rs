@@ -57,7 +57,9 @@ use storage_core::Engine;
 /// (x-amz-request-id).
 #[derive(Debug, Clone)]
 pub struct RequestContext {
-    pub peer: Option<std::net::SocketAddr>,
+    /// The client's address: the connection's peer, or the client a trusted proxy
+    /// relays for (the policy key `aws:SourceIp`).
+    pub source_ip: Option<std::net::IpAddr>,
     /// The request came over TLS (the policy key `aws:SecureTransport`).
     pub secure_transport: bool,
     pub request_id: String,
@@ -73,7 +75,7 @@ fn origin<T>(req: &S3Request<T>) -> storage_core::Origin {
     let context = req.extensions.get::<RequestContext>();
     storage_core::Origin {
         requester: req.credentials.as_ref().map(|c| c.access_key.clone()),
-        source_ip: context.and_then(|c| c.peer).map(|p| p.ip().to_string()),
+        source_ip: context.and_then(|c| c.source_ip).map(|ip| ip.to_string()),
         request_id: context.map(|c| c.request_id.clone()),
     }
 }

@@ -1,6 +1,6 @@
 //! One access-log line per S3 request: at info, or at error for a server fault (5xx).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 pub struct AccessLine {
@@ -12,6 +12,8 @@ pub struct AccessLine {
     pub access_key: Option<String>,
     pub request_id: String,
     pub peer: SocketAddr,
+    /// The client: `peer`'s address, or the one a trusted proxy relays for.
+    pub client_ip: IpAddr,
     pub started: Instant,
 }
 
@@ -33,6 +35,7 @@ impl AccessLine {
                     request_id = %self.request_id,
                     access_key,
                     peer = %self.peer,
+                    client_ip = %self.client_ip,
                     "request"
                 )
             };

@@ -88,6 +88,9 @@ pub struct FileConfig {
     /// Domains for virtual-hosted-style requests (`<bucket>.<domain>`).
     #[serde(default)]
     pub domains: Vec<String>,
+    /// Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
 }

@@ -43,6 +43,8 @@ pub struct RequestPolicy {
     pub allow_sigv2: bool,
     /// Accept SSE-C keys over plain HTTP (`--allow-sse-c-over-http`); off by default.
     pub allow_sse_c_over_http: bool,
+    /// Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (`--trusted-proxy`).
+    pub trusted_proxies: Arc<crate::forwarded::TrustedProxies>,
     /// The keys, to tell which form of a bucket's path a SigV2 signature covers.
     pub keys: Arc<s3_api::KeyStore>,
 }
@@ -292,10 +294,25 @@ async fn route(
     let from_browser = request.headers().contains_key(http::header::ORIGIN);
     let cors_rules =
         bucket.filter(|_| from_browser).and_then(|b| engine.bucket(&b).ok().flatten()).and_then(|entry| entry.cors);
-    let context = s3_api::RequestContext { peer: Some(peer), secure_transport, request_id: request_id.clone() };
+    let client = policy.trusted_proxies.client_of(peer.ip(), secure_transport, request.headers());
+    let context = s3_api::RequestContext {
+        source_ip: Some(client.ip),
+        secure_transport: client.secure_transport,
+        request_id: request_id.clone(),
+    };
     let response = s3_response(s3, context, policy, cors_rules, &stats, request).await;
     let status = response.status();
-    let line = access_log::AccessLine { method, path, host, status, access_key, request_id, peer, started };
+    let line = access_log::AccessLine {
+        method,
+        path,
+        host,
+        status,
+        access_key,
+        request_id,
+        peer,
+        client_ip: client.ip,
+        started,
+    };
     let finished = move |bytes_out: u64| {
         line.emit(stats.bytes_in.load(std::sync::atomic::Ordering::Relaxed), bytes_out);
         connection.request_finished();

@@ -10,6 +10,7 @@ mod config;
 mod connections;
 mod error_doc;
 mod form;
+mod forwarded;
 mod http;
 mod preflight;
 mod sql_cli;
@@ -154,6 +155,11 @@ struct ServeArgs {
     /// The PEM private key of --tls-cert
     #[arg(long, env = "QUARRY_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// A proxy (address or network) whose X-Forwarded-For and X-Forwarded-Proto are
+    /// believed: the client's address and whether it used TLS; repeatable, comma-separated
+    /// in the environment [default: none]
+    #[arg(long = "trusted-proxy", env = "QUARRY_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<String>,
     /// Log lines as text or JSON objects [default: text]
     #[arg(long, env = "QUARRY_LOG_FORMAT", value_enum)]
     log_format: Option<config::LogFormat>,
@@ -372,7 +378,12 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     engine.set_data_key_opener(Arc::new(s3_api::ServerDataKeys(server_key.clone())));
     let keys = Arc::new(s3_api::KeyStore::with_run_time_users(keys, server_key, &engine)?);
     let allow_sse_c_over_http = args.allow_sse_c_over_http || file.allow_sse_c_over_http.unwrap_or(false);
-    let policy = http::RequestPolicy { allow_sigv2, allow_sse_c_over_http, keys: keys.clone() };
+    let trusted_proxies = if args.trusted_proxies.is_empty() { file.trusted_proxies } else { args.trusted_proxies };
+    if !trusted_proxies.is_empty() {
+        tracing::info!(?trusted_proxies, "X-Forwarded-For and X-Forwarded-Proto are believed from these proxies");
+    }
+    let trusted_proxies = Arc::new(forwarded::TrustedProxies::parse(&trusted_proxies)?);
+    let policy = http::RequestPolicy { allow_sigv2, allow_sse_c_over_http, trusted_proxies, keys: keys.clone() };
     let tls = match (args.tls_cert.or(file.tls_cert), args.tls_key.or(file.tls_key)) {
         (Some(cert_path), Some(key_path)) => Some(tls::CertificateSource::load(tls::TlsFiles { cert_path, key_path })?),
         (None, None) => None,

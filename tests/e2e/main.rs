@@ -26,6 +26,7 @@ mod crash_cycles;
 mod disk_full;
 mod encryption;
 mod erasure;
+mod forwarded;
 mod integrity;
 mod lifecycle;
 mod limits;
