@@ -20,14 +20,17 @@ pub async fn select_object_content(
         .object(&input.bucket, &input.key)
         .map_err(engine_error)?
         .ok_or_else(|| s3_error!(NoSuchKey, "The specified key does not exist."))?;
-    // SSE-S3/KMS objects read as plaintext; an SSE-C object needs its key, which the
-    // SQL engine's readers cannot take yet.
+    // SSE-S3/KMS objects read as plaintext through the engine; an SSE-C object with the
+    // data keys its request's key opens (the key is checked here: wrong or missing, no read).
     let customer_key = crate::sse::customer_key_of!(input)?;
-    crate::sse::data_keys(s3.keys.server_key(), entry.meta.encryption.as_ref(), customer_key)?;
-    if entry.meta.encryption.as_ref().is_some_and(|e| e.scheme == storage_core::SseScheme::Customer) {
-        return Err(s3_error!(NotImplemented, "S3 Select over objects encrypted with SSE-C is not supported"));
+    let keys = crate::sse::data_keys(s3.keys.server_key(), entry.meta.encryption.as_ref(), customer_key)?;
+    let customer_encrypted =
+        entry.meta.encryption.as_ref().is_some_and(|e| e.scheme == storage_core::SseScheme::Customer);
+    let mut request = select_request(input.request)?;
+    if customer_encrypted {
+        let keys = keys.expect("data_keys opens the keys of an SSE-C object or fails");
+        request.object_keys = Some(quarry_sql::store::ObjectKeys { lsn: entry.lsn, keys });
     }
-    let request = select_request(input.request)?;
     let permit = s3.query_gate.admit().await?;
     let events = quarry_sql::select(&s3.engine, &input.bucket, &input.key, &entry, request, &s3.config.query_limits)
         .await
@@ -170,6 +173,7 @@ fn select_request(request: SelectObjectContentRequest) -> S3Result<SelectRequest
         output,
         scan_range,
         progress: request.request_progress.as_ref().and_then(|p| p.enabled).unwrap_or(false),
+        object_keys: None,
     })
 }
 

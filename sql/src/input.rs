@@ -26,9 +26,10 @@ impl ChunkReader {
         entry: &ObjectEntry,
         range: std::ops::Range<u64>,
         scanned_bytes: Arc<AtomicU64>,
+        keys: Option<&crate::store::ObjectKeys>,
     ) -> ChunkReader {
         let (sender, chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
-        let mut reader = engine.read(entry, range);
+        let mut reader = crate::store::read_object(engine, entry, range, keys);
         tokio::spawn(async move {
             while let Some(chunk) = reader.next_chunk().await {
                 let failed = chunk.is_err();

@@ -50,11 +50,11 @@ pub async fn run_query(
         QueryError::new(QueryErrorKind::Internal, format!("bringing the catalog up to date failed: {e}"))
     })?;
 
-    let ctx = new_context(engine, scope.clone(), limits, None, false).map_err(internal)?;
+    let ctx = new_context(engine, scope.clone(), limits, None, false, None).map_err(internal)?;
     // Held until the result is sent: catalog compaction keeps these files until then.
     let mut catalog_snapshot = None;
     if let Some(catalog) = engine.catalog() {
-        let full = new_context(engine, BucketScope::All, limits, None, false).map_err(internal)?;
+        let full = new_context(engine, BucketScope::All, limits, None, false, None).map_err(internal)?;
         catalog_snapshot = Some(register_scoped_catalog(&ctx, &full, catalog, &scope).await.map_err(query_error)?);
     }
     // Planning reads the sources' footers and the first batch reads their data: a reader

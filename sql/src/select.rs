@@ -93,6 +93,9 @@ pub struct SelectRequest {
     pub output: OutputFormat,
     pub scan_range: Option<ScanRange>,
     pub progress: bool,
+    /// The object's data keys when the engine cannot open them (SSE-C, from the
+    /// request's key).
+    pub object_keys: Option<crate::store::ObjectKeys>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -155,6 +158,7 @@ pub async fn select(
         return Err(SelectError::new("InvalidDataSource", "a path after S3Object[*] is for JSON objects only"));
     }
     let scan = scan_bounds(&request, entry.meta.size_bytes)?;
+    let object_keys = request.object_keys.clone().map(Arc::new);
     let counters = Arc::new(Counters { parquet: matches!(request.input, InputFormat::Parquet), ..Counters::default() });
     let ctx = new_context(
         engine,
@@ -162,6 +166,7 @@ pub async fn select(
         limits,
         Some(counters.scanned.clone()),
         true,
+        object_keys.clone(),
     )
     .map_err(internal)?;
 
@@ -361,12 +366,13 @@ async fn open_text(
         _ => b'\n',
     };
     let read_from = if scan.partial { ScanRangeReader::<ChunkReader>::read_from(scan.start) } else { scan.start };
-    let raw = ChunkReader::spawn(engine, entry, read_from..entry.meta.size_bytes, counters.scanned.clone());
+    let keys = request.object_keys.as_ref();
+    let raw = ChunkReader::spawn(engine, entry, read_from..entry.meta.size_bytes, counters.scanned.clone(), keys);
     // A header lives at the start of the object, outside a scan range that starts later.
     let header = match &request.input {
         InputFormat::Csv(csv) if scan.partial && scan.start > 0 && csv.header != HeaderInfo::None => {
             let head_end = entry.meta.size_bytes.min(decode::MAX_RECORD_BYTES as u64);
-            Some(ChunkReader::spawn(engine, entry, 0..head_end, Arc::new(AtomicU64::new(0))))
+            Some(ChunkReader::spawn(engine, entry, 0..head_end, Arc::new(AtomicU64::new(0)), keys))
         }
         _ => None,
     };

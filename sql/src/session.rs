@@ -145,9 +145,10 @@ pub fn new_context(
     limits: &QueryLimits,
     scanned_bytes: Option<Arc<AtomicU64>>,
     in_object_order: bool,
+    object_keys: Option<Arc<crate::store::ObjectKeys>>,
 ) -> Result<SessionContext> {
     assert!(limits.memory_bytes > 0 && limits.timeout_ms > 0, "query limits are positive");
-    let stores = QuarryStores::new(engine.clone(), scope, scanned_bytes);
+    let stores = QuarryStores::new(engine.clone(), scope, scanned_bytes, object_keys);
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(QueryPool {
             budget: limits.budget.clone(),

@@ -33,11 +33,36 @@ const LIST_PAGE_KEYS: usize = 1000;
 /// 1.0-1.4 s against 0.95 s, each merged read pulling a whole row group serially.
 const COALESCE_GAP_BYTES: u64 = 0;
 
+/// The data keys of one encrypted object that the engine cannot open by itself (SSE-C:
+/// they come from the request's customer key), tied to the version they open.
+#[derive(Debug, Clone)]
+pub struct ObjectKeys {
+    pub lsn: u64,
+    pub keys: Vec<storage_core::encryption::DataKey>,
+}
+
+/// `engine.read`, or `read_decrypted` with `keys` when they are this version's.
+pub fn read_object(
+    engine: &Engine,
+    entry: &ObjectEntry,
+    range: std::ops::Range<u64>,
+    keys: Option<&ObjectKeys>,
+) -> storage_core::ObjectReader {
+    match keys {
+        Some(keys) if keys.lsn == entry.lsn && entry.meta.encryption.is_some() => {
+            engine.read_decrypted(entry, range, keys.keys.clone())
+        }
+        _ => engine.read(entry, range),
+    }
+}
+
 /// One bucket's objects as an `ObjectStore` (read-only).
 #[derive(Clone)]
 pub struct BucketStore {
     engine: Engine,
     bucket: String,
+    /// The keys of an SSE-C object the query may read (S3 Select with the key).
+    object_keys: Option<Arc<ObjectKeys>>,
     /// Counts the object bytes read, when someone asks (S3 Select's BytesScanned).
     read_bytes: Option<Arc<AtomicU64>>,
     /// Decides each object read (and, when `list_by_key`, each key listed) for a
@@ -48,7 +73,13 @@ pub struct BucketStore {
 
 impl BucketStore {
     pub fn new(engine: Engine, bucket: impl Into<String>, read_bytes: Option<Arc<AtomicU64>>) -> BucketStore {
-        BucketStore { engine, bucket: bucket.into(), read_bytes, access: None, list_by_key: false }
+        BucketStore { engine, bucket: bucket.into(), object_keys: None, read_bytes, access: None, list_by_key: false }
+    }
+
+    /// The store that also reads one SSE-C object, with its keys.
+    pub fn with_object_keys(mut self, keys: Option<Arc<ObjectKeys>>) -> BucketStore {
+        self.object_keys = keys;
+        self
     }
 
     /// The store as a caller who is not an admin sees it.
@@ -89,7 +120,7 @@ impl BucketStore {
     /// Bytes `range` of the object (clamped to its end), every record verified.
     async fn read_range(&self, entry: &ObjectEntry, range: std::ops::Range<u64>) -> object_store::Result<Bytes> {
         let end = range.end.min(entry.meta.size_bytes);
-        let mut reader = self.engine.read(entry, range.start..end);
+        let mut reader = read_object(&self.engine, entry, range.start..end, self.object_keys.as_deref());
         let mut bytes = Vec::with_capacity((end - range.start) as usize);
         while let Some(chunk) = reader.next_chunk().await {
             bytes.extend_from_slice(&chunk.map_err(generic)?);
@@ -208,7 +239,7 @@ impl ObjectStore for BucketStore {
         let payload = if options.head {
             futures::stream::empty().boxed()
         } else {
-            let reader = self.engine.read(&entry, range.clone());
+            let reader = read_object(&self.engine, &entry, range.clone(), self.object_keys.as_deref());
             let store = self.clone();
             futures::stream::unfold(reader, |mut reader| async move {
                 let chunk = reader.next_chunk().await?;
@@ -279,11 +310,18 @@ pub struct QuarryStores {
     scope: BucketScope,
     local: Arc<dyn ObjectStore>,
     read_bytes: Option<Arc<AtomicU64>>,
+    object_keys: Option<Arc<ObjectKeys>>,
 }
 
 impl QuarryStores {
-    pub fn new(engine: Engine, scope: BucketScope, read_bytes: Option<Arc<AtomicU64>>) -> QuarryStores {
-        QuarryStores { engine, scope, local: Arc::new(object_store::local::LocalFileSystem::new()), read_bytes }
+    pub fn new(
+        engine: Engine,
+        scope: BucketScope,
+        read_bytes: Option<Arc<AtomicU64>>,
+        object_keys: Option<Arc<ObjectKeys>>,
+    ) -> QuarryStores {
+        let local = Arc::new(object_store::local::LocalFileSystem::new());
+        QuarryStores { engine, scope, local, read_bytes, object_keys }
     }
 }
 
@@ -303,7 +341,8 @@ impl ObjectStoreRegistry for QuarryStores {
             ("file", _) => Ok(self.local.clone()),
             ("s3", Some(bucket)) if self.scope.allows(bucket) => match self.engine.bucket(bucket) {
                 Ok(Some(_)) => {
-                    let store = BucketStore::new(self.engine.clone(), bucket, self.read_bytes.clone());
+                    let store = BucketStore::new(self.engine.clone(), bucket, self.read_bytes.clone())
+                        .with_object_keys(self.object_keys.clone());
                     Ok(Arc::new(match self.scope.key_access(bucket) {
                         Some((access, by_key)) => store.checked(access, by_key),
                         None => store,

@@ -1047,7 +1047,7 @@ async fn select_planning_is_bounded_by_the_deadline_and_leaves_the_runtime_free(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn select_reads_server_encrypted_objects_and_refuses_sse_c_ones() {
+async fn select_reads_encrypted_objects_and_sse_c_ones_only_with_their_key() {
     // SSE-C keys travel over TLS only.
     let server = Server::start_with(ServerOptions { tls: true, ..Default::default() });
     let client = server.client();
@@ -1089,7 +1089,36 @@ async fn select_reads_server_encrypted_objects_and_refuses_sse_c_ones() {
     };
     let without_key = select().send().await;
     expect_s3_error(without_key, 400, &["InvalidRequest"], "S3 Select of an SSE-C object without its key");
-    let with_key =
-        select().sse_customer_algorithm("AES256").sse_customer_key(&key).sse_customer_key_md5(&md5).send().await;
-    expect_s3_error(with_key, 501, &["NotImplemented"], "S3 Select of an SSE-C object with its key");
+    let (other_key, other_md5) = customer_key_b64(10);
+    let wrong_key = select()
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&other_key)
+        .sse_customer_key_md5(&other_md5)
+        .send()
+        .await;
+    expect_s3_error(wrong_key, 403, &["AccessDenied"], "S3 Select of an SSE-C object with another key");
+
+    // With its key, the records of the plaintext: CSV, and Parquet (ranged reads of pages).
+    let with_key = |builder: SelectObjectContentFluentBuilder| {
+        builder.sse_customer_algorithm("AES256").sse_customer_key(&key).sse_customer_key_md5(&md5)
+    };
+    let got = try_select(with_key(select())).await.expect("S3 Select of an SSE-C CSV with its key");
+    assert_eq!(got.records, "Alice\nCarol\n", "S3 Select over an SSE-C CSV with its key");
+    client
+        .put_object()
+        .bucket("sel")
+        .key("sse-c.parquet")
+        .body(aws_sdk_s3::primitives::ByteStream::from(people_parquet()))
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key)
+        .sse_customer_key_md5(&md5)
+        .send()
+        .await
+        .ok_or_panic("PUT an SSE-C Parquet object");
+    let sql = "SELECT s.Name, s.City FROM S3Object s WHERE s.Age > 26";
+    let parquet = request(&client, "sel", "sse-c.parquet", sql, parquet_in(), csv_out());
+    let got = try_select(with_key(parquet)).await.expect("S3 Select of an SSE-C Parquet object with its key");
+    assert_eq!(got.records, "Alice,Paris\nCarol,Berlin\n", "S3 Select over an SSE-C Parquet object with its key");
+    let no_key = try_select(request(&client, "sel", "sse-c.parquet", sql, parquet_in(), csv_out())).await;
+    assert!(no_key.is_err(), "S3 Select of an SSE-C Parquet object without its key must fail");
 }
