@@ -717,6 +717,19 @@ check_tls_cli_round_trip_sse_c() {
     must aws_tls s3 rb --force "s3://$TLS_BUCKET" >/dev/null
 }
 
+check_tls_http2_presigned_get() {
+    # ALPN: curl negotiates HTTP/2; a presigned URL is served over it.
+    echo "over h2" >"$WORK/tls-h2.txt"
+    must aws_tls s3 mb "s3://$TLS_BUCKET-h2" >/dev/null
+    must aws_tls s3 cp --no-progress "$WORK/tls-h2.txt" "s3://$TLS_BUCKET-h2/h2.txt" >/dev/null
+    local url got
+    url=$(must aws_tls s3 presign "s3://$TLS_BUCKET-h2/h2.txt" --expires-in 300)
+    got=$(curl -s --cacert "$TLS_CA" --http2 -o "$WORK/tls-h2.out" -w '%{http_version} %{http_code}' "$url" || true)
+    expect_eq "HTTP version and status of a presigned GET with curl --http2" "2 200" "$got"
+    expect_same_file "the object fetched over HTTP/2" "$WORK/tls-h2.txt" "$WORK/tls-h2.out"
+    must aws_tls s3 rb --force "s3://$TLS_BUCKET-h2" >/dev/null
+}
+
 check_tls_refuses_untrusted_and_plain_clients() {
     # Without the CA the aws cli refuses the self-signed certificate; plain HTTP gets no answer.
     local no_ca=("$AWS_BIN" --endpoint-url "$TLS_ENDPOINT")
@@ -1116,6 +1129,7 @@ EOF
     start_tls_server
     local t_before_passed=$PASSED t_before_failed=$FAILED
     run_check "aws s3 cp --sse-c (multipart) over TLS" check_tls_cli_round_trip_sse_c
+    run_check "TLS: presigned GET with curl --http2" check_tls_http2_presigned_get
     run_check "TLS: untrusted cert and plain HTTP refused" check_tls_refuses_untrusted_and_plain_clients
     ENDPOINT=$TLS_ENDPOINT AWS_CA_BUNDLE=$TLS_CA run_python_suite boto3-tls boto3_suite.py -k customer_key
     local t_passed=$((PASSED - t_before_passed)) t_failed=$((FAILED - t_before_failed))
