@@ -151,12 +151,18 @@ pub async fn serve(
                         None => front.run(stream, admitted, false).await,
                         Some(acceptor) => {
                             // The handshake is bounded like a request's headers: a client
-                            // that opens a socket and stalls holds it no longer.
+                            // that opens a socket and stalls holds it no longer; and a
+                            // connection shed at the cap meanwhile closes at once.
                             let handshake_timeout = Duration::from_millis(limits.header_read_timeout_ms.max(1));
-                            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                                Ok(Ok(stream)) => front.run(stream, admitted, true).await,
-                                Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
-                                Err(_) => tracing::debug!(%peer, "TLS handshake not done within {handshake_timeout:?}"),
+                            let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(stream));
+                            let shed = admitted.connection.close.notified();
+                            tokio::select! {
+                                done = handshake => match done {
+                                    Ok(Ok(stream)) => front.run(stream, admitted, true).await,
+                                    Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                                    Err(_) => tracing::debug!(%peer, "TLS handshake not done within {handshake_timeout:?}"),
+                                },
+                                () = shed => tracing::debug!(%peer, "shed at the connection cap during its TLS handshake"),
                             }
                         }
                     }

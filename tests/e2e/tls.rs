@@ -90,6 +90,42 @@ async fn over_plain_http_the_https_only_policy_denies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_handshakes_at_the_connection_cap_make_room_at_once() {
+    const MAX_CONNECTIONS: usize = 4;
+    let server = Server::start_with(ServerOptions {
+        tls: true,
+        extra_args: vec!["--max-connections".into(), MAX_CONNECTIONS.to_string()],
+        ..Default::default()
+    });
+    let s3 = server.client();
+    create_bucket(&s3, "crowded").await;
+    drop(s3); // its pooled connection would count against the cap
+    // Sockets that never start their handshake fill the cap (20 s header-read timeout).
+    let mut stalled = Vec::new();
+    for _ in 0..MAX_CONNECTIONS {
+        let socket = std::net::TcpStream::connect(server.addr()).unwrap();
+        socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        stalled.push(socket);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    server.client().head_bucket().bucket("crowded").send().await.ok_or_panic("HEAD with the cap full of handshakes");
+    // The stalled connection shed for it was closed then, not at its handshake timeout
+    // (20 s): a read sees the close at once (the others time out after 2 s).
+    let mut closed = None;
+    for (i, socket) in stalled.iter_mut().enumerate() {
+        let mut buf = [0u8; 1];
+        let read = socket.read(&mut buf);
+        if matches!(read, Ok(0)) || matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset) {
+            closed = Some((i, started.elapsed()));
+            break;
+        }
+    }
+    let (i, after) = closed.expect("a stalled handshake is closed to make room for the new connection");
+    assert!(after < Duration::from_secs(10), "stalled connection {i} closed only after {after:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_certificate_is_reloaded_on_sighup_and_stalled_handshakes_are_closed() {
     let dir = scratch_dir();
     let first = TestCertificate::write(dir.path());
