@@ -19,6 +19,13 @@ use storage_core::{Engine, EngineStats};
 /// The background compactor merges the catalog when it has more files than this.
 const CATALOG_FILES_BEFORE_COMPACTION: usize = 32;
 
+/// Requests one HTTP/2 connection may have in flight (RFC 9113 asks for at least 100).
+const HTTP2_MAX_CONCURRENT_STREAMS: u32 = 100;
+/// Header block one HTTP/2 request may send (hyper's default, stated).
+const HTTP2_MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
+/// Streams a client may open and reset before they are accepted (the "rapid reset" flood).
+const HTTP2_MAX_PENDING_RESET_STREAMS: usize = 20;
+
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE_MS: u64 = 30_000;
 
@@ -110,7 +117,14 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms.max(1)));
-    builder.http2().timer(TokioTimer::new());
+    // HTTP/2 (ALPN over TLS, or prior knowledge) multiplexes requests on one connection:
+    // bounded per connection, as the connection cap bounds connections.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(HTTP2_MAX_CONCURRENT_STREAMS)
+        .max_header_list_size(HTTP2_MAX_HEADER_LIST_BYTES)
+        .max_pending_accept_reset_streams(HTTP2_MAX_PENDING_RESET_STREAMS);
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
