@@ -45,7 +45,37 @@ struct Ask<'a> {
     bucket: &'a str,
     key: Option<&'a str>,
     version_id: Option<&'a str>,
-    context: HashMap<String, Vec<String>>,
+    context: Context<'a>,
+}
+
+/// The condition keys of a request: built the first time a policy needs them. Most
+/// requests meet no policy (an admin's, or any in a bucket without one), and building
+/// them formats the time and copies the `x-amz-*` headers.
+enum Context<'a> {
+    Built(HashMap<String, Vec<String>>),
+    Deferred { headers: &'a http::HeaderMap, uri: &'a http::Uri, origin: Option<&'a crate::RequestContext> },
+}
+
+impl Ask<'_> {
+    /// The condition keys, built now if they were not yet.
+    fn context(&mut self) -> &mut HashMap<String, Vec<String>> {
+        if let Context::Deferred { headers, uri, origin } = &self.context {
+            let built = request_context(headers, uri, self.caller, *origin);
+            self.context = Context::Built(built);
+        }
+        match &mut self.context {
+            Context::Built(keys) => keys,
+            Context::Deferred { .. } => unreachable!("built above"),
+        }
+    }
+
+    /// The condition keys once `context` has built them.
+    fn built_context(&self) -> &HashMap<String, Vec<String>> {
+        match &self.context {
+            Context::Built(keys) => keys,
+            Context::Deferred { .. } => panic!("the condition keys are read before they were built"),
+        }
+    }
 }
 
 impl Access {
@@ -105,6 +135,7 @@ impl Access {
         let decision = match self.policy(ask.bucket, bucket)? {
             None => Decision::NotApplicable,
             Some(policy) => {
+                ask.context();
                 self.add_existing_object_tags(&mut ask)?;
                 let caller = ask.caller.map_or(Caller::Anonymous, User::as_policy_caller);
                 let resource = match ask.key {
@@ -112,7 +143,7 @@ impl Access {
                     None => format!("arn:aws:s3:::{}", ask.bucket),
                 };
                 let request =
-                    Request { caller: &caller, action: &ask.action, resource: &resource, context: &ask.context };
+                    Request { caller: &caller, action: &ask.action, resource: &resource, context: ask.built_context() };
                 match policy.evaluate(&request) {
                     // RestrictPublicBuckets: a public policy lets in no one but the owner.
                     Decision::Allow if restricted && policy.is_public() => Decision::NotApplicable,
@@ -148,7 +179,7 @@ impl Access {
             Decision::Allow => Ok(()),
             Decision::NotApplicable if owns || granted => Ok(()),
             Decision::NotApplicable if self.acl_allows(&ask, bucket)? => Ok(()),
-            Decision::NotApplicable if self.missing_but_listable(&ask, bucket)? => Ok(()),
+            Decision::NotApplicable if self.missing_but_listable(&mut ask, bucket)? => Ok(()),
             Decision::NotApplicable => Err(denied()),
         }
     }
@@ -178,13 +209,14 @@ impl Access {
 
     /// A GET or HEAD of a key that does not exist is 404 for a caller who may list it
     /// (s3:ListBucket, with the key as `s3:prefix`), 403 for anyone else, as on S3.
-    fn missing_but_listable(&self, ask: &Ask<'_>, bucket: &BucketEntry) -> S3Result<bool> {
+    fn missing_but_listable(&self, ask: &mut Ask<'_>, bucket: &BucketEntry) -> S3Result<bool> {
         if !matches!(ask.operation, "GetObject" | "HeadObject") || self.asked_object(ask)?.is_some() {
             return Ok(false);
         }
         let Some(key) = ask.key else { return Ok(false) };
-        let mut context = ask.context.clone();
-        context.insert("s3:prefix".into(), vec![key.to_owned()]);
+        let key = key.to_owned();
+        let mut context = ask.context().clone();
+        context.insert("s3:prefix".into(), vec![key]);
         let list = Ask {
             caller: ask.caller,
             operation: "ListObjectsV2",
@@ -192,7 +224,7 @@ impl Access {
             bucket: ask.bucket,
             key: None,
             version_id: None,
-            context,
+            context: Context::Built(context),
         };
         Ok(self.decide_in(list, bucket).is_ok())
     }
@@ -248,7 +280,7 @@ impl Access {
         // A delete marker has no tags: only an object (version) adds any.
         if let Some(object) = self.asked_object(ask)? {
             for (k, v) in &object.meta.tags {
-                ask.context.insert(format!("s3:existingobjecttag/{}", k.to_ascii_lowercase()), vec![v.clone()]);
+                ask.context().insert(format!("s3:existingobjecttag/{}", k.to_ascii_lowercase()), vec![v.clone()]);
             }
         }
         Ok(())
@@ -309,7 +341,7 @@ impl CallerAccess {
             bucket,
             key,
             version_id: None,
-            context,
+            context: Context::Built(context),
         };
         self.access.decide_in(ask, &entry).is_ok()
     }
@@ -476,7 +508,7 @@ impl S3Access for Access {
                     bucket: &bucket,
                     key: key.as_deref(),
                     version_id: version_id.as_deref(),
-                    context: request_context(cx.headers(), cx.uri(), caller, origin.as_ref()),
+                    context: Context::Deferred { headers: cx.headers(), uri: cx.uri(), origin: origin.as_ref() },
                 };
                 self.decide(ask)
             }
@@ -509,7 +541,7 @@ impl S3Access for Access {
             bucket: &req.input.bucket,
             key: Some(&req.input.key),
             version_id: version_id.as_deref(),
-            context,
+            context: Context::Built(context),
         })
     }
 
@@ -534,7 +566,7 @@ impl S3Access for Access {
             bucket: &req.input.bucket,
             key: Some(&req.input.key),
             version_id: None,
-            context,
+            context: Context::Built(context),
         })
     }
 
@@ -552,7 +584,7 @@ impl S3Access for Access {
                 bucket: &req.input.bucket,
                 key: Some(&object.key),
                 version_id,
-                context: context.clone(),
+                context: Context::Built(context.clone()),
             })?;
         }
         Ok(())
@@ -590,7 +622,7 @@ impl Access {
             bucket,
             key: Some(key),
             version_id: version_id.as_deref(),
-            context: HashMap::new(),
+            context: Context::Built(HashMap::new()),
         })
     }
 }
