@@ -118,6 +118,9 @@ async fn a_segment_compaction_pass_holds_the_segments_it_may_rewrite_not_the_log
     let mut config = EngineConfig::new(dir.path());
     config.disk_reserve_bytes = 0;
     config.segment_size_limit_bytes = SEGMENT_BYTES;
+    // The count is global: a catalog flush of the 60,000 changes running meanwhile (on a
+    // loaded machine the puts outlast its 1 s interval) counted against the plan.
+    config.catalog = None;
     let engine = Engine::open(config).unwrap();
     engine.create_bucket("b", 1).await.unwrap();
     put_many(&engine, "kept", LOG_OBJECTS).await;
@@ -125,8 +128,14 @@ async fn a_segment_compaction_pass_holds_the_segments_it_may_rewrite_not_the_log
     engine.delete_object("b", "kept/object-00000007").await.unwrap();
     let segments = engine.segment_usage().unwrap().len();
     assert!(segments >= 10, "the log should span many segments, found {segments}");
-    let (usage, taken) = peak_bytes_of(|| engine.segment_usage().unwrap());
-    assert_eq!(usage.len(), segments);
+    // The fewest bytes of three plans: the count is global, and the index's own
+    // background flushes may allocate during any one of them.
+    let mut taken = usize::MAX;
+    for _ in 0..3 {
+        let (usage, peak) = peak_bytes_of(|| engine.segment_usage().unwrap());
+        assert_eq!(usage.len(), segments);
+        taken = taken.min(peak);
+    }
     assert!(
         taken < PLAN_LIMIT_BYTES,
         "planning compaction over {LOG_OBJECTS} objects in {segments} segments took {taken} bytes at its peak; \
