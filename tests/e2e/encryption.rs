@@ -55,14 +55,7 @@ async fn sse_c_objects_are_served_only_with_their_key_and_survive_kill9() {
     let data = seeded_bytes(7, 1_500_000);
     let key_a = customer_key_b64(1);
     let key_b = customer_key_b64(2);
-    let put = s3
-        .put_object()
-        .bucket("vault")
-        .key("secret.bin")
-        .body(ByteStream::from(data.clone()))
-        .sse_customer_algorithm("AES256")
-        .sse_customer_key(&key_a.0)
-        .sse_customer_key_md5(&key_a.1)
+    let put = put_with_customer_key(&s3, "vault", "secret.bin", data.clone(), &key_a)
         .send()
         .await
         .ok_or_panic("PUT with SSE-C");
@@ -302,14 +295,7 @@ async fn the_sql_endpoint_reads_server_encrypted_objects_and_refuses_sse_c_ones(
         .send()
         .await
         .ok_or_panic("PUT an SSE-KMS CSV");
-    let (key, md5) = customer_key_b64(3);
-    s3.put_object()
-        .bucket("tables")
-        .key("sse-c.csv")
-        .body(ByteStream::from_static(csv))
-        .sse_customer_algorithm("AES256")
-        .sse_customer_key(&key)
-        .sse_customer_key_md5(&md5)
+    put_with_customer_key(&s3, "tables", "sse-c.csv", ByteStream::from_static(csv), &customer_key_b64(3))
         .send()
         .await
         .ok_or_panic("PUT an SSE-C CSV");
@@ -338,14 +324,7 @@ async fn sse_c_keys_over_plain_http_are_refused_unless_allowed() {
     let (key, md5) = (&customer.0, &customer.1);
     const NEEDS_TLS: &[&str] = &["InvalidRequest"];
     let put_secret = |s3: &aws_sdk_s3::Client| {
-        s3.put_object()
-            .bucket("plain")
-            .key("secret.txt")
-            .body(ByteStream::from_static(b"secret"))
-            .sse_customer_algorithm("AES256")
-            .sse_customer_key(key)
-            .sse_customer_key_md5(md5)
-            .send()
+        put_with_customer_key(s3, "plain", "secret.txt", b"secret".to_vec(), &customer).send()
     };
 
     expect_s3_error(put_secret(&s3).await, 400, NEEDS_TLS, "PutObject with an SSE-C key over plain HTTP");

@@ -2,8 +2,6 @@
 //! client (`aws:SourceIp`, the journal) and `X-Forwarded-Proto: https` counts as TLS
 //! (`aws:SecureTransport`, SSE-C); from any other peer both headers are ignored.
 
-use aws_sdk_s3::primitives::ByteStream;
-
 use crate::harness::*;
 
 const POLICY: &str = r#"{
@@ -81,16 +79,9 @@ async fn a_trusted_proxy_names_the_client_and_its_transport() {
     assert_eq!(get_secret(&alice, None).await, Some(403), "GET of a secret without X-Forwarded-Proto");
 
     // SSE-C keys are accepted when the proxy received https.
-    let (key, md5) = customer_key_b64(6);
+    let customer = customer_key_b64(6);
     let put_sse_c = |proto: Option<&'static str>| {
-        alice
-            .put_object()
-            .bucket("alice-proxied")
-            .key("sse-c.txt")
-            .body(ByteStream::from_static(b"sealed"))
-            .sse_customer_algorithm("AES256")
-            .sse_customer_key(&key)
-            .sse_customer_key_md5(&md5)
+        put_with_customer_key(&alice, "alice-proxied", "sse-c.txt", b"sealed".to_vec(), &customer)
             .customize()
             .mutate_request(move |request| {
                 request.headers_mut().insert("x-forwarded-for", "203.0.113.77");

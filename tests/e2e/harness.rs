@@ -576,6 +576,24 @@ pub fn customer_key_b64(seed: u8) -> (String, String) {
     (base64(&key), base64(&md5_bytes(&key)))
 }
 
+/// A PutObject of `body` sealed with an SSE-C key (a `customer_key_b64` pair), to send.
+pub fn put_with_customer_key(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    body: impl Into<ByteStream>,
+    customer: &(String, String),
+) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body.into())
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&customer.0)
+        .sse_customer_key_md5(&customer.1)
+}
+
 pub fn base64(data: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(data)

@@ -1065,15 +1065,9 @@ async fn select_reads_encrypted_objects_and_sse_c_ones_only_with_their_key() {
     let got = records(&client, "kms.csv", sql, csv_in(FileHeaderInfo::Use), csv_out()).await;
     assert_eq!(got, "Alice\nCarol\n", "S3 Select over an SSE-KMS object reads its plaintext");
 
-    let (key, md5) = customer_key_b64(9);
-    client
-        .put_object()
-        .bucket("sel")
-        .key("sse-c.csv")
-        .body(aws_sdk_s3::primitives::ByteStream::from_static(PEOPLE_CSV.as_bytes()))
-        .sse_customer_algorithm("AES256")
-        .sse_customer_key(&key)
-        .sse_customer_key_md5(&md5)
+    let customer = customer_key_b64(9);
+    let (key, md5) = (&customer.0, &customer.1);
+    put_with_customer_key(&client, "sel", "sse-c.csv", PEOPLE_CSV.as_bytes().to_vec(), &customer)
         .send()
         .await
         .ok_or_panic("PUT an SSE-C CSV");
@@ -1100,18 +1094,11 @@ async fn select_reads_encrypted_objects_and_sse_c_ones_only_with_their_key() {
 
     // With its key, the records of the plaintext: CSV, and Parquet (ranged reads of pages).
     let with_key = |builder: SelectObjectContentFluentBuilder| {
-        builder.sse_customer_algorithm("AES256").sse_customer_key(&key).sse_customer_key_md5(&md5)
+        builder.sse_customer_algorithm("AES256").sse_customer_key(key).sse_customer_key_md5(md5)
     };
     let got = try_select(with_key(select())).await.expect("S3 Select of an SSE-C CSV with its key");
     assert_eq!(got.records, "Alice\nCarol\n", "S3 Select over an SSE-C CSV with its key");
-    client
-        .put_object()
-        .bucket("sel")
-        .key("sse-c.parquet")
-        .body(aws_sdk_s3::primitives::ByteStream::from(people_parquet()))
-        .sse_customer_algorithm("AES256")
-        .sse_customer_key(&key)
-        .sse_customer_key_md5(&md5)
+    put_with_customer_key(&client, "sel", "sse-c.parquet", people_parquet(), &customer)
         .send()
         .await
         .ok_or_panic("PUT an SSE-C Parquet object");
