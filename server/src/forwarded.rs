@@ -138,6 +138,20 @@ mod tests {
     }
 
     #[test]
+    fn at_most_max_forwarded_hops_are_read() {
+        let proxies = TrustedProxies::parse(&["10.0.0.0/8".into()]).unwrap();
+        // The client, then more trusted hops than are read: the walk stops at the last one read.
+        let hops: Vec<String> =
+            (0..MAX_FORWARDED_HOPS + 8).map(|i| format!("10.0.{}.{}", i / 250, i % 250 + 1)).collect();
+        let value = format!("203.0.113.9, {}", hops.join(", "));
+        let got = proxies.client_of(ip("10.0.0.1"), false, &headers(&[("x-forwarded-for", &value)]));
+        assert_eq!(got.ip, parse_hop(&hops[hops.len() - MAX_FORWARDED_HOPS]).unwrap(), "the oldest hop read");
+        let within = format!("203.0.113.9, {}", hops[..MAX_FORWARDED_HOPS - 1].join(", "));
+        let got = proxies.client_of(ip("10.0.0.1"), false, &headers(&[("x-forwarded-for", &within)]));
+        assert_eq!(got.ip, ip("203.0.113.9"), "within the bound the client is reached");
+    }
+
+    #[test]
     fn bad_networks_are_refused() {
         assert!(TrustedProxies::parse(&["10.0.0.0/33".into()]).is_err());
         assert!(TrustedProxies::parse(&["proxy.example.com".into()]).is_err());

@@ -143,3 +143,24 @@ pub async fn reload_on_sighup(source: Option<Arc<CertificateSource>>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_files_are_bounded_and_checked() {
+        let dir = std::env::temp_dir().join(format!("quarry-tls-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let big = dir.join("big.pem");
+        std::fs::write(&big, vec![b'A'; (MAX_PEM_FILE_BYTES + 1) as usize]).unwrap();
+        let error = read_pem(&big, "certificate").unwrap_err();
+        assert!(error.contains("at most"), "an oversized PEM file is refused by its size: {error}");
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not PEM at all").unwrap();
+        let files = TlsFiles { cert_path: empty.clone(), key_path: empty };
+        let error = CertificateSource::load(files).unwrap_err();
+        assert!(error.contains("no CERTIFICATE block"), "a file without a certificate: {error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
